@@ -1,0 +1,178 @@
+"""Reading images, videos and audio into the project's in-memory conventions.
+
+- images: ``(H, W, 3)`` uint8 RGB (grayscale and RGBA inputs are converted);
+- video: ``(T, H, W, 3)`` uint8 RGB frames plus ``fps``, and the audio track if there is one;
+- audio: float32 mono samples in [-1, 1] plus ``sample_rate``.
+
+Decoding goes through PyAV (FFmpeg's libraries), so anything FFmpeg reads works. Writing is *not* here:
+every file the project writes goes through ``consent_and_watermark.writer``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from common.errors import UserError
+
+log = logging.getLogger("deepfake.media")
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
+
+
+@dataclass
+class Video:
+    """A decoded video: frames, frame rate and (optionally) its audio track."""
+
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    fps: float
+    audio: np.ndarray | None = None  # (N,) float32 mono
+    sample_rate: int | None = None
+
+
+@dataclass
+class VideoInfo:
+    """What a video holds, read from its header without decoding every frame."""
+
+    width: int
+    height: int
+    fps: float
+    frames: int  # as declared by the container; may be 0 when unknown
+    duration: float
+    has_audio: bool
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"no such file: {path}")
+    if path.is_dir():
+        raise UserError(f"expected a file but got a folder: {path}")
+    return path
+
+
+def is_image_path(path: str | Path) -> bool:
+    """True when the suffix names an image format (used by tools that take an image or a video)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Convert a grayscale ``(H, W)``/``(H, W, 1)`` or RGBA ``(H, W, 4)`` uint8 image to RGB ``(H, W, 3)``."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    if image.shape[2] == 4:
+        return np.ascontiguousarray(image[:, :, :3])
+    if image.shape[2] != 3:
+        raise UserError(f"unsupported image with {image.shape[2]} channels")
+    return image
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as ``(H, W, 3)`` uint8 RGB."""
+    path = _existing(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserError(f"cannot read image {path}: {err}") from err
+    return np.ascontiguousarray(rgb)
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, OSError) as err:
+        raise UserError(f"cannot read media file {path}: {err}") from err
+
+
+def video_info(path: str | Path) -> VideoInfo:
+    """Size, frame rate, frame count and whether there is audio, without decoding."""
+    path = _existing(path)
+    with _open(path) as container:
+        if not container.streams.video:
+            raise UserError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        duration = float(container.duration / av.time_base) if container.duration else 0.0
+        return VideoInfo(
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=float(rate),
+            frames=int(stream.frames or 0),
+            duration=duration,
+            has_audio=bool(container.streams.audio),
+        )
+
+
+def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the frames of a video one at a time as ``(H, W, 3)`` uint8 RGB (memory stays flat)."""
+    path = _existing(path)
+    with _open(path) as container:
+        if not container.streams.video:
+            raise UserError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+                count += 1
+                if max_frames is not None and count >= max_frames:
+                    return
+        except av.error.FFmpegError as err:
+            raise UserError(f"cannot decode video {path}: {err}") from err
+
+
+def read_video(path: str | Path, max_frames: int | None = None, with_audio: bool = True) -> Video:
+    """Decode a whole video: frames, fps and (if present) its audio track as float32 mono."""
+    path = _existing(path)
+    info = video_info(path)
+    frames = list(iter_video(path, max_frames=max_frames))
+    if not frames:
+        raise UserError(f"video has no frames: {path}")
+    audio, rate = (None, None)
+    if with_audio and info.has_audio:
+        audio, rate = read_audio(path)
+    return Video(frames=np.stack(frames), fps=info.fps, audio=audio, sample_rate=rate)
+
+
+def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of any file FFmpeg reads (wav, mp3, m4a, mp4...).
+
+    Returns float32 mono samples in [-1, 1] and the sample rate. Stereo is averaged to mono. When
+    ``sample_rate`` is given and differs from the file's, the audio is resampled and a log line says so.
+    """
+    path = _existing(path)
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise UserError(f"{path} has no audio stream")
+        stream = container.streams.audio[0]
+        source_rate = stream.codec_context.sample_rate
+        target_rate = sample_rate or source_rate
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=target_rate)
+        chunks = []
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as err:
+            raise UserError(f"cannot decode audio in {path}: {err}") from err
+    if not chunks:
+        raise UserError(f"audio stream of {path} holds no samples")
+    if target_rate != source_rate:
+        log.warning("resampled audio of %s from %d Hz to %d Hz", path.name, source_rate, target_rate)
+    samples = np.concatenate(chunks).astype(np.float32)
+    return np.clip(samples, -1.0, 1.0), int(target_rate)

@@ -1,0 +1,166 @@
+"""Low-level encoders: pixels and samples to bytes on disk. Only ``writer`` calls these.
+
+Every function writes to a temporary file beside the target and renames it into place, so a crash or a
+Ctrl-C never leaves a half-written file and never destroys an earlier good output.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import wave
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+AUDIO_CODEC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def encode_image(
+    path: str | Path, rgb: np.ndarray, text: Mapping[str, str] | None = None,
+    exif: bytes | None = None, xmp: str | None = None, quality: int = 95,
+) -> Path:
+    """Write an RGB uint8 image as PNG (lossless) or JPEG (4:2:0, ``quality``) by the suffix.
+
+    ``text`` becomes PNG iTXt chunks; ``xmp`` is embedded as XMP (PNG iTXt ``XML:com.adobe.xmp`` or the
+    JPEG APP1 XMP segment); ``exif`` is raw EXIF bytes (JPEG and PNG).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    image = Image.fromarray(np.ascontiguousarray(rgb), mode="RGB")
+    with atomic_path(path) as tmp:
+        if suffix == ".png":
+            info = PngInfo()
+            for key, value in (text or {}).items():
+                info.add_itxt(key, value)
+            if xmp:
+                info.add_itxt("XML:com.adobe.xmp", xmp)
+            image.save(tmp, format="PNG", pnginfo=info, exif=exif or b"")
+        elif suffix in (".jpg", ".jpeg"):
+            extra = {"xmp": xmp.encode("utf-8")} if xmp else {}
+            image.save(tmp, format="JPEG", quality=quality, subsampling="4:2:0", exif=exif or b"", **extra)
+        else:
+            raise ValueError(f"unsupported image format {suffix!r} (use .png or .jpg)")
+    return path
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """H.264 in 4:2:0 needs even sizes: repeat the last row/column when a side is odd."""
+    h, w = frame.shape[:2]
+    if h % 2 or w % 2:
+        frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return frame
+
+
+def encode_mp4(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+    tags: Mapping[str, str] | None = None,
+    crf: int = 18,
+) -> Path:
+    """Write RGB uint8 frames as H.264 (yuv420p) mp4, with an AAC track when ``audio`` is given."""
+    path = Path(path)
+    rate = Fraction(fps).limit_denominator(1001)
+    with atomic_path(path, suffix=".mp4") as tmp:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            for key, value in (tags or {}).items():
+                container.metadata[key] = value
+            video = None
+            audio_stream = None
+            if audio is not None:
+                if sample_rate not in AUDIO_CODEC_RATES:
+                    raise ValueError(f"sample rate {sample_rate} is not supported by AAC")
+                audio_stream = container.add_stream("aac", rate=sample_rate)
+                audio_stream.layout = "mono"
+                audio_stream.bit_rate = 128_000
+            count = 0
+            for frame in frames:
+                frame = _even(np.ascontiguousarray(frame, dtype=np.uint8))
+                if video is None:
+                    video = container.add_stream("libx264", rate=rate)
+                    video.height, video.width = frame.shape[:2]
+                    video.pix_fmt = "yuv420p"
+                    video.options = {"crf": str(crf), "preset": "veryfast"}
+                for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+                count += 1
+            if video is None:
+                raise ValueError("cannot write a video with no frames")
+            for packet in video.encode():
+                container.mux(packet)
+            if audio_stream is not None:
+                _encode_audio(container, audio_stream, audio, sample_rate)
+    return path
+
+
+def _encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> None:
+    samples = np.clip(np.asarray(audio, dtype=np.float32).reshape(1, -1), -1.0, 1.0)
+    chunk = 1024
+    for start in range(0, samples.shape[1], chunk):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + chunk]),
+                                           format="flt", layout="mono")
+        frame.sample_rate = sample_rate
+        frame.pts = start
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+
+
+def _info_chunk(info: Mapping[str, str]) -> bytes:
+    """A RIFF ``LIST/INFO`` chunk: 4-letter ids (e.g. ICMT, ISFT) with NUL-terminated text."""
+    body = b"INFO"
+    for key, value in info.items():
+        data = value.encode("utf-8") + b"\0"
+        if len(data) % 2:
+            data += b"\0"
+        body += key.encode("ascii")[:4].ljust(4) + struct.pack("<I", len(data)) + data
+    return b"LIST" + struct.pack("<I", len(body)) + body
+
+
+def encode_wav(
+    path: str | Path, samples: np.ndarray, sample_rate: int, info: Mapping[str, str] | None = None
+) -> Path:
+    """Write float mono samples as 16-bit PCM WAV, with an optional RIFF INFO chunk of text tags."""
+    path = Path(path)
+    pcm = (np.clip(np.asarray(samples, dtype=np.float64), -1.0, 1.0) * 32767.0).round().astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(int(sample_rate))
+        wav.writeframes(pcm.tobytes())
+    data = buffer.getvalue()
+    if info:
+        extra = _info_chunk(info)
+        data = data[:4] + struct.pack("<I", len(data) - 8 + len(extra)) + data[8:] + extra
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
