@@ -1,0 +1,302 @@
+"""The template generator on small temporary trees: output, freshness check, edit protection, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.make_templates import (
+    REPO_ROOT,
+    collect_todos,
+    generate,
+    is_edited,
+    plan_templates,
+    solution_files,
+)
+
+# A toy curriculum: two solution files of phase 1 and the template expected from the first.
+TOY_DIR = Path(__file__).parent / "toy_curriculum"
+TOY = (TOY_DIR / "solutions/phase1_face_swap/toy.py").read_text(encoding="utf-8")
+HELPER = (TOY_DIR / "solutions/phase1_face_swap/helper.py").read_text(encoding="utf-8")
+TOY_TEMPLATE_BODY = (TOY_DIR / "template_toy_body.txt").read_text(encoding="utf-8")
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode("utf-8"))
+    return root
+
+
+def run(root: Path, **kwargs) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = generate(root, out=out, err=err, **kwargs)
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return write_tree(
+        tmp_path,
+        {"solutions/phase1_face_swap/toy.py": TOY, "solutions/phase1_face_swap/helper.py": HELPER},
+    )
+
+
+def test_regions_become_stubs_and_the_rest_is_kept(tree: Path) -> None:
+    status, out, _ = run(tree)
+    assert status == 0
+    text = (tree / "phase1_face_swap/template_toy.py").read_text(encoding="utf-8")
+    header, body = text[: text.index('"""A toy')], text[text.index('"""A toy') :]
+    assert body == TOY_TEMPLATE_BODY
+    assert "solutions/phase1_face_swap/toy.py" in header
+    assert f"# body-sha256: {hashlib.sha256(body.encode()).hexdigest()}\n" in header
+    assert all(line.startswith("#") and len(line) <= 110 for line in header.splitlines())
+    compile(text, "template_toy.py", "exec")
+    assert "wrote phase1_face_swap/template_toy.py" in out
+    assert not is_edited(text)
+
+
+def test_plain_sibling_imports_and_their_uses_are_rewritten(tmp_path: Path) -> None:
+    user = (
+        "import solutions.phase1_face_swap.helper\n"
+        "import solutions.phase1_face_swap.helper as h\n\n\n"
+        "def quadruple(x: float) -> float:\n"
+        "    return solutions.phase1_face_swap.helper.double(h.double(x))\n"
+    )
+    write_tree(
+        tmp_path, {"solutions/phase1_face_swap/helper.py": HELPER, "solutions/phase1_face_swap/user.py": user}
+    )
+    assert run(tmp_path)[0] == 0
+    text = (tmp_path / "phase1_face_swap/template_user.py").read_text()
+    assert text.endswith(
+        "import phase1_face_swap.template_helper\n"
+        "import phase1_face_swap.template_helper as h\n\n\n"
+        "def quadruple(x: float) -> float:\n"
+        "    return phase1_face_swap.template_helper.double(h.double(x))\n"
+    )
+
+
+def test_package_inits_are_created(tree: Path) -> None:
+    run(tree)
+    for rel in (
+        "solutions/__init__.py",
+        "solutions/phase1_face_swap/__init__.py",
+        "phase1_face_swap/__init__.py",
+    ):
+        assert (tree / rel).read_text() == ""
+    assert not (tree / "phase2_face_reenactment").exists()
+
+
+def test_crlf_line_endings_are_kept(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"solutions/phase1_face_swap/helper.py": HELPER.replace("\n", "\r\n")})
+    assert run(tmp_path)[0] == 0
+    body = (tmp_path / "phase1_face_swap/template_helper.py").read_bytes().split(b"sha256: ")[1]
+    assert body.split(b"\n", 1)[1] == (
+        b'def double(x: float) -> float:\r\n    """Twice x."""\r\n    # TODO p1.helper.double: Double it.\r\n'
+        b'    raise NotImplementedError("TODO p1.helper.double")\r\n'
+    )
+
+
+def test_second_run_changes_nothing(tree: Path) -> None:
+    run(tree)
+    before = (tree / "phase1_face_swap/template_toy.py").stat().st_mtime_ns
+    status, out, _ = run(tree)
+    assert status == 0 and "0 written, 2 unchanged" in out
+    assert (tree / "phase1_face_swap/template_toy.py").stat().st_mtime_ns == before
+
+
+def test_check_passes_when_fresh_and_fails_after_a_solution_edit(tree: Path) -> None:
+    assert run(tree)[0] == 0
+    status, out, _ = run(tree, check=True)
+    assert status == 0 and "up to date" in out
+    template = tree / "phase1_face_swap/template_toy.py"
+    before = template.read_text()
+    solution = tree / "solutions/phase1_face_swap/toy.py"
+    solution.write_text(TOY.replace("Twice every value", "Double every value"))
+    status, out, err = run(tree, check=True)
+    assert status == 1
+    assert "--- a/phase1_face_swap/template_toy.py" in out and "+++ b/phase1_face_swap/template_toy.py" in out
+    assert '-    """Twice every value; an empty list for None."""' in out
+    assert '+    """Double every value; an empty list for None."""' in out
+    assert "make templates" in err
+    assert template.read_text() == before  # --check writes nothing
+
+
+def test_check_reports_missing_templates_and_orphans(tree: Path) -> None:
+    status, out, _ = run(tree, check=True)
+    assert status == 1 and "+++ b/phase1_face_swap/template_toy.py" in out and "missing" in out
+    run(tree)
+    (tree / "solutions/phase1_face_swap/helper.py").unlink()
+    (tree / "solutions/phase1_face_swap/toy.py").write_text(
+        TOY.replace("solutions.phase1_face_swap.helper", "math")
+    )
+    run(tree)
+    status, out, _ = run(tree, check=True)
+    assert status == 1 and "orphan phase1_face_swap/template_helper.py" in out
+
+
+def test_edited_template_is_kept_unless_forced(tree: Path) -> None:
+    run(tree)
+    template = tree / "phase1_face_swap/template_toy.py"
+    student = template.read_text().replace('raise NotImplementedError("TODO p1.toy.scale")', "return []")
+    template.write_text(student)
+    assert is_edited(student)
+    solution = tree / "solutions/phase1_face_swap/toy.py"
+    solution.write_text(TOY.replace("A toy solution module.", "A toy module."))
+    status, _, err = run(tree)
+    assert status == 1 and "kept phase1_face_swap/template_toy.py" in err and "--force" in err
+    assert template.read_text() == student
+    status, _, _ = run(tree, force=True)
+    assert status == 0
+    assert template.read_text().endswith(TOY_TEMPLATE_BODY.replace("A toy solution module.", "A toy module."))
+
+
+def test_only_writes_one_phase(tmp_path: Path) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "solutions/phase1_face_swap/helper.py": HELPER,
+            "solutions/phase4_audio_driven/mel.py": HELPER.replace("p1.helper", "p4.mel"),
+        },
+    )
+    assert run(tmp_path, only="phase4_audio_driven")[0] == 0
+    assert (tmp_path / "phase4_audio_driven/template_mel.py").exists()
+    assert not (tmp_path / "phase1_face_swap/template_helper.py").exists()
+
+
+def test_collect_todos_gives_the_first_sentence(tree: Path) -> None:
+    todos = {todo.id: todo for todo in collect_todos(tree)}
+    assert set(todos) == {"p1.toy.centre", "p1.toy.scale", "p1.helper.double"}
+    centre = todos["p1.toy.centre"]
+    assert centre.first_hint_sentence == "Subtract the mean from every value."
+    assert (centre.phase, centre.module, centre.file, centre.line) == (
+        "phase1_face_swap",
+        "toy",
+        "solutions/phase1_face_swap/toy.py",
+        11,
+    )
+
+
+def _func(body: str) -> str:
+    return f'def f(x):\n    """Doc."""\n{body}'
+
+
+ERRORS = {
+    "nested": (
+        _func(
+            "    # TODO p1.bad.a: A.\n    # BEGIN SOLUTION p1.bad.a\n    # BEGIN SOLUTION p1.bad.b\n"
+            "    return x\n    # END SOLUTION\n"
+        ),
+        5,
+        "cannot nest",
+    ),
+    "unclosed": (
+        _func("    # TODO p1.bad.a: A.\n    # BEGIN SOLUTION p1.bad.a\n    return x\n"),
+        4,
+        "no END SOLUTION",
+    ),
+    "end without begin": (_func("    return x\n    # END SOLUTION\n"), 4, "END SOLUTION without BEGIN"),
+    "module level": (
+        "# TODO p1.bad.a: A.\n# BEGIN SOLUTION p1.bad.a\nX = 1\n# END SOLUTION\n",
+        2,
+        "not inside a function body",
+    ),
+    "class body": (
+        "class C:\n    # TODO p1.bad.a: A.\n    # BEGIN SOLUTION p1.bad.a\n    X = 1\n    # END SOLUTION\n",
+        3,
+        "not inside a function body",
+    ),
+    "two functions": (
+        "def f():\n    # TODO p1.bad.a: A.\n    # BEGIN SOLUTION p1.bad.a\n    return 1\n\n\ndef g():\n"
+        "    return 2\n    # END SOLUTION\n",
+        3,
+        "not inside a function body",
+    ),
+    "no todo line": (
+        _func("    # BEGIN SOLUTION p1.bad.a\n    return x\n    # END SOLUTION\n"),
+        3,
+        "no `# TODO",
+    ),
+    "todo id mismatch": (
+        _func("    # TODO p1.bad.b: B.\n    # BEGIN SOLUTION p1.bad.a\n    return x\n    # END SOLUTION\n"),
+        3,
+        "TODO p1.bad.b stands above region p1.bad.a",
+    ),
+    "todo without region": (_func("    # TODO p1.bad.a: A.\n    return x\n"), 3, "has no BEGIN SOLUTION"),
+    "malformed marker": (
+        _func("    # TODO p1.bad.a: A.\n    #BEGIN SOLUTION p1.bad.a\n    return x\n    # END SOLUTION\n"),
+        4,
+        "malformed marker",
+    ),
+    "wrong phase": (
+        _func("    # TODO p2.bad.a: A.\n    # BEGIN SOLUTION p2.bad.a\n    return x\n    # END SOLUTION\n"),
+        4,
+        "start it with p1.",
+    ),
+    "cuts a block": (
+        _func(
+            "    if x:\n        # TODO p1.bad.a: A.\n        # BEGIN SOLUTION p1.bad.a\n        y = 1\n"
+            "    else:\n        y = 2\n        # END SOLUTION\n    return y\n"
+        ),
+        7,
+        "less indented than BEGIN SOLUTION",
+    ),
+    "name defined only in region": (
+        _func(
+            "    # TODO p1.bad.a: A.\n    # BEGIN SOLUTION p1.bad.a\n    y = x\n"
+            "    # END SOLUTION\n    return y\n"
+        ),
+        1,
+        "'y' is defined only inside a SOLUTION region",
+    ),
+    "relative import": ("from .helper import double\n", 1, "relative import"),
+    "missing sibling": ("from solutions.phase1_face_swap.nothing import x\n", 1, "which does not exist"),
+    "syntax error": (_func("    return x +\n"), 3, "solution does not parse"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_marker_mistakes_stop_with_file_and_line(tmp_path: Path, case: str) -> None:
+    source, line, message = ERRORS[case]
+    write_tree(tmp_path, {"solutions/phase1_face_swap/bad.py": source})
+    status, out, err = run(tmp_path)
+    assert status == 2
+    assert f"solutions/phase1_face_swap/bad.py:{line}: " in err and message in err, err
+    assert not (tmp_path / "phase1_face_swap/template_bad.py").exists()
+    assert run(tmp_path, check=True)[0] == 2
+
+
+def test_duplicate_ids_across_files_are_an_error(tree: Path) -> None:
+    write_tree(tree, {"solutions/phase1_face_swap/zzz.py": HELPER})
+    status, _, err = run(tree)
+    assert status == 2
+    assert "solutions/phase1_face_swap/zzz.py:4: duplicate TODO id p1.helper.double" in err
+    assert "first at solutions/phase1_face_swap/helper.py:4" in err
+
+
+def test_command_line_entry_point(tree: Path) -> None:
+    command = [sys.executable, "-m", "tools.make_templates", "--root", str(tree), "--check"]
+    first = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 1 and "run `make templates`" in first.stderr
+    subprocess.run(command[:-1], cwd=REPO_ROOT, capture_output=True, check=True, timeout=60)
+    second = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stdout + second.stderr
+
+
+def test_repository_solutions_have_valid_markers() -> None:
+    _, errors = plan_templates(REPO_ROOT)
+    assert [str(error) for error in errors] == []
+
+
+def test_repository_templates_import() -> None:
+    """Every generated template imports: nothing at module level may reach a stub."""
+    for phase, path in solution_files(REPO_ROOT):
+        if (REPO_ROOT / phase / f"template_{path.stem}.py").exists():
+            importlib.import_module(f"{phase}.template_{path.stem}")

@@ -1,0 +1,278 @@
+"""The curriculum pytest plugin, exercised through small inner pytest sessions (pytester)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from common.impl import ENV_VAR
+from tools.make_templates import generate
+from tools.pytest_curriculum import classify, covers, stub_id
+
+# A toy curriculum: two solution files of phase 1.
+TOY_DIR = Path(__file__).parent / "toy_curriculum"
+TOY = (TOY_DIR / "solutions/phase1_face_swap/toy.py").read_text(encoding="utf-8")
+HELPER = (TOY_DIR / "solutions/phase1_face_swap/helper.py").read_text(encoding="utf-8")
+
+# Inner tests of the toy curriculum; the tests below check how the plugin reports each of them.
+INNER_TESTS = """
+import pytest
+
+from common.impl import load
+
+
+@pytest.fixture
+def toy():
+    return load("phase1_face_swap", "toy")
+
+
+@pytest.fixture
+def scaled_in_setup(toy):
+    return toy.scale(None)
+
+
+@pytest.mark.todo("p1.toy.scale")
+def test_scale(toy):
+    assert toy.scale(None) == []
+
+
+@pytest.mark.todo("p1.toy.scale")
+def test_scale_in_fixture(scaled_in_setup):
+    assert scaled_in_setup == []
+
+
+@pytest.mark.todo("p1.toy.scale")
+def test_scale_wrapped(toy):
+    try:
+        toy.scale(None)
+    except NotImplementedError as err:
+        raise RuntimeError("the worker died") from err
+
+
+@pytest.mark.todo("p1.toy.centre")
+def test_centre(toy):
+    assert toy.centre([1.0, 3.0]) == [-1.0, 1.0]
+
+
+@pytest.mark.todo("p1.helper")
+def test_double():
+    assert load("phase1_face_swap", "helper").double(2.0) == 4.0
+
+
+@pytest.mark.todo("p1")
+def test_end_to_end(toy):
+    assert toy.scale(None) == [] and toy.centre([2.0]) == [0.0]
+
+
+def test_untagged():
+    assert 1 + 1 == 2
+"""
+
+# Tests that break the stub contract in the ways --expect-stubs must catch.
+BAD_TESTS = """
+import pytest
+
+from common.impl import load
+
+
+
+@pytest.mark.todo("p1.toy.scale")
+def test_passes_on_stubs():
+    assert load("phase1_face_swap", "toy").scale([1.0]) == [2.0]
+
+
+@pytest.mark.todo("p1.toy.scale")
+def test_wrong_error():
+    assert load("phase1_face_swap", "toy").scale([1.0]) == [3.0]
+
+
+@pytest.mark.todo("p1.toy.scale")
+def test_other_stub():
+    load("phase1_face_swap", "helper").double(1.0)
+
+
+def test_untagged_failure():
+    assert 1 + 1 == 3
+"""
+
+
+@pytest.fixture
+def toy(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A toy curriculum (solutions + generated templates) and inner tests in a fresh folder."""
+    pytester.makepyfile(
+        **{"solutions/phase1_face_swap/toy": TOY, "solutions/phase1_face_swap/helper": HELPER}
+    )
+    assert generate(pytester.path) == 0
+    pytester.makepyfile(test_inner=INNER_TESTS)
+    # The inner session must import this toy's `solutions` and `phase1_face_swap`, not the repository's.
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("solutions", "phase1_face_swap"):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(pytester.path))
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough that no hint is shortened
+    return pytester
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "tools.pytest_curriculum", "-p", "no:cacheprovider", *args)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def table_row(result: pytest.RunResult, todo_id: str) -> list[str]:
+    """The cells of the progress-table row of `todo_id`: phase, TODO, tests, status, hint."""
+    rows = [re.split(r"\s{2,}", line) for line in result.outlines if line.startswith("phase1_face_swap ")]
+    rows = [row for row in rows if row[1] == todo_id]
+    assert len(rows) == 1, result.stdout.str()
+    return rows[0]
+
+
+def test_header_names_the_implementation_and_env_follows(toy: pytest.Pytester) -> None:
+    toy.makepyfile(
+        test_env="""
+        import os
+        from common.impl import load
+
+        def test_env():
+            assert os.environ["DEEPFAKE_IMPL"] == "templates"
+            assert load("phase1_face_swap", "toy").__name__ == "phase1_face_swap.template_toy"
+        """
+    )
+    result = run(toy, "--impl=templates", "test_env.py")
+    result.stdout.fnmatch_lines(["implementation under test: templates*"])
+    assert result.ret == 0
+    assert ENV_VAR not in __import__("os").environ  # restored after the inner session
+
+
+def test_environment_variable_is_the_default(toy: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "templates")
+    run(toy, "-k", "untagged").stdout.fnmatch_lines(["implementation under test: templates*"])
+    monkeypatch.setenv(ENV_VAR, "nonsense")
+    assert run(toy).ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_solutions_pass_and_the_table_collapses(toy: pytest.Pytester) -> None:
+    result = run(toy, "--impl=solutions", "-q")
+    result.assert_outcomes(passed=7)
+    result.stdout.fnmatch_lines(["*TODO progress (solutions): 4 of 4 done*", "all 4 TODO(s) done*"])
+
+
+def test_templates_table_statuses_and_exit_status(toy: pytest.Pytester) -> None:
+    result = run(toy, "--impl=templates", "-q")
+    result.assert_outcomes(passed=1, failed=5, errors=1)  # the fixture's stub is a setup error
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*TODO progress (templates): 0 of 4 done*"])
+    assert table_row(result, "p1.toy.scale")[2:] == ["0/3", "not started", "Return an empty list."]
+    assert table_row(result, "p1.toy.centre")[2:] == [
+        "0/1",
+        "not started",
+        "Subtract the mean from every value.",
+    ]
+    assert table_row(result, "p1")[2:] == ["0/1", "not started", "end to end: all 3 TODOs under p1"]
+    assert table_row(result, "p1.helper")[2:4] == ["0/1", "not started"]
+
+
+def test_done_in_progress_and_blocked(toy: pytest.Pytester) -> None:
+    toy_template = toy.path / "phase1_face_swap/template_toy.py"
+    helper_template = toy.path / "phase1_face_swap/template_helper.py"
+    centre = "mean = sum(points) / n\n    return [double(p - mean) / 2 for p in points]"
+    edit(toy_template, 'raise NotImplementedError("TODO p1.toy.centre")', centre)
+    edit(toy_template, 'raise NotImplementedError("TODO p1.toy.scale")', "return [0.0]")  # wrong
+    result = run(toy, "--impl=templates", "-q")
+    assert table_row(result, "p1.toy.scale")[2:4] == ["1/3", "in progress"]
+    assert table_row(result, "p1.toy.centre")[2:4] == ["0/1", "blocked by p1.helper.double"]
+    assert table_row(result, "p1")[2:4] == ["0/1", "in progress"]
+    assert table_row(result, "p1.helper")[2:4] == ["0/1", "not started"]
+
+    edit(toy_template, "return [0.0]", "return []")
+    edit(helper_template, 'raise NotImplementedError("TODO p1.helper.double")', "return x + x")
+    result = run(toy, "--impl=templates", "-q")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*TODO progress (templates): 4 of 4 done*"])
+    assert table_row(result, "p1.toy.scale")[2:4] == ["3/3", "done"]
+
+
+def test_todo_option_selects_by_prefix(toy: pytest.Pytester) -> None:
+    result = run(toy, "--impl=solutions", "--todo", "p1.toy.sc", "-q")
+    result.assert_outcomes(passed=3, deselected=4)
+    result = run(toy, "--impl=solutions", "--todo", "p1", "-q")
+    result.assert_outcomes(passed=6, deselected=1)
+    result = run(toy, "--impl=solutions", "--todo", "p1.toy.c", "--todo", "p1.helper", "-q")
+    result.assert_outcomes(passed=2, deselected=5)
+
+
+def test_todo_mark_without_ids_is_a_usage_error(toy: pytest.Pytester) -> None:
+    toy.makepyfile(test_empty="import pytest\n\n@pytest.mark.todo()\ndef test_x():\n    pass\n")
+    result = run(toy, "test_empty.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_x: @pytest.mark.todo needs at least one TODO id*"])
+
+
+def test_expect_stubs_accepts_own_stubs(toy: pytest.Pytester) -> None:
+    result = run(toy, "--impl=templates", "--expect-stubs", "-q")
+    result.assert_outcomes(passed=7)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*4 of 4 TODO(s): every test stops at its own stub*"])
+    assert "no test of this run checks" not in result.stdout.str()
+
+
+def test_expect_stubs_reports_each_kind_of_problem(toy: pytest.Pytester) -> None:
+    toy.makepyfile(test_bad=BAD_TESTS)
+    result = run(toy, "--impl=templates", "--expect-stubs", "-q", "test_bad.py")
+    result.assert_outcomes(failed=4)
+    out = result.stdout.str()
+    assert "passes on stubs: the test does not exercise TODO p1.toy.scale" in out
+    assert 'fails with AssertionError instead of its own NotImplementedError("TODO p1.toy.scale")' in out
+    assert 'fails with NotImplementedError("TODO p1.helper.double") of another TODO' in out
+    result.stdout.fnmatch_lines(["FAILED test_bad.py::test_untagged_failure*"])
+    assert "TODOs that no test of this run checks: p1.helper.double, p1.toy.centre" in out
+
+
+def test_syntax_error_in_one_template_fails_only_its_tests(toy: pytest.Pytester) -> None:
+    (toy.path / "phase1_face_swap/template_broken.py").write_text("def f(:\n    pass\n")
+    toy.makepyfile(
+        test_broken="""
+        import pytest
+        from common.impl import load
+
+        @pytest.mark.todo("p1.broken.f")
+        def test_broken():
+            load("phase1_face_swap", "broken").f()
+        """
+    )
+    result = run(toy, "--impl=templates", "--expect-stubs", "-q")
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines(
+        ["FAILED test_broken.py::test_broken - --expect-stubs: fails with SyntaxError*"]
+    )
+
+
+def test_stub_ids_are_found_through_chains_groups_and_printed_tracebacks() -> None:
+    stub = NotImplementedError("TODO p3.kp.heatmap")
+    try:
+        try:
+            raise stub
+        except NotImplementedError as err:
+            raise ValueError("wrapped") from err
+    except ValueError as wrapped:
+        assert stub_id(wrapped) == "p3.kp.heatmap"
+    assert stub_id(ExceptionGroup("workers", [KeyError("x"), stub])) == "p3.kp.heatmap"
+    printed = AssertionError(
+        "exit 1:\nTraceback (most recent call last):\nNotImplementedError: TODO p3.kp.jac\n"
+    )
+    assert stub_id(printed) == "p3.kp.jac"
+    assert stub_id(NotImplementedError("not yet")) is None and stub_id(None) is None
+    assert classify(("p3",), stub) == "own" and classify(("p3.kp",), stub) == "own"
+    assert classify(("p3.k",), stub) == "other:p3.kp.heatmap"
+    assert classify(("p3.kp.heatmap",), KeyError("x")) == "failed"
+    assert (
+        covers("p3", "p3.kp.heatmap") and not covers("p3", "p33.x") and not covers("p3.kp.h", "p3.kp.heatmap")
+    )

@@ -1,0 +1,1 @@
+"""Developer tools: the template generator and the pytest plugin that grades the TODOs."""
