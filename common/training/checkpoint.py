@@ -1,0 +1,201 @@
+"""Checkpoints: write them so a crash never destroys one, read them safely, resume exactly.
+
+Writing. `torch.save` straight onto `model.pt` would leave a half-written file if the process dies
+(power cut, out of disk, Ctrl-C) — and the previous good checkpoint would already be gone. So we
+write a temporary file in the same folder, flush it to the disk (`fsync`), then `os.replace` it
+over the old name. A rename within one file system is atomic: readers see the old file or the new
+one, never a mix.
+
+Reading. `torch.load(weights_only=True)` refuses to run arbitrary code hidden in a pickle; it
+accepts only tensors and plain containers. A missing, corrupt or truncated file becomes a one-line
+`UserError` instead of a traceback.
+
+Resuming. `Checkpointer` stores named modules and optimizers (anything with `state_dict` /
+`load_state_dict`: models, optimizers, LR schedulers, GradScalers), the step and epoch, the
+position inside the epoch and every random generator's state (`common.training.seed.rng_state`).
+Module names become top-level keys, so a phase can match a published layout, e.g. FOMM's
+`{"kp_detector", "generator", "discriminator", "optimizer_generator", ..., "epoch"}`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from common.errors import UserError
+from common.training.distributed import gather_objects, get_rank, get_world_size, is_main_process, unwrap
+from common.training.seed import rng_state, set_rng_state
+
+
+class Stateful(Protocol):
+    """Anything that can describe and restore itself: modules, optimizers, schedulers, scalers."""
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state_dict: dict) -> Any: ...
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """Write `state` with `torch.save` atomically: temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())  # the bytes are on disk before the rename makes them visible
+        os.replace(tmp_name, path)
+    except BaseException:  # also Ctrl-C while writing: the old checkpoint stays, the temp file goes
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(path.parent)  # make the rename itself survive a power cut
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # some file systems (and Windows) cannot open a folder
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint with `torch.load(weights_only=True)`; `UserError` if it is missing or bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower():
+            raise UserError(f"checkpoint {path} holds Python objects that a safe load refuses "
+                            "(only tensors and plain containers are allowed)") from exc
+        raise UserError(f"checkpoint {path} is corrupt (not a torch checkpoint)") from exc
+    except Exception as exc:  # a damaged file can fail anywhere inside the unpickler
+        raise UserError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}); "
+                        "delete it or pick an older one") from exc
+    if not isinstance(state, dict):
+        raise UserError(f"checkpoint {path} holds a {type(state).__name__}, expected a dict")
+    return state
+
+
+def plain(value: Any) -> Any:
+    """`value` in a form `weights_only` loading accepts: dataclasses and mappings become dicts,
+    paths become strings, NumPy arrays become tensors, NumPy scalars become Python numbers."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class Checkpointer:
+    """Save and restore a run: named modules/optimizers, position in the data, random generators.
+
+    Files are `<directory>/step_00001234.pt`; only the `keep_last` newest are kept (0 keeps all).
+    Under DDP every process calls `save` (the generators' states are gathered from all of them)
+    and only rank 0 writes.
+    """
+
+    RESERVED = ("step", "epoch", "batch_in_epoch", "rng", "extra")
+    PATTERN = re.compile(r"step_(\d+)\.pt")
+
+    def __init__(self, directory: str | Path, objects: Mapping[str, Stateful], keep_last: int = 3):
+        clashes = [name for name in objects if name in self.RESERVED]
+        if clashes:
+            raise ValueError(f"names {clashes} are reserved for the checkpoint's own fields")
+        self.directory = Path(directory)
+        self.objects = dict(objects)
+        self.keep_last = keep_last
+
+    def path_for(self, step: int) -> Path:
+        return self.directory / f"step_{step:08d}.pt"
+
+    def checkpoints(self) -> list[Path]:
+        """Existing checkpoint files, oldest step first."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in self.directory.iterdir():
+            match = self.PATTERN.fullmatch(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+        return [path for _, path in sorted(found)]
+
+    def latest(self) -> Path | None:
+        """The checkpoint with the highest step, or None when there is none yet."""
+        files = self.checkpoints()
+        return files[-1] if files else None
+
+    def save(
+        self,
+        step: int,
+        epoch: int = 0,
+        batch_in_epoch: int = 0,
+        extra: dict | None = None,
+        *,
+        gather_rng: bool = True,
+    ) -> Path | None:
+        """Write the checkpoint for `step`; returns its path on rank 0, None on the others.
+
+        `extra` holds anything else worth keeping, e.g. the config (passed through `plain`).
+        `gather_rng=False` skips the collective gather (used when a Ctrl-C may have stopped the
+        processes at different points); the file then holds rank 0's generators only.
+        """
+        rngs = gather_objects(rng_state()) if gather_rng else [rng_state()]  # one entry per rank
+        if not is_main_process():
+            return None
+        state: dict[str, Any] = {name: unwrap(obj).state_dict() for name, obj in self.objects.items()}
+        state.update(step=step, epoch=epoch, batch_in_epoch=batch_in_epoch, rng=rngs)
+        state["extra"] = plain(extra or {})
+        path = save_checkpoint(self.path_for(step), state)
+        if self.keep_last > 0:
+            for old in self.checkpoints()[: -self.keep_last]:
+                old.unlink(missing_ok=True)
+        return path
+
+    def load(self, path: str | Path | None = None, map_location: str | torch.device = "cpu") -> dict:
+        """Restore every object and the random generators from `path` (default: the latest).
+
+        Returns the whole checkpoint dict (`step`, `epoch`, `batch_in_epoch`, `extra`, ...).
+        """
+        path = Path(path) if path is not None else self.latest()
+        if path is None:
+            raise UserError(f"no checkpoint to resume from in {self.directory}")
+        state = load_checkpoint(path, map_location)
+        for name, obj in self.objects.items():
+            if name not in state:
+                keys = ", ".join(sorted(k for k in state if k not in self.RESERVED))
+                raise UserError(f"checkpoint {path} has no {name!r} entry (it holds: {keys})")
+            try:
+                unwrap(obj).load_state_dict(state[name])
+            except (RuntimeError, ValueError, KeyError) as exc:
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UserError(f"checkpoint {path}: {name!r} does not fit this model: {first_line}") from exc
+        rngs = state.get("rng")
+        if rngs:
+            same_world = len(rngs) == get_world_size()
+            set_rng_state(rngs[get_rank()] if same_world else rngs[0])
+        return state

@@ -1,0 +1,109 @@
+"""DDP on two CPU processes (Gloo): the averaged gradients equal one process on the whole batch.
+
+We start two plain Python processes with the environment `torchrun` would give them (RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); that is cheaper than torchrun's agent and
+exercises the same `init_distributed` path. Each process backpropagates its half of the batch
+(in one piece, then in two accumulated micro-batches) and saves its gradients, then runs two
+steps of `train_loop` to check that only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+WORKER = textwrap.dedent(
+    """
+    import os
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from common.training import (
+        Checkpointer, TrainConfig, accumulate_gradients, init_distributed, train_loop, wrap_ddp,
+    )
+    from common.training.distributed import cleanup, get_world_size, is_main_process
+
+    out = Path(sys.argv[1])
+    info = init_distributed("cpu")
+    assert get_world_size() == 2 and is_main_process() == (info.rank == 0)
+    torch.manual_seed(0)  # same initial weights on both processes
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    data = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 5, generator=data), torch.randn(8, 1, generator=data)
+    ddp = wrap_ddp(model, info.device)
+    half = slice(4 * info.rank, 4 * info.rank + 4)  # this process's half of the batch
+    torch.nn.functional.mse_loss(ddp(x[half]), y[half]).backward()  # DDP averages the gradients
+    torch.save([p.grad.clone() for p in model.parameters()], out / f"grads_rank{info.rank}.pt")
+
+    model.zero_grad()  # the same again in two micro-batches: only the last one all-reduces
+    accumulate_gradients(lambda c: torch.nn.functional.mse_loss(ddp(c[0]), c[1]), (x[half], y[half]),
+                         micro_batches=2, model=ddp)
+    torch.save([p.grad for p in model.parameters()], out / f"accumulated_rank{info.rank}.pt")
+
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
+
+    def step(batch, step):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(ddp(batch[0]), batch[1])
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item()}
+
+    cfg = TrainConfig(run_dir=out / "run", max_steps=2, checkpoint_every=1, progress=False)
+    ckpt = Checkpointer(out / "run" / "checkpoints", {"model": ddp, "optimizer": optimizer})
+    result = train_loop(step, lambda epoch: [(x[half], y[half])] * 3, cfg, ckpt)
+    assert result.step == 2 and (result.checkpoint is not None) == (info.rank == 0)
+    cleanup()
+    os._exit(0)  # skip the interpreter's teardown of torch (seconds on a busy machine)
+    """
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ddp_gradients_equal_whole_batch(tmp_path: Path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    port = str(_free_port())
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1",
+               "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+        procs.append(subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for proc in procs:
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, output
+
+    # Reference: one process, the whole batch of 8.
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    data = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 5, generator=data), torch.randn(8, 1, generator=data)
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    for name in ("grads_rank0", "grads_rank1", "accumulated_rank0", "accumulated_rank1"):
+        grads = torch.load(tmp_path / f"{name}.pt", weights_only=True)
+        for got, param in zip(grads, model.parameters(), strict=True):
+            torch.testing.assert_close(got, param.grad, atol=1e-6, rtol=0)
+
+    # Only rank 0 wrote the run's files; the checkpoint holds both processes' generator states.
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert checkpoints == ["step_00000001.pt", "step_00000002.pt"]
+    state = torch.load(tmp_path / "run" / "checkpoints" / "step_00000002.pt", weights_only=True)
+    assert len(state["rng"]) == 2 and "module.0.weight" not in state["model"]
+    assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 3  # header + 2 steps

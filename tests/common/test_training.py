@@ -1,0 +1,240 @@
+"""Training utilities: seeding, devices, autocast, gradient accumulation, metrics log, the loop.
+
+The loop tests train a tiny MLP with dropout and random augmentation from all three global
+generators (Python, NumPy, torch) across an epoch boundary, and check that stopping and resuming
+gives *bit-identical* weights to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
+
+from common.errors import UserError
+from common.training import (
+    Checkpointer,
+    MetricsLog,
+    TrainConfig,
+    accumulate_gradients,
+    add_train_args,
+    autocast,
+    epoch_generator,
+    pick_device,
+    seed_everything,
+    split_batch,
+    train_config_from_args,
+    train_loop,
+)
+
+# ---------------------------------------------------------------- seeding, devices, autocast
+
+
+def test_seed_everything_repeats_every_generator():
+    seed_everything(123)
+    first = (random.random(), np.random.rand(), torch.rand(2).tolist())
+    seed_everything(123)
+    assert (random.random(), np.random.rand(), torch.rand(2).tolist()) == first
+
+
+def test_pick_device(monkeypatch: pytest.MonkeyPatch):
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    for bad in ("tpu", "cuda:x", "gpu0"):
+        with pytest.raises(UserError, match="unknown device"):
+            pick_device(bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="no CUDA GPU"):
+        pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(UserError, match="does not exist"):
+        pick_device("cuda:2")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(UserError, match="mps"):
+        pick_device("mps")
+
+
+def test_autocast_cpu():
+    cpu = torch.device("cpu")
+    a, b = torch.randn(4, 4), torch.randn(4, 4)
+    for precision in ("fp32", "auto"):  # auto = fp32 on the CPU
+        with autocast(cpu, precision):
+            assert (a @ b).dtype == torch.float32
+    with autocast(cpu, "bf16"):
+        assert (a @ b).dtype == torch.bfloat16
+    with pytest.raises(UserError, match="fp16"):
+        autocast(cpu, "fp16")
+    with pytest.raises(UserError, match="unknown precision"):
+        autocast(cpu, "int8")
+
+
+# ---------------------------------------------------------------- gradient accumulation
+
+
+def test_split_batch_keeps_structure():
+    batch = {"x": torch.arange(10).view(5, 2), "meta": "clip-3", "pair": (torch.arange(5), torch.zeros(5, 1))}
+    parts = split_batch(batch, 2)
+    assert [p["x"].shape[0] for p in parts] == [3, 2]
+    assert parts[1]["meta"] == "clip-3" and torch.equal(parts[1]["pair"][0], torch.tensor([3, 4]))
+
+
+def test_accumulated_gradients_equal_whole_batch():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    batch = {"x": torch.randn(10, 6), "y": torch.randn(10, 1)}
+
+    def loss_fn(chunk: dict) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(model(chunk["x"]), chunk["y"])
+
+    whole = loss_fn(batch)
+    whole.backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    total = accumulate_gradients(loss_fn, batch, micro_batches=3)  # chunks of 4, 3, 3
+    assert total == pytest.approx(whole.item(), rel=1e-6)
+    for p, g in zip(model.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- metrics log
+
+
+def test_metrics_log_adds_columns_and_truncates(tmp_path: Path):
+    log = MetricsLog(tmp_path / "metrics.csv")
+    log.append(1, {"loss": 0.5})
+    log.append(2, {"loss": 0.25, "lr": 0.1})  # a new column
+    log.append(3, {"loss": 0.125, "lr": 0.1})
+    data = log.read()
+    assert data["step"].tolist() == [1, 2, 3] and np.isnan(data["lr"][0]) and data["loss"][2] == 0.125
+    log.truncate_after(2)
+    assert MetricsLog(tmp_path / "metrics.csv").read()["step"].tolist() == [1, 2]
+
+
+# ---------------------------------------------------------------- the loop
+
+
+class _Run:
+    """A tiny but fully random training run: dropout + augmentation from Python, NumPy and torch."""
+
+    def __init__(self, run_dir: Path, init_seed: int, interrupt_at: int | None = None, how: str = "signal"):
+        seed_everything(init_seed)  # different seeds give different initial weights
+        self.model = torch.nn.Sequential(
+            torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(16, 1)
+        )
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-2)
+        data = torch.Generator().manual_seed(7)
+        self.x, self.y = torch.randn(6, 4, generator=data), torch.randn(6, 1, generator=data)
+        self.run_dir, self.interrupt_at, self.how = run_dir, interrupt_at, how
+        objects = {"model": self.model, "optimizer": self.optimizer}
+        self.checkpointer = Checkpointer(run_dir / "checkpoints", objects)
+
+    def batches(self, epoch: int) -> DataLoader:
+        """3 shuffled batches per epoch; the order depends only on the epoch."""
+        dataset = TensorDataset(self.x, self.y)
+        return DataLoader(dataset, batch_size=2, shuffle=True, generator=epoch_generator(0, epoch))
+
+    def step(self, batch, step: int) -> dict[str, float]:
+        if step == self.interrupt_at and self.how == "raise":
+            raise KeyboardInterrupt  # as if Ctrl-C arrived before this step did anything
+        x, y = batch
+        x = x + 0.1 * torch.randn_like(x)  # augmentation from all three global generators
+        x = x * float(np.random.uniform(0.9, 1.1)) * random.uniform(0.9, 1.1)
+        self.optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        if step == self.interrupt_at and self.how == "signal":
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, in the middle of training
+        return {"loss": loss.item()}
+
+    def train(self, max_steps: int, preview_fn=None, **overrides):
+        settings = {"checkpoint_every": 0, "preview_every": 0, "progress": False, **overrides}
+        cfg = TrainConfig(run_dir=self.run_dir, max_steps=max_steps, **settings)
+        return train_loop(self.step, self.batches, cfg, self.checkpointer, preview_fn=preview_fn)
+
+
+def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def _assert_bit_identical(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[torch.Tensor], np.ndarray]:
+    """5 uninterrupted steps (crossing the epoch boundary after step 3)."""
+    run = _Run(tmp_path_factory.mktemp("straight"), init_seed=1)
+    result = run.train(5)
+    assert (result.step, result.epoch, result.interrupted) == (5, 1, False)
+    return _weights(run.model), MetricsLog(run.run_dir / "metrics.csv").read()["loss"]
+
+
+def test_resume_is_bit_identical(tmp_path: Path, straight):
+    first = _Run(tmp_path, init_seed=1)
+    assert first.train(2).checkpoint.name == "step_00000002.pt"  # stops mid-epoch
+    second = _Run(tmp_path, init_seed=99)  # fresh process: other weights, other generator states
+    result = second.train(5)
+    assert (result.step, result.interrupted) == (5, False)
+    _assert_bit_identical(_weights(second.model), straight[0])
+    np.testing.assert_array_equal(MetricsLog(tmp_path / "metrics.csv").read()["loss"], straight[1])
+
+
+@pytest.mark.parametrize("how", ["signal", "raise"])
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path: Path, straight, how: str):
+    interrupted = _Run(tmp_path, init_seed=1, interrupt_at=1 if how == "signal" else 2, how=how)
+    result = interrupted.train(5)
+    assert result.interrupted and result.step == 2
+    assert result.checkpoint == tmp_path / "checkpoints" / "step_00000002.pt" and result.checkpoint.is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+    resumed = _Run(tmp_path, init_seed=5)
+    assert resumed.train(5).step == 5
+    _assert_bit_identical(_weights(resumed.model), straight[0])
+
+
+def test_loop_writes_previews_checkpoints_and_plot(tmp_path: Path):
+    run = _Run(tmp_path, init_seed=3)
+    previews = []
+
+    def preview(step: int) -> np.ndarray:
+        previews.append(step)
+        return np.full((128, 128, 3), 10 * step, dtype=np.uint8)
+
+    run.checkpointer.keep_last = 2
+    result = run.train(4, preview_fn=preview, preview_every=2, checkpoint_every=1)
+    assert previews == [2, 4]
+    saved = Image.open(tmp_path / "previews" / "step_00000004.png")
+    assert saved.size == (128, 128)
+    assert [p.name for p in run.checkpointer.checkpoints()] == ["step_00000003.pt", "step_00000004.pt"]
+    assert result.checkpoint.name == "step_00000004.pt"
+    assert Image.open(tmp_path / "metrics.png").size[0] > 100
+    assert MetricsLog(tmp_path / "metrics.csv").read()["step"].tolist() == [1, 2, 3, 4]
+
+
+def test_loop_rejects_empty_data_and_unwanted_resume(tmp_path: Path):
+    run = _Run(tmp_path, init_seed=3)
+    cfg = TrainConfig(run_dir=tmp_path, max_steps=2, progress=False)
+    with pytest.raises(UserError, match="empty"):
+        train_loop(run.step, lambda epoch: [], cfg, run.checkpointer)
+    run.train(1)
+    with pytest.raises(UserError, match="already holds checkpoints"):
+        run.train(2, resume=False)
+
+
+def test_train_flags_fill_the_config():
+    parser = argparse.ArgumentParser()
+    add_train_args(parser, TrainConfig(max_steps=7, preview_every=3))
+    args = parser.parse_args(["--run-dir", "runs/x", "--checkpoint-every", "5", "--no-progress"])
+    cfg = train_config_from_args(args, TrainConfig(max_steps=7, log_every=4))
+    assert (cfg.run_dir, cfg.max_steps, cfg.checkpoint_every, cfg.preview_every) == (Path("runs/x"), 7, 5, 3)
+    assert (cfg.log_every, cfg.resume, cfg.progress, args.precision) == (4, True, False, "auto")
