@@ -59,7 +59,7 @@ def encode_image(
                 info.add_itxt(key, value)
             if xmp:
                 info.add_itxt("XML:com.adobe.xmp", xmp)
-            image.save(tmp, format="PNG", pnginfo=info, exif=exif or b"")
+            image.save(tmp, format="PNG", pnginfo=info, exif=exif or b"", compress_level=1)
         elif suffix in (".jpg", ".jpeg"):
             extra = {"xmp": xmp.encode("utf-8")} if xmp else {}
             image.save(tmp, format="JPEG", quality=quality, subsampling="4:2:0", exif=exif or b"", **extra)

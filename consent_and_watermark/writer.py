@@ -1,24 +1,294 @@
 """The chokepoint: every image, video, sound and figure the project writes passes through here.
 
-First version: plain atomic writes. The provenance issue fills in the marking pipeline (watermark,
-metadata, C2PA manifest, provenance log, visible label) behind the same functions.
+Each ``save_*`` call marks its output, in this order (each step explains the next one's place):
+
+0. **visible label** "SYNTHETIC" drawn on images and frames (``label.py``; on by default, off with
+   ``--no-visible-label``, which the provenance log records);
+1. **invisible watermark** carrying a fresh 64-bit payload (``make_payload``: provenance row id and
+   time) on every image and every video frame, and on audio tracks; keyed by the local watermark key;
+2. **metadata** saying "trainedAlgorithmicMedia" (``metadata.py``), handed to the encoder;
+3. **encode** (``encode.py``: PNG/JPEG, H.264 + AAC mp4, 16-bit WAV) to a temporary file;
+4. **C2PA manifest** signed over the encoded bytes (``c2pa_sign.py``): it must come after every
+   encode, because any re-encode drops it;
+5. **rename** the finished file onto the target name (never a half-written or unmarked file there),
+   then complete its **provenance row** with the SHA-256 of the final bytes.
+
+Who is in the picture, with which technique, is told once per run through an :class:`OutputContext`:
+CLIs call :func:`begin_run` (consent check + context) before any compute; library code and tests get a
+default context (no consent records, label on).
 """
 
 from __future__ import annotations
 
+import importlib
 import io
-from collections.abc import Iterable
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from consent_and_watermark import encode
+from common.errors import UserError
+from consent_and_watermark import c2pa_sign, encode
+from consent_and_watermark.consent import Record, check_consent, sha256_file
+from consent_and_watermark.keys import KeyMaterial, load_keys, medium_key
+from consent_and_watermark.label import draw_label
+from consent_and_watermark.metadata import SyntheticInfo, image_fields, mp4_tags, wav_info
+from consent_and_watermark.provenance import ProvenanceLog
+
+log = logging.getLogger("deepfake.provenance")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+VIDEO_SUFFIXES = (".mp4",)
+AUDIO_SUFFIXES = (".wav",)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The output context: who and what a run's outputs are about, set once per run.
+
+
+@dataclass(frozen=True)
+class OutputContext:
+    """What every output of a run records: technique, consent records, command line, label choice."""
+
+    technique: str | None = None  # swap / reenact / animate / lipsync; None for previews and plots
+    consent: tuple[Record, ...] = ()
+    command: tuple[str, ...] | None = None  # None: sys.argv at write time
+    visible_label: bool = True
+
+    @property
+    def consent_ids(self) -> tuple[str, ...]:
+        return tuple(r.id for r in self.consent)
+
+
+_DEFAULT_CONTEXT = OutputContext()
+_current = _DEFAULT_CONTEXT  # one per process: every thread of a run writes for the same run
+
+
+def get_context() -> OutputContext:
+    """The current context (the default one for library use when no run set one)."""
+    return _current
+
+
+def set_context(context: OutputContext) -> None:
+    """Make ``context`` apply to every following write of this process."""
+    global _current
+    _current = context
+
+
+@contextmanager
+def output_context(context: OutputContext) -> Iterator[OutputContext]:
+    """``with output_context(ctx): ...`` applies ``ctx`` inside the block and restores the old one after."""
+    previous = get_context()
+    set_context(context)
+    try:
+        yield context
+    finally:
+        set_context(previous)
+
+
+def begin_run(
+    technique: str,
+    consent_ids: Iterable[str],
+    *,
+    visible_label: bool = True,
+    outputs: Iterable[str] = (),
+    argv: list[str] | None = None,
+) -> list[Record]:
+    """What every generation CLI calls first: check consent (``UserError`` on refusal), set the context.
+
+    ``outputs`` lists the kinds the run will write (image / video / audio) so that an out-of-scope
+    record is refused before any compute, not at the first write.
+    """
+    records = check_consent(consent_ids, technique, outputs=outputs)
+    if not visible_label:
+        log.warning("visible SYNTHETIC label turned off (--no-visible-label); the provenance log records it")
+    command = tuple(argv) if argv is not None else tuple(sys.argv)
+    set_context(OutputContext(technique, tuple(records), command, visible_label))
+    return records
+
+
+# ---------------------------------------------------------------------------------------------------
+# Step 1 helpers: the watermark modules and their keys.
+
+
+def _watermarker(name: str):
+    """``watermark_image`` or ``watermark_audio``, imported on first use (they pull in more numpy code)."""
+    return importlib.import_module(f"consent_and_watermark.{name}")
+
+
+class _ImageMarker:
+    """Label + watermark one frame after another; remembers whether the watermark could be embedded."""
+
+    def __init__(self, payload: int, keys: KeyMaterial, show_label: bool, what: str):
+        self.module = _watermarker("watermark_image")
+        self.payload, self.key = payload, medium_key(keys, "image")
+        self.show_label, self.what = show_label, what
+        self.marked: bool | None = None  # unknown until the first frame
+        self.frames = 0
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        rgb = _as_rgb(rgb)
+        if self.show_label:
+            rgb = draw_label(rgb)
+        self.frames += 1
+        if self.marked is None:  # the first frame decides for the whole video
+            self.marked = min(rgb.shape[:2]) >= self.module.MIN_SIZE
+            if not self.marked:
+                self._warn_too_small(rgb)
+        return self.module.embed(rgb, self.payload, self.key) if self.marked else rgb
+
+    def _warn_too_small(self, rgb: np.ndarray) -> None:
+        height, width = rgb.shape[:2]
+        log.warning(
+            "%s of %dx%d px is smaller than the watermark minimum (%d px a side): written without the "
+            "invisible watermark, with metadata and a C2PA manifest only",
+            self.what,
+            width,
+            height,
+            self.module.MIN_SIZE,
+        )
+
+
+def _mark_audio(samples: np.ndarray, sample_rate: int, payload: int, keys: KeyMaterial, what: str):
+    """Return ``(samples, watermarked)``; audio shorter than the module's minimum is left unmarked."""
+    module = _watermarker("watermark_audio")
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if len(samples) < module.MIN_SECONDS * sample_rate:
+        log.warning(
+            "%s of %.2f s is shorter than the audio watermark minimum (%.1f s): written without it",
+            what,
+            len(samples) / sample_rate,
+            module.MIN_SECONDS,
+        )
+        return samples, False
+    marked = module.embed(samples, sample_rate, payload, medium_key(keys, "audio"))
+    return np.asarray(marked, dtype=np.float32), True
+
+
+def _as_rgb(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+    return rgb
+
+
+def _check_suffix(path: Path, allowed: tuple[str, ...], what: str) -> None:
+    if path.suffix.lower() not in allowed:
+        raise UserError(f"cannot write {what} as {path.name!r}: use one of {', '.join(allowed)}")
+
+
+def _check_scope(context: OutputContext, kind: str) -> None:
+    for record in context.consent:
+        if kind not in record.outputs:
+            raise UserError(
+                f"refused: consent record {record.id} ({record.display_name}) does not allow {kind} outputs"
+            )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Steps 3-5 around a format-specific producer.
+
+
+@dataclass
+class _Marks:
+    """What the producer managed to embed (reported in the provenance log)."""
+
+    watermarked: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _publish(
+    path: Path,
+    kind: str,
+    show_label: bool,
+    produce: Callable[[Path, int, KeyMaterial], _Marks],
+) -> Path:
+    """Reserve a log row, let ``produce`` watermark + encode into a temp file, sign it, log it, rename it."""
+    context = get_context()
+    _check_scope(context, "image" if kind == "figure" else kind)
+    keys = load_keys()
+    provenance = ProvenanceLog()
+    command = context.command if context.command is not None else tuple(sys.argv)
+    row_id, payload = provenance.reserve(
+        path.resolve(), kind, context.technique, context.consent_ids, command, show_label
+    )
+    try:
+        with encode.atomic_path(path) as final_tmp:
+            encoded = final_tmp.with_name(final_tmp.stem + ".encoded" + path.suffix)
+            try:
+                marks = produce(encoded, payload, keys)
+                facts = c2pa_sign.ManifestFacts(
+                    title=path.name,
+                    payload=payload if marks.watermarked else None,
+                    technique=context.technique,
+                    consent=tuple(_consent_entry(r) for r in context.consent),
+                    visible_label=show_label,
+                )
+                c2pa_sign.sign_file(encoded, final_tmp, facts, keys)
+            finally:
+                encoded.unlink(missing_ok=True)
+            digest = sha256_file(final_tmp)
+        # The file is in place (renamed on leaving the block): now the log may point at it.
+        provenance.complete(row_id, digest, marks.watermarked, "; ".join(marks.notes) or None)
+    except BaseException:
+        provenance.discard(row_id)
+        raise
+    return path
+
+
+def _consent_entry(record: Record) -> dict:
+    return {
+        "id": record.id,
+        "sha256": record.digest(),
+        "techniques": list(record.techniques),
+        "outputs": list(record.outputs),
+        "expires": record.expires.isoformat() if record.expires else None,
+        "synthetic": record.synthetic,
+    }
+
+
+def _info(payload: int, watermarked: bool, show_label: bool) -> SyntheticInfo:
+    context = get_context()
+    return SyntheticInfo(
+        payload=payload if watermarked else None,
+        technique=context.technique,
+        consent_ids=context.consent_ids,
+        visible_label=show_label,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The public API.
 
 
 def save_image(path: str | Path, rgb: np.ndarray, *, label: bool | None = None) -> Path:
-    """Write an ``(H, W, 3)`` uint8 RGB image (.png or .jpg) and return its path."""
-    return encode.encode_image(path, rgb)
+    """Write an ``(H, W, 3)`` uint8 RGB image (.png or .jpg), marked; return its path.
+
+    ``label=None`` follows the run's context (on unless ``--no-visible-label``).
+    """
+    show_label = get_context().visible_label if label is None else label
+    return _save_still(Path(path), _as_rgb(rgb), show_label, "image")
+
+
+def _save_still(path: Path, rgb: np.ndarray, show_label: bool, kind: str) -> Path:
+    """An image or a figure: label, watermark, metadata, encode, sign, log."""
+    _check_suffix(path, IMAGE_SUFFIXES, "an image")
+
+    def produce(tmp: Path, payload: int, keys: KeyMaterial) -> _Marks:
+        marker = _ImageMarker(payload, keys, show_label, kind)
+        marked = marker(rgb)
+        marks = _Marks(watermarked=bool(marker.marked))
+        if not marks.watermarked:
+            marks.notes.append("too small for the watermark")
+        encode.encode_image(tmp, marked, **image_fields(_info(payload, marks.watermarked, show_label)))
+        return marks
+
+    return _publish(path, kind, show_label, produce)
 
 
 def save_video(
@@ -30,19 +300,71 @@ def save_video(
     sample_rate: int | None = None,
     label: bool | None = None,
 ) -> Path:
-    """Write RGB uint8 frames as an H.264 mp4, with the audio track muxed in when given."""
-    return encode.encode_mp4(path, frames, fps, audio=audio, sample_rate=sample_rate)
+    """Write RGB uint8 frames (an array or any iterable; streamed) as a marked H.264 mp4 with optional audio.
+
+    Every frame carries the same payload, so detection can vote across frames; the audio track gets
+    the audio watermark when it is long enough.
+    """
+    path = Path(path)
+    _check_suffix(path, VIDEO_SUFFIXES, "a video")
+    if audio is not None and not sample_rate:
+        raise ValueError("save_video needs sample_rate with audio")
+    show_label = get_context().visible_label if label is None else label
+
+    def produce(tmp: Path, payload: int, keys: KeyMaterial) -> _Marks:
+        marker = _ImageMarker(payload, keys, show_label, "video frame")
+        marks = _Marks()
+        track, audio_marked = audio, False
+        if audio is not None:
+            track, audio_marked = _mark_audio(audio, sample_rate, payload, keys, "audio track")
+            marks.notes.append("audio watermarked" if audio_marked else "audio too short for the watermark")
+        # The mp4 tags are written before the frames, so the first frame decides (by its size) whether
+        # the metadata can claim the payload; the frames then stream through the marker one by one.
+        frames_iter = iter(frames)
+        first = next(frames_iter, None)
+        if first is None:
+            raise ValueError("cannot write a video with no frames")
+        marked_first = marker(first)
+        info = _info(payload, bool(marker.marked) or audio_marked, show_label)
+        encode.encode_mp4(
+            tmp,
+            _chain(marked_first, map(marker, frames_iter)),
+            fps,
+            audio=track,
+            sample_rate=sample_rate,
+            tags=mp4_tags(info),
+        )
+        marks.watermarked = bool(marker.marked) or audio_marked
+        small = "" if marker.marked else ", too small for the watermark"
+        marks.notes.insert(0, f"{marker.frames} frames{small}")
+        return marks
+
+    return _publish(path, "video", show_label, produce)
+
+
+def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    yield first
+    yield from rest
 
 
 def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> Path:
-    """Write float32 mono samples as a 16-bit WAV file."""
-    return encode.encode_wav(path, samples, sample_rate)
+    """Write float32 mono samples in [-1, 1] as a marked 16-bit WAV file."""
+    path = Path(path)
+    _check_suffix(path, AUDIO_SUFFIXES, "audio")
+
+    def produce(tmp: Path, payload: int, keys: KeyMaterial) -> _Marks:
+        marked, ok = _mark_audio(samples, sample_rate, payload, keys, "audio")
+        encode.encode_wav(tmp, marked, sample_rate, info=wav_info(_info(payload, ok, False)))
+        return _Marks(watermarked=ok, notes=[] if ok else ["too short for the watermark"])
+
+    return _publish(path, "audio", False, produce)
 
 
 def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
-    """Render a matplotlib figure to PNG through the same path as every other image."""
+    """Render a matplotlib figure (a plot) to a marked PNG: watermark if big enough, no visible label."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     buffer.seek(0)
-    rgb = np.asarray(Image.open(buffer).convert("RGB"))
-    return save_image(path, rgb, label=False)
+    with Image.open(buffer) as img:
+        rgb = np.asarray(img.convert("RGB"))
+    return _save_still(Path(path), rgb, False, "figure")

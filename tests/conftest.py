@@ -30,3 +30,12 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory):
 def shared_dir() -> Path:
     """`../shared` beside the repository (reference files; read-only, never copied in)."""
     return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _fresh_output_context():
+    """CLIs run in-process set the writer's run context (technique, consent ids): reset it after each test."""
+    yield
+    from consent_and_watermark import writer
+
+    writer.set_context(writer.OutputContext())

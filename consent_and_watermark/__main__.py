@@ -1,0 +1,191 @@
+"""Command line: manage consent records and verify files.
+
+    python -m consent_and_watermark consent add --subject alice --name "Alice Example" \\
+        --granted-by "Alice Example" --technique swap --technique reenact --output video \\
+        --days 365 --evidence signed_statement.pdf
+    python -m consent_and_watermark consent list
+    python -m consent_and_watermark consent show cr-1a2b3c4d5e
+    python -m consent_and_watermark consent revoke cr-1a2b3c4d5e --reason "withdrawn by e-mail"
+    python -m consent_and_watermark verify outputs/swap.mp4 [--json]
+    python -m consent_and_watermark log --limit 20
+
+Exit status: 0 success (for verify: the file is marked), 1 verify found no marks, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+
+from common.cli import run
+from common.errors import UserError
+from consent_and_watermark import consent
+from consent_and_watermark.consent import OUTPUTS, TECHNIQUES, Ledger, Record
+
+
+def _expiry(args: argparse.Namespace) -> datetime.datetime | None:
+    if args.no_expiry:
+        return None
+    if args.expires:
+        try:
+            day = datetime.date.fromisoformat(args.expires)
+        except ValueError as err:
+            raise UserError(f"--expires wants a date like 2027-06-30, got {args.expires!r}") from err
+        return datetime.datetime.combine(day, datetime.time(), datetime.UTC)
+    return consent.utc_now() + datetime.timedelta(days=args.days)
+
+
+def _describe(record: Record) -> str:
+    if record.revoked:
+        status = f"REVOKED {record.revoked:%Y-%m-%d}" + (
+            f" ({record.revoke_reason})" if record.revoke_reason else ""
+        )
+    elif record.expires and record.expires <= consent.utc_now():
+        status = f"EXPIRED {record.expires:%Y-%m-%d}"
+    else:
+        status = "active" + (f" until {record.expires:%Y-%m-%d}" if record.expires else ", no expiry")
+    kind = " [synthetic]" if record.synthetic else ""
+    return (
+        f"{record.id}  {record.display_name} ({record.subject_id}){kind}  {status}  "
+        f"techniques={','.join(record.techniques)} outputs={','.join(record.outputs)}"
+    )
+
+
+def _consent_command(args: argparse.Namespace) -> int:
+    ledger = Ledger(args.ledger)
+    if args.action == "add":
+        record = ledger.add(
+            subject_id=args.subject,
+            display_name=args.name,
+            granted_by=args.granted_by,
+            techniques=args.technique or TECHNIQUES,
+            outputs=args.output or OUTPUTS,
+            expires=_expiry(args),
+            evidence_sha256=consent.sha256_file(args.evidence),
+        )
+        print(f"added consent record {record.id} (ledger: {ledger.path})")
+        print(_describe(record))
+    elif args.action == "list":
+        records = ledger.records(active_only=not args.all)
+        for record in records:
+            print(_describe(record))
+        if not records:
+            print(f"no {'' if args.all else 'active '}consent records in {ledger.path}")
+    elif args.action == "show":
+        record = ledger.get(args.id)
+        if record is None:
+            raise UserError(f"unknown consent record {args.id!r} (ledger: {ledger.path})")
+        print(json.dumps({**record.to_dict(), "record_sha256": record.digest()}, indent=2))
+    elif args.action == "revoke":
+        record = ledger.revoke(args.id, args.reason)
+        print(f"revoked {record.id} ({record.display_name}); earlier outputs keep their provenance")
+    return 0
+
+
+def _verify_command(args: argparse.Namespace) -> int:
+    from consent_and_watermark.verify import format_report, verify
+
+    report = verify(args.file)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(format_report(report))
+    return 0 if report.marked else 1
+
+
+def _log_command(args: argparse.Namespace) -> int:
+    from consent_and_watermark.provenance import ProvenanceLog
+
+    log = ProvenanceLog()
+    rows = log.rows(args.limit)
+    for row in rows:
+        label = "label on" if row.visible_label else "LABEL OFF"
+        mark = "watermarked" if row.watermarked else "no watermark"
+        print(
+            f"{row.id:>6}  {row.created}  {row.kind:<6} {row.technique or '-':<8} {label:<9}  {mark:<12}  "
+            f"consent={','.join(row.consent_ids) or '-'}  {row.path}"
+        )
+    if not rows:
+        print(f"no outputs logged yet in {log.path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m consent_and_watermark",
+        description="Consent records for real people's likenesses, and provenance checks of output files.",
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    con = commands.add_parser(
+        "consent",
+        help="add, list, show or revoke consent records",
+        description="Every generation tool needs --consent ID for each real identity it touches; "
+        "a record says who agreed, to which techniques and outputs, until when, backed by which evidence.",
+    )
+    con.add_argument(
+        "--ledger", help="ledger file (default: consent.sqlite in $DEEPFAKE_DATA_DIR or the user data dir)"
+    )
+    actions = con.add_subparsers(dest="action", required=True)
+
+    add = actions.add_parser("add", help="record a new consent")
+    add.add_argument("--subject", required=True, help="a stable id for the person, e.g. alice-2026")
+    add.add_argument("--name", required=True, help="display name of the person")
+    add.add_argument("--granted-by", required=True, help="who gave consent (the person, or a legal guardian)")
+    add.add_argument(
+        "--technique", action="append", choices=TECHNIQUES, help="allowed technique (repeat; default: all)"
+    )
+    add.add_argument(
+        "--output", action="append", choices=OUTPUTS, help="allowed output kind (repeat; default: all)"
+    )
+    when = add.add_mutually_exclusive_group()
+    when.add_argument("--expires", help="expiry date YYYY-MM-DD (stops working at 00:00 UTC that day)")
+    when.add_argument("--days", type=int, default=365, help="valid for this many days (default 365)")
+    when.add_argument("--no-expiry", action="store_true", help="never expires (revocation still works)")
+    add.add_argument(
+        "--evidence",
+        required=True,
+        help="the signed statement or recording the consent rests on; only its SHA-256 is stored",
+    )
+
+    lst = actions.add_parser("list", help="list active records")
+    lst.add_argument("--all", action="store_true", help="include revoked and expired records")
+    show = actions.add_parser("show", help="print one record as JSON, with its hash")
+    show.add_argument("id")
+    revoke = actions.add_parser("revoke", help="revoke a record: later runs refuse it")
+    revoke.add_argument("id")
+    revoke.add_argument("--reason", default="", help="why (kept in the ledger)")
+
+    ver = commands.add_parser(
+        "verify",
+        help="check a file's watermark, metadata, C2PA manifest and provenance row",
+        description="Exit status 0 when the file is marked (watermark detected, or a valid C2PA manifest "
+        "plus synthetic-media metadata), 1 when it is not, 2 when it cannot be read.",
+    )
+    ver.add_argument("file", help="a .png, .jpg, .mp4, .wav, .m4a or .mp3 file")
+    ver.add_argument("--json", action="store_true", help="print the full report as JSON")
+
+    log = commands.add_parser(
+        "log",
+        help="list the latest outputs in the provenance log",
+        description="Every file the project wrote: when, what, with which consent records, and whether "
+        "the visible label was on.",
+    )
+    log.add_argument("--limit", type=int, default=50, help="how many rows, newest first (default 50)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "consent":
+        return _consent_command(args)
+    if args.command == "log":
+        return _log_command(args)
+    return _verify_command(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))

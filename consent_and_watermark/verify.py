@@ -1,0 +1,224 @@
+"""``verify``: does a file carry this project's synthetic-media marks, and where did it come from?
+
+Four independent checks, each of which can survive what the others do not:
+
+| check | survives | proves |
+|---|---|---|
+| invisible watermark | re-encoding, resizing, mild edits | "marked with this watermark key" (+ payload) |
+| metadata | plain copies, ffmpeg remuxes | nothing (anyone can write or strip it): a label |
+| C2PA manifest | only the exact bytes | who signed these bytes and what they declared |
+| provenance row | (local log) | which run wrote it: technique, consent, command line |
+
+**Marked** (exit status 0) means: the watermark is detected (false-positive bound below 1e-6), *or* a
+C2PA manifest validates (Trusted or Valid) and declares ``trainedAlgorithmicMedia`` *and* the plain
+metadata says the same. The second rule is how outputs too small for the watermark count as marked;
+it asks for both because the writer always writes both, so a file with only one was altered later.
+"Valid" counts as well as "Trusted": the question is whether the file declares itself synthetic, not
+whether it was made on this machine (the provenance row answers that). Not marked: exit status 1.
+Unreadable or unsupported input: ``UserError`` (exit status 2).
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from common import media
+from common.errors import UserError
+from consent_and_watermark import c2pa_sign
+from consent_and_watermark.consent import sha256_file
+from consent_and_watermark.keys import KeyMaterial, load_keys, medium_key
+from consent_and_watermark.metadata import TRAINED_ALGORITHMIC_MEDIA, MetadataReport, read_metadata
+from consent_and_watermark.provenance import ProvenanceLog, Row, payload_time
+
+KINDS = {
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".mp4": "video",
+    ".wav": "audio",
+    ".m4a": "audio",
+    ".mp3": "audio",
+}
+SIGNED_STATES = ("Trusted", "Valid")
+
+
+@dataclass
+class VerifyReport:
+    """Everything ``verify`` found about one file."""
+
+    path: str
+    kind: str  # image / video / audio
+    sha256: str
+    watermark: dict | None  # the Detection of the pixels (images, video frames) as a dict
+    audio_watermark: dict | None  # the Detection of the audio (audio files, video soundtracks)
+    metadata: MetadataReport
+    c2pa: c2pa_sign.C2paReport
+    provenance: Row | None
+    matched_by: str | None  # "sha256" (untouched output) or "payload" (re-encoded output)
+    marked: bool
+    reasons: list[str] = field(default_factory=list)  # why it counts as marked
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["provenance"] = self.provenance.to_dict() if self.provenance else None
+        for key in ("watermark", "audio_watermark"):
+            if out[key] and out[key]["payload"] is not None:
+                out[key]["payload"] = f"{out[key]['payload']:016x}"
+        out["metadata"]["payload"] = (
+            f"{self.metadata.payload:016x}" if self.metadata.payload is not None else None
+        )
+        out["c2pa"]["payload"] = f"{self.c2pa.payload:016x}" if self.c2pa.payload is not None else None
+        return out
+
+
+def _detection_dict(detection) -> dict:
+    """A Detection as plain data; the payload only when detected (otherwise it is noise decoded as bits)."""
+    return {
+        "detected": bool(detection.detected),
+        "payload": detection.payload if detection.detected else None,
+        "bit_errors": int(detection.bit_errors),
+        "n_bits": int(detection.n_bits),
+        "fpr": float(detection.fpr),
+        "details": detection.details,
+    }
+
+
+def _skipped(reason: str) -> dict:
+    """A detection that was not attempted (the input cannot carry a watermark)."""
+    return {
+        "detected": False,
+        "payload": None,
+        "bit_errors": 0,
+        "n_bits": 0,
+        "fpr": 1.0,
+        "details": {"skipped": reason},
+    }
+
+
+def _detect_pixels(path: Path, kind: str, keys: KeyMaterial) -> dict:
+    module = importlib.import_module("consent_and_watermark.watermark_image")
+    key = medium_key(keys, "image")
+    if kind == "image":
+        rgb = media.read_image(path)
+        if min(rgb.shape[:2]) < module.MIN_SIZE:
+            return _skipped(f"smaller than {module.MIN_SIZE} px")
+        return _detection_dict(module.detect(rgb, key))
+    info = media.video_info(path)
+    if min(info.width, info.height) < module.MIN_SIZE:
+        return _skipped(f"frames smaller than {module.MIN_SIZE} px")
+    return _detection_dict(module.detect_video(media.iter_video(path), key, max_frames=60))
+
+
+def _detect_audio(path: Path, keys: KeyMaterial) -> dict:
+    module = importlib.import_module("consent_and_watermark.watermark_audio")
+    samples, rate = media.read_audio(path)
+    if len(samples) < module.MIN_SECONDS * rate:
+        return _skipped(f"shorter than {module.MIN_SECONDS} s")
+    return _detection_dict(module.detect(samples, rate, medium_key(keys, "audio")))
+
+
+def verify(path: str | Path, *, log: ProvenanceLog | None = None) -> VerifyReport:
+    """Run every check on ``path``. Raises ``UserError`` for a missing, unreadable or unsupported file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such file: {path}")
+    kind = KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise UserError(f"cannot verify {path.name}: supported formats are {', '.join(sorted(KINDS))}")
+    keys = load_keys()
+    try:
+        metadata = read_metadata(path)
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read {path}: {err}") from err
+    watermark = _detect_pixels(path, kind, keys) if kind in ("image", "video") else None
+    has_audio = kind == "audio" or media.video_info(path).has_audio
+    audio_watermark = _detect_audio(path, keys) if has_audio else None
+    with open(path, "rb") as stream:
+        c2pa = c2pa_sign.read_manifest(stream, c2pa_sign.mime_type(path), keys)
+
+    digest = sha256_file(path)
+    log = log or ProvenanceLog()
+    row, matched_by = log.find_by_sha256(digest), "sha256"
+    if row is None:
+        detected = [d["payload"] for d in (watermark, audio_watermark) if d and d["detected"]]
+        row = log.find_by_payload(detected[0]) if detected else None
+        matched_by = "payload"
+    reasons = []
+    for name, detection in (("watermark", watermark), ("audio watermark", audio_watermark)):
+        if detection and detection["detected"]:
+            reasons.append(f"{name} detected (FPR {detection['fpr']:.1e})")
+    if (
+        c2pa.state in SIGNED_STATES
+        and c2pa.digital_source_type == TRAINED_ALGORITHMIC_MEDIA
+        and metadata.synthetic
+    ):
+        reasons.append(f"{c2pa.state} C2PA manifest and metadata declare trainedAlgorithmicMedia")
+    return VerifyReport(
+        path=str(path),
+        kind=kind,
+        sha256=digest,
+        watermark=watermark,
+        audio_watermark=audio_watermark,
+        metadata=metadata,
+        c2pa=c2pa,
+        provenance=row,
+        matched_by=matched_by if row else None,
+        marked=bool(reasons),
+        reasons=reasons,
+    )
+
+
+def _describe_detection(name: str, detection: dict | None) -> str:
+    if detection is None:
+        return f"{name}: (no such track)"
+    if "skipped" in detection["details"]:
+        return f"{name}: not checked ({detection['details']['skipped']})"
+    if not detection["detected"]:
+        return f"{name}: not detected (best match {detection['bit_errors']}/{detection['n_bits']} errors)"
+    payload = detection["payload"]
+    when = payload_time(payload).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (
+        f"{name}: DETECTED payload {payload:016x} (row {payload >> 32}, written {when}), "
+        f"{detection['bit_errors']}/{detection['n_bits']} bit errors, FPR {detection['fpr']:.1e}"
+    )
+
+
+def format_report(report: VerifyReport) -> str:
+    """The human-readable summary printed by ``python -m consent_and_watermark verify FILE``."""
+    meta, c2pa, row = report.metadata, report.c2pa, report.provenance
+    lines = [f"file: {report.path} ({report.kind}, sha256 {report.sha256[:16]}...)"]
+    if report.kind != "audio":
+        lines.append(_describe_detection("watermark", report.watermark))
+    if report.audio_watermark is not None or report.kind == "audio":
+        lines.append(_describe_detection("audio watermark", report.audio_watermark))
+    where = sorted({key.split(":")[0] for key in meta.fields})
+    statement = (
+        "synthetic (IPTC trainedAlgorithmicMedia)" if meta.synthetic else "no synthetic-media statement"
+    )
+    lines.append(f"metadata: {statement}" + (f" in {', '.join(where)}" if where else ""))
+    c2pa_line = f"C2PA: {c2pa.state}"
+    if c2pa.signer:
+        c2pa_line += f", signed by {c2pa.signer!r}"
+    if c2pa.consent:
+        ids = [r.get("id") for r in c2pa.consent.get("records", [])]
+        c2pa_line += (
+            f", consent {', '.join(ids) or 'none'} ({c2pa.consent.get('technique') or 'no technique'})"
+        )
+    lines.append(c2pa_line)
+    lines += [f"  failure: {failure}" for failure in c2pa.failures[:5]]
+    if row is None:
+        lines.append("provenance: no matching row in the local log")
+    else:
+        created = datetime.datetime.fromisoformat(row.created).strftime("%Y-%m-%d %H:%M:%S UTC")
+        lines.append(
+            f"provenance: row {row.id} (matched by {report.matched_by}), {row.kind} written {created}, "
+            f"technique {row.technique or 'none'}, consent {', '.join(row.consent_ids) or 'none'}, "
+            f"visible label {'on' if row.visible_label else 'off'}, command: {' '.join(row.command)}"
+        )
+    lines.append(
+        "verdict: " + ("MARKED (" + "; ".join(report.reasons) + ")" if report.marked else "NOT MARKED")
+    )
+    return "\n".join(lines)

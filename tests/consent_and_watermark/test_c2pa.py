@@ -1,0 +1,126 @@
+"""Local keys and C2PA manifests: certificate profile, signing, trust, tampering, re-encoding."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from pathlib import Path
+
+import c2pa
+import numpy as np
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from PIL import Image
+
+from consent_and_watermark import c2pa_sign, encode
+from consent_and_watermark.keys import create_keys, load_keys
+from consent_and_watermark.metadata import TRAINED_ALGORITHMIC_MEDIA
+
+FACTS = c2pa_sign.ManifestFacts(
+    title="out.png",
+    payload=0x00000007_65432100,
+    technique="reenact",
+    consent=({"id": "cr-1", "sha256": "ab" * 32, "techniques": ["reenact"], "outputs": ["image"]},),
+    visible_label=True,
+)
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_key_files_are_private_and_follow_the_certificate_rules(tmp_path: Path):
+    folder = tmp_path / "config" / "keys"
+    create_keys(folder)
+    create_keys(folder)  # a second creator (another process starting at once) keeps the first set
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert [p.name for p in folder.parent.iterdir()] == ["keys"]  # no staging folder left behind
+    for name in os.listdir(folder):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+    keys = load_keys(folder)
+    assert keys.root_pem == (folder / "root.pem").read_bytes()
+    signer, root = x509.load_pem_x509_certificates(keys.signer_chain_pem)
+    # Issued by the root (c2pa rejects self-signed signers): the root's key verifies the signature.
+    root.public_key().verify(
+        signer.signature, signer.tbs_certificate_bytes, ec.ECDSA(signer.signature_hash_algorithm)
+    )
+    assert signer.issuer == root.subject and signer.subject != root.subject
+    ext = signer.extensions
+    assert ext.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    assert ext.get_extension_for_class(x509.KeyUsage).value.digital_signature
+    assert ext.get_extension_for_class(x509.ExtendedKeyUsage).value == x509.ExtendedKeyUsage(
+        [ExtendedKeyUsageOID.EMAIL_PROTECTION]
+    )
+    ext.get_extension_for_class(x509.AuthorityKeyIdentifier)  # raises when missing
+    assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
+    assert len(keys.watermark_key) == 32
+    assert load_keys(folder) is keys  # cached for the process
+
+
+def test_signed_png_is_trusted_and_carries_our_assertions(natural_rgb):
+    signed = c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS)
+    report = c2pa_sign.read_manifest(signed, "image/png")
+    assert report.state == "Trusted", report.failures
+    assert report.digital_source_type == TRAINED_ALGORITHMIC_MEDIA
+    assert report.payload == FACTS.payload
+    assert report.consent["technique"] == "reenact" and report.consent["records"][0]["id"] == "cr-1"
+    # The pixels are untouched by signing.
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(signed)).convert("RGB")), natural_rgb)
+
+
+def test_without_our_trust_anchor_the_manifest_is_only_valid(natural_rgb):
+    """c2pa's own reader with default settings (no user anchors) reads the same manifest independently."""
+    signed = c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS)
+    settings = {"version": 1, "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+    with (
+        c2pa.Context.from_dict(settings) as context,
+        c2pa.Reader("image/png", io.BytesIO(signed), None, context) as r,
+    ):
+        assert r.get_validation_state() == "Valid"
+        store = json.loads(r.json())
+    manifest = store["manifests"][store["active_manifest"]]
+    labels = [a["label"] for a in manifest["assertions"]]
+    assert "c2pa.soft-binding" in labels and c2pa_sign.CONSENT_LABEL in labels
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".mp4", ".wav"])
+def test_tampering_makes_validation_fail(tmp_path: Path, natural_rgb, suffix):
+    target = tmp_path / f"a{suffix}"
+    if suffix in (".png", ".jpg"):
+        encode.encode_image(target, natural_rgb)
+    elif suffix == ".mp4":
+        encode.encode_mp4(target, np.stack([natural_rgb] * 3), 25)
+    else:
+        encode.encode_wav(target, np.sin(np.arange(8000) / 5.0).astype(np.float32) * 0.3, 16000)
+    mime = c2pa_sign.mime_type(target)
+    signed = c2pa_sign.sign_bytes(target.read_bytes(), mime, FACTS)
+    assert c2pa_sign.read_manifest(signed, mime).state == "Trusted"
+    tampered = bytearray(signed)
+    # Flip one bit of content: samples after the WAV "data" header; otherwise near the end of the file
+    # (PNG IDAT, JPEG scan, mp4 mdat), where the manifest never sits in these formats.
+    position = signed.index(b"data") + 1000 if suffix == ".wav" else len(signed) - 200
+    tampered[position] ^= 0x01
+    report = c2pa_sign.read_manifest(bytes(tampered), mime)
+    assert report.state == "Invalid" and report.failures
+
+
+def test_reencoding_drops_the_manifest(natural_rgb):
+    signed = c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS)
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(signed)).save(buffer, format="JPEG", quality=90)
+    assert c2pa_sign.read_manifest(buffer.getvalue(), "image/jpeg").state == "absent"
+
+
+def test_a_foreign_signer_is_not_trusted(tmp_path: Path, natural_rgb):
+    """A manifest signed with another installation's keys validates, but is not Trusted here."""
+    other = tmp_path / "other-keys"
+    create_keys(other)
+    signed = c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS, load_keys(other))
+    assert c2pa_sign.read_manifest(signed, "image/png").state == "Valid"
+    assert c2pa_sign.read_manifest(signed, "image/png", load_keys(other)).state == "Trusted"

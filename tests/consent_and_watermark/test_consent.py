@@ -1,0 +1,145 @@
+"""The consent ledger, its refusals and its command line."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from common.cli import run
+from common.errors import UserError
+from consent_and_watermark import __main__ as cli
+from consent_and_watermark import writer
+from consent_and_watermark.consent import (
+    TECHNIQUES,
+    Ledger,
+    check_consent,
+    register_synthetic_identity,
+    utc_now,
+)
+from consent_and_watermark.provenance import ProvenanceLog
+
+
+def _add(ledger: Ledger, **overrides):
+    fields = dict(subject_id="alice", display_name="Alice Example", granted_by="Alice Example")
+    fields.update(overrides)
+    return ledger.add(**fields)
+
+
+def test_record_round_trip_and_digest():
+    ledger = Ledger()
+    expires = utc_now() + datetime.timedelta(days=30)
+    record = _add(ledger, techniques=["swap"], outputs=["video"], expires=expires, evidence_sha256="ab" * 32)
+    again = ledger.get(record.id)
+    assert again == record
+    assert again.techniques == ("swap",) and again.outputs == ("video",) and again.expires == expires
+    assert len(record.digest()) == 64 and record.digest() == again.digest()
+    other = _add(ledger, techniques=["swap"], outputs=["video"], expires=expires, evidence_sha256="cd" * 32)
+    assert other.digest() != record.digest()
+
+
+def test_check_consent_accepts_a_record_in_scope():
+    record = _add(Ledger(), techniques=["swap", "reenact"], outputs=["image", "video"])
+    assert check_consent([record.id, record.id], "swap", outputs=["video"]) == [record]
+
+
+@pytest.mark.parametrize(
+    "make, technique, outputs, message",
+    [
+        (lambda book: book.revoke(_add(book).id, "withdrawn"), "swap", (), "was revoked"),
+        (lambda book: _add(book, techniques=["animate"]), "swap", (), "does not cover 'swap'"),
+        (lambda book: _add(book, outputs=["image"]), "swap", ("video",), "does not allow video"),
+    ],
+    ids=["revoked", "technique-out-of-scope", "output-out-of-scope"],
+)
+def test_check_consent_refuses(make, technique, outputs, message):
+    record = make(Ledger())
+    with pytest.raises(UserError, match=message) as err:
+        check_consent([record.id], technique, outputs=outputs)
+    assert "\n" not in str(err.value)
+
+
+def test_check_consent_refuses_expired_records():
+    record = _add(Ledger(), expires=utc_now() + datetime.timedelta(days=1))
+    later = utc_now() + datetime.timedelta(days=2)
+    with pytest.raises(UserError, match="expired"):
+        check_consent([record.id], "swap", now=later)
+
+
+def test_check_consent_refuses_unknown_and_missing_ids():
+    with pytest.raises(UserError, match="unknown consent record 'nobody'"):
+        check_consent(["nobody"], "swap")
+    with pytest.raises(UserError, match="--consent"):
+        check_consent([], "swap")
+
+
+def test_synthetic_identity_is_registered_once_with_full_scope():
+    first = register_synthetic_identity("synth-0007", "Synthetic person 7")
+    assert register_synthetic_identity("synth-0007", "Synthetic person 7") == first
+    record = Ledger().get(first)
+    assert record.synthetic and record.expires is None and record.techniques == TECHNIQUES
+    for technique in TECHNIQUES:
+        check_consent([first], technique, outputs=["image", "video", "audio"])
+
+
+def test_damaged_ledger_is_one_clear_error(fresh_data_dir: Path):
+    fresh_data_dir.mkdir(parents=True)
+    (fresh_data_dir / "consent.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(UserError, match="damaged") as err:
+        check_consent(["cr-0000000000"], "swap")
+    assert "\n" not in str(err.value)
+
+
+def test_refusal_happens_before_compute_and_writes_nothing(tmp_path: Path, natural_rgb):
+    """A generation CLI in miniature: begin_run first, then compute and write."""
+    record = Ledger().revoke(_add(Ledger()).id)
+    computed = []
+
+    def fake_tool(argv: list[str] | None = None) -> int:
+        writer.begin_run("swap", [record.id], outputs=["image"])
+        computed.append(True)
+        writer.save_image(tmp_path / "out.png", natural_rgb)
+        return 0
+
+    assert run(fake_tool) == 2
+    assert computed == [] and not (tmp_path / "out.png").exists()
+    assert ProvenanceLog().rows() == []
+
+
+def test_cli_add_list_show_revoke(tmp_path: Path, capsys: pytest.CaptureFixture):
+    ledger = tmp_path / "ledger.sqlite"
+    evidence = tmp_path / "statement.txt"
+    evidence.write_bytes(b"I, Alice, agree to face swapping for the course.\n")
+    base = ["consent", "--ledger", str(ledger)]
+    add = ["add", "--subject", "alice", "--name", "Alice", "--granted-by", "Alice", "--technique", "swap"]
+    assert run(cli.main, base + add + ["--output", "video", "--evidence", str(evidence), "--days", "10"]) == 0
+    record_id = capsys.readouterr().out.split()[3]
+
+    assert run(cli.main, base + ["show", record_id]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["evidence_sha256"] == hashlib.sha256(evidence.read_bytes()).hexdigest()
+    assert shown["techniques"] == ["swap"] and shown["outputs"] == ["video"]
+
+    assert run(cli.main, base + ["list"]) == 0
+    assert record_id in capsys.readouterr().out
+    assert run(cli.main, base + ["revoke", record_id, "--reason", "withdrawn"]) == 0
+    capsys.readouterr()
+    assert run(cli.main, base + ["list"]) == 0
+    assert record_id not in capsys.readouterr().out
+    assert run(cli.main, base + ["list", "--all"]) == 0
+    assert "REVOKED" in capsys.readouterr().out
+    with pytest.raises(UserError, match="was revoked"):
+        check_consent([record_id], "swap", ledger=ledger)
+
+
+def test_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture):
+    base = ["consent", "--ledger", str(tmp_path / "l.sqlite")]
+    assert run(cli.main, base + ["show", "cr-missing"]) == 2
+    add = ["add", "--subject", "a", "--name", "A", "--granted-by", "A", "--evidence", str(tmp_path / "none")]
+    assert run(cli.main, base + add) == 2
+    assert run(cli.main, base + ["revoke", "cr-missing"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err)

@@ -1,0 +1,63 @@
+"""The payload code: convolutional code + Viterbi, keyed spreading, and the binomial bound."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import binom
+
+from consent_and_watermark import detection, ecc
+
+
+def test_conv_code_shape_and_linearity():
+    a, b = 0x0123456789ABCDEF, 0xFEDCBA9876543210
+    ca, cb = ecc.conv_encode(a), ecc.conv_encode(b)
+    assert ca.shape == (210,) and set(np.unique(ca)) <= {0, 1}
+    # A convolutional code is linear over GF(2): enc(a xor b) = enc(a) xor enc(b).
+    assert np.array_equal(ecc.conv_encode(a ^ b), ca ^ cb)
+
+
+def test_viterbi_corrects_any_seven_errors():
+    """Free distance 15 means maximum-likelihood decoding corrects every pattern of <= 7 bit errors."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        payload = int(rng.integers(0, 2**63)) * 2 + int(rng.integers(0, 2))
+        bits = ecc.conv_encode(payload).astype(np.float64)
+        flips = rng.choice(bits.size, size=7, replace=False)
+        bits[flips] = 1 - bits[flips]
+        assert ecc.viterbi_decode(2 * bits - 1) == payload
+
+
+def test_spread_code_round_trip_with_noise_and_flips():
+    rng = np.random.default_rng(1)
+    code = ecc.SpreadCode(b"k" * 32, 1050, "test")
+    for _ in range(10):
+        payload = int(rng.integers(0, 2**63))
+        chips = code.chips(payload)
+        noisy = chips * np.where(rng.random(chips.size) < 0.15, -1, 1) + rng.normal(0, 0.5, chips.size)
+        decoded, expected = code.decode(noisy)
+        assert decoded == payload
+        assert np.array_equal(expected, chips)
+
+
+def test_keyed_sequences_are_deterministic_and_key_dependent():
+    a = ecc.keyed_signs(b"key-a", "p", 4096)
+    assert np.array_equal(a, ecc.keyed_signs(b"key-a", "p", 4096))
+    b = ecc.keyed_signs(b"key-b", "p", 4096)
+    assert abs(float(np.mean(a * b))) < 0.08  # independent sequences: correlation ~ N(0, 1/64^2)
+    assert abs(float(np.mean(a))) < 0.08
+    perm = ecc.keyed_permutation(b"key-a", "p", 1000)
+    assert np.array_equal(np.sort(perm), np.arange(1000))
+
+
+def test_binomial_tail_matches_scipy():
+    for n, k in [(64, 51), (64, 40), (2124, 1300), (500, 500)]:
+        assert np.isclose(detection.log_binomial_tail(n, k), np.log(binom.sf(k - 1, n, 0.5)), rtol=1e-9)
+
+
+def test_threshold_for_a_plain_64_bit_match_is_51():
+    """Without search or decoding (one candidate, a known payload), 51 of 64 bits give FPR < 1e-6."""
+    assert detection.min_matches(64, n_candidates=1, payload_bits=0) == 51
+    # The union bound over 2^64 codewords and 18 candidates needs far more agreement.
+    k = detection.min_matches(2000, n_candidates=18)
+    assert detection.false_positive_rate(2000, k, 18) < 1e-6 <= detection.false_positive_rate(2000, k - 1, 18)
+    assert k > 1000

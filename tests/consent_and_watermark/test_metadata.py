@@ -1,0 +1,106 @@
+"""Synthetic-media metadata: written by the encoders, read back by ``read_metadata`` and by other readers."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from consent_and_watermark import encode
+from consent_and_watermark.metadata import (
+    TRAINED_ALGORITHMIC_MEDIA,
+    SyntheticInfo,
+    image_fields,
+    mp4_tags,
+    read_metadata,
+    wav_info,
+)
+
+INFO = SyntheticInfo(
+    payload=0x0123456789ABCDEF, technique="swap", consent_ids=("cr-1", "syn-2"), visible_label=True
+)
+
+
+def _png_text_chunks(data: bytes) -> dict[str, str]:
+    """tEXt/iTXt chunks of a PNG, parsed by hand from the PNG specification (section 11.3.4)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    out, pos = {}, 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        if kind == b"iTXt":
+            keyword, rest = body.split(b"\0", 1)
+            compressed, rest = rest[0], rest[2:]
+            _language, rest = rest.split(b"\0", 1)
+            _translated, text = rest.split(b"\0", 1)
+            out[keyword.decode()] = (zlib.decompress(text) if compressed else text).decode()
+        pos += 12 + length
+    return out
+
+
+def test_png_carries_xmp_and_text(tmp_path: Path, natural_rgb):
+    path = encode.encode_image(tmp_path / "a.png", natural_rgb, **image_fields(INFO))
+    chunks = _png_text_chunks(path.read_bytes())
+    assert f'DigitalSourceType="{TRAINED_ALGORITHMIC_MEDIA}"' in chunks["XML:com.adobe.xmp"]
+    assert "payload=0123456789abcdef" in chunks["Comment"]
+    report = read_metadata(path)
+    assert report.synthetic and report.payload == INFO.payload
+    assert report.fields["xmp:dfc:ConsentRecords"] == "cr-1,syn-2"
+
+
+def test_jpeg_carries_exif_and_xmp(tmp_path: Path, natural_rgb):
+    path = encode.encode_image(tmp_path / "a.jpg", natural_rgb, **image_fields(INFO))
+    data = path.read_bytes()
+    # The XMP APP1 segment starts with this namespace (Adobe XMP specification part 3, 1.1.3).
+    assert b"http://ns.adobe.com/xap/1.0/\0" in data and TRAINED_ALGORITHMIC_MEDIA.encode() in data
+    with Image.open(path) as img:
+        assert "Synthetic media" in img.getexif()[0x010E]
+    report = read_metadata(path)
+    assert report.synthetic and report.payload == INFO.payload
+
+
+def test_mp4_global_tags(tmp_path: Path):
+    frames = np.zeros((4, 64, 64, 3), np.uint8)
+    path = encode.encode_mp4(tmp_path / "a.mp4", frames, 25, tags=mp4_tags(INFO))
+    with av.open(str(path)) as container:
+        assert TRAINED_ALGORITHMIC_MEDIA in container.metadata["comment"]
+    report = read_metadata(path)
+    assert report.synthetic and report.payload == INFO.payload
+
+
+def test_wav_info_chunk(tmp_path: Path):
+    path = encode.encode_wav(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000, info=wav_info(INFO))
+    with soundfile.SoundFile(path) as sound:  # libsndfile reads RIFF INFO on its own
+        assert TRAINED_ALGORITHMIC_MEDIA in sound.comment
+        assert sound.software == "deepfake-creation"
+    report = read_metadata(path)
+    assert report.synthetic and report.payload == INFO.payload
+
+
+def test_no_payload_claim_when_unwatermarked(tmp_path: Path, natural_rgb):
+    info = SyntheticInfo(payload=None)
+    path = encode.encode_image(tmp_path / "a.png", natural_rgb, **image_fields(info))
+    report = read_metadata(path)
+    assert report.synthetic and report.payload is None
+
+
+def test_plain_files_and_pillow_resaves_have_no_statement(tmp_path: Path, natural_rgb):
+    marked = encode.encode_image(tmp_path / "a.png", natural_rgb, **image_fields(INFO))
+    resaved = tmp_path / "resaved.png"
+    with Image.open(marked) as img:
+        img.save(resaved)  # a re-save drops the metadata: the limit the watermark exists for
+    for path in (resaved, encode.encode_image(tmp_path / "plain.jpg", natural_rgb)):
+        report = read_metadata(path)
+        assert not report.synthetic and report.payload is None
+
+
+def test_unsupported_suffix_is_rejected(tmp_path: Path):
+    (tmp_path / "a.gif").write_bytes(b"GIF89a")
+    with pytest.raises(ValueError, match="unsupported"):
+        read_metadata(tmp_path / "a.gif")

@@ -1,0 +1,131 @@
+"""``python -m consent_and_watermark verify``: exit status, text and JSON reports, bad input."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import media
+from common.cli import run
+from consent_and_watermark import __main__ as cli
+from consent_and_watermark import writer
+from consent_and_watermark.provenance import ProvenanceLog
+from consent_and_watermark.verify import verify
+
+
+def _verify(args: list[str]) -> int:
+    return run(cli.main, ["verify", *args])
+
+
+def _edit_png_text(data: bytes, keyword: bytes, old: bytes, new: bytes) -> bytes:
+    """Replace text inside one iTXt chunk and fix its CRC (PNG spec 5.3): a forged claim, valid PNG."""
+    out, pos = bytearray(data[:8]), 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        if kind == b"iTXt" and body.startswith(keyword + b"\0"):
+            assert old in body
+            body = body.replace(old, new)
+        out += struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        pos += 12 + length
+    return bytes(out)
+
+
+def test_marked_file_exits_0_with_a_readable_report(out_dir: Path, natural_rgb, capsys):
+    path = writer.save_image(out_dir / "face.png", natural_rgb)
+    assert _verify([str(path)]) == 0
+    text = capsys.readouterr().out
+    expected = ("watermark: DETECTED", "metadata: synthetic", "C2PA: Trusted", "provenance: row", "MARKED")
+    assert all(line in text for line in expected), text
+
+
+def test_json_report(out_dir: Path, natural_rgb, capsys):
+    path = writer.save_image(out_dir / "face.jpg", natural_rgb)
+    assert _verify([str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["marked"] and report["c2pa"]["state"] == "Trusted" and report["matched_by"] == "sha256"
+    assert report["watermark"]["payload"] == report["provenance"]["payload"] == report["c2pa"]["payload"]
+    assert len(report["watermark"]["payload"]) == 16 and report["watermark"]["fpr"] < 1e-6
+
+
+def test_unmarked_file_exits_1(out_dir: Path, natural_rgb, capsys):
+    path = out_dir / "plain.png"
+    Image.fromarray(natural_rgb).save(path)
+    assert _verify([str(path)]) == 1
+    text = capsys.readouterr().out
+    assert "C2PA: absent" in text and "NOT MARKED" in text
+
+
+def test_tampered_file_fails_c2pa_but_keeps_its_watermark(out_dir: Path, natural_rgb):
+    path = writer.save_image(out_dir / "face.png", natural_rgb)
+    forged = out_dir / "forged.png"
+    # Claim the opposite in the description: same length, so only the hash of the content changes.
+    forged.write_bytes(
+        _edit_png_text(path.read_bytes(), b"Description", b"not a recording", b"now a recording")
+    )
+    report = verify(forged)
+    assert report.c2pa.state == "Invalid" and report.c2pa.failures
+    assert report.watermark["detected"] and report.marked
+    assert report.matched_by == "payload"  # the hash changed, the payload did not
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("missing.png", None, "no such file"),
+        ("notes.txt", b"hello", "supported formats"),
+        ("broken.png", b"\x89PNG\r\n\x1a\n" + b"garbage" * 50, "cannot read"),
+        ("broken.mp4", b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50, "cannot read"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    assert _verify([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_damaged_provenance_log_exits_2(out_dir: Path, natural_rgb, tmp_path: Path, monkeypatch, capsys):
+    path = writer.save_image(out_dir / "face.png", natural_rgb)
+    damaged = tmp_path / "damaged-data"  # another user's data dir, whose log was overwritten
+    damaged.mkdir()
+    (damaged / "provenance.sqlite").write_bytes(b"not a database" * 100)
+    monkeypatch.setenv("DEEPFAKE_DATA_DIR", str(damaged))
+    assert _verify([str(path)]) == 2
+    assert "provenance log" in capsys.readouterr().err
+
+
+def test_log_lists_outputs_and_the_label_choice(out_dir: Path, natural_rgb, capsys):
+    writer.save_image(out_dir / "on.png", natural_rgb)
+    writer.save_image(out_dir / "off.png", natural_rgb, label=False)
+    assert run(cli.main, ["log"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and "off.png" in lines[0] and "LABEL OFF" in lines[0] and "label on" in lines[1]
+
+
+def test_transcoded_audio_is_traced_by_its_watermark(out_dir: Path):
+    """A marked WAV re-encoded to 64 kbps AAC (.m4a): manifest and metadata gone, the watermark stays."""
+    babble = (0.1 * np.random.default_rng(1).standard_normal(16000 * 10)).astype(np.float32)
+    writer.save_audio(out_dir / "voice.wav", babble, 16000)
+    (written,) = ProvenanceLog().rows()
+    samples, rate = media.read_audio(out_dir / "voice.wav")
+    with av.open(str(out_dir / "voice.m4a"), mode="w", format="ipod") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout, stream.bit_rate = "mono", 64_000
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    report = verify(out_dir / "voice.m4a")
+    assert report.c2pa.state == "absent" and not report.metadata.synthetic
+    assert report.marked and report.audio_watermark["payload"] == written.payload
+    assert report.matched_by == "payload"

@@ -1,0 +1,80 @@
+"""Invisible image/video watermark: round trip, robustness, false positives, limits."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from consent_and_watermark import watermark_image as wm
+
+KEY = bytes(range(32))
+PAYLOAD = 0xDEADBEEF01234567
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.fixture(scope="module")
+def marked(natural_rgb: np.ndarray) -> np.ndarray:
+    return wm.embed(natural_rgb, PAYLOAD, KEY)
+
+
+def test_round_trip_and_quality(natural_rgb, marked):
+    assert marked.shape == natural_rgb.shape and marked.dtype == np.uint8
+    assert _psnr(natural_rgb, marked) >= 40.0
+    found = wm.detect(marked, KEY)
+    assert found.detected and found.payload == PAYLOAD
+    assert found.fpr < 1e-6 and 0 <= found.bit_errors < found.n_bits
+
+
+def test_embed_is_deterministic(natural_rgb, marked):
+    assert np.array_equal(wm.embed(natural_rgb, PAYLOAD, KEY), marked)
+
+
+def test_survives_jpeg_75(marked):
+    buf = io.BytesIO()
+    Image.fromarray(marked).save(buf, "JPEG", quality=75)
+    found = wm.detect(np.asarray(Image.open(buf).convert("RGB")), KEY)
+    assert found.detected and found.payload == PAYLOAD
+
+
+def test_survives_a_small_crop(marked):
+    found = wm.detect(marked[13:243, 21:250], KEY)
+    assert found.detected and found.payload == PAYLOAD
+
+
+def test_unmarked_natural_images_are_not_detected():
+    for image in (data.astronaut(), data.coffee(), data.chelsea(), data.rocket()):
+        found = wm.detect(image, KEY)
+        assert not found.detected and found.fpr > 1e-6
+
+
+def test_wrong_key_is_not_detected(marked):
+    found = wm.detect(marked, bytes(32))
+    assert not found.detected and found.fpr > 1e-6
+
+
+def test_min_size_is_enforced():
+    with pytest.raises(ValueError):
+        wm.embed(np.zeros((wm.MIN_SIZE - 1, 400, 3), np.uint8), PAYLOAD, KEY)
+    smallest = np.full((wm.MIN_SIZE, wm.MIN_SIZE, 3), 128, np.uint8)
+    assert wm.embed(smallest, PAYLOAD, KEY).shape == smallest.shape
+
+
+def test_video_votes_across_frames():
+    """Weakly marked frames: each alone is weak evidence, their summed folds are strong."""
+    scene = data.chelsea()  # (300, 451, 3)
+    frames = [wm.embed(np.ascontiguousarray(scene[10:266, 3 * i : 3 * i + 256]), PAYLOAD, KEY, strength=0.6)
+              for i in range(6)]
+    single = wm.detect(frames[0], KEY)
+    voted = wm.detect_video(iter(frames), KEY)
+    assert voted.detected and voted.payload == PAYLOAD
+    assert voted.details["frames"] == 6
+    assert voted.fpr < single.fpr
+    assert not wm.detect_video(iter([scene[:256, :256]] * 3), KEY).detected

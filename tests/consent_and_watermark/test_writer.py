@@ -1,0 +1,206 @@
+"""The chokepoint: every output is labelled, watermarked, tagged, signed and logged, or not written at all."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure  # a bare Figure renders with Agg, whatever the pyplot backend
+from PIL import Image
+from skimage import data
+
+from common import media
+from common.errors import UserError
+from consent_and_watermark import c2pa_sign, writer
+from consent_and_watermark.consent import Ledger, register_synthetic_identity
+from consent_and_watermark.provenance import ProvenanceLog
+from consent_and_watermark.verify import verify
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / mse))
+
+
+def _assert_fully_marked(path: Path, kind: str, watermarked: bool = True):
+    """verify finds every mark, and they all agree on the same payload and provenance row."""
+    report = verify(path)
+    assert report.marked, report.reasons
+    assert report.c2pa.state == "Trusted", report.c2pa.failures
+    assert report.metadata.synthetic
+    row = report.provenance
+    assert row is not None and report.matched_by == "sha256" and row.kind == kind
+    assert row.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert row.watermarked is watermarked
+    if watermarked:
+        detection = report.audio_watermark if kind == "audio" else report.watermark
+        assert detection["detected"] and detection["fpr"] < 1e-6
+        assert detection["payload"] == row.payload == report.c2pa.payload == report.metadata.payload
+    return report
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_images_pass_verify(out_dir: Path, natural_rgb, suffix):
+    path = writer.save_image(out_dir / f"face{suffix}", natural_rgb)
+    assert path == out_dir / f"face{suffix}"
+    _assert_fully_marked(path, "image")
+    assert sorted(p.name for p in out_dir.iterdir()) == [path.name]  # no temporary files left behind
+
+
+def test_visible_label_is_on_by_default_and_can_be_turned_off(out_dir: Path, natural_rgb):
+    labelled = media.read_image(writer.save_image(out_dir / "on.png", natural_rgb))
+    plain = media.read_image(writer.save_image(out_dir / "off.png", natural_rgb, label=False))
+    corner = (slice(200, 256), slice(0, 128))  # the label sits in the bottom-left corner
+    assert _psnr(plain, natural_rgb) > 38  # only the invisible watermark
+    assert _psnr(labelled[corner], natural_rgb[corner]) < 25  # a dark box with white text
+    rows = {Path(r.path).name: r for r in ProvenanceLog().rows()}
+    assert rows["on.png"].visible_label and not rows["off.png"].visible_label
+
+
+def test_small_image_is_signed_and_tagged_without_watermark(out_dir: Path, natural_rgb, caplog):
+    with caplog.at_level(logging.WARNING, logger="deepfake.provenance"):
+        path = writer.save_image(out_dir / "tiny.png", natural_rgb[:64, :96])
+    assert "smaller than the watermark minimum" in caplog.text
+    report = _assert_fully_marked(path, "image", watermarked=False)
+    assert "skipped" in report.watermark["details"] and report.c2pa.payload is None
+
+
+def _panning_clip(n_frames: int = 30, size: int = 256) -> np.ndarray:
+    """A camera pan over a natural photo: (T, size, size, 3) uint8, every frame different."""
+    scene = data.astronaut()  # (512, 512, 3)
+    return np.stack([scene[100 : 100 + size, (4 * t) % 256 : (4 * t) % 256 + size] for t in range(n_frames)])
+
+
+def test_video_passes_verify_and_streams_frames(out_dir: Path):
+    clip = _panning_clip()
+    path = writer.save_video(out_dir / "clip.mp4", (frame for frame in clip), fps=25)
+    _assert_fully_marked(path, "video")
+    info = media.video_info(path)
+    assert (info.width, info.height) == (256, 256) and not info.has_audio
+    assert len(list(media.iter_video(path))) == 30
+
+
+def test_small_video_is_signed_and_tagged_without_watermark(out_dir: Path, caplog):
+    with caplog.at_level(logging.WARNING, logger="deepfake.provenance"):
+        path = writer.save_video(out_dir / "tiny.mp4", _panning_clip(3, size=64), 25)
+    assert caplog.text.count("smaller than the watermark minimum") == 1  # said once, not per frame
+    report = _assert_fully_marked(path, "video", watermarked=False)
+    assert "skipped" in report.watermark["details"]
+
+
+def test_video_with_audio_marks_both_tracks(out_dir: Path):
+    rate, seconds = 16000, 10
+    t = np.arange(rate * seconds) / rate
+    syllables = 0.5 * (1 + np.sin(2 * np.pi * 4 * t))  # a 4 Hz loudness envelope, like speech
+    babble = (0.1 * syllables * np.random.default_rng(0).standard_normal(t.size)).astype(np.float32)
+    clip = _panning_clip(5 * seconds, size=128)  # 5 fps keeps the test quick; the audio lasts 10 s
+    path = writer.save_video(out_dir / "talk.mp4", clip, 5, audio=babble, sample_rate=rate)
+    report = _assert_fully_marked(path, "video")
+    audio = report.audio_watermark
+    assert audio["detected"] and audio["payload"] == report.provenance.payload  # survived AAC
+
+
+def test_audio_passes_verify(out_dir: Path):
+    rng = np.random.default_rng(0)
+    samples = (0.1 * rng.standard_normal(16000 * 10)).astype(np.float32)
+    path = writer.save_audio(out_dir / "voice.wav", samples, 16000)
+    _assert_fully_marked(path, "audio")
+
+
+def test_figure_is_marked_without_label(out_dir: Path):
+    fig = Figure(figsize=(4, 3))
+    fig.add_subplot().plot(np.arange(10), np.arange(10) ** 2)
+    path = writer.save_figure(fig, out_dir / "loss.png")
+    report = _assert_fully_marked(path, "figure")
+    assert not report.provenance.visible_label
+
+
+def test_run_context_reaches_every_mark(out_dir: Path, natural_rgb):
+    record_id = register_synthetic_identity("synth-0001", "Synthetic person 1")
+    records = writer.begin_run("animate", [record_id], visible_label=False, argv=["animate.py", "--quick"])
+    path = writer.save_image(out_dir / "animated.png", natural_rgb)
+    report = _assert_fully_marked(path, "image")
+    row = report.provenance
+    assert row.technique == "animate" and row.consent_ids == (record_id,)
+    assert row.command == ("animate.py", "--quick") and not row.visible_label
+    entry = report.c2pa.consent["records"][0]
+    assert entry["id"] == record_id and entry["sha256"] == records[0].digest() and entry["synthetic"]
+    assert report.metadata.fields["xmp:dfc:ConsentRecords"] == record_id
+
+
+def test_output_context_applies_inside_its_block_only(out_dir: Path, natural_rgb):
+    record = Ledger().get(register_synthetic_identity("synth-0002", "Synthetic person 2"))
+    context = writer.OutputContext(technique="lipsync", consent=(record,), command=("lipsync.py",))
+    with writer.output_context(context):
+        writer.save_image(out_dir / "inside.png", natural_rgb)
+    writer.save_image(out_dir / "after.png", natural_rgb)
+    rows = {Path(r.path).name: r for r in ProvenanceLog().rows()}
+    assert rows["inside.png"].technique == "lipsync" and rows["inside.png"].consent_ids == (record.id,)
+    assert rows["after.png"].technique is None and rows["after.png"].consent_ids == ()
+    assert writer.get_context() == writer.OutputContext()
+
+
+def test_output_kind_outside_the_consent_scope_is_refused(out_dir: Path):
+    record = Ledger().add("bob", "Bob", "Bob", techniques=["swap"], outputs=["image"])
+    writer.begin_run("swap", [record.id])
+    with pytest.raises(UserError, match="does not allow video"):
+        writer.save_video(out_dir / "clip.mp4", _panning_clip(2), 25)
+    assert list(out_dir.iterdir()) == [] and ProvenanceLog().rows() == []
+
+
+def test_reencoded_output_is_still_traced_by_its_watermark(out_dir: Path, natural_rgb):
+    original = verify(writer.save_image(out_dir / "face.png", natural_rgb))
+    copy = out_dir / "copy.jpg"
+    with Image.open(out_dir / "face.png") as img:
+        img.save(copy, quality=80)  # a Pillow re-save drops the manifest and the metadata
+    report = verify(copy)
+    assert report.c2pa.state == "absent" and not report.metadata.synthetic
+    assert report.marked and report.watermark["payload"] == original.provenance.payload
+    assert report.matched_by == "payload" and report.provenance.id == original.provenance.id
+
+
+def test_unmarked_natural_images_are_not_detected(out_dir: Path):
+    for name, rgb in (("cat", data.chelsea()), ("coffee", data.coffee()), ("rocket", data.rocket())):
+        path = out_dir / f"{name}.png"
+        Image.fromarray(rgb).save(path)
+        report = verify(path)
+        assert not report.marked and not report.watermark["detected"] and report.provenance is None
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_log_row(out_dir: Path, natural_rgb, monkeypatch):
+    path = writer.save_image(out_dir / "face.png", natural_rgb)
+    before = path.read_bytes()
+
+    def broken_signer(*args, **kwargs):
+        raise RuntimeError("signer unavailable")
+
+    monkeypatch.setattr(c2pa_sign, "sign_file", broken_signer)
+    with pytest.raises(RuntimeError, match="signer unavailable"):
+        writer.save_image(path, natural_rgb[::-1])
+    assert path.read_bytes() == before and sorted(p.name for p in out_dir.iterdir()) == ["face.png"]
+    assert len(ProvenanceLog().rows()) == 1
+
+
+def test_bad_arguments_are_refused(out_dir: Path, natural_rgb):
+    with pytest.raises(UserError, match="use one of"):
+        writer.save_image(out_dir / "face.gif", natural_rgb)
+    with pytest.raises(UserError, match="use one of"):
+        writer.save_video(out_dir / "clip.avi", _panning_clip(2), 25)
+    with pytest.raises(ValueError, match="uint8"):
+        writer.save_image(out_dir / "face.png", natural_rgb.astype(np.float32))
+    assert list(out_dir.iterdir()) == []
+
+
+def test_figure_bytes_are_a_plain_render(out_dir: Path):
+    """save_figure keeps what matplotlib drew (watermark aside): compare with an in-memory render."""
+    fig = Figure(figsize=(3, 2))
+    fig.add_subplot().bar([1, 2, 3], [3, 1, 2])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    expected = np.asarray(Image.open(buffer).convert("RGB"))
+    written = media.read_image(writer.save_figure(fig, out_dir / "bars.png"))
+    assert written.shape == expected.shape and _psnr(written, expected) > 38
