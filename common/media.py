@@ -160,14 +160,16 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         stream = container.streams.audio[0]
         source_rate = stream.codec_context.sample_rate
         target_rate = sample_rate or source_rate
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=target_rate)
+        # Planar float keeps the channels apart; we average them ourselves (FFmpeg's own downmix
+        # lowers the level by 3 dB).
+        resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=target_rate)
         chunks = []
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    chunks.append(out.to_ndarray().mean(axis=0))
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(out.to_ndarray().mean(axis=0))
         except av.error.FFmpegError as err:
             raise UserError(f"cannot decode audio in {path}: {err}") from err
     if not chunks:

@@ -1,0 +1,126 @@
+"""Reading media into the project's conventions, and the CLI error plumbing (shared code, no TODOs)."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import media
+from common.cli import run
+from common.errors import UserError
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """A raw PCM WAV written by the stdlib, mono (N,) or stereo (N, 2)."""
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1 if pcm.ndim == 1 else pcm.shape[1])
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm.tobytes())
+    return path
+
+
+def _write_mp4(path: Path, frames: np.ndarray, fps: int, audio_rate: int | None = None) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        astream = container.add_stream("aac", rate=audio_rate) if audio_rate else None
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if astream is not None:
+            n = int(audio_rate * len(frames) / fps)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / audio_rate)).astype(np.float32)
+            for start in range(0, n, 1024):
+                chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024].copy(), format="fltp",
+                                                   layout="mono")
+                chunk.sample_rate, chunk.pts = audio_rate, start
+                for packet in astream.encode(chunk):
+                    container.mux(packet)
+            for packet in astream.encode(None):
+                container.mux(packet)
+    return path
+
+
+def test_read_image_converts_grayscale_and_rgba_to_rgb(tmp_path):
+    gray = np.arange(48, dtype=np.uint8).reshape(6, 8)
+    Image.fromarray(gray).save(tmp_path / "g.png")
+    rgba = np.dstack([np.full((6, 8), c, np.uint8) for c in (10, 20, 30, 40)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    g = media.read_image(tmp_path / "g.png")
+    a = media.read_image(tmp_path / "a.png")
+    assert g.shape == (6, 8, 3) and g.dtype == np.uint8
+    np.testing.assert_array_equal(g[..., 0], gray)
+    assert a.shape == (6, 8, 3) and tuple(a[0, 0]) == (10, 20, 30)
+
+
+@pytest.mark.parametrize("maker", ["missing", "folder", "garbage"])
+def test_bad_image_paths_raise_one_clear_user_error(tmp_path, maker):
+    path = tmp_path / "x.png"
+    if maker == "folder":
+        path.mkdir()
+    elif maker == "garbage":
+        path.write_bytes(b"not an image at all")
+    with pytest.raises(UserError):
+        media.read_image(path)
+
+
+def test_read_video_returns_frames_fps_and_audio(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = np.repeat(rng.integers(0, 255, (5, 1, 48, 64, 3), dtype=np.uint8), 1, axis=1)[:, 0]
+    path = _write_mp4(tmp_path / "v.mp4", frames, fps=25, audio_rate=16000)
+    video = media.read_video(path)
+    assert video.frames.shape == (5, 48, 64, 3)
+    assert video.fps == pytest.approx(25.0)
+    assert video.sample_rate == 16000 and video.audio.dtype == np.float32
+    assert abs(len(video.audio) - 16000 * 5 / 25) <= 2048  # AAC pads to whole 1024-sample frames
+    info = media.video_info(path)
+    assert (info.width, info.height, info.has_audio) == (64, 48, True)
+    assert len(list(media.iter_video(path, max_frames=3))) == 3
+
+
+def test_corrupt_video_is_a_user_error(tmp_path):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    with pytest.raises(UserError):
+        media.read_video(path)
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_read_audio_resamples_any_rate_to_16k(tmp_path, rate, caplog):
+    t = np.arange(rate) / rate  # one second
+    tone = 0.5 * np.sin(2 * np.pi * 300 * t)
+    path = _write_wav(tmp_path / "a.wav", tone, rate)
+    samples, sr = media.read_audio(path, sample_rate=16000)
+    assert sr == 16000 and samples.dtype == np.float32
+    assert abs(len(samples) - 16000) <= 64
+    spectrum = np.abs(np.fft.rfft(samples[:16000] * np.hanning(len(samples[:16000]))))
+    assert abs(np.argmax(spectrum) * 16000 / len(samples[:16000]) - 300) < 3  # the tone is still 300 Hz
+    assert "resampled" in caplog.text
+
+
+def test_read_audio_averages_stereo_to_mono(tmp_path):
+    left = np.full(1600, 0.5)
+    right = np.full(1600, -0.1)
+    path = _write_wav(tmp_path / "s.wav", np.stack([left, right], axis=1), 16000)
+    samples, sr = media.read_audio(path)
+    assert sr == 16000 and samples.ndim == 1
+    assert samples[100:-100].mean() == pytest.approx(0.2, abs=2e-3)
+
+
+def test_cli_run_turns_user_error_into_exit_2(capsys):
+    def main(argv):
+        raise UserError("no such file: nowhere.mp4")
+
+    assert run(main, []) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: no such file: nowhere.mp4"
