@@ -1,0 +1,221 @@
+"""The synthetic data generator: determinism, shapes, ground truth that the real tools agree with.
+
+Expected values come from closed forms, from librosa (LPC formant estimates), from dlib (detector and
+68-point predictor) and from the 300-W markup conventions, never from the generator itself.
+"""
+
+from __future__ import annotations
+
+import json
+
+import librosa
+import numpy as np
+import pytest
+
+from common import dlib_models
+from common.synthetic import (
+    EXPRESSION_FIELDS,
+    SAMPLE_RATE,
+    VISEMES,
+    make_identity,
+    neutral_pose,
+    render_clip,
+    render_frame,
+    synthesize_speech,
+)
+from common.synthetic.speech import PHONEMES
+
+
+def inter_ocular(lm: np.ndarray) -> float:
+    """Outer eye corner distance (landmarks 36 and 45), the NME normaliser of 300-W."""
+    return float(np.linalg.norm(lm[36] - lm[45]))
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return render_clip(make_identity(3), frames=50, size=128, fps=25.0, seed=1)
+
+
+def test_identity_is_a_function_of_its_seed():
+    assert make_identity(5) == make_identity(5)
+    assert make_identity(5) != make_identity(6)
+    params = make_identity(5).to_dict()
+    json.dumps(params)  # plain JSON data
+    assert params["seed"] == 5
+
+
+def test_clip_is_deterministic_and_well_formed(clip):
+    again = render_clip(make_identity(3), frames=50, size=128, fps=25.0, seed=1)
+    np.testing.assert_array_equal(clip.frames, again.frames)
+    np.testing.assert_array_equal(clip.audio, again.audio)
+    other = render_clip(make_identity(3), frames=50, size=128, fps=25.0, seed=2)
+    assert not np.array_equal(clip.frames, other.frames)
+
+    assert clip.frames.shape == (50, 128, 128, 3) and clip.frames.dtype == np.uint8
+    assert clip.landmarks.shape == (50, 68, 2)
+    assert clip.pose.shape == (50, 6) and clip.expression.shape == (50, len(EXPRESSION_FIELDS))
+    assert clip.visemes.shape == (50,) and clip.visemes.dtype == np.int64
+    assert clip.sample_rate == SAMPLE_RATE
+    assert clip.audio.dtype == np.float32 and clip.audio.shape == (50 * SAMPLE_RATE // 25,)
+    assert np.abs(clip.audio).max() <= 1.0
+    assert (clip.landmarks >= 0).all() and (clip.landmarks < 128).all()
+
+
+def test_renders_at_any_size():
+    person = make_identity(0)
+    small, lm_small = render_frame(person, neutral_pose(), np.zeros(6), size=64)
+    large, lm_large = render_frame(person, neutral_pose(), np.zeros(6), size=320)
+    assert small.shape == (64, 64, 3) and large.shape == (320, 320, 3)
+    np.testing.assert_allclose(lm_large / 320, lm_small / 64, atol=1e-9)  # same face, scaled
+
+
+def test_landmarks_follow_the_300w_markup():
+    _, lm = render_frame(make_identity(11), neutral_pose(), np.zeros(6), size=256)
+    x, y = lm[:, 0], lm[:, 1]
+    assert x[0] < x[8] < x[16] and y[8] == y[0:17].max()  # jaw from the left ear round the chin
+    assert np.all(np.diff(x[17:22]) > 0) and np.all(np.diff(x[22:27]) > 0)  # brows left to right
+    assert np.all(np.diff(y[27:31]) > 0)  # nose bridge top to tip
+    assert x[36] < x[39] < x[42] < x[45]  # outer, inner, inner, outer eye corners
+    assert y[37] < y[41] and y[44] < y[46]  # upper lids above lower lids
+    assert y[17:27].max() < y[36:48].min() < y[31:36].min() < y[48:68].min()  # brows, eyes, nose, mouth
+    assert x[48] < x[51] < x[54] and y[51] < y[62] <= y[66] < y[57]  # lips: outer, inner, inner, outer
+
+
+def test_mouth_opening_follows_the_visemes(clip):
+    opening = clip.expression[:, EXPRESSION_FIELDS.index("mouth_open")]
+    lip_gap = clip.landmarks[:, 66, 1] - clip.landmarks[:, 62, 1]
+    assert np.corrcoef(opening, lip_gap)[0, 1] > 0.99  # the drawn lips are the track
+    long = render_clip(make_identity(4), frames=200, size=64, seed=0)
+    opening = long.expression[:, EXPRESSION_FIELDS.index("mouth_open")]
+    is_open = long.visemes == VISEMES.index("open")
+    is_closed = long.visemes == VISEMES.index("closed")
+    assert is_open.sum() >= 5 and is_closed.sum() >= 3
+    assert opening[is_open].mean() > 3 * opening[is_closed].mean()
+    assert opening[is_open].mean() > 0.1  # face units: visibly open
+
+
+def test_blinks_close_the_eyes():
+    person = make_identity(2)
+    blink = np.zeros(6)
+    blink[EXPRESSION_FIELDS.index("blink")] = 1.0
+    _, open_eyes = render_frame(person, neutral_pose(), np.zeros(6))
+    _, closed = render_frame(person, neutral_pose(), blink)
+    gap_open = open_eyes[41, 1] - open_eyes[37, 1]
+    gap_closed = closed[41, 1] - closed[37, 1]
+    assert gap_open > 0.05 * inter_ocular(open_eyes) and abs(gap_closed) < 0.25 * gap_open
+
+
+def test_speech_timeline_and_samples_agree():
+    speech = synthesize_speech(3.0, seed=5, pitch_hz=120.0)
+    assert speech.sample_rate == SAMPLE_RATE == 16_000
+    assert speech.samples.shape == (3 * 16_000,) and speech.samples.dtype == np.float32
+    starts = np.array([s.start for s in speech.segments])
+    ends = np.array([s.end for s in speech.segments])
+    assert starts[0] == 0.0 and ends[-1] == pytest.approx(3.0)
+    np.testing.assert_allclose(starts[1:], ends[:-1])  # contiguous, no gaps
+
+    def rms(seg) -> float:
+        a, b = int(seg.start * 16_000) + 160, int(seg.end * 16_000) - 160
+        return float(np.sqrt(np.mean(speech.samples[a:b] ** 2))) if b > a else np.nan
+
+    vowels = [rms(s) for s in speech.segments if PHONEMES[s.phoneme].kind == "vowel"]
+    silences = [rms(s) for s in speech.segments if s.phoneme == "sil"]
+    assert np.nanmin(vowels) > 10 * np.nanmax(silences)  # sound exactly where the timeline says
+
+
+@pytest.mark.parametrize("vowel", ["AA", "AE", "EH", "IY", "UW", "OW"])
+def test_vowel_formants_match_the_table(vowel):
+    """librosa's LPC finds F1 and F2 of each synthetic vowel (the textbook recipe: pre-emphasis,
+    order 2 + fs/1000, keep resonances narrower than 400 Hz)."""
+    from common.synthetic.speech import Segment, synthesize
+
+    samples = synthesize([Segment(vowel, 0.0, 0.4)], 110.0, np.random.default_rng(0))
+    x = samples[1600:4800].astype(np.float64)
+    x = np.append(x[0], x[1:] - 0.97 * x[:-1]) * np.hamming(len(x))
+    roots = np.roots(librosa.lpc(x, order=18))
+    roots = roots[np.imag(roots) > 0]
+    freqs = np.angle(roots) * 16_000 / (2 * np.pi)
+    bandwidths = -np.log(np.abs(roots)) * 16_000 / np.pi
+    formants = np.sort(freqs[(bandwidths < 400) & (freqs > 90)])
+    f1, f2, _ = PHONEMES[vowel].formants
+    assert formants[0] == pytest.approx(f1, rel=0.1) and formants[1] == pytest.approx(f2, rel=0.1)
+
+
+def test_fricative_s_is_hiss():
+    from common.synthetic.speech import Segment, synthesize
+
+    samples = synthesize([Segment("S", 0.0, 0.2), Segment("AA", 0.2, 0.4)], 110.0, np.random.default_rng(0))
+    centroid = librosa.feature.spectral_centroid(y=samples, sr=16_000, n_fft=512, hop_length=256)[0]
+    assert centroid[2:8].mean() > 3500 > 2 * centroid[16:22].mean()
+
+
+def test_dlib_finds_the_face_and_agrees_with_the_ground_truth():
+    """The real tools: dlib's HOG detector finds each face and its 68 points sit near ours."""
+    errors = []
+    for seed in (21, 22):
+        c = render_clip(make_identity(seed), frames=30, size=256, seed=0, speech=True)
+        for i in (0, 14, 29):
+            boxes = dlib_models.detect_faces(c.frames[i])
+            assert boxes, f"no face found in identity {seed} frame {i}"
+            predicted = dlib_models.landmarks68(c.frames[i], boxes[0])
+            errors.append(
+                np.linalg.norm(predicted - c.landmarks[i], axis=1).mean() / inter_ocular(c.landmarks[i])
+            )
+    assert np.mean(errors) < 0.08, errors
+
+
+def test_export_writes_marked_media_and_plain_ground_truth(tmp_path):
+    from common.media import read_video
+    from common.synthetic.dataset import ExportConfig, export_identity, load_ground_truth
+    from consent_and_watermark.consent import Ledger
+    from consent_and_watermark.verify import verify
+
+    person = make_identity(9)
+    folder = export_identity(tmp_path, person, ExportConfig(frames=12, size=128, formats=("mp4", "frames")))
+    assert folder.name == person.subject_id
+    truth = load_ground_truth(folder)
+    assert truth["landmarks"].shape == (12, 68, 2) and truth["pose"].shape == (12, 6)
+    assert truth["visemes"].shape == (12,) and float(truth["fps"]) == 25.0 and int(truth["size"]) == 128
+    assert list(truth["viseme_names"]) == list(VISEMES)
+
+    info = json.loads((folder / "identity.json").read_text())
+    assert info["synthetic"] is True and info["seed"] == 9
+    record = Ledger().get(info["consent_record"])
+    assert record is not None and record.synthetic and record.subject_id == person.subject_id
+
+    video = read_video(folder / "video.mp4")
+    assert video.frames.shape == (12, 128, 128, 3) and video.fps == pytest.approx(25.0)
+    assert video.audio is not None and video.sample_rate is not None
+    assert sorted(p.name for p in (folder / "frames").iterdir()) == [f"{i:05d}.png" for i in range(12)]
+    for path in (folder / "video.mp4", folder / "speech.wav", folder / "frames" / "00000.png"):
+        assert verify(path).marked, path
+    assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*"))
+
+
+def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys):
+    from common.cli import run
+    from common.synthetic.__main__ import main
+
+    assert run(main, ["--out", str(tmp_path / "d"), "--formats", "gif"]) == 2
+    assert run(main, ["--out", str(tmp_path / "d"), "--identities", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+    assert not (tmp_path / "d").exists()
+
+
+def test_cli_writes_a_dataset(tmp_path):
+    from common.synthetic.__main__ import main
+
+    assert (
+        main(["--out", str(tmp_path), "--identities", "2", "--frames", "4", "--size", "96", "--seed", "40"])
+        == 0
+    )
+    index = json.loads((tmp_path / "dataset.json").read_text())
+    assert index["synthetic"] is True and index["identities"] == ["synthetic-000040", "synthetic-000041"]
+    for name in index["identities"]:
+        assert {p.name for p in (tmp_path / name).iterdir()} == {
+            "video.mp4",
+            "speech.wav",
+            "ground_truth.npz",
+            "identity.json",
+        }
