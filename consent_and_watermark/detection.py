@@ -9,9 +9,16 @@ nothing. What proves the mark is how well the raw chips agree with the decoded p
   that reads exactly 0 is counted as a mismatch, which only lowers the match count.
 - For ONE fixed codeword c the number of matching chips is then Binomial(n, 1/2):
   ``P[matches >= k] = sum_{j >= k} C(n, j) / 2^n``.
-- The decoder may return any of the 2^64 codewords, and the detector may try several geometric
-  candidates (flips, scales, rotations) or sub-frame offsets. By the union bound,
-  ``FPR <= n_candidates * 2^64 * P[Binomial(n, 1/2) >= k]``.
+- The detector may try several geometric candidates (flips, scales, rotations) or readings, and the
+  decoder returns one of 2^80 messages (64 payload bits + their 16-bit CRC, checked afterwards):
+  * CRC passes: the message is one of the 2^64 valid codewords, so by the union bound
+    ``P[some candidate and valid codeword reach k matches] <= n_candidates * 2^64 * P[Bin(n, 1/2) >= k]``;
+  * CRC fails ("marked with this key, payload unreadable", ``payload=None``; the decoder landed on a
+    neighbouring sequence, which still agrees with most chips of the true codeword): the same bound
+    with 2^80 sequences.
+  "Detected" is the union of both kinds of event, so each bound is doubled: the reported ``fpr`` is
+  ``2 * n_candidates * 2^(64 or 80) * P[Binomial(n, 1/2) >= k]`` and the two kinds together stay
+  below the threshold.
 - A synchronisation search that uses only a *separate* keyed pilot (disjoint carrier slots, independent
   key stream) does not add candidates: whatever shift it picks, the payload chips' scramble signs are
   still fair coins independent of that choice.
@@ -24,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from consent_and_watermark.ecc import PAYLOAD_BITS
+from consent_and_watermark.ecc import MESSAGE_BITS, PAYLOAD_BITS
 
 FPR_THRESHOLD = 1e-6
 
@@ -34,7 +41,7 @@ class Detection:
     """What a watermark detector found."""
 
     detected: bool  # FPR < 1e-6
-    payload: int | None  # decoded 64-bit payload (None when nothing decodable)
+    payload: int | None  # decoded 64-bit payload (None when its CRC fails: nothing decodable)
     bit_errors: int  # raw chip errors of the match (n_bits - matches)
     n_bits: int  # chips compared
     fpr: float  # P[match at least this good | unmarked content], union bound over all candidates
@@ -54,20 +61,25 @@ def log_binomial_tail(n: int, k: int) -> float:
 
 
 def false_positive_rate(
-    n_bits: int, matches: int, n_candidates: int = 1, payload_bits: int = PAYLOAD_BITS
+    n_bits: int, matches: int, n_candidates: int = 1, codeword_bits: int = MESSAGE_BITS
 ) -> float:
-    """Union bound: n_candidates * 2^payload_bits * P[Binomial(n_bits, 1/2) >= matches], capped at 1."""
-    log_fpr = math.log(n_candidates) + payload_bits * math.log(2.0) + log_binomial_tail(n_bits, matches)
+    """Union bound: n_candidates * 2^codeword_bits * P[Binomial(n_bits, 1/2) >= matches], capped at 1."""
+    log_fpr = math.log(n_candidates) + codeword_bits * math.log(2.0) + log_binomial_tail(n_bits, matches)
     return math.exp(min(log_fpr, 0.0))
 
 
-def min_matches(n_bits: int, n_candidates: int = 1, payload_bits: int = PAYLOAD_BITS) -> int:
+def min_matches(n_bits: int, n_candidates: int = 1, codeword_bits: int = MESSAGE_BITS) -> int:
     """Smallest match count whose bound is below the threshold (n_bits + 1 when none is)."""
     lo, hi = n_bits // 2, n_bits + 1
     while lo < hi:
         mid = (lo + hi) // 2
-        if false_positive_rate(n_bits, mid, n_candidates, payload_bits) < FPR_THRESHOLD:
+        if false_positive_rate(n_bits, mid, n_candidates, codeword_bits) < FPR_THRESHOLD:
             hi = mid
         else:
             lo = mid + 1
     return lo
+
+
+def match_fpr(n_bits: int, matches: int, n_candidates: int, readable: bool) -> float:
+    """The detector's bound: doubled (two outcome kinds), over 2^64 codewords if the CRC passed, else 2^80."""
+    return false_positive_rate(n_bits, matches, 2 * n_candidates, PAYLOAD_BITS if readable else MESSAGE_BITS)

@@ -3,14 +3,18 @@
 The watermark carries a 64-bit payload through a very noisy channel (JPEG, H.264, MP3 ... flip many of
 the raw bits), so the payload is coded before it is spread over the carrier:
 
-1. **Convolutional code** (rate 1/3, constraint length K = 7, generators 133/171/165 octal, the code
-   LTE uses for its control channel): 64 payload bits + 6 zero tail bits -> 70 x 3 = 210 code bits.
+1. **Check bits**: a CRC-16 (CCITT polynomial 0x1021, initial value 0xFFFF) of the payload is appended:
+   64 + 16 = 80 message bits. A decoding error on marked but damaged content (the decoder lands on a
+   neighbouring codeword, which still agrees with most chips) is caught by the CRC, so the detector
+   reports "marked, payload unreadable" instead of a wrong payload.
+2. **Convolutional code** (rate 1/3, constraint length K = 7, generators 133/171/165 octal, the code
+   LTE uses for its control channel): 80 message bits + 6 zero tail bits -> 86 x 3 = 258 code bits.
    Decoded with the soft-decision **Viterbi** algorithm (Viterbi 1967): the maximum-likelihood path
    through the 64-state trellis given real-valued channel observations.
-2. **Repetition + keyed interleaving**: the 210 code bits are repeated to fill the ``n`` carrier slots
+3. **Repetition + keyed interleaving**: the 258 code bits are repeated to fill the ``n`` carrier slots
    the medium offers (hundreds to thousands), and a keyed permutation scatters the copies so that a
    burst of damage (a cropped corner, a loud passage) hits many code bits a little, not a few a lot.
-3. **Keyed scrambling**: every slot's chip is multiplied by a keyed pseudo-random sign. This is what
+4. **Keyed scrambling**: every slot's chip is multiplied by a keyed pseudo-random sign. This is what
    makes the detector's false-positive bound honest: on content that was never marked with this key,
    the descrambled chip signs are independent fair coin flips whatever the content looks like (see
    ``detection.py``).
@@ -28,10 +32,12 @@ from functools import lru_cache
 import numpy as np
 
 PAYLOAD_BITS = 64
+CHECK_BITS = 16  # CRC-16/CCITT of the payload
+MESSAGE_BITS = PAYLOAD_BITS + CHECK_BITS  # what the Viterbi decoder searches over: 2^80 sequences
 CONSTRAINT_LENGTH = 7  # K: each output depends on the current bit and the 6 before it
 GENERATORS = (0o133, 0o171, 0o165)  # rate 1/3, free distance 15
 N_STATES = 1 << (CONSTRAINT_LENGTH - 1)  # 64 trellis states
-CODE_BITS = (PAYLOAD_BITS + CONSTRAINT_LENGTH - 1) * len(GENERATORS)  # 210
+CODE_BITS = (MESSAGE_BITS + CONSTRAINT_LENGTH - 1) * len(GENERATORS)  # 258
 
 
 def keystream(key: bytes, purpose: str, n_bytes: int) -> np.ndarray:
@@ -74,6 +80,29 @@ def bits_to_payload(bits: np.ndarray) -> int:
     return value
 
 
+def crc16(bits: np.ndarray) -> np.ndarray:
+    """CRC-16/CCITT (x^16 + x^12 + x^5 + 1, initial 0xFFFF) of a bit sequence -> (16,) uint8, MSB first."""
+    reg = 0xFFFF
+    for b in bits:
+        top = ((reg >> 15) & 1) ^ int(b)
+        reg = (reg << 1) & 0xFFFF
+        if top:
+            reg ^= 0x1021
+    return np.array([(reg >> (15 - i)) & 1 for i in range(16)], dtype=np.uint8)
+
+
+def message_bits(payload: int) -> np.ndarray:
+    """64-bit payload -> (80,) uint8: the payload bits followed by their CRC-16."""
+    bits = payload_to_bits(payload)
+    return np.concatenate([bits, crc16(bits)])
+
+
+def check_message(bits: np.ndarray) -> int | None:
+    """(80,) decoded message bits -> payload int, or None when the CRC does not match."""
+    payload = bits[:PAYLOAD_BITS]
+    return bits_to_payload(payload) if np.array_equal(crc16(payload), bits[PAYLOAD_BITS:]) else None
+
+
 def _parity(x: np.ndarray) -> np.ndarray:
     """Parity of the set bits of small non-negative ints (vectorised)."""
     x = x.copy()
@@ -99,9 +128,9 @@ def _trellis() -> tuple[np.ndarray, np.ndarray]:
     return pred, (2.0 * out - 1.0).astype(np.float64)
 
 
-def conv_encode(payload: int) -> np.ndarray:
-    """64-bit payload -> (210,) uint8 code bits (rate-1/3 convolutional code, zero-terminated)."""
-    bits = np.concatenate([payload_to_bits(payload), np.zeros(CONSTRAINT_LENGTH - 1, np.uint8)])
+def conv_encode_bits(message: np.ndarray) -> np.ndarray:
+    """(80,) message bits -> (258,) uint8 code bits (rate-1/3 convolutional code, zero-terminated)."""
+    bits = np.concatenate([message, np.zeros(CONSTRAINT_LENGTH - 1, np.uint8)])
     out = np.empty((bits.size, len(GENERATORS)), np.uint8)
     register = 0
     for t, b in enumerate(bits):
@@ -110,14 +139,19 @@ def conv_encode(payload: int) -> np.ndarray:
     return out.reshape(-1)
 
 
-def viterbi_decode(soft: np.ndarray) -> int:
-    """Soft-decision Viterbi decoding: (210,) real observations (> 0 means bit 1) -> payload int.
+def conv_encode(payload: int) -> np.ndarray:
+    """64-bit payload -> (258,) uint8 code bits of the payload and its CRC."""
+    return conv_encode_bits(message_bits(payload))
+
+
+def viterbi_decode(soft: np.ndarray) -> np.ndarray:
+    """Soft-decision Viterbi decoding: (258,) real observations (> 0 means bit 1) -> (80,) message bits.
 
     The path metric is the correlation sum_t sum_k y_tk * s_tk between observations y and branch symbols
     s in {-1, +1}: for Gaussian noise, maximising it is maximum-likelihood decoding.
     """
     pred, out = _trellis()
-    steps = soft.reshape(-1, len(GENERATORS)).astype(np.float64)  # (70, 3)
+    steps = soft.reshape(-1, len(GENERATORS)).astype(np.float64)  # (86, 3)
     metric = np.full(N_STATES, -np.inf)
     metric[0] = 0.0  # the encoder starts in the all-zero state
     choice = np.empty((steps.shape[0], N_STATES), np.uint8)
@@ -131,7 +165,7 @@ def viterbi_decode(soft: np.ndarray) -> int:
     for t in range(steps.shape[0] - 1, -1, -1):
         bits[t] = state & 1
         state = pred[state, choice[t, state]]
-    return bits_to_payload(bits[:PAYLOAD_BITS])
+    return bits[:MESSAGE_BITS]
 
 
 class SpreadCode:
@@ -149,14 +183,21 @@ class SpreadCode:
         self.owner[order] = np.arange(n_slots) % CODE_BITS  # (n,) code bit of each slot, copies scattered
         self.scramble = keyed_signs(key, purpose + "/scramble", n_slots)  # (n,) +-1
 
-    def chips(self, payload: int) -> np.ndarray:
-        """payload -> (n_slots,) float32 of +-1."""
-        symbols = 2.0 * conv_encode(payload).astype(np.float32) - 1.0  # (210,)
+    def _spread(self, code: np.ndarray) -> np.ndarray:
+        symbols = 2.0 * code.astype(np.float32) - 1.0  # (258,) +-1
         return symbols[self.owner] * self.scramble
 
-    def decode(self, soft: np.ndarray) -> tuple[int, np.ndarray]:
-        """(n_slots,) soft chips (already weighted by reliability) -> (payload, expected (n_slots,) chips)."""
+    def chips(self, payload: int) -> np.ndarray:
+        """payload -> (n_slots,) float32 of +-1."""
+        return self._spread(conv_encode(payload))
+
+    def decode(self, soft: np.ndarray) -> tuple[int | None, np.ndarray]:
+        """(n_slots,) soft chips -> (payload or None if its CRC fails, (n_slots,) re-encoded chips).
+
+        The re-encoded chips are those of the decoded 80-bit message, CRC valid or not: the detector
+        counts agreement with them (a union bound over all 2^80 messages, see ``detection.py``).
+        """
         descrambled = soft * self.scramble
-        combined = np.bincount(self.owner, weights=descrambled, minlength=CODE_BITS)  # (210,) repetition sums
-        payload = viterbi_decode(combined)
-        return payload, self.chips(payload)
+        combined = np.bincount(self.owner, weights=descrambled, minlength=CODE_BITS)  # (258,) repetition sums
+        message = viterbi_decode(combined)  # (80,)
+        return check_message(message), self._spread(conv_encode_bits(message))

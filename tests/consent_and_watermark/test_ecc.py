@@ -1,6 +1,8 @@
-"""The payload code: convolutional code + Viterbi, keyed spreading, and the binomial bound."""
+"""The payload code: CRC, convolutional code + Viterbi, keyed spreading, and the binomial bound."""
 
 from __future__ import annotations
+
+import binascii
 
 import numpy as np
 from scipy.stats import binom
@@ -11,9 +13,22 @@ from consent_and_watermark import detection, ecc
 def test_conv_code_shape_and_linearity():
     a, b = 0x0123456789ABCDEF, 0xFEDCBA9876543210
     ca, cb = ecc.conv_encode(a), ecc.conv_encode(b)
-    assert ca.shape == (210,) and set(np.unique(ca)) <= {0, 1}
-    # A convolutional code is linear over GF(2): enc(a xor b) = enc(a) xor enc(b).
-    assert np.array_equal(ecc.conv_encode(a ^ b), ca ^ cb)
+    assert ca.shape == (3 * (64 + 16 + 6),) and set(np.unique(ca)) <= {0, 1}
+    # CRC (initial value 0xFFFF) + convolutional code is affine over GF(2):
+    # enc(a xor b) xor enc(0) = enc(a) xor enc(b).
+    assert np.array_equal(ecc.conv_encode(a ^ b) ^ ecc.conv_encode(0), ca ^ cb)
+
+
+def test_crc_matches_the_standard_library():
+    """binascii.crc_hqx is CRC-16/CCITT; with initial value 0xFFFF it is CRC-16/CCITT-FALSE."""
+    for payload in (0, 1, 0x0123456789ABCDEF, 2**64 - 1):
+        expected = binascii.crc_hqx(payload.to_bytes(8, "big"), 0xFFFF)
+        bits = ecc.message_bits(payload)[64:]
+        assert int("".join(map(str, bits)), 2) == expected
+        assert ecc.check_message(ecc.message_bits(payload)) == payload
+    damaged = ecc.message_bits(12345)
+    damaged[3] ^= 1
+    assert ecc.check_message(damaged) is None
 
 
 def test_viterbi_corrects_any_seven_errors():
@@ -24,12 +39,12 @@ def test_viterbi_corrects_any_seven_errors():
         bits = ecc.conv_encode(payload).astype(np.float64)
         flips = rng.choice(bits.size, size=7, replace=False)
         bits[flips] = 1 - bits[flips]
-        assert ecc.viterbi_decode(2 * bits - 1) == payload
+        assert ecc.check_message(ecc.viterbi_decode(2 * bits - 1)) == payload
 
 
 def test_spread_code_round_trip_with_noise_and_flips():
     rng = np.random.default_rng(1)
-    code = ecc.SpreadCode(b"k" * 32, 1050, "test")
+    code = ecc.SpreadCode(b"k" * 32, 5 * ecc.CODE_BITS, "test")
     for _ in range(10):
         payload = int(rng.integers(0, 2**63))
         chips = code.chips(payload)
@@ -56,8 +71,8 @@ def test_binomial_tail_matches_scipy():
 
 def test_threshold_for_a_plain_64_bit_match_is_51():
     """Without search or decoding (one candidate, a known payload), 51 of 64 bits give FPR < 1e-6."""
-    assert detection.min_matches(64, n_candidates=1, payload_bits=0) == 51
-    # The union bound over 2^64 codewords and 18 candidates needs far more agreement.
+    assert detection.min_matches(64, n_candidates=1, codeword_bits=0) == 51
+    # The union bound over 2^80 messages and 18 candidates needs far more agreement.
     k = detection.min_matches(2000, n_candidates=18)
     assert detection.false_positive_rate(2000, k, 18) < 1e-6 <= detection.false_positive_rate(2000, k - 1, 18)
     assert k > 1000

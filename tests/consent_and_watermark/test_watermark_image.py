@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -78,3 +79,14 @@ def test_video_votes_across_frames():
     assert voted.details["frames"] == 6
     assert voted.fpr < single.fpr
     assert not wm.detect_video(iter([scene[:256, :256]] * 3), KEY).detected
+
+
+@pytest.mark.parametrize(("angle", "scale"), [(4.0, 1.0), (0.0, 1.2)])
+def test_rotation_and_zoom_found_from_the_autocorrelation(angle, scale):
+    """Geometry outside the fixed grid: the lattice estimate recovers it on a 512-px photograph."""
+    image = data.astronaut()
+    marked = wm.embed(image, PAYLOAD, KEY)
+    m = cv2.getRotationMatrix2D((256, 256), angle, scale)
+    found = wm.detect(cv2.warpAffine(marked, m, (512, 512)), KEY)
+    assert found.detected and found.payload == PAYLOAD
+    assert found.details["geometry"] == "estimated"
