@@ -1,0 +1,125 @@
+"""Extract aligned face crops (and their landmarks) from a video, an image, or a folder of them.
+
+    python phase1_face_swap/extract.py --input data/personA.mp4 --output faces/A
+    python phase1_face_swap/extract.py --input data/party_photos --output faces/A --reference data/a.jpg
+
+For every frame: face detection (HOG, or MTCNN with --detector mtcnn) -> dlib's 68 landmarks ->
+(with --reference) keep only the face nearest that person's 128-D descriptor -> similarity-align to
+the mean face -> crop SIZE x SIZE.
+The output folder holds `face_NNNNNN.png` crops (written through the provenance writer, without the
+visible label so training sees clean faces) and `faces.json` (crop size, coverage, and each crop's
+landmarks in crop pixels, which training uses for its masks and loss weights).
+
+The folder is built under a temporary name and renamed at the end: an interrupted or failed run
+leaves nothing half-written under --output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from common.cli import add_common_args, run
+from common.errors import UserError
+from common.impl import load
+from consent_and_watermark import writer
+
+PHASE = "phase1_face_swap"
+
+
+def write_faceset(faces, output: Path, size: int, coverage: float) -> int:
+    """Write crops and faces.json into `output` atomically (temp folder + rename); returns the count."""
+    if output.exists() and any(output.iterdir()):
+        raise UserError(f"{output} exists and is not empty; choose a new --output folder")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        index = []
+        for face in faces:
+            name = f"face_{len(index):06d}.png"
+            writer.save_image(tmp / name, face.crop, label=False)
+            index.append(
+                {
+                    "file": name,
+                    "source": face.source,
+                    "frame": face.frame,
+                    "landmarks": face.landmarks.round(3).tolist(),
+                }
+            )
+        if not index:
+            raise UserError("no face found in the input: use frontal faces at least 40 px wide")
+        (tmp / "faces.json").write_text(json.dumps({"size": size, "coverage": coverage, "faces": index}))
+        if output.exists():
+            output.rmdir()
+        os.replace(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return len(index)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--input", required=True, type=Path, help="a video, an image, or a folder of them")
+    parser.add_argument("--output", required=True, type=Path, help="new folder for the crops and faces.json")
+    parser.add_argument(
+        "--size", type=int, default=256, help="crop size in pixels (training resizes; default 256)"
+    )
+    parser.add_argument(
+        "--coverage",
+        type=float,
+        default=0.6,
+        help="share of the crop the brow-to-mouth template spans (smaller = more margin)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="photos/video of the person to keep when several faces appear",
+    )
+    parser.add_argument(
+        "--detector",
+        choices=("hog", "mtcnn"),
+        default="hog",
+        help="hog: dlib's HOG (fast, frontal faces); mtcnn: the CNN cascade (more poses, slower)",
+    )
+    parser.add_argument("--every", type=int, default=1, help="use every N-th frame of videos (default 1)")
+    parser.add_argument(
+        "--max-frames", type=int, default=None, help="read at most this many frames per video"
+    )
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    if args.impl:
+        os.environ["DEEPFAKE_IMPL"] = args.impl
+    if args.size < 32 or args.every < 1:
+        raise UserError("--size must be at least 32 and --every at least 1")
+    if not 0.1 <= args.coverage <= 1.0:
+        raise UserError("--coverage must be between 0.1 and 1")
+    faceset = load(PHASE, "faceset")
+    identity_filter = None
+    if args.reference is not None:
+        from phase1_face_swap.swap_video import reference_filter
+
+        identity_filter = reference_filter(args.reference)
+    faces = faceset.extract_from_path(
+        args.input,
+        args.size,
+        args.coverage,
+        identity_filter,
+        args.max_frames,
+        every=args.every,
+        detector=args.detector,
+    )
+    count = write_faceset(faces, args.output, args.size, args.coverage)
+    print(f"{args.output}: {count} aligned faces")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))

@@ -1,0 +1,198 @@
+"""Swap a face in a video (or an image) with a trained phase-1 model; the audio track is kept.
+
+    python phase1_face_swap/swap_video.py --model runs/phase1_face_swap --input clip.mp4 \\
+        --output swapped.mp4 --consent ID_OF_A --consent ID_OF_B --blend poisson --color reinhard
+
+Consent comes first: every person involved needs a consent record that allows "swap" (see
+`python -m consent_and_watermark consent --help`); without it nothing is computed. The output is
+written only through the provenance writer: visible SYNTHETIC label, invisible watermark, metadata
+and a signed C2PA manifest. Frames without a face pass through unchanged; the tool reports how many.
+
+`--model` takes a checkpoint file or a train.py run folder (its newest checkpoint). By default the
+input is taken to show the training --target person, and their face is redrawn as the --source
+person (the face donor), keeping the target's pose, expression and light; `--draw target` swaps the
+other way (for a video of the source person). `--reference` restricts the swap to one person when
+several faces appear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import media
+from common.cli import add_common_args, add_consent_args, run
+from common.errors import UserError
+from common.impl import load
+from common.training import Checkpointer, load_checkpoint, pick_device
+from consent_and_watermark import writer
+
+PHASE = "phase1_face_swap"
+
+
+def checkpoint_path(model: Path) -> Path:
+    """A checkpoint file, or the newest checkpoint of a train.py run folder."""
+    if model.is_dir():
+        latest = Checkpointer(model / "checkpoints", {}).latest() or Checkpointer(model, {}).latest()
+        if latest is None:
+            raise UserError(f"no checkpoint in {model} (train one with phase1_face_swap/train.py)")
+        return latest
+    return model
+
+
+def load_model(model: Path, device: torch.device, resolution: int | None = None):
+    """The autoencoder of a phase-1 checkpoint and the checkpoint's `extra` settings.
+
+    `resolution`, when given, must match the checkpoint's (a clear error instead of a shape mismatch).
+    """
+    path = checkpoint_path(model)
+    state = load_checkpoint(path)
+    extra = state.get("extra", {})
+    if "model" not in state or "autoencoder" not in extra:
+        raise UserError(f"{path} is not a phase-1 face-swap checkpoint (no model or autoencoder settings)")
+    autoencoder = load(PHASE, "autoencoder")
+    settings = dict(extra["autoencoder"])
+    if resolution is not None and settings["resolution"] != resolution:
+        raise UserError(f"{path} is a {settings['resolution']} px model, not {resolution} px")
+    for key in ("encoder_channels", "decoder_channels"):
+        settings[key] = tuple(settings[key])
+    model_ = autoencoder.FaceSwapAutoencoder(autoencoder.AutoencoderConfig(**settings))
+    try:
+        model_.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise UserError(f"{path} does not fit its own settings ({str(err).splitlines()[0]})") from err
+    return model_.to(device).eval(), extra
+
+
+def reference_filter(path: Path):
+    """An identity filter from photos (or a video) of the person to swap."""
+    encoder = load(PHASE, "face_encoder")
+    faceset = load(PHASE, "faceset")
+    from common import dlib_models
+
+    descriptors = []
+    for file in faceset.media_files(path):
+        for frame in faceset.frames_of(file, max_frames=5):
+            landmarks = dlib_models.largest_face_landmarks(frame)
+            if landmarks is not None:
+                descriptors.append(encoder.descriptor(frame, landmarks))
+    if not descriptors:
+        raise UserError(f"no face found in the reference {path}")
+    return encoder.IdentityFilter(np.stack(descriptors))
+
+
+def make_swapper(model, extra: dict, args: argparse.Namespace, device: torch.device, identity_filter=None):
+    """The per-clip swapper with the CLI's settings."""
+    face_swap = load(PHASE, "face_swap")
+    cfg = face_swap.SwapConfig(
+        draw_identity=0 if args.draw == "source" else 1,
+        coverage=float(extra.get("coverage", 0.6)),
+        blend=args.blend,
+        color=args.color,
+        detect_every=args.detect_every,
+        smooth=not args.no_smooth,
+    )
+    return face_swap.FaceSwapper(model, cfg, identity_filter, device)
+
+
+def swapped_stream(swapper, frames, fps: float):
+    """Swap frame by frame; refuses (UserError, nothing written) when no frame held a face."""
+    for index, frame in enumerate(frames):
+        yield swapper(frame, index / fps)[0]
+    if swapper.stats.swapped == 0:
+        raise UserError("no face found in any frame of the input: nothing to swap (output not written)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True, type=Path, help="checkpoint file or train.py run folder")
+    parser.add_argument(
+        "--input", required=True, type=Path, help="video (mp4, mov, ...) or image to swap into"
+    )
+    parser.add_argument("--output", required=True, type=Path, help="output .mp4 (or .png/.jpg for an image)")
+    parser.add_argument(
+        "--blend",
+        choices=("alpha", "poisson"),
+        default="alpha",
+        help="alpha: feathered mask; poisson: cv2.seamlessClone (matches gradients, slower)",
+    )
+    parser.add_argument(
+        "--color",
+        choices=("reinhard", "hist", "none"),
+        default="reinhard",
+        help="colour transfer onto the target's skin: LAB mean/std, histogram, or none",
+    )
+    parser.add_argument(
+        "--draw",
+        choices=("source", "target"),
+        default="source",
+        help="whose face to draw: the training --source (default; the input shows --target) or --target",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="photos/video of the person to swap; other faces are left alone",
+    )
+    parser.add_argument(
+        "--detect-every",
+        type=int,
+        default=5,
+        help="run the face detector every N frames and track landmarks in between",
+    )
+    parser.add_argument("--no-smooth", action="store_true", help="turn off One-Euro landmark smoothing")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    add_common_args(parser)
+    add_consent_args(parser)
+    args = parser.parse_args(argv)
+    if args.impl:
+        os.environ["DEEPFAKE_IMPL"] = args.impl
+    is_image = media.is_image_path(args.input)
+    # Consent before any compute: refused records stop the run here, with nothing written.
+    writer.begin_run(
+        "swap",
+        args.consent,
+        visible_label=not args.no_visible_label,
+        outputs=("image",) if is_image else ("video",),
+        argv=argv,
+    )
+    if args.detect_every < 1:
+        raise UserError("--detect-every must be at least 1")
+    wanted = media.IMAGE_SUFFIXES if is_image else {".mp4"}
+    if args.output.suffix.lower() not in wanted:
+        raise UserError(f"--output must end in {' or '.join(sorted(wanted))} for this input")
+    device = pick_device(args.device)
+    model, extra = load_model(args.model, device)
+    identity_filter = reference_filter(args.reference) if args.reference else None
+    swapper = make_swapper(model, extra, args, device, identity_filter)
+
+    if is_image:
+        out, found = swapper(media.read_image(args.input), 0.0)
+        if not found:
+            raise UserError(f"no face found in {args.input}: nothing to swap (output not written)")
+        writer.save_image(args.output, out)
+    else:
+        info = media.video_info(args.input)
+        audio, rate = media.read_audio(args.input) if info.has_audio else (None, None)
+        frames = media.iter_video(args.input, max_frames=args.max_frames)
+        if args.max_frames is not None and audio is not None:
+            audio = audio[: int(round(args.max_frames / info.fps * rate))]
+        writer.save_video(
+            args.output, swapped_stream(swapper, frames, info.fps), info.fps, audio=audio, sample_rate=rate
+        )
+    stats = swapper.stats
+    print(
+        f"{args.output}: {stats.swapped} of {stats.frames} frames swapped, {stats.no_face} without a face"
+        + (f", {stats.other_person} with other people only" if stats.other_person else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))

@@ -1,0 +1,217 @@
+"""Train the DeepFakes face-swap autoencoder (or its FaceSwap-GAN variant) on two people.
+
+    python phase1_face_swap/train.py --source faces/A --target faces/B --epochs 20
+    python phase1_face_swap/train.py --source data/personA --target data/personB --epochs 50 --preset gpu128
+    torchrun --nproc_per_node 4 phase1_face_swap/train.py --source faces/A --target faces/B --epochs 50
+
+`--source` and `--target` are folders written by extract.py, or folders (or single files) of images
+and videos, which are then extracted in memory. The run folder collects checkpoints (resumed
+automatically when you run the same command again), preview grids (rows: input, reconstruction,
+swap, for each person) and metrics.csv/metrics.png. Swap with swap_video.py --model RUN_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from common.cli import add_common_args, run
+from common.errors import UserError
+from common.impl import load
+from common.training import (
+    Checkpointer,
+    TrainConfig,
+    init_distributed,
+    is_main_process,
+    load_checkpoint,
+    seed_everything,
+    train_loop,
+)
+from common.training.distributed import get_world_size, is_distributed
+
+PHASE = "phase1_face_swap"
+
+
+def average_gradients(model: torch.nn.Module) -> None:
+    """Data parallelism by hand: every process averages its gradients with the others' (all-reduce).
+
+    (DDP does the same inside `backward`; here each step runs the model twice, once per identity,
+    which DDP's hooks do not allow, so we reduce explicitly.)
+    """
+    world = get_world_size()
+    for param in model.parameters():
+        if param.grad is not None:
+            dist.all_reduce(param.grad)
+            param.grad /= world
+
+
+def check_resume(run_dir: Path, autoencoder: dict, gan: bool) -> None:
+    """Refuse to resume a run whose checkpoint was made for another model (clear error, nothing written)."""
+    latest = Checkpointer(run_dir / "checkpoints", {}).latest()
+    if latest is None:
+        return
+    extra = load_checkpoint(latest).get("extra", {})
+    saved = extra.get("autoencoder", {})
+    if json.dumps(saved, sort_keys=True) != json.dumps(autoencoder, sort_keys=True):  # tuples saved as lists
+        raise UserError(
+            f"{run_dir} holds a checkpoint for a {saved.get('resolution')} px model with other settings "
+            f"than this {autoencoder['resolution']} px run; pick another --run-dir or the same --preset"
+        )
+    if bool(extra.get("gan")) != gan:
+        raise UserError(
+            f"{run_dir} was trained {'with' if extra.get('gan') else 'without'} --gan; keep the flag"
+        )
+
+
+def train(
+    source,
+    target,
+    run_dir: Path,
+    *,
+    preset: str = "cpu64",
+    steps: int = 200,
+    batch_size: int = 16,
+    lr: float = 5e-4,
+    gan: bool = False,
+    device: str = "auto",
+    precision: str = "auto",
+    seed: int = 0,
+    progress: bool | None = None,
+    preview_every: int = 50,
+    checkpoint_every: int = 100,
+    coverage: float = 0.6,
+    max_frames: int | None = None,
+    names: tuple[str, str] = ("A", "B"),
+):
+    """Train on two face sources (paths or `FaceSet`s); returns the training loop's result.
+
+    Used by this CLI and by the phase-1 demo. `steps` counts optimizer steps over the whole run.
+    """
+    faceset = load(PHASE, "faceset")
+    training = load(PHASE, "training")
+    autoencoder = load(PHASE, "autoencoder")
+    cfg = autoencoder.PRESETS[preset]
+    seed_everything(seed)
+    info = init_distributed(device)
+    if info.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    check_resume(run_dir, asdict(cfg), gan)
+    sets = tuple(
+        faces.resized(cfg.resolution)
+        if isinstance(faces, faceset.FaceSet)
+        else faceset.load_faceset(faces, cfg.resolution, coverage, max_frames)
+        for faces in (source, target)
+    )
+    logging.getLogger(__name__).info("training on %d and %d faces", len(sets[0]), len(sets[1]))
+    model = autoencoder.FaceSwapAutoencoder(cfg)
+    trainer = training.FaceSwapTrainer(model, info.device, gan=gan, lr=lr, precision=precision)
+    batches = training.Batches(sets, batch_size, seed + info.rank)  # each process its own samples
+
+    def step_fn(batch, step: int) -> dict[str, float]:
+        return trainer.step(batch, step, average_gradients if is_distributed() else None)
+
+    checkpointer = Checkpointer(run_dir / "checkpoints", trainer.stateful())
+    loop_cfg = TrainConfig(
+        run_dir=run_dir,
+        max_steps=steps,
+        checkpoint_every=checkpoint_every,
+        preview_every=preview_every,
+        progress=progress,
+    )
+    extra = {
+        "autoencoder": asdict(cfg),
+        "preset": preset,
+        "coverage": coverage,
+        "gan": gan,
+        "identities": list(names),
+        "impl": faceset.__name__.split(".")[0],
+    }
+    return train_loop(
+        step_fn, batches, loop_cfg, checkpointer, preview_fn=lambda step: trainer.preview(sets), extra=extra
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--source", required=True, type=Path, help="person A: extract.py folder, images or videos"
+    )
+    parser.add_argument("--target", required=True, type=Path, help="person B: the same kinds of input")
+    parser.add_argument("--epochs", type=int, default=10, help="passes over the larger face set (default 10)")
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path("runs/phase1_face_swap"),
+        help="checkpoints, previews and metrics go here; rerun to resume",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=("cpu64", "gpu128"),
+        default="cpu64",
+        help="model size: cpu64 (64 px, minutes on a CPU) or gpu128 (128 px, the classic size)",
+    )
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
+    parser.add_argument(
+        "--gan",
+        action="store_true",
+        help="FaceSwap-GAN: patch discriminator, adversarial loss and mask regularisation",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto = bf16 on a CUDA GPU, fp32 on the CPU",
+    )
+    parser.add_argument(
+        "--max-frames", type=int, default=None, help="read at most this many frames per video"
+    )
+    parser.add_argument("--coverage", type=float, default=0.6, help="alignment coverage (as in extract.py)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.batch_size < 1:
+        raise UserError("--epochs and --batch-size must be at least 1")
+    if args.impl:
+        import os
+
+        os.environ["DEEPFAKE_IMPL"] = args.impl
+    faceset = load(PHASE, "faceset")
+    autoencoder = load(PHASE, "autoencoder")
+    resolution = autoencoder.PRESETS[args.preset].resolution
+    sets = [
+        faceset.load_faceset(p, resolution, args.coverage, args.max_frames)
+        for p in (args.source, args.target)
+    ]
+    steps = args.epochs * max(1, max(len(s) for s in sets) // args.batch_size)
+    result = train(
+        *sets,
+        args.run_dir,
+        preset=args.preset,
+        steps=steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        gan=args.gan,
+        device=args.device,
+        precision=args.precision,
+        seed=args.seed,
+        progress=False if args.no_progress else None,
+        coverage=args.coverage,
+        names=(args.source.name, args.target.name),
+    )
+    if is_main_process():
+        print(f"step {result.step}: checkpoint {result.checkpoint}")
+    return 130 if result.interrupted else 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    raise SystemExit(run(main))

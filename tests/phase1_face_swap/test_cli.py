@@ -1,0 +1,198 @@
+"""The phase-1 command-line tools end to end on synthetic people: extract, train, swap, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from common import media
+from common.cli import run
+from common.errors import UserError
+from common.synthetic.clip import render_clip
+from common.synthetic.identity import make_identity
+from consent_and_watermark import writer
+from consent_and_watermark.consent import register_synthetic_identity
+from consent_and_watermark.verify import verify
+
+
+@pytest.fixture(scope="module")
+def people():
+    return [make_identity(seed) for seed in (31, 32)]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, people):
+    folder = tmp_path_factory.mktemp("videos")
+    paths = []
+    for person in people:
+        clip = render_clip(person, 6, 128, fps=25.0, seed=2)
+        paths.append(
+            writer.save_video(
+                folder / f"{person.seed}.mp4",
+                clip.frames,
+                clip.fps,
+                audio=clip.audio,
+                sample_rate=clip.sample_rate,
+                label=False,
+            )
+        )
+    return paths
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, videos):
+    """Faces extracted with extract.py and a 1-step train.py run (enough to test the plumbing)."""
+    from phase1_face_swap import extract, train
+
+    base = tmp_path_factory.mktemp("p1run")
+    for name, video in zip("AB", videos, strict=True):
+        assert run(extract.main, ["--input", str(video), "--output", str(base / name), "--size", "96"]) == 0
+    code = run(
+        train.main,
+        [
+            "--source",
+            str(base / "A"),
+            "--target",
+            str(base / "B"),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--run-dir",
+            str(base / "run"),
+            "--no-progress",
+        ],
+    )
+    assert code == 0
+    return base
+
+
+@pytest.mark.todo("p1")
+def test_extract_writes_aligned_crops_and_landmarks(trained):
+    index = json.loads((trained / "A" / "faces.json").read_text())
+    assert index["size"] == 96 and len(index["faces"]) == 6
+    crop = media.read_image(trained / "A" / index["faces"][0]["file"])
+    assert crop.shape == (96, 96, 3)
+    assert np.array(index["faces"][0]["landmarks"]).shape == (68, 2)
+
+
+@pytest.mark.todo("p1")
+def test_swapped_clip_keeps_its_audio_and_passes_verify(trained, videos, people, tmp_path):
+    from phase1_face_swap import swap_video
+
+    ids = [register_synthetic_identity(p.subject_id, p.display_name) for p in people]
+    out = tmp_path / "swapped.mp4"
+    argv = [
+        "--model",
+        str(trained / "run"),
+        "--input",
+        str(videos[1]),
+        "--output",
+        str(out),
+        "--consent",
+        ids[0],
+        "--consent",
+        ids[1],
+        "--blend",
+        "poisson",
+        "--color",
+        "hist",
+    ]
+    assert run(swap_video.main, argv) == 0
+    source, result = media.read_video(videos[1]), media.read_video(out)
+    assert result.frames.shape == source.frames.shape
+    assert result.audio is not None and abs(len(result.audio) - len(source.audio)) < 0.05 * source.sample_rate
+    report = verify(out)
+    assert report.marked, report.reasons
+
+
+@pytest.mark.todo("p1")
+def test_refusals_write_nothing(trained, videos, people, tmp_path, capsys):
+    from phase1_face_swap import extract, swap_video
+
+    out = tmp_path / "refused.mp4"
+    base = ["--model", str(trained / "run"), "--output", str(out)]
+    assert run(swap_video.main, base + ["--input", str(videos[1])]) == 2  # no consent record
+    assert "consent" in capsys.readouterr().err
+    ids = [register_synthetic_identity(p.subject_id, p.display_name) for p in people]
+    consent = ["--consent", ids[0], "--consent", ids[1]]
+    blank = writer.save_video(
+        tmp_path / "blank.mp4", np.full((3, 64, 64, 3), 128, np.uint8), 25.0, label=False
+    )
+    assert run(swap_video.main, base + consent + ["--input", str(blank)]) == 2  # no face anywhere
+    assert "no face" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".*refused*"))
+    gray = tmp_path / "gray.png"
+    writer.save_image(gray, np.full((80, 80, 3), 50, np.uint8), label=False)
+    assert run(extract.main, ["--input", str(gray), "--output", str(tmp_path / "faces")]) == 2
+    assert not (tmp_path / "faces").exists()
+
+
+@pytest.mark.todo("p1")
+def test_checkpoint_for_another_resolution_is_refused(trained):
+    from phase1_face_swap import swap_video, train
+
+    with pytest.raises(UserError, match="64 px model, not 128 px"):
+        swap_video.load_model(trained / "run", torch.device("cpu"), resolution=128)
+    with pytest.raises(UserError, match="pick another --run-dir"):
+        train.check_resume(trained / "run", {"resolution": 128}, gan=False)
+
+
+@pytest.mark.todo("p1")
+def test_grayscale_and_rgba_images_are_swapped(trained, videos, people, tmp_path):
+    from PIL import Image
+
+    from phase1_face_swap import swap_video
+
+    frame = media.read_video(videos[1]).frames[0]
+    ids = [register_synthetic_identity(p.subject_id, p.display_name) for p in people]
+    for mode in ("L", "RGBA"):
+        path = tmp_path / f"in_{mode}.png"
+        # media-write-ok below: a test input in a format the writer never makes
+        Image.fromarray(frame).convert(mode).save(path)  # media-write-ok
+        out = tmp_path / f"out_{mode}.png"
+        argv = [
+            "--model",
+            str(trained / "run"),
+            "--input",
+            str(path),
+            "--output",
+            str(out),
+            "--consent",
+            ids[0],
+            "--consent",
+            ids[1],
+        ]
+        assert run(swap_video.main, argv) == 0
+        assert media.read_image(out).shape == frame.shape
+
+
+@pytest.mark.slow
+@pytest.mark.todo("p1")
+def test_gan_training_runs_and_resumes(trained, tmp_path):
+    from phase1_face_swap import train
+
+    argv = [
+        "--source",
+        str(trained / "A"),
+        "--target",
+        str(trained / "B"),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--run-dir",
+        str(tmp_path / "gan"),
+        "--no-progress",
+        "--gan",
+    ]
+    assert run(train.main, argv) == 0
+    state = torch.load(next((tmp_path / "gan" / "checkpoints").glob("step_*.pt")), weights_only=True)
+    assert {"model", "discriminators", "optimizer_d"} <= set(state) and state["extra"]["gan"] is True
+    more = argv[:5] + ["2"] + argv[6:]  # --epochs 2: resumes from the step-1 checkpoint
+    assert run(train.main, more) == 0
+    with pytest.raises(UserError, match="--gan"):
+        train.main(more[:-1] + ["--epochs", "3"])  # the same run folder without --gan is refused

@@ -1,0 +1,84 @@
+"""Landmark CNN: Gaussian targets (numpy formula), soft-argmax and argmax decoding, a short training run."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from common.impl import load
+
+
+@pytest.fixture
+def lmk():
+    return load("phase2_face_reenactment", "landmark_detector")
+
+
+@pytest.mark.todo("p2.lmk.heatmaps")
+def test_gaussian_heatmaps_match_the_formula(lmk):
+    points = torch.tensor([[[3.25, 7.5], [10.0, 2.0]], [[0.0, 0.0], [15.5, 11.75]]], dtype=torch.float64)
+    maps = lmk.gaussian_heatmaps(points, 12, 16, sigma=1.5)
+    assert maps.shape == (2, 2, 12, 16)
+    ys, xs = np.mgrid[0:12, 0:16]
+    for b in range(2):
+        for k in range(2):
+            x, y = points[b, k].numpy()
+            expected = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * 1.5**2))
+            np.testing.assert_allclose(maps[b, k].numpy(), expected, rtol=1e-12)
+    assert maps[0, 1, 2, 10] == 1.0  # the peak sits at x = column 10, y = row 2
+
+
+@pytest.mark.todo("p2.lmk.soft_argmax")
+def test_soft_argmax_recovers_a_known_point_with_gradients(lmk):
+    ys, xs = np.mgrid[0:24, 0:24]
+    true = np.array([[9.3, 14.7], [6.0, 8.5], [17.25, 12.1]])  # (x, y), 5 sigma from the borders
+    logits = np.stack([-((xs - x) ** 2 + (ys - y) ** 2) / (2 * 1.2**2) for x, y in true])[None]
+    logits = torch.tensor(logits, requires_grad=True)
+    points, prob = lmk.soft_argmax(logits, beta=1.0)
+    assert points.shape == (1, 3, 2) and prob.shape == (1, 3, 24, 24)
+    np.testing.assert_allclose(points[0].detach().numpy(), true, atol=1e-6)
+    np.testing.assert_allclose(prob.sum(dim=(2, 3)).detach().numpy(), 1.0, atol=1e-12)
+    points.sum().backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_argmax_refine_finds_the_vertex_of_a_parabolic_peak(lmk):
+    ys, xs = np.mgrid[0:20, 0:20]
+    true = np.array([[6.3, 11.8], [12.0, 3.45]])
+    maps = torch.tensor(np.stack([10.0 - (xs - x) ** 2 - (ys - y) ** 2 for x, y in true])[None])
+    np.testing.assert_allclose(lmk.argmax_refine(maps)[0].numpy(), true, atol=1e-9)
+
+
+def test_crop_coordinates_round_trip(lmk):
+    pts = torch.tensor([[[0.0, 95.0], [47.5, 12.25]]])
+    np.testing.assert_allclose(lmk.heatmap_to_crop(lmk.crop_to_heatmap(pts, 4), 4).numpy(), pts.numpy())
+    matrix = lmk.crop_matrix(np.array([120.0, 80.0]), 60.0, 96)
+    centre = matrix[:, :2] @ np.array([120.0, 80.0]) + matrix[:, 2]
+    np.testing.assert_allclose(centre, [47.5, 47.5])  # the box centre lands on the crop centre
+
+
+@pytest.mark.todo("p2.lmk.heatmaps", "p2.lmk.soft_argmax")
+def test_a_few_steps_on_one_synthetic_face_reduce_the_error(lmk):
+    from common.synthetic import make_identity, render_frame
+    from common.synthetic.face_render import neutral_pose
+
+    torch.manual_seed(0)
+    cfg = lmk.LandmarkConfig(input_size=48, channels=(8, 16, 16), context_layers=1)
+    image, landmarks = render_frame(make_identity(4), neutral_pose(), np.zeros(6), size=96)
+    centre, side = lmk.landmark_crop_box(landmarks, cfg.crop_scale)
+    matrix = lmk.crop_matrix(centre, side, cfg.input_size)
+    crop = cv2.warpAffine(image, matrix, (48, 48))
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255).repeat(2, 1, 1, 1)
+    in_crop = landmarks @ matrix[:, :2].T + matrix[:, 2]  # (68, 2)
+    target = torch.tensor(in_crop, dtype=torch.float32)[None].repeat(2, 1, 1)
+    net = lmk.LandmarkNet(cfg)
+    optimizer = torch.optim.Adam(net.parameters(), 3e-3)
+    first = None
+    for _ in range(30):
+        losses = lmk.landmark_loss(net(x), target, cfg)
+        optimizer.zero_grad()
+        losses["loss"].backward()
+        optimizer.step()
+        first = first if first is not None else losses["l1"].item()
+    assert losses["l1"].item() < 0.5 * first

@@ -1,0 +1,63 @@
+"""train_landmarks.py and train_x2face.py: a couple of steps, a checkpoint, and a resume that continues it."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.cli import run
+from common.training import Checkpointer
+
+
+def _steps(run_dir) -> list[int]:
+    return sorted(int(p.stem.split("_")[1]) for p in (run_dir / "checkpoints").glob("step_*.pt"))
+
+
+@pytest.mark.todo("p2.lmk")
+def test_train_landmarks_runs_resumes_and_loads(tmp_path):
+    from phase2_face_reenactment.train_landmarks import load_detector, main
+
+    run_dir = tmp_path / "lmk"
+    args = ["--run-dir", str(run_dir), "--identities", "2", "--frames", "3", "--render-size", "128",
+            "--batch-size", "2", "--input-size", "32", "--preview-every", "0", "--device", "cpu"]
+    assert run(main, args + ["--steps", "2"]) == 0
+    assert run(main, args + ["--steps", "3"]) == 0
+    assert _steps(run_dir)[-1] == 3
+    detector = load_detector(run_dir)
+    assert detector.cfg.input_size == 32
+    assert Checkpointer(run_dir / "checkpoints", {}).latest() is not None
+
+
+@pytest.mark.todo("p2.x2f")
+def test_train_x2face_runs_and_resumes(tmp_path):
+    from phase2_face_reenactment.train_x2face import main
+
+    run_dir = tmp_path / "x2f"
+    args = ["--run-dir", str(run_dir), "--identities", "2", "--frames", "3", "--size", "32",
+            "--batch-size", "2", "--preview-every", "0", "--device", "cpu"]
+    assert run(main, args + ["--steps", "2"]) == 0
+    assert run(main, args + ["--steps", "3"]) == 0
+    assert _steps(run_dir)[-1] == 3
+
+
+def test_training_refuses_bad_sizes(tmp_path):
+    from phase2_face_reenactment import train_landmarks, train_x2face
+
+    assert run(train_x2face.main, ["--run-dir", str(tmp_path / "a"), "--size", "40"]) == 2
+    assert run(train_landmarks.main, ["--run-dir", str(tmp_path / "b"), "--input-size", "30"]) == 2
+
+
+@pytest.mark.todo("p2.x2f")
+def test_train_x2face_reads_a_folder_of_videos_and_frame_folders(tmp_path):
+    from common.synthetic import make_identity, render_clip
+    from consent_and_watermark import writer
+    from phase2_face_reenactment.train_x2face import main
+
+    data = tmp_path / "data"
+    first, second = (render_clip(make_identity(s), 3, size=48, speech=False).frames for s in (31, 32))
+    writer.save_video(data / "a.mp4", first, 25.0, label=False)
+    for i, frame in enumerate(second):
+        writer.save_image(data / "b" / f"{i:03d}.png", frame, label=False)
+    args = ["--run-dir", str(tmp_path / "run"), "--data", str(data), "--size", "32", "--batch-size", "2",
+            "--steps", "1", "--preview-every", "0", "--device", "cpu"]
+    assert run(main, args) == 0
+    assert run(main, ["--run-dir", str(tmp_path / "r2"), "--data", str(tmp_path / "nothing")]) == 2
