@@ -1,0 +1,146 @@
+"""FOMM animation throughput: our batched `animate` against the published one-frame-per-call demo loop.
+
+    python benchmarks/fomm_throughput.py                                   # CPU, fp32, vox-256
+    python benchmarks/fomm_throughput.py --device cuda --precision bf16 --channels-last --batch-size 32
+
+Both paths use the same modules and weights (vox-256 architecture, seeded random weights: speed does not
+depend on the weights) and the same driving frames:
+
+* baseline: the published demo loop: keypoints of the source once, then for every frame one keypoint
+  detector call, normalize_kp and one generator call (batch 1, fp32, frames copied to the device and
+  the prediction back one by one);
+* ours: `phase3_first_order_motion.animate.Animator`: `--batch-size` frames per call, the source encoded
+  once, optional bf16/fp16 autocast and channels_last.
+
+Prints frames per second of each, the speed-up, the max |difference| of our predictions to the fp32
+baseline's, and the device (CPU model / GPU name). TF32 is off, so fp32 on the GPU means fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+
+from common.impl import load
+from common.training.device import PRECISIONS, pick_device
+from phase3_first_order_motion.animate import Animator
+
+PHASE = "phase3_first_order_motion"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def baseline_loop(models: dict, source: torch.Tensor, driving: torch.Tensor,
+                  device: torch.device) -> torch.Tensor:
+    """The published demo's make_animation: one driving frame per call, fp32. Returns CPU predictions."""
+    normalize_kp = load(PHASE, "motion_transfer").normalize_kp
+    kp_detector, generator = models["kp_detector"], models["generator"]
+    src = source.to(device)
+    kp_source = kp_detector(src)
+    kp_initial = kp_detector(driving[:1].to(device))
+    out = []
+    for i in range(driving.shape[0]):
+        frame = driving[i:i + 1].to(device)
+        kp_norm = normalize_kp(kp_source=kp_source, kp_driving=kp_detector(frame),
+                               kp_driving_initial=kp_initial, adapt_movement_scale=True,
+                               use_relative_movement=True, use_relative_jacobian=True)
+        out.append(generator(src, kp_driving=kp_norm, kp_source=kp_source)["prediction"].cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def batched(animator: Animator, source_u8: np.ndarray, driving: torch.Tensor,
+            batch_size: int) -> torch.Tensor:
+    """Our path: Animator with batches of driving frames. Returns CPU predictions (float32)."""
+    animator.set_source(source_u8)
+    kp_initial = animator._keypoints(animator._images_from_float(driving[:1]))
+    out = []
+    for i in range(0, driving.shape[0], batch_size):
+        images = animator._images_from_float(driving[i:i + batch_size])
+        out.append(animator.predict(images, kp_initial, relative=True, adapt_scale=True).float().cpu())
+    return torch.cat(out)
+
+
+def timed(fn, device: torch.device) -> tuple[torch.Tensor, float, float]:
+    """(result, wall seconds, CPU seconds of this process). On a shared CPU the CPU time is the fairer
+    figure: wall time then also counts the time other processes held the cores."""
+    sync(device)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result = fn()
+    sync(device)
+    return result, time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", choices=("vox-256", "tiny"), default="vox-256")
+    parser.add_argument("--frames", type=int, default=16, help="driving frames timed per path")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    device = pick_device(args.device)
+    torch.manual_seed(0)
+    model = load(PHASE, "model")
+    config = model.get_config(args.config)
+    models = model.build_fomm(config)
+    for name in ("kp_detector", "generator"):
+        models[name].eval().to(device)
+    size = config.frame_size
+    g = torch.Generator().manual_seed(1)
+    # smooth random images: a low-resolution noise field upsampled, so keypoints move between frames
+    low = torch.rand(args.frames + 1, 3, 8, 8, generator=g)
+    frames = torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic").clamp(0, 1)
+    source_u8 = (frames[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    source = torch.from_numpy(source_u8).permute(2, 0, 1)[None].float() / 255
+    driving = frames[1:]
+
+    baseline_loop(models, source, driving[:2], device)  # warm-up (cuDNN autotune, allocator)
+    reference, t_base, c_base = timed(lambda: baseline_loop(models, source, driving, device), device)
+    animator = Animator(models, device, args.precision, args.channels_last)
+    batched(animator, source_u8, driving[:2], args.batch_size)  # warm-up
+    ours, t_ours, c_ours = timed(lambda: batched(animator, source_u8, driving, args.batch_size), device)
+
+    n = driving.shape[0]
+    print(f"device: {device_name(device)} ({device.type}, {torch.get_num_threads()} CPU threads), "
+          f"config {args.config} ({size}x{size}), {n} driving frames")
+    layout = ", channels_last" if args.channels_last else ""
+    for name, wall, cpu in (("baseline (1 frame per call, fp32)", t_base, c_base),
+                            (f"ours (batch {args.batch_size}, {args.precision}{layout})", t_ours, c_ours)):
+        print(f"{name:42s} {n / wall:8.2f} frames/s wall, {cpu / n:7.3f} CPU-s/frame")
+    print(f"speed-up: {t_base / t_ours:.2f}x wall clock, {c_base / c_ours:.2f}x in process CPU time")
+    print(f"max |ours - baseline fp32|: {float((ours - reference).abs().max()):.3e} "
+          f"(mean {float((ours - reference).abs().mean()):.3e})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

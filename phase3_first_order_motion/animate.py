@@ -1,0 +1,252 @@
+"""Animate a still image with the motion of a driving video (First Order Motion Model, sec. 3.4).
+
+    python phase3_first_order_motion/animate.py --source image.jpg --driving driving_video.mp4 \\
+        --checkpoint fomm_checkpoint.pt --output animated.mp4 --consent ID [--consent ID2]
+
+What happens:
+  1. consent is checked for every identity (`--consent`), before anything is computed;
+  2. the source and every driving frame are resized to the checkpoint's frame size (the tool says so);
+  3. the keypoint detector runs once on the source and on batches of driving frames;
+  4. relative motion (default): the source moves the way the driving video moves relative to its first
+     frame (or, with --find-best-frame, to the driving frame whose face pose is closest to the source's),
+     optionally scaled by the ratio of the keypoint hulls (--adapt-scale);
+  5. the generator renders each frame; the driving video's audio is kept; the output is written through
+     consent_and_watermark (visible label, invisible watermark, C2PA manifest).
+
+Speed: `--batch-size` driving frames go through the networks at once, the source is encoded once,
+and on a GPU `--precision bf16` with channels_last memory layout runs the convolutions on tensor cores
+while keypoints, Jacobians and sampling grids stay in float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.spatial import ConvexHull
+
+from common.cli import add_common_args, add_consent_args, run
+from common.errors import UserError
+from common.impl import ENV_VAR, load
+from common.media import is_image_path, read_image, read_video
+from common.training.device import PRECISIONS, autocast, pick_device
+
+PHASE = "phase3_first_order_motion"
+
+
+def to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (T, 3, H, W) float32 in [0, 1] on `device`."""
+    return torch.from_numpy(np.array(frames)).to(device).permute(0, 3, 1, 2).float() / 255
+
+
+def to_frames(images: torch.Tensor) -> np.ndarray:
+    """(T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8."""
+    return (images.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def resize_frames(frames: np.ndarray, size: int, what: str, say: bool = True) -> np.ndarray:
+    """Resize (T, H, W, 3) uint8 frames to (T, size, size, 3) (area/bilinear), telling the user once."""
+    if frames.shape[1:3] == (size, size):
+        return frames
+    if say:
+        print(f"{what}: resizing {frames.shape[2]}x{frames.shape[1]} to {size}x{size} (the model's frame "
+              f"size); non-square inputs are stretched, crop them first with crop.py", file=sys.stderr)
+    x = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float()
+    mode = "area" if frames.shape[1] > size else "bilinear"
+    x = F.interpolate(x, size=(size, size), mode=mode)
+    return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def normalized_landmarks(rgb: np.ndarray) -> np.ndarray | None:
+    """dlib's 68 landmarks, centred and divided by sqrt(hull area): a pose/expression signature."""
+    from common.dlib_models import largest_face_landmarks
+
+    points = largest_face_landmarks(rgb)
+    if points is None:
+        return None
+    points = points - points.mean(axis=0)
+    return points / np.sqrt(ConvexHull(points).volume)
+
+
+def find_best_frame(source: np.ndarray, driving: np.ndarray) -> int:
+    """Index of the driving frame whose normalised face landmarks are closest to the source's (0 if none)."""
+    reference = normalized_landmarks(source)
+    if reference is None:
+        print("--find-best-frame: no face in the source; measuring motion from driving frame 0",
+              file=sys.stderr)
+        return 0
+    best, best_dist = 0, np.inf
+    for i, frame in enumerate(driving):
+        points = normalized_landmarks(frame)
+        if points is not None:
+            dist = float(((points - reference) ** 2).sum())
+            if dist < best_dist:
+                best, best_dist = i, dist
+    return best
+
+
+class Animator:
+    """The trained modules and everything computed once per source image, ready to render batches."""
+
+    def __init__(self, models: dict, device: torch.device, precision: str = "fp32",
+                 channels_last: bool = False) -> None:
+        self.kp_detector = models["kp_detector"].eval().to(device)
+        self.generator = models["generator"].eval().to(device)
+        self.normalize_kp = load(PHASE, "motion_transfer").normalize_kp
+        self.device, self.precision, self.channels_last = device, precision, channels_last
+        if channels_last:
+            self.kp_detector.to(memory_format=torch.channels_last)
+            self.generator.to(memory_format=torch.channels_last)
+
+    def _images(self, frames: np.ndarray) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> (B, 3, H, W) float on the device, in the chosen memory format."""
+        return self._images_from_float(to_tensor(frames, self.device))
+
+    def _images_from_float(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) float in [0, 1] (any device) -> on the device, in the chosen memory format."""
+        x = images.to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _keypoints(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        with autocast(self.device, self.precision):
+            kp = self.kp_detector(images)
+        return {k: v.float() for k, v in kp.items()}  # keypoint geometry stays float32
+
+    @torch.no_grad()
+    def set_source(self, source: np.ndarray) -> None:
+        """source (H, W, 3) uint8: its keypoints and encoder features are computed once."""
+        self.source = self._images(source[None])
+        self.kp_source = self._keypoints(self.source)
+        with autocast(self.device, self.precision):
+            self.source_features = self.generator.encode_source(self.source)
+
+    @torch.no_grad()
+    def render(self, driving: np.ndarray, kp_initial: dict[str, torch.Tensor] | None,
+               relative: bool = True, adapt_scale: bool = False) -> np.ndarray:
+        """driving (B, H, W, 3) uint8 -> animated frames (B, H, W, 3) uint8 (one network call per module)."""
+        return to_frames(self.predict(self._images(driving), kp_initial, relative, adapt_scale))
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, kp_initial: dict[str, torch.Tensor] | None,
+                relative: bool = True, adapt_scale: bool = False) -> torch.Tensor:
+        """driving (B, 3, H, W) in [0, 1] on the device -> predictions (B, 3, H, W) in [0, 1]."""
+        kp_driving = self._keypoints(images)
+        if relative:
+            kp_driving = self.normalize_kp(kp_source=self.kp_source, kp_driving=kp_driving,
+                                           kp_driving_initial=kp_initial, adapt_movement_scale=adapt_scale,
+                                           use_relative_movement=True, use_relative_jacobian=True)
+        b = images.shape[0]
+        kp_source = {k: v.expand(b, *v.shape[1:]) for k, v in self.kp_source.items()}
+        with autocast(self.device, self.precision):
+            out = self.generator(self.source.expand(b, -1, -1, -1), kp_driving=kp_driving,
+                                 kp_source=kp_source, source_features=self.source_features)
+        return out["prediction"]
+
+    @torch.no_grad()
+    def initial_keypoints(self, frame: np.ndarray) -> dict[str, torch.Tensor]:
+        return self._keypoints(self._images(frame[None]))
+
+
+def animate(animator: Animator, source: np.ndarray, driving: np.ndarray, relative: bool = True,
+            adapt_scale: bool = False, batch_size: int = 8, start: int = 0) -> Iterator[np.ndarray]:
+    """Yield the animated frames, one per driving frame, in order, `batch_size` frames per network call.
+
+    Relative motion is measured from driving frame `start` (0, or the best frame). The published demo
+    renders the frames before the best one backwards from it; since each frame depends only on its own
+    keypoints and those of frame `start`, rendering them in their natural order gives the same frames.
+    """
+    animator.set_source(source)
+    kp_initial = animator.initial_keypoints(driving[start])
+    for i in range(0, len(driving), batch_size):
+        yield from animator.render(driving[i:i + batch_size], kp_initial, relative, adapt_scale)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", required=True, type=Path, help="still image of the person to animate")
+    parser.add_argument("--driving", required=True, type=Path, help="video whose motion is transferred")
+    parser.add_argument("--checkpoint", required=True, type=Path,
+                        help="FOMM checkpoint: the published vox-cpk.pth.tar or one from train.py")
+    parser.add_argument("--output", required=True, type=Path, help="where to write the animated .mp4")
+    motion = parser.add_mutually_exclusive_group()
+    motion.add_argument("--relative", dest="relative", action="store_true", default=True,
+                        help="transfer the driving motion relative to its first frame (default; eq. 8)")
+    motion.add_argument("--absolute", dest="relative", action="store_false",
+                        help="use the driving keypoints as they are (the source takes the driver's pose "
+                             "and face shape)")
+    parser.add_argument("--adapt-scale", action="store_true",
+                        help="scale the motion by sqrt(hull area of the source keypoints / hull area of the "
+                             "initial driving keypoints)")
+    parser.add_argument("--find-best-frame", action="store_true",
+                        help="measure motion from the driving frame whose face pose (dlib landmarks) is "
+                             "closest to the source's, not from frame 0")
+    parser.add_argument("--batch-size", type=int, default=8, help="driving frames per network call")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="fp32, or bf16/fp16 autocast for the convolutions (GPU; bf16 also on CPU)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="NHWC memory layout (faster convolutions on GPUs with tensor cores)")
+    add_common_args(parser)
+    add_consent_args(parser)
+    return parser
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Cheap checks of the paths and flags, before the consent check and any compute."""
+    inputs = (("--source", args.source), ("--driving", args.driving), ("--checkpoint", args.checkpoint))
+    for flag, path in inputs:
+        if not path.is_file():
+            raise UserError(f"{flag} {path} does not exist")
+    if not is_image_path(args.source):
+        raise UserError(f"--source {args.source} is not an image (png, jpg, ...)")
+    if args.output.suffix.lower() != ".mp4":
+        raise UserError(f"--output {args.output} must end in .mp4")
+    if args.batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from consent_and_watermark.writer import begin_run, save_video
+
+    if args.impl:
+        os.environ[ENV_VAR] = args.impl
+    check_inputs(args)
+    begin_run("animate", args.consent, visible_label=not args.no_visible_label, outputs=("video",),
+              argv=argv)
+    torch.manual_seed(args.seed)
+    device = pick_device(args.device)
+    models, config, _ = load(PHASE, "model").load_fomm(args.checkpoint)
+    size = config.frame_size
+
+    source = read_image(args.source)
+    from common.dlib_models import detect_faces
+
+    if not detect_faces(source):
+        print(f"warning: no face found in {args.source}; animating it anyway", file=sys.stderr)
+    source = resize_frames(source[None], size, "source")[0]
+    video = read_video(args.driving)
+    if len(video.frames) < 2:
+        raise UserError(f"--driving {args.driving} has only {len(video.frames)} frame; at least 2 are needed")
+    driving = resize_frames(video.frames, size, "driving video")
+    start = find_best_frame(source, driving) if args.find_best_frame else 0
+    if args.find_best_frame:
+        print(f"best driving frame: {start}", file=sys.stderr)
+
+    animator = Animator(models, device, args.precision, args.channels_last)
+    frames = animate(animator, source, driving, relative=args.relative, adapt_scale=args.adapt_scale,
+                     batch_size=args.batch_size, start=start)
+    path = save_video(args.output, frames, video.fps, audio=video.audio, sample_rate=video.sample_rate)
+    sound = ", with the driving audio" if video.audio is not None else ""
+    print(f"wrote {path} ({len(driving)} frames at {video.fps:g} fps{sound})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))

@@ -1,0 +1,91 @@
+"""Crop the face of any video the way FOMM's VoxCeleb preprocessing does, ready for train.py / animate.py.
+
+    python phase3_first_order_motion/crop.py --input talk.mp4 --output talk_crop.mp4 [--size 256]
+
+The published preprocessing (AliaksandrSiarohin/video-preprocessing, crop_vox) keeps the camera still
+and lets the head move inside a fixed box:
+
+  1. detect the face every `--every` frames (here dlib's HOG detector, the detector of phase 1);
+  2. take the union of all boxes of the clip (the area the head moves in);
+  3. enlarge it by `--increase` of its width and height on each side, make it square around its centre,
+     and clip it to the frame;
+  4. cut that square from every frame and resize it to `--size` x `--size`.
+
+A fixed box matters: FOMM learns motion from how the face moves inside the frame, so a crop that
+follows the face would erase the head motion. The audio is kept. The output goes through the
+provenance writer (marked as produced by this project; the visible label is off by default here
+because a crop is not synthetic: turn it on with --label).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from common.cli import run
+from common.errors import UserError
+from common.media import read_video
+from phase3_first_order_motion.data import resize_video
+
+
+def union_box(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    """The smallest box (left, top, right, bottom) holding every box."""
+    b = np.array(boxes)
+    return int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max())
+
+
+def square_box(box: tuple[int, int, int, int], increase: float, width: int, height: int) -> tuple[int, ...]:
+    """Enlarge by `increase` of the size on each side, square it around its centre, keep it in the frame."""
+    left, top, right, bottom = box
+    w, h = right - left, bottom - top
+    left, right = left - increase * w, right + increase * w
+    top, bottom = top - increase * h, bottom + increase * h
+    side = min(max(right - left, bottom - top), width, height)
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    x0 = int(round(min(max(cx - side / 2, 0), width - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), height - side)))
+    return x0, y0, x0 + int(side), y0 + int(side)
+
+
+def crop_box(frames: np.ndarray, every: int = 5, increase: float = 0.1) -> tuple[int, int, int, int]:
+    """The fixed crop box of a clip (T, H, W, 3) from faces found every `every` frames."""
+    from common.dlib_models import detect_faces
+
+    boxes = [found[0] for found in (detect_faces(f) for f in frames[::every]) if found]
+    if not boxes:
+        raise UserError("no face found in the video; crop it by hand or try a larger, frontal face")
+    return square_box(union_box(boxes), increase, frames.shape[2], frames.shape[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, type=Path, help="any video with one face")
+    parser.add_argument("--output", required=True, type=Path, help="the cropped .mp4")
+    parser.add_argument("--size", type=int, default=256, help="output side in pixels (vox-256: 256)")
+    parser.add_argument("--every", type=int, default=5, help="detect the face every n frames")
+    parser.add_argument("--increase", type=float, default=0.1, help="margin added on each side, in box sizes")
+    parser.add_argument("--label", action="store_true", help="draw the visible SYNTHETIC label")
+    args = parser.parse_args(argv)
+    from consent_and_watermark.writer import save_video
+
+    if args.output.suffix.lower() != ".mp4":
+        raise UserError(f"--output {args.output} must end in .mp4")
+    if args.every < 1 or args.size < 16:
+        raise UserError("--every must be >= 1 and --size >= 16")
+    video = read_video(args.input)
+    x0, y0, x1, y1 = crop_box(video.frames, args.every, args.increase)
+    print(f"crop box: x {x0}-{x1}, y {y0}-{y1} of {video.frames.shape[2]}x{video.frames.shape[1]}",
+          file=sys.stderr)
+    frames = resize_video(video.frames[:, y0:y1, x0:x1], args.size)
+    path = save_video(args.output, frames, video.fps, audio=video.audio, sample_rate=video.sample_rate,
+                      label=args.label)
+    print(f"wrote {path} ({len(frames)} frames, {args.size}x{args.size})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))

@@ -1,0 +1,99 @@
+"""Training data for FOMM: videos of one moving object each, sampled as (source, driving) frame pairs.
+
+FOMM learns from reconstruction (paper sec. 3.5): take two frames of the *same* video, use one as the
+source S and the other as the driving frame D, and ask the model to render D from S and the keypoints
+of both. No labels are needed, only many videos of the same kind of object.
+
+Three sources of videos, all held in memory as (T, size, size, 3) uint8 arrays:
+
+* a folder in the VoxCeleb layout: `DIR/train/<video>.mp4` or `DIR/train/<video>/<frame>.png`
+  (and `DIR/test/...` for held-out videos); a folder without train/ and test/ is used whole;
+* `synthetic`: talking heads of people who do not exist (`common.synthetic`), rendered on the fly.
+
+Everything is decoded up front, which suits the tiny configuration and small folders; VoxCeleb-scale
+data (~100 GB of frames) needs a streaming reader instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common.errors import UserError
+from common.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, read_video
+from common.training.seed import epoch_generator
+
+
+def resize_video(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8 (area downsampling, bilinear upsampling)."""
+    if frames.shape[1:3] == (size, size):
+        return frames
+    x = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(size, size), mode="area" if frames.shape[1] > size else "bilinear")
+    return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def read_any_video(path: Path, size: int, max_frames: int | None = None) -> np.ndarray:
+    """An .mp4 (or other video) file, or a folder of frame images in name order, resized."""
+    if path.is_dir():
+        names = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:max_frames]
+        if not names:
+            raise UserError(f"{path} holds no frame images")
+        frames = np.stack([resize_video(read_image(p)[None], size)[0] for p in names])
+    else:
+        frames = resize_video(read_video(path, max_frames=max_frames, with_audio=False).frames, size)
+    return frames
+
+
+def load_video_folder(folder: str | Path, size: int, split: str = "train", max_videos: int | None = None,
+                      max_frames: int | None = None) -> list[np.ndarray]:
+    """Every video of `folder/split` (or of `folder` itself when it has no split folders)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"--data {folder} is not a folder")
+    root = folder / split if (folder / split).is_dir() else folder
+    entries = sorted(p for p in root.iterdir() if p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES)
+    videos = [read_any_video(p, size, max_frames) for p in entries[:max_videos]]
+    videos = [v for v in videos if len(v) >= 2]
+    if not videos:
+        raise UserError(f"no videos with at least 2 frames in {root} (expected .mp4 files or frame folders)")
+    print(f"data: {len(videos)} videos from {root}, {sum(len(v) for v in videos)} frames at {size}px",
+          file=sys.stderr)
+    return videos
+
+
+def synthetic_videos(count: int, frames: int, size: int, seed: int = 0) -> list[np.ndarray]:
+    """`count` talking-head clips of different synthetic identities (seeds seed .. seed + count - 1)."""
+    from common.synthetic.clip import render_clip
+    from common.synthetic.identity import make_identity
+
+    return [render_clip(make_identity(seed + i), frames, size=size, seed=seed + i, speech=False).frames
+            for i in range(count)]
+
+
+def epoch_batches(videos: list[np.ndarray], batch_size: int, epoch: int, seed: int = 0, repeats: int = 1,
+                  flip: bool = True, rank: int = 0, world_size: int = 1) -> Iterator[dict[str, torch.Tensor]]:
+    """One epoch of {'source', 'driving'} (B, 3, H, W) batches in [0, 1]: two random frames per item.
+
+    Every video appears `repeats` times per epoch (the published vox config repeats each 75 times).
+    Randomness comes only from (seed, epoch), so a resumed run rebuilds the same epoch; with several
+    processes each takes every world_size-th batch. Augmentation: one random horizontal flip per pair.
+    """
+    g = epoch_generator(seed, epoch)
+    order = torch.randperm(len(videos) * repeats, generator=g) % len(videos)
+    for n, start in enumerate(range(0, len(order) - batch_size + 1, batch_size)):
+        pairs = []
+        for v in order[start:start + batch_size].tolist():
+            a, b = torch.randperm(len(videos[v]), generator=g)[:2].tolist()
+            pair = torch.from_numpy(np.array(videos[v][[a, b]])).permute(0, 3, 1, 2).float() / 255
+            if flip and torch.rand((), generator=g) < 0.5:
+                pair = pair.flip(-1)
+            pairs.append(pair)
+        if n % world_size == rank:
+            batch = torch.stack(pairs)  # (B, 2, 3, H, W)
+            yield {"source": batch[:, 0], "driving": batch[:, 1]}

@@ -1,0 +1,132 @@
+"""`make demo` stage for phase 3: a tiny FOMM trained on synthetic talking heads, then animated.
+
+1. train the `tiny` configuration (64 px) on synthetic people for a few minutes of CPU (cached: a rerun
+   reuses the checkpoint in `<out>/phase3_first_order_motion/run/`);
+2. animate a held-out synthetic person with the motion of another held-out person's clip;
+3. draw what the model computes: keypoints on source and driving frame, the K+1 motion masks, the dense
+   motion field, the occlusion map, and the training curves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from common.impl import load
+from common.report import ReportItem
+
+PHASE = "phase3_first_order_motion"
+QUICK_STEPS, FULL_STEPS = 200, 2000
+HELD_OUT_SEED = 90_000  # identities the model never saw in training
+
+
+def train_tiny(run_dir: Path, steps: int) -> Path:
+    """Train (or resume, or reuse) the tiny model on synthetic videos; returns the newest checkpoint."""
+    from phase3_first_order_motion import train
+
+    argv = ["--data", "synthetic", "--config", "tiny", "--steps", str(steps), "--run-dir", str(run_dir),
+            "--checkpoint-every", "50", "--preview-every", "50", "--synthetic-videos", "12",
+            "--synthetic-frames", "24", "--device", "cpu", "--no-progress", "--threads", "1"]
+    threads = torch.get_num_threads()
+    try:
+        if train.main(argv) != 0:
+            raise RuntimeError("phase 3 training stopped early")
+    finally:
+        torch.set_num_threads(threads)  # one thread is robust on a shared machine; restore for later stages
+    return sorted((run_dir / "checkpoints").glob("step_*.pt"))[-1]
+
+
+def held_out_clips(size: int, frames: int) -> tuple:
+    from common.synthetic.clip import render_clip
+    from common.synthetic.identity import make_identity
+
+    source_person, driving_person = make_identity(HELD_OUT_SEED), make_identity(HELD_OUT_SEED + 1)
+    source = render_clip(source_person, 1, size=size, seed=1, speech=False).frames[0]
+    driving = render_clip(driving_person, frames, size=size, seed=2)
+    return source_person, driving_person, source, driving
+
+
+def motion_figure(models: dict, source: np.ndarray, driving: np.ndarray) -> Figure:
+    """Keypoints, masks, dense motion and occlusion for one (source, driving) pair."""
+    x = torch.from_numpy(np.stack([source, driving])).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        kp = models["kp_detector"](x)
+        kp_s = {k: v[:1] for k, v in kp.items()}
+        kp_d = {k: v[1:] for k, v in kp.items()}
+        out = models["generator"](x[:1], kp_driving=kp_d, kp_source=kp_s)
+    size = source.shape[0]
+
+    def pixels(value: torch.Tensor) -> np.ndarray:  # [-1, 1] endpoint-inclusive -> pixel centres
+        return (value.numpy() + 1) / 2 * (size - 1)
+
+    fig = Figure(figsize=(15, 3.4), layout="constrained")
+    axes = fig.subplots(1, 6)
+    for ax, img, pts, title in ((axes[0], source, kp_s, "source + keypoints"),
+                                (axes[1], driving, kp_d, "driving + keypoints")):
+        ax.imshow(img)
+        p = pixels(pts["value"][0])
+        ax.scatter(p[:, 0], p[:, 1], c=np.arange(len(p)), cmap="tab10", s=30, edgecolors="white")
+        ax.set_title(title)
+    axes[2].imshow(out["prediction"][0].permute(1, 2, 0).clamp(0, 1).numpy())
+    axes[2].set_title("prediction")
+    mask = out["mask"][0].argmax(0).numpy()
+    axes[3].imshow(mask, cmap="tab20", vmin=0, vmax=19)
+    axes[3].set_title("strongest mask (0 = bg)")
+    field = out["deformation"][0].numpy()  # (h, w, 2): where each output pixel samples the source
+    h = field.shape[0]
+    grid = np.stack(np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, h)), -1)
+    step = max(1, h // 12)
+    flow = (field - grid)[::step, ::step]
+    axes[4].imshow(np.linalg.norm(field - grid, axis=-1), cmap="magma")
+    ys, xs = np.mgrid[0:h:step, 0:h:step]
+    axes[4].quiver(xs, ys, flow[..., 0], flow[..., 1], color="cyan", angles="xy")
+    axes[4].set_title("motion T(z) - z")
+    axes[5].imshow(out["occlusion_map"][0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+    axes[5].set_title("occlusion (dark: inpaint)")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def run_stage(out_dir: Path, quick: bool = True) -> list[ReportItem]:
+    """Train (cached), animate a held-out person, draw the motion; returns the report items."""
+    from consent_and_watermark.consent import check_consent, register_synthetic_identity
+    from consent_and_watermark.writer import OutputContext, output_context, save_figure, save_video
+    from phase3_first_order_motion.animate import Animator, animate
+
+    stage_dir = Path(out_dir)  # tools.demo passes outputs/phase3_first_order_motion
+    checkpoint = train_tiny(stage_dir / "run", QUICK_STEPS if quick else FULL_STEPS)
+    models, config, _ = load(PHASE, "model").load_fomm(checkpoint)
+    # 75 frames = 3 s at 25 fps, long enough for the audio watermark
+    source_person, driving_person, source, driving = held_out_clips(config.frame_size, 75)
+    ids = [register_synthetic_identity(p.subject_id, p.display_name) for p in (source_person, driving_person)]
+    records = check_consent(ids, "animate", outputs=("video",))
+    animator = Animator(models, torch.device("cpu"))
+    with output_context(OutputContext("animate", tuple(records))):
+        frames = np.stack(list(animate(animator, source, driving.frames, adapt_scale=True, batch_size=10)))
+        side = np.concatenate([driving.frames, frames], axis=2)  # driving | animated source
+        zoom = 2  # 128 px tall, so every frame carries the invisible watermark
+        side = side.repeat(zoom, axis=1).repeat(zoom, axis=2)
+        video = save_video(stage_dir / "animated.mp4", side, driving.fps, audio=driving.audio,
+                           sample_rate=driving.sample_rate)
+    figure = save_figure(motion_figure(models, source, driving.frames[len(frames) // 2]),
+                         stage_dir / "motion.png")
+    items = [
+        ReportItem("Animated held-out person", video, "video",
+                   f"left: driving clip of {driving_person.display_name}; right: a single photo of "
+                   f"{source_person.display_name} animated by its motion (relative transfer, tiny FOMM, "
+                   f"{config.frame_size} px, trained {QUICK_STEPS if quick else FULL_STEPS} steps on CPU)"),
+        ReportItem("What the model computes", figure, "image",
+                   "unsupervised keypoints, the K+1 motion masks, the dense backward motion field and the "
+                   "occlusion map for one driving frame"),
+    ]
+    curves = stage_dir / "run" / "metrics.png"
+    if curves.is_file():
+        items.append(ReportItem("Training curves", curves, "image",
+                                "perceptual (pixel-pyramid fallback without VGG19 weights) and equivariance "
+                                "losses per step"))
+    return items

@@ -1,0 +1,245 @@
+"""Train the First Order Motion Model by reconstruction (Siarohin et al., NeurIPS 2019, sec. 3.5).
+
+    python phase3_first_order_motion/train.py --data synthetic --config tiny --steps 300
+    python phase3_first_order_motion/train.py --data /data/vox --config vox-256 --batch-size 16
+    torchrun --nproc_per_node 4 phase3_first_order_motion/train.py --data /data/vox --config vox-256
+
+Each step takes two frames of the same video, S and D, and minimises
+
+    L = L_perceptual(D_hat, D)                                  (VGG19 pyramid, or pixels: see losses.py)
+      + 10 |p^D - Y(p^{Y(D)})|_1 + 10 |I - (J^D)^-1 (dY/dp) J^{Y(D)}|_1   (equivariance, eq. 10-11)
+      [+ LSGAN + feature matching with --adversarial]
+
+with Adam (lr 2e-4, betas 0.5/0.999) on the keypoint detector and generator. The run folder holds
+checkpoints in the published layout (`kp_detector`, `generator`, `optimizer_*`, `epoch`, ...; animate.py
+reads them), previews (source | driving | prediction | warped source, through the provenance writer),
+metrics.csv and metrics.png. Run the same command again to resume; Ctrl-C saves first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from common.cli import add_common_args, run
+from common.errors import UserError
+from common.impl import ENV_VAR, load
+from common.training import (
+    Checkpointer,
+    TrainConfig,
+    add_train_args,
+    autocast,
+    init_distributed,
+    seed_everything,
+    train_config_from_args,
+    train_loop,
+)
+
+PHASE = "phase3_first_order_motion"
+
+
+@dataclass
+class TrainSettings:
+    """What the optimisation does (published vox-256 values, except the CPU-friendly batch size)."""
+
+    batch_size: int = 8
+    lr: float = 2e-4
+    equivariance_value: float = 10.0
+    equivariance_jacobian: float = 10.0
+    adversarial: bool = False  # LSGAN + feature matching (the vox-adv configuration)
+    generator_gan: float = 1.0
+    feature_matching: float = 10.0
+    repeats: int = 75  # each video appears this many times per epoch
+    precision: str = "auto"
+    seed: int = 0
+
+
+class FOMMTrainer:
+    """The modules, optimizers and losses of one run, with the step and preview functions of the loop."""
+
+    def __init__(self, config, settings: TrainSettings, device: torch.device, world_size: int = 1) -> None:
+        model, losses = load(PHASE, "model"), load(PHASE, "losses")
+        self.config, self.settings, self.device, self.world_size = config, settings, device, world_size
+        built = model.build_fomm(config)
+        self.kp_detector = built["kp_detector"].to(device).train()
+        self.generator = built["generator"].to(device).train()
+        self.discriminator = built["discriminator"].to(device).train()
+        def adam(module: torch.nn.Module) -> torch.optim.Adam:
+            return torch.optim.Adam(module.parameters(), settings.lr, betas=(0.5, 0.999))
+
+        self.optimizers = {"optimizer_kp_detector": adam(self.kp_detector),
+                           "optimizer_generator": adam(self.generator),
+                           "optimizer_discriminator": adam(self.discriminator)}
+        if world_size > 1:  # every process starts from rank 0's weights (DDP does this when wrapping)
+            for module in (self.kp_detector, self.generator, self.discriminator):
+                for tensor in module.state_dict().values():
+                    dist.broadcast(tensor, src=0)
+        self.perceptual = losses.PerceptualPyramidLoss().to(device)
+        self.losses = losses
+        self.preview_pair: dict[str, torch.Tensor] | None = None
+
+    def stateful(self) -> dict:
+        """Everything a checkpoint holds, under the published names."""
+        return {"kp_detector": self.kp_detector, "generator": self.generator,
+                "discriminator": self.discriminator, **self.optimizers}
+
+    def _average_gradients(self, modules: list[torch.nn.Module]) -> None:
+        """Data parallelism by hand: sum every gradient over the processes and divide by their number.
+
+        (DistributedDataParallel would do this during backward, but the keypoint detector runs three
+        times per step, which DDP's one-forward-per-backward bookkeeping does not allow by default.)
+        BatchNorm statistics stay per process, as with plain DDP."""
+        if self.world_size == 1:
+            return
+        for module in modules:
+            for p in module.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= self.world_size
+
+    def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        s, losses = self.settings, self.losses
+        source, driving = batch["source"].to(self.device), batch["driving"].to(self.device)
+        if self.preview_pair is None:
+            self.preview_pair = {"source": source[:1].clone(), "driving": driving[:1].clone()}
+        with autocast(self.device, s.precision):
+            kp_source = self.kp_detector(source)
+            kp_driving = self.kp_detector(driving)
+            out = self.generator(source, kp_driving=kp_driving, kp_source=kp_source)
+            prediction = out["prediction"].float()
+            metrics = {"perceptual": self.perceptual(prediction, driving)}
+            transform = losses.RandomTPS(driving.shape[0], device=self.device)
+            kp_transformed = self.kp_detector(transform.transform_frame(driving))
+        eq = losses.equivariance_loss({k: v.float() for k, v in kp_driving.items()},
+                                      {k: v.float() for k, v in kp_transformed.items()}, transform)
+        metrics["equivariance_value"] = s.equivariance_value * eq["value"]
+        metrics["equivariance_jacobian"] = s.equivariance_jacobian * eq["jacobian"]
+        if s.adversarial:
+            with autocast(self.device, s.precision):
+                real = self.discriminator({"prediction_1": driving})
+                fake = self.discriminator({"prediction_1": prediction})
+            gan = losses.gan_losses(real, fake, self.discriminator.scales)
+            metrics["generator_gan"] = s.generator_gan * gan["generator_gan"]
+            metrics["feature_matching"] = s.feature_matching * gan["feature_matching"]
+        total = sum(metrics.values())
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        total.backward()
+        self._average_gradients([self.kp_detector, self.generator])
+        self.optimizers["optimizer_kp_detector"].step()
+        self.optimizers["optimizer_generator"].step()
+        if s.adversarial:
+            self.optimizers["optimizer_discriminator"].zero_grad(set_to_none=True)
+            with autocast(self.device, s.precision):
+                real = self.discriminator({"prediction_1": driving})
+                fake = self.discriminator({"prediction_1": prediction.detach()})
+            d_loss = losses.gan_losses(real, fake, self.discriminator.scales)["discriminator"]
+            d_loss.backward()
+            self._average_gradients([self.discriminator])
+            self.optimizers["optimizer_discriminator"].step()
+            metrics["discriminator"] = d_loss
+        metrics = {k: float(v.detach()) for k, v in metrics.items()}
+        metrics["total"] = float(total.detach())
+        return metrics
+
+    @torch.no_grad()
+    def preview(self, step: int) -> np.ndarray:
+        """source | driving | prediction | source warped by the motion field, as one (H, 4W, 3) image."""
+        if self.preview_pair is None:
+            raise UserError("no batch seen yet, nothing to preview")
+        self.kp_detector.eval()
+        self.generator.eval()
+        source, driving = self.preview_pair["source"], self.preview_pair["driving"]
+        out = self.generator(source, kp_driving=self.kp_detector(driving), kp_source=self.kp_detector(source))
+        self.kp_detector.train()
+        self.generator.train()
+        row = torch.cat([source, driving, out["prediction"], out["deformed"]], dim=3)[0]
+        zoom = max(1, math.ceil(128 / row.shape[1]))  # the invisible watermark needs >= 128 px a side
+        row = row.repeat_interleave(zoom, dim=1).repeat_interleave(zoom, dim=2)
+        return (row.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def load_videos(data: str, size: int, split: str, seed: int, count: int, frames: int) -> list[np.ndarray]:
+    """`synthetic` (in-memory synthetic talking heads) or a folder of videos."""
+    data_mod = load_data_module()
+    if data == "synthetic":
+        offset = 0 if split == "train" else 10_000  # held-out people for testing
+        return data_mod.synthetic_videos(count, frames, size, seed=seed + offset)
+    return data_mod.load_video_folder(data, size, split=split)
+
+
+def load_data_module():
+    from phase3_first_order_motion import data
+
+    return data
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True,
+                        help="'synthetic' or a folder of videos (VoxCeleb layout: train/ and test/ holding "
+                             ".mp4 files or folders of frames)")
+    parser.add_argument("--config", choices=("tiny", "vox-256"), default="tiny",
+                        help="network size: tiny (64 px, CPU minutes) or vox-256 (the published model)")
+    parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
+    parser.add_argument("--lr", type=float, default=TrainSettings.lr, help="Adam learning rate")
+    parser.add_argument("--adversarial", action="store_true",
+                        help="add the LSGAN + feature-matching losses of the vox-adv configuration")
+    parser.add_argument("--repeats", type=int, default=TrainSettings.repeats,
+                        help="times each video is used per epoch")
+    parser.add_argument("--synthetic-videos", type=int, default=16, help="with --data synthetic: identities")
+    parser.add_argument("--synthetic-frames", type=int, default=32, help="with --data synthetic: frames each")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0: torch's default). On a busy machine 1 is often faster: "
+                             "threads that wait for each other's cores spin instead of working")
+    add_train_args(parser, TrainConfig(run_dir=Path("runs/fomm"), max_steps=300, checkpoint_every=100,
+                                       preview_every=50))
+    add_common_args(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.impl:
+        os.environ[ENV_VAR] = args.impl
+    if args.batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = init_distributed(args.device)
+    seed_everything(args.seed + info.rank)
+    config = load(PHASE, "model").get_config(args.config)
+    videos = load_videos(args.data, config.frame_size, "train", args.seed, args.synthetic_videos,
+                         args.synthetic_frames)
+    repeats = max(args.repeats, math.ceil(args.batch_size * info.world_size / len(videos)))
+    settings = TrainSettings(batch_size=args.batch_size, lr=args.lr, adversarial=args.adversarial,
+                             repeats=repeats, precision=args.precision, seed=args.seed)
+    trainer = FOMMTrainer(config, settings, info.device, info.world_size)
+    checkpointer = Checkpointer(args.run_dir / "checkpoints", trainer.stateful())
+    data_mod = load_data_module()
+
+    def batches(epoch: int):
+        return data_mod.epoch_batches(videos, settings.batch_size, epoch, settings.seed, settings.repeats,
+                                      rank=info.rank, world_size=info.world_size)
+
+    cfg = train_config_from_args(args, TrainConfig(run_dir=args.run_dir))
+    extra = {"model_params": config.model_params(), "frame_size": config.frame_size, "config": args.config,
+             "settings": asdict(settings)}
+    result = train_loop(trainer.step, batches, cfg, checkpointer, preview_fn=trainer.preview, extra=extra)
+    if result.checkpoint is not None:
+        print(f"checkpoint: {result.checkpoint} (step {result.step}); animate with: "
+              f"python {PHASE}/animate.py --checkpoint {result.checkpoint} ...", file=sys.stderr)
+    return 130 if result.interrupted else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))

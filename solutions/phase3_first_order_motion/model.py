@@ -1,0 +1,228 @@
+"""FOMM configurations, model building and checkpoints in the published layout.
+
+Two configurations:
+
+* `vox-256`: the published VoxCeleb model (`config/vox-256.yaml` model_params, 256x256 frames;
+  kp_detector 14.2 M, generator 45.6 M, discriminator 2.8 M parameters). Its checkpoints load here.
+* `tiny`: the same architecture, narrower and shallower, on 64x64 frames, so it trains on a laptop CPU
+  in minutes (the demo and the tests use it).
+
+A checkpoint is a `torch.save` dict with the published keys `kp_detector`, `generator`,
+`discriminator`, `optimizer_generator`, `optimizer_kp_detector`, `optimizer_discriminator` and
+`epoch` (module keys without a `module.` prefix). Ours add `model_params` (plain dicts) and
+`frame_size`, which published readers ignore (train.py's run checkpoints keep them under `extra`).
+Everything is read with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from common.errors import UserError
+from solutions.phase3_first_order_motion.discriminator import MultiScaleDiscriminator
+from solutions.phase3_first_order_motion.generator import OcclusionAwareGenerator
+from solutions.phase3_first_order_motion.keypoint_detector import KPDetector
+from solutions.phase3_first_order_motion.motion_transfer import normalize_kp
+
+
+@dataclass
+class KPDetectorConfig:
+    temperature: float = 0.1  # softmax temperature of the heatmaps
+    block_expansion: int = 32  # channels of the first hourglass block (doubles per block)
+    max_features: int = 1024
+    scale_factor: float = 0.25  # the detector sees a 4x smaller image
+    num_blocks: int = 5  # hourglass depth
+
+
+@dataclass
+class DenseMotionConfig:
+    block_expansion: int = 64
+    max_features: int = 1024
+    num_blocks: int = 5
+    scale_factor: float = 0.25  # the motion field lives at 1/4 resolution
+
+
+@dataclass
+class GeneratorConfig:
+    block_expansion: int = 64
+    max_features: int = 512
+    num_down_blocks: int = 2
+    num_bottleneck_blocks: int = 6
+    estimate_occlusion_map: bool = True
+    dense_motion_params: DenseMotionConfig = field(default_factory=DenseMotionConfig)
+
+
+@dataclass
+class DiscriminatorConfig:
+    scales: list[float] = field(default_factory=lambda: [1])
+    block_expansion: int = 32
+    max_features: int = 512
+    num_blocks: int = 4
+    sn: bool = True  # spectral normalisation on every conv
+
+
+@dataclass
+class FOMMConfig:
+    """Everything that fixes the networks' shapes (`model_params` of the published yaml) + frame size."""
+
+    num_kp: int = 10
+    num_channels: int = 3
+    estimate_jacobian: bool = True
+    frame_size: int = 256
+    kp_detector: KPDetectorConfig = field(default_factory=KPDetectorConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+    def model_params(self) -> dict:
+        """The published `model_params` dict (common / kp_detector / generator / discriminator params)."""
+        return {
+            "common_params": {"num_kp": self.num_kp, "num_channels": self.num_channels,
+                              "estimate_jacobian": self.estimate_jacobian},
+            "kp_detector_params": asdict(self.kp_detector),
+            "generator_params": asdict(self.generator),
+            "discriminator_params": asdict(self.discriminator),
+        }
+
+    @classmethod
+    def from_model_params(cls, params: dict, frame_size: int = 256) -> FOMMConfig:
+        """Inverse of `model_params` (accepts the dict of fomm_vox256_state_dict.json)."""
+        gen = dict(params["generator_params"])
+        dense = DenseMotionConfig(**gen.pop("dense_motion_params"))
+        disc = dict(params["discriminator_params"])
+        disc["scales"] = list(disc.get("scales", [1]))
+        return cls(**params["common_params"], frame_size=frame_size,
+                   kp_detector=KPDetectorConfig(**params["kp_detector_params"]),
+                   generator=GeneratorConfig(**gen, dense_motion_params=dense),
+                   discriminator=DiscriminatorConfig(**disc))
+
+
+def tiny_config() -> FOMMConfig:
+    """64x64 frames, ~1/30 of vox-256's compute: trains on 2 CPU cores in minutes."""
+    return FOMMConfig(
+        frame_size=64,
+        kp_detector=KPDetectorConfig(block_expansion=16, max_features=128, scale_factor=0.5, num_blocks=3),
+        generator=GeneratorConfig(block_expansion=16, max_features=128, num_bottleneck_blocks=2,
+                                  dense_motion_params=DenseMotionConfig(block_expansion=16, max_features=128,
+                                                                        num_blocks=3, scale_factor=0.5)),
+        discriminator=DiscriminatorConfig(block_expansion=16, max_features=128),
+    )
+
+
+CONFIGS = {"vox-256": FOMMConfig, "tiny": tiny_config}
+
+
+def get_config(name: str) -> FOMMConfig:
+    """A named configuration ('vox-256' or 'tiny')."""
+    if name not in CONFIGS:
+        raise UserError(f"unknown FOMM config {name!r}; choose one of {', '.join(CONFIGS)}")
+    return CONFIGS[name]()
+
+
+def build_fomm(model_params: dict | FOMMConfig | None = None) -> dict:
+    """Build {'kp_detector', 'generator', 'discriminator', 'normalize_kp'} (vox-256 when no params).
+
+    `model_params` may be the published dict or a FOMMConfig. This is the builder that
+    ../shared/reference/verify_reference.py calls.
+    """
+    if model_params is None:
+        config = FOMMConfig()
+    elif isinstance(model_params, FOMMConfig):
+        config = model_params
+    else:
+        config = FOMMConfig.from_model_params(model_params)
+    common = {"num_kp": config.num_kp, "num_channels": config.num_channels,
+              "estimate_jacobian": config.estimate_jacobian}
+    gen = asdict(config.generator)
+    disc = asdict(config.discriminator)
+    return {
+        "kp_detector": KPDetector(**asdict(config.kp_detector), **common),
+        "generator": OcclusionAwareGenerator(**gen, **common),
+        "discriminator": MultiScaleDiscriminator(scales=disc.pop("scales"), num_channels=config.num_channels,
+                                                 **disc),
+        "normalize_kp": normalize_kp,
+    }
+
+
+MODULES = ("kp_detector", "generator", "discriminator")
+OPTIMIZERS = {f"optimizer_{name}": name for name in MODULES}
+
+
+def save_checkpoint(path: str | Path, modules: dict[str, nn.Module], config: FOMMConfig, epoch: int = 0,
+                    optimizers: dict[str, torch.optim.Optimizer] | None = None,
+                    extra: dict | None = None) -> Path:
+    """Write a checkpoint in the published layout (atomically: temp file, then rename)."""
+    path = Path(path)
+    state: dict = {name: module.state_dict() for name, module in modules.items()}
+    for name, opt in (optimizers or {}).items():
+        state[name] = opt.state_dict()
+    state["epoch"] = int(epoch)
+    state["model_params"] = config.model_params()
+    state["frame_size"] = config.frame_size
+    state.update(extra or {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """torch.load(weights_only=True) of a checkpoint, with one-line errors for missing or bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input problem
+        raise UserError(f"cannot read checkpoint {path}: {str(err).splitlines()[0][:200]}") from err
+    if not isinstance(state, dict) or "kp_detector" not in state or "generator" not in state:
+        raise UserError(f"{path} is not a FOMM checkpoint (no 'kp_detector' and 'generator' entries)")
+    return state
+
+
+def config_of_checkpoint(state: dict) -> FOMMConfig:
+    """The config stored in our checkpoints, or the one whose shapes match a published checkpoint."""
+    for where in (state, state.get("extra") or {}):  # ours: top level; train.py's run checkpoints: 'extra'
+        if "model_params" in where:
+            frame_size = int(where.get("frame_size", 256))
+            return FOMMConfig.from_model_params(where["model_params"], frame_size=frame_size)
+    for name in CONFIGS:
+        config = get_config(name)
+        built = build_fomm(config)
+        if _shapes_match(built["kp_detector"], state["kp_detector"]) and _shapes_match(
+                built["generator"], state["generator"]):
+            return config
+    raise UserError("the checkpoint matches neither the vox-256 nor the tiny FOMM layout")
+
+
+def _shapes_match(module: nn.Module, state_dict: dict) -> bool:
+    own = module.state_dict()
+    return own.keys() == state_dict.keys() and all(own[k].shape == state_dict[k].shape for k in own)
+
+
+def load_fomm(path: str | Path, expect: FOMMConfig | None = None) -> tuple[dict, FOMMConfig, dict]:
+    """Build the modules for a checkpoint and load its weights strictly; eval mode.
+
+    Returns (models dict as from `build_fomm`, config, the raw checkpoint). With `expect`, a checkpoint
+    of another configuration is a UserError.
+    """
+    state = read_checkpoint(path)
+    config = config_of_checkpoint(state)
+    if expect is not None and config.model_params() != expect.model_params():
+        raise UserError(f"checkpoint {path} holds another FOMM configuration than the one asked for")
+    models = build_fomm(config)
+    for name in MODULES:
+        if name not in state:
+            continue
+        if not _shapes_match(models[name], state[name]):
+            if name == "discriminator":  # published vox-adv discriminators differ; the demo never needs it
+                continue
+            raise UserError(f"checkpoint {path}: the {name} weights do not fit the {name} layout")
+        models[name].load_state_dict(state[name], strict=True)
+    for name in MODULES:
+        models[name].eval()
+    return models, config, state

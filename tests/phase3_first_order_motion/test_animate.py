@@ -1,0 +1,107 @@
+"""animate.py end to end on a synthetic person with a tiny random-weight checkpoint, and its bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from common.cli import run
+from common.impl import load
+from common.synthetic.clip import render_clip
+from common.synthetic.identity import make_identity
+
+PHASE = "phase3_first_order_motion"
+
+
+@pytest.fixture(scope="module")
+def person():
+    identity = make_identity(3)
+    clip = render_clip(identity, 5, size=64, seed=1)
+    return identity, clip
+
+
+@pytest.fixture()
+def files(tmp_path, person):
+    from consent_and_watermark.consent import register_synthetic_identity
+    from consent_and_watermark.writer import save_image, save_video
+
+    identity, clip = person
+    model = load(PHASE, "model")
+    cfg = model.get_config("tiny")
+    torch.manual_seed(0)
+    m = model.build_fomm(cfg)
+    ckpt = model.save_checkpoint(tmp_path / "tiny.pt", {n: m[n] for n in model.MODULES}, cfg)
+    source = save_image(tmp_path / "source.png", clip.frames[0], label=False)
+    driving = save_video(tmp_path / "driving.mp4", clip.frames, clip.fps, audio=clip.audio,
+                         sample_rate=clip.sample_rate, label=False)
+    consent = register_synthetic_identity(identity.subject_id, identity.display_name)
+    return {"source": source, "driving": driving, "checkpoint": ckpt, "consent": consent, "dir": tmp_path}
+
+
+def argv(files, **over) -> list[str]:
+    args = {"source": files["source"], "driving": files["driving"], "checkpoint": files["checkpoint"],
+            "output": files["dir"] / "out.mp4", "consent": files["consent"], **over}
+    out = []
+    for key, value in args.items():
+        if value is not None:
+            out += [f"--{key}", str(value)]
+    return out + ["--device", "cpu", "--batch-size", "2"]
+
+
+@pytest.mark.todo("p3")
+def test_animate_writes_a_marked_video_with_the_driving_audio(files, person):
+    from common.media import read_video
+
+    animate = pytest.importorskip("phase3_first_order_motion.animate")
+    assert run(animate.main, argv(files) + ["--adapt-scale"]) == 0
+    video = read_video(files["dir"] / "out.mp4")
+    assert video.frames.shape == (5, 64, 64, 3)
+    assert video.audio is not None and video.sample_rate
+
+
+@pytest.mark.todo("p3")
+def test_batched_rendering_equals_one_frame_per_call(person):
+    animate = pytest.importorskip("phase3_first_order_motion.animate")
+    model = load(PHASE, "model")
+    torch.manual_seed(1)
+    animator = animate.Animator(model.build_fomm(model.get_config("tiny")), torch.device("cpu"))
+    frames = person[1].frames[:3]
+    batched = np.stack(list(animate.animate(animator, frames[0], frames, batch_size=3)))
+    single = np.stack(list(animate.animate(animator, frames[0], frames, batch_size=1)))
+    assert np.abs(batched.astype(int) - single.astype(int)).max() <= 1
+
+
+def test_bad_inputs_are_one_line_exit_2(files, person, capsys):
+    from consent_and_watermark.writer import save_video
+
+    animate = pytest.importorskip("phase3_first_order_motion.animate")
+    one = save_video(files["dir"] / "one.mp4", person[1].frames[:1], 25.0, label=False)
+    (files["dir"] / "junk.pt").write_bytes(b"junk")
+    cases = [argv(files, driving=one), argv(files, checkpoint=files["dir"] / "junk.pt"),
+             argv(files, consent=None), argv(files, source=files["dir"] / "missing.png")]
+    for case in cases:
+        assert run(animate.main, case) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) >= 1 and err[-1].startswith("error: ")
+    assert not (files["dir"] / "out.mp4").exists()
+
+
+def test_find_best_frame_picks_the_closest_normalised_landmarks(monkeypatch):
+    """Frames are stand-ins: each 'frame' is its own landmark set; the closest pose after centring and
+    scaling by sqrt(hull area) wins, so a shifted and enlarged copy of the source pose beats the others."""
+    animate = pytest.importorskip("phase3_first_order_motion.animate")
+    from scipy.spatial import ConvexHull
+
+    rng = np.random.default_rng(0)
+    pose = rng.random((68, 2)) * 100
+
+    def fake_landmarks(points):
+        if points is None:
+            return None
+        p = points - points.mean(axis=0)
+        return p / np.sqrt(ConvexHull(p).volume)
+
+    monkeypatch.setattr(animate, "normalized_landmarks", fake_landmarks)
+    frames = [rng.random((68, 2)) * 100, None, pose * 2.5 + 40, rng.random((68, 2)) * 100]
+    assert animate.find_best_frame(pose, frames) == 2

@@ -1,0 +1,98 @@
+"""Generator: backward warping, occlusion, and the identity motion through the whole network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from common.impl import load
+
+PHASE = "phase3_first_order_motion"
+ALL_GEN_IDS = ("p3.kp.antialias", "p3.motion", "p3.gen")
+
+
+@pytest.fixture(scope="module")
+def gen():
+    return load(PHASE, "generator")
+
+
+def shift_grid(b: int, h: int, w: int, dx: float, dy: float) -> torch.Tensor:
+    """A grid that makes grid_sample(align_corners=False) read pixel (i + dy, j + dx) at (i, j)."""
+    x = (2 * (np.arange(w) + dx) + 1) / w - 1
+    y = (2 * (np.arange(h) + dy) + 1) / h - 1
+    return torch.from_numpy(np.stack(np.meshgrid(x, y), axis=-1)).expand(b, h, w, 2)
+
+
+@pytest.mark.todo("p3.gen.warp")
+def test_warp_translation_moves_content(gen):
+    feat = torch.rand(2, 4, 8, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = gen.warp(feat, shift_grid(2, 8, 10, 3, -2)).numpy()
+    want = np.zeros_like(feat.numpy())
+    want[:, :, 2:, :7] = feat.numpy()[:, :, :6, 3:]  # out[i, j] = feat[i - 2, j + 3], zero outside
+    np.testing.assert_allclose(out, want, atol=1e-12)
+
+
+@pytest.mark.todo("p3.gen.warp")
+def test_warp_resizes_a_smaller_field_bilinearly(gen):
+    """A constant translation field at half resolution moves the full-size features the same way."""
+    feat = torch.rand(1, 2, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    offset = torch.tensor([2 * 2 / 8, 0.0], dtype=torch.float64)  # +2 pixels in x, in [-1, 1] units
+    identity = F.affine_grid(torch.eye(2, 3, dtype=torch.float64)[None], [1, 2, 4, 4], align_corners=False)
+    out = gen.warp(feat, identity + offset).numpy()
+    # bilinear upsampling of the affine identity field at align_corners=False is exact inside,
+    # and the border rows/cols extrapolate flat: compare the interior columns only
+    np.testing.assert_allclose(out[..., 1:-1, 1:4], feat.numpy()[..., 1:-1, 3:6], atol=1e-12)
+
+
+@pytest.mark.todo("p3.gen.occlusion")
+def test_apply_occlusion_multiplies_after_resizing(gen):
+    feat = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    ones = torch.ones(2, 1, 4, 4, dtype=torch.float64)
+    np.testing.assert_allclose(gen.apply_occlusion(feat, ones).numpy(), feat.numpy())
+    occ = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    np.testing.assert_allclose(gen.apply_occlusion(feat, occ).numpy(), (feat * occ).numpy())
+    half = torch.zeros(2, 1, 4, 4, dtype=torch.float64)
+    assert gen.apply_occlusion(feat, half).abs().max() == 0
+
+
+@pytest.mark.todo(*ALL_GEN_IDS)
+def test_generator_identity_motion_keeps_the_source_in_place(gen):
+    """kp_driving = kp_source: the dense field is the identity grid, `deformed` resamples the source."""
+    torch.manual_seed(0)
+    g = gen.OcclusionAwareGenerator(num_kp=4, block_expansion=8, max_features=32, num_bottleneck_blocks=1,
+                                    dense_motion_params={"block_expansion": 8, "max_features": 32,
+                                                         "num_blocks": 2, "scale_factor": 0.5}).eval()
+    kp = {"value": torch.rand(2, 4, 2) - 0.5, "jacobian": torch.eye(2).repeat(2, 4, 1, 1)}
+    src = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        out = g(src, kp_driving=kp, kp_source=kp)
+    assert out["prediction"].shape == (2, 3, 32, 32)
+    assert out["mask"].shape == (2, 5, 16, 16) and out["occlusion_map"].shape == (2, 1, 16, 16)
+    x = 2 * np.arange(16) / 15 - 1
+    grid = np.stack(np.meshgrid(x, x), axis=-1)
+    np.testing.assert_allclose(out["deformation"].numpy(), np.broadcast_to(grid, (2, 16, 16, 2)), atol=1e-5)
+    want = F.grid_sample(src, F.interpolate(torch.from_numpy(grid).float().permute(2, 0, 1)[None].expand(
+        2, 2, 16, 16), size=(32, 32), mode="bilinear").permute(0, 2, 3, 1), align_corners=False)
+    np.testing.assert_allclose(out["deformed"].numpy(), want.numpy(), atol=1e-5)
+    assert 0 <= out["prediction"].min() and out["prediction"].max() <= 1
+
+
+@pytest.mark.todo(*ALL_GEN_IDS)
+def test_generator_under_bf16_autocast_keeps_the_geometry_in_float32(gen):
+    """Convolutions run in bf16; the motion field (sampling coordinates) stays float32 and close to fp32."""
+    torch.manual_seed(0)
+    g = gen.OcclusionAwareGenerator(num_kp=4, block_expansion=8, max_features=32, num_bottleneck_blocks=1,
+                                    dense_motion_params={"block_expansion": 8, "max_features": 32,
+                                                         "num_blocks": 2, "scale_factor": 0.5}).eval()
+    kp_s = {"value": torch.rand(1, 4, 2) - 0.5, "jacobian": torch.eye(2).repeat(1, 4, 1, 1)}
+    kp_d = {"value": kp_s["value"] + 0.05, "jacobian": torch.eye(2).repeat(1, 4, 1, 1) * 1.1}
+    src = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        ref = g(src, kp_driving=kp_d, kp_source=kp_s)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = g(src, kp_driving=kp_d, kp_source=kp_s)
+    assert low["deformation"].dtype == torch.float32
+    assert torch.isfinite(low["prediction"]).all()
+    assert (low["prediction"].float() - ref["prediction"]).abs().max() < 0.05

@@ -1,0 +1,80 @@
+"""Training losses: perceptual pyramid, equivariance under a known transform, LSGAN + feature matching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from common.impl import load
+
+PHASE = "phase3_first_order_motion"
+
+
+@pytest.fixture(scope="module")
+def losses():
+    return load(PHASE, "losses")
+
+
+@pytest.mark.todo("p3.loss.perceptual_pyramid", "p3.kp.antialias")
+def test_perceptual_pyramid_pixel_fallback_closed_form(losses):
+    a = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    b = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    loss = losses.PerceptualPyramidLoss(scales=(1,), use_vgg=False)
+    assert float(loss(a, a)) == 0
+    np.testing.assert_allclose(float(loss(a, b)), 50 * np.abs(a.numpy() - b.numpy()).mean(), rtol=1e-12)
+    full = losses.PerceptualPyramidLoss(use_vgg=False)
+    assert float(full(a, a)) == 0 and float(full(a, b)) > float(loss(a, b))
+
+
+@pytest.mark.todo("p3.loss.perceptual_pyramid", "p3.kp.antialias")
+def test_perceptual_pyramid_with_vgg_features(losses):
+    """Random VGG19 weights (ImageNet weights are never downloaded): zero only for equal images."""
+    loss = losses.PerceptualPyramidLoss(scales=(1,), use_vgg=True)
+    assert loss.vgg is not None
+    a = torch.rand(1, 3, 16, 16)
+    assert float(loss(a, a)) == 0
+    assert float(loss(a, a.flip(-1))) > 0
+
+
+def test_tps_jacobian_matches_finite_differences(losses):
+    torch.manual_seed(0)
+    tps = losses.RandomTPS(2, losses.TPSParams(sigma_affine=0.1, sigma_tps=0.05), dtype=torch.float64)
+    pts = torch.rand(2, 3, 2, dtype=torch.float64) * 1.6 - 0.8
+    jac = tps.jacobian(pts)
+    eps = 1e-6
+    for j in range(2):
+        step = torch.zeros(2, dtype=torch.float64)
+        step[j] = eps
+        fd = (tps.warp_coordinates(pts + step) - tps.warp_coordinates(pts - step)) / (2 * eps)
+        np.testing.assert_allclose(jac[..., :, j].detach().numpy(), fd.numpy(), atol=1e-6)
+
+
+@pytest.mark.todo("p3.loss.equivariance", "p3.motion.jacobian_inverse")
+def test_equivariance_zero_for_exact_transform(losses):
+    """Y(z) = A z + t; an exactly equivariant detector finds p^{Y(D)} = Y^-1(p^D), J^{Y(D)} = A^-1 J^D."""
+    g = torch.Generator().manual_seed(1)
+    theta = torch.tensor([[[1.1, 0.2, 0.05], [-0.1, 0.9, -0.1]]], dtype=torch.float64).repeat(2, 1, 1)
+    transform = losses.RandomTPS.affine(theta)
+    kp_d = {"value": torch.rand(2, 5, 2, generator=g, dtype=torch.float64) - 0.5,
+            "jacobian": torch.eye(2, dtype=torch.float64) + 0.2 * torch.randn(2, 5, 2, 2, generator=g,
+                                                                              dtype=torch.float64)}
+    a_inv = np.linalg.inv(theta[0, :, :2].numpy())
+    value_t = (kp_d["value"].numpy() - theta[0, :, 2].numpy()) @ a_inv.T
+    jac_t = torch.from_numpy(a_inv @ kp_d["jacobian"].numpy())
+    kp_t = {"value": torch.from_numpy(value_t), "jacobian": jac_t}
+    out = losses.equivariance_loss(kp_d, kp_t, transform)
+    assert float(out["value"]) < 1e-12 and float(out["jacobian"].detach()) < 1e-12
+    moved = {"value": kp_t["value"] + 0.1, "jacobian": kp_t["jacobian"]}
+    wrong = losses.equivariance_loss(kp_d, moved, transform)
+    assert float(wrong["value"]) > 0.05
+
+
+@pytest.mark.todo("p3.loss.gan")
+def test_gan_losses_closed_form(losses):
+    real = {"prediction_map_1": torch.full((2, 1, 3, 3), 0.5), "feature_maps_1": [torch.ones(2, 2, 4, 4)]}
+    fake = {"prediction_map_1": torch.full((2, 1, 3, 3), 0.25), "feature_maps_1": [torch.zeros(2, 2, 4, 4)]}
+    out = losses.gan_losses(real, fake, [1])
+    np.testing.assert_allclose(float(out["generator_gan"]), 0.75**2)
+    np.testing.assert_allclose(float(out["discriminator"]), 0.5**2 + 0.25**2)
+    np.testing.assert_allclose(float(out["feature_matching"]), 1.0)
