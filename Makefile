@@ -26,8 +26,9 @@ test: $(STAMP) templates-check test-solutions test-stubs
 test-solutions: $(STAMP)
 	$(PYTEST) --impl=solutions -q
 
+# Exit status 5 means "no TODO-tagged test collected" (a checkout without phases): nothing to check.
 test-stubs: $(STAMP)
-	$(PYTEST) --impl=templates --expect-stubs -q -m "todo and not slow" -p no:cacheprovider
+	$(PYTEST) --impl=templates --expect-stubs -q -m "todo and not slow" -p no:cacheprovider || [ $$? -eq 5 ]
 
 templates: $(STAMP)
 	$(PY) -m tools.make_templates

@@ -1,0 +1,232 @@
+"""Training data for the expert and the generator: talking-head clips as 96x96 face crops + mel.
+
+Two sources give the same in-memory `TalkingClip`s:
+
+* synthetic talking heads (`common.synthetic`): people who do not exist, speaking formant-synthesised
+  speech, cropped with the same detector pipeline the command line uses;
+* the published LRS2 preprocessed layout (`preprocess.py` of Wav2Lip): `<root>/<speaker>/<clip>/` with
+  face crops `0.jpg, 1.jpg, ...` and `audio.wav`, listed as `speaker/clip` lines in a filelist.
+
+Windows are drawn with the published index rules (`audio_encoder.training_mel_starts`): the expert's
+audio window of a 5-frame window starting at frame n begins at int(80 n / 25); the generator's window
+for frame j one frame earlier, at int(80 (j - 1) / 25).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from common.errors import UserError
+from common.media import read_audio, read_image
+from common.synthetic import make_identity, render_clip
+from phase4_audio_driven.pipeline import FACE_SIZE, crop, face_boxes, to_network
+
+WINDOW = 5  # frames per window (syncnet_T)
+MEL_STEP = 16
+
+
+@dataclass
+class TalkingClip:
+    """One clip: face crops (T, 96, 96, 3) uint8 RGB, mel (80, T_mel) float32, fps, and its index rules."""
+
+    faces: np.ndarray
+    mel: np.ndarray
+    fps: float
+    syncnet_start: np.ndarray  # (T,) SyncNet window start per frame, -1 if unusable
+    indiv_start: np.ndarray  # (T,) generator window start per frame, -1 if unusable
+    usable: np.ndarray  # (T,) bool: a training window may start at this frame
+
+
+def make_clip(faces: np.ndarray, wav: np.ndarray, fps: float, audio_encoder) -> TalkingClip:
+    mel = audio_encoder.melspectrogram(wav)  # (80, T_mel)
+    idx = audio_encoder.training_mel_starts(mel.shape[1], len(faces), fps)
+    return TalkingClip(faces, mel, fps, idx["syncnet"], idx["indiv"], idx["usable"])
+
+
+def synthetic_clips(
+    audio_encoder, identities: int, frames: int, seed: int = 0, size: int = 160
+) -> list[TalkingClip]:
+    """Render `identities` synthetic people (seeds seed, seed+1, ...) talking for `frames` frames each."""
+    clips = []
+    for i in range(identities):
+        clip = render_clip(make_identity(seed + i), frames=frames, size=size, seed=seed + i)
+        boxes = face_boxes(clip.frames)
+        faces = np.stack([crop(f, b) for f, b in zip(clip.frames, boxes, strict=True)])
+        clips.append(make_clip(faces, clip.audio, clip.fps, audio_encoder))
+    return clips
+
+
+def lrs2_clips(audio_encoder, root: Path, filelist: Path, limit: int | None = None) -> list[TalkingClip]:
+    """Clips of the published preprocessed layout listed in `filelist` (lines `speaker/clip`, 25 fps)."""
+    if not filelist.is_file():
+        raise UserError(
+            f"no filelist {filelist} (one `speaker/clip` folder per line, as Wav2Lip's filelists/)"
+        )
+    names = [line.split()[0] for line in filelist.read_text().splitlines() if line.strip()][:limit]
+    clips = []
+    for name in names:
+        folder = root / name
+        jpgs = sorted(folder.glob("*.jpg"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
+        if not jpgs or not (folder / "audio.wav").is_file():
+            continue
+        faces = np.stack([cv2.resize(read_image(p), (FACE_SIZE, FACE_SIZE)) for p in jpgs])
+        wav, _ = read_audio(folder / "audio.wav", 16000)
+        clips.append(make_clip(faces, wav, 25.0, audio_encoder))
+    if not clips:
+        raise UserError(f"no usable clip (n.jpg + audio.wav) under {root} from {filelist}")
+    return clips
+
+
+def lower_halves(faces: np.ndarray) -> torch.Tensor:
+    """(5, 96, 96, 3) RGB crops -> (15, 48, 96) BGR lower halves, frames on channels frame-major."""
+    return to_network(faces)[:, :, FACE_SIZE // 2 :].reshape(-1, FACE_SIZE // 2, FACE_SIZE)
+
+
+def mel_window(clip: TalkingClip, start: int) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(clip.mel[:, start : start + MEL_STEP])).unsqueeze(0)
+
+
+def _start(clip: TalkingClip, rng: np.random.Generator) -> int:
+    choices = np.flatnonzero(clip.usable)
+    if len(choices) == 0:
+        raise UserError("a clip is too short for a 5-frame training window")
+    return int(rng.choice(choices))
+
+
+def syncnet_batch(clips: list[TalkingClip], batch: int, rng: np.random.Generator, min_shift: int = 0) -> dict:
+    """Expert batch: faces (B, 15, 48, 96), audio (B, 1, 80, 16), labels (B, 1); half in sync, half with the
+    audio of another window of the same clip (at least `min_shift` frames away)."""
+    faces, audio, labels = [], [], []
+    for b in range(batch):
+        clip = clips[int(rng.integers(len(clips)))]
+        n = _start(clip, rng)
+        in_sync = b % 2 == 0
+        a = n
+        if not in_sync:
+            others = [
+                m for m in np.flatnonzero(clip.syncnet_start >= 0) if abs(int(m) - n) >= max(1, min_shift)
+            ]
+            a = int(rng.choice(others))
+        faces.append(lower_halves(clip.faces[n : n + WINDOW]))
+        audio.append(mel_window(clip, int(clip.syncnet_start[a])))
+        labels.append(1.0 if in_sync else 0.0)
+    return {"faces": torch.stack(faces), "audio": torch.stack(audio), "labels": torch.tensor(labels)[:, None]}
+
+
+def generator_batch(clips: list[TalkingClip], batch: int, rng: np.random.Generator) -> dict:
+    """Generator batch: faces (B, 6, 5, 96, 96) = [masked target | reference window], audio (B, 5, 1, 80, 16)
+    (one window per frame, training rule), mel (B, 1, 80, 16) for the expert, target (B, 3, 5, 96, 96)."""
+    faces, audio, mel, target = [], [], [], []
+    for _ in range(batch):
+        clip = clips[int(rng.integers(len(clips)))]
+        n = _start(clip, rng)
+        usable = np.flatnonzero(clip.usable)
+        far = usable[np.abs(usable - n) >= WINDOW]
+        ref = int(rng.choice(far if len(far) else usable))  # a window of the same face, other mouth shapes
+        gt = to_network(clip.faces[n : n + WINDOW]).permute(1, 0, 2, 3)  # (3, 5, 96, 96)
+        masked = gt.clone()
+        masked[:, :, FACE_SIZE // 2 :] = 0
+        reference = to_network(clip.faces[ref : ref + WINDOW]).permute(1, 0, 2, 3)
+        faces.append(torch.cat([masked, reference], dim=0))
+        audio.append(torch.stack([mel_window(clip, int(clip.indiv_start[j])) for j in range(n, n + WINDOW)]))
+        mel.append(mel_window(clip, int(clip.syncnet_start[n])))
+        target.append(gt)
+    return {
+        "faces": torch.stack(faces),
+        "audio": torch.stack(audio),
+        "mel": torch.stack(mel),
+        "target": torch.stack(target),
+    }
+
+
+def add_data_args(parser, identities: int = 6, frames: int = 100) -> None:
+    """--data synthetic|LRS2_ROOT, --filelist, --identities, --frames, --frame-size."""
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--data",
+        default="synthetic",
+        help="'synthetic' (people who do not exist, rendered in memory) or the root of the "
+        "published LRS2 preprocessed layout (<root>/<speaker>/<clip>/n.jpg + audio.wav)",
+    )
+    group.add_argument(
+        "--filelist",
+        type=Path,
+        default=None,
+        help="LRS2: file of `speaker/clip` lines (Wav2Lip's filelists/train.txt)",
+    )
+    group.add_argument(
+        "--identities",
+        type=int,
+        default=identities,
+        help=f"synthetic: number of people (default {identities})",
+    )
+    group.add_argument(
+        "--frames", type=int, default=frames, help=f"synthetic: frames per person (default {frames})"
+    )
+    group.add_argument(
+        "--frame-size", type=int, default=160, help="synthetic: rendered frame size (default 160)"
+    )
+    group.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="synthetic: .npz file of the rendered crops; read if present, written otherwise",
+    )
+
+
+def load_clips(args, audio_encoder, seed: int) -> list[TalkingClip]:
+    """The clips the data flags describe."""
+    if args.data == "synthetic":
+        if args.identities < 1 or args.frames < 3 * WINDOW:
+            raise UserError(f"need at least 1 identity and {3 * WINDOW} frames per identity")
+        if args.cache is not None and args.cache.is_file():
+            return read_cache(args.cache)
+        clips = synthetic_clips(audio_encoder, args.identities, args.frames, seed=seed, size=args.frame_size)
+        if args.cache is not None:
+            write_cache(args.cache, clips)
+        return clips
+    root = Path(args.data)
+    if not root.is_dir():
+        raise UserError(f"--data must be 'synthetic' or a folder, got {args.data}")
+    return lrs2_clips(audio_encoder, root, args.filelist or root / "train.txt")
+
+
+def write_cache(path: Path, clips: list[TalkingClip]) -> None:
+    """Keep rendered crops and spectrograms as arrays (training data, not a published output)."""
+    arrays = {}
+    for i, c in enumerate(clips):
+        arrays.update(
+            {
+                f"{i}_faces": c.faces,
+                f"{i}_mel": c.mel,
+                f"{i}_sync": c.syncnet_start,
+                f"{i}_indiv": c.indiv_start,
+                f"{i}_usable": c.usable,
+                f"{i}_fps": np.float64(c.fps),
+            }
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def read_cache(path: Path) -> list[TalkingClip]:
+    with np.load(path) as z:
+        n = len({k.split("_")[0] for k in z.files})
+        return [
+            TalkingClip(
+                z[f"{i}_faces"],
+                z[f"{i}_mel"],
+                float(z[f"{i}_fps"]),
+                z[f"{i}_sync"],
+                z[f"{i}_indiv"],
+                z[f"{i}_usable"],
+            )
+            for i in range(n)
+        ]

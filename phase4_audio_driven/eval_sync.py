@@ -1,0 +1,115 @@
+"""Measure how well a video's lips match its audio: LSE-D and LSE-C with a trained SyncNet expert.
+
+    python phase4_audio_driven/eval_sync.py --video synced.mp4 --expert lipsync_expert.pth
+    python phase4_audio_driven/eval_sync.py --video clip.mp4 --audio other.wav --expert ... --plot offsets.png
+
+For every 5-frame window the expert embeds the mouth and the 0.2 s of audio; the audio embeddings are
+then shifted by -15..+15 frames against the video (the published SyncNet evaluation). The mean
+distance per shift is the offset curve: a synced clip has a clear dip at 0.
+  offset  the shift with the smallest mean distance (frames; positive: the mouth lags the audio)
+  LSE-D   that smallest mean distance (lower is better)
+  LSE-C   median over shifts minus the minimum (higher = a more confident match)
+The numbers depend on the expert: compare videos with the same expert only. The published figures
+(LRS2: LSE-D 6.386, LSE-C 7.789) come from the original SyncNet with unnormalised embeddings and are
+not on this scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from common.cli import add_common_args, run
+from common.errors import UserError
+from common.impl import load
+from common.media import read_audio, read_video, video_info
+from common.training.device import pick_device
+from consent_and_watermark import writer
+from phase4_audio_driven.pipeline import crop, face_boxes, to_network
+
+
+def evaluate_frames(
+    expert, frames: np.ndarray, wav: np.ndarray, fps: float, vshift: int = 15, impl=None, boxes=None
+):
+    """SyncScores of RGB frames (T, H, W, 3) against 16 kHz audio; faces found with the CLI's pipeline
+    unless `boxes` (T, 4) are given (e.g. those of the input video a lip-synced output was made from)."""
+    boxes = face_boxes(frames) if boxes is None else boxes
+    crops = np.stack([crop(f, b) for f, b in zip(frames, boxes, strict=True)])
+    return evaluate_crops(expert, crops, wav, fps, vshift, impl)
+
+
+def evaluate_crops(expert, crops: np.ndarray, wav: np.ndarray, fps: float, vshift: int = 15, impl=None):
+    """SyncScores of 96x96 RGB face crops (T, 96, 96, 3) against 16 kHz audio."""
+    lip_sync = load("phase4_audio_driven", "lip_sync", impl)
+    audio_encoder = load("phase4_audio_driven", "audio_encoder", impl)
+    mel = audio_encoder.melspectrogram(wav)
+    audio_emb, face_emb = lip_sync.clip_embeddings(expert, to_network(crops), mel, fps)
+    if len(audio_emb) < 2 * vshift + 1:
+        raise UserError(
+            f"the clip gives {len(audio_emb)} windows; at least {2 * vshift + 1} are needed for "
+            f"a +-{vshift}-frame search (use a longer clip or a smaller --vshift)"
+        )
+    return lip_sync.offset_search(audio_emb, face_emb, vshift)
+
+
+def offset_figure(curves: dict[str, np.ndarray], vshift: int):
+    """Mean embedding distance against the audio shift, one line per clip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    shifts = np.arange(-vshift, vshift + 1)
+    for name, curve in curves.items():
+        ax.plot(shifts, curve, marker=".", label=name)
+    ax.axvline(0, color="gray", lw=0.8, ls="--")
+    ax.set_xlabel("audio shift (frames)")
+    ax.set_ylabel("mean embedding distance")
+    ax.set_title("SyncNet offset curves (dip = where lips and audio match)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python phase4_audio_driven/eval_sync.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--video", required=True, type=Path, help="video with a visible face")
+    parser.add_argument(
+        "--audio", type=Path, default=None, help="audio to compare with (default: the video's)"
+    )
+    parser.add_argument("--expert", required=True, type=Path, help="SyncNet checkpoint (lipsync_expert.pth)")
+    parser.add_argument(
+        "--vshift", type=int, default=15, help="largest shift searched, in frames (default 15)"
+    )
+    parser.add_argument("--plot", type=Path, default=None, help="write the offset curve here (.png)")
+    add_common_args(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.vshift < 1:
+        raise UserError("--vshift must be at least 1")
+    model = load("phase4_audio_driven", "model", args.impl)
+    expert = model.load_syncnet(args.expert).to(pick_device(args.device))
+    video = read_video(args.video, with_audio=False)
+    if args.audio is None and not video_info(args.video).has_audio:
+        raise UserError(f"{args.video} has no audio track: pass --audio")
+    wav, _ = read_audio(args.audio or args.video, 16000)
+    scores = evaluate_frames(expert, video.frames, wav, video.fps, args.vshift, args.impl)
+    print(f"offset {scores.offset:+d} frames   LSE-D {scores.lse_d:.4f}   LSE-C {scores.lse_c:.4f}")
+    if args.plot is not None:
+        path = writer.save_figure(offset_figure({args.video.name: scores.mean_dists}, args.vshift), args.plot)
+        print(f"offset curve: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))

@@ -1,0 +1,180 @@
+"""Lip-sync a face video (or one photo) to any speech recording with a Wav2Lip generator.
+
+    python phase4_audio_driven/wav2lip.py --face video.mp4 --audio speech.wav \\
+        --checkpoint wav2lip.pth --output synced.mp4 --consent ID
+
+What happens (the published inference.py, with dlib's detector and streaming frames):
+  1. consent is checked for every --consent record before anything is computed;
+  2. the audio (any format FFmpeg reads; stereo is averaged, any rate is resampled to 16 kHz) becomes
+     an 80-band mel spectrogram, cut into one 0.2 s window per output frame;
+  3. the face is found in every frame (frames without a face reuse the last box), boxes are smoothed
+     over 5 frames, and each crop is resized to 96 x 96;
+  4. the generator redraws the lower half of each crop for its audio window; that mouth region is
+     blended back into the full frame (the upper face stays the original's);
+  5. the result is written with the driving audio as a marked mp4 (watermark, metadata, label).
+
+Audio longer than the video: the video frames are looped. Shorter: the video is trimmed to the audio.
+A photo (or --static) uses the one frame for the whole audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from common.cli import add_common_args, add_consent_args, run
+from common.errors import UserError
+from common.impl import load
+from common.media import is_image_path, iter_video, read_audio, read_image, video_info
+from common.training.device import pick_device
+from consent_and_watermark import writer
+from phase4_audio_driven.pipeline import BoxConfig, face_boxes, lip_sync
+
+log = logging.getLogger("deepfake.phase4")
+
+SAMPLE_RATE = 16000
+MIN_AUDIO_S = 0.2  # one 16-column mel window
+SILENCE_PEAK = 1e-4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python phase4_audio_driven/wav2lip.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--face", required=True, type=Path, help="video (mp4, mov, ...) or image of the face")
+    parser.add_argument(
+        "--audio", required=True, type=Path, help="speech: any file FFmpeg reads (wav, mp3, m4a, mp4)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        type=Path,
+        help="generator weights: published wav2lip.pth / wav2lip_gan.pth or one from train.py",
+    )
+    parser.add_argument("--output", required=True, type=Path, help="output video (.mp4)")
+    parser.add_argument(
+        "--pads",
+        type=int,
+        nargs=4,
+        default=(0, 10, 0, 0),
+        metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+        help="pixels added to each face box; include the chin (default: 0 10 0 0)",
+    )
+    parser.add_argument(
+        "--resize-factor",
+        type=int,
+        default=1,
+        help="divide the frame size by this first (faster; the model only sees 96x96 crops)",
+    )
+    parser.add_argument("--nosmooth", action="store_true", help="do not smooth face boxes over 5 frames")
+    parser.add_argument("--static", action="store_true", help="use only the first video frame")
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=25.0,
+        help="frame rate of the output for an image input; videos keep their own (default: 25)",
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="faces per generator call (default: 16)")
+    add_common_args(parser)
+    add_consent_args(parser)
+    return parser
+
+
+def resized(frame: np.ndarray, factor: int) -> np.ndarray:
+    if factor == 1:
+        return frame
+    h, w = frame.shape[:2]
+    return cv2.resize(frame, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+
+
+def video_frames(path: Path, factor: int) -> Iterator[np.ndarray]:
+    """The frames of a video, reopened at the end so that they loop for as long as they are asked for."""
+    while True:
+        count = 0
+        for frame in iter_video(path):
+            count += 1
+            yield resized(frame, factor)
+        if count == 0:
+            raise UserError(f"video has no frames: {path}")
+
+
+def video_frames_once(path: Path, factor: int) -> Iterator[np.ndarray]:
+    """Every frame of a video once (resized)."""
+    for frame in iter_video(path):
+        yield resized(frame, factor)
+
+
+def load_speech(path: Path) -> np.ndarray:
+    """Mono 16 kHz float32 samples, with the bad cases turned into one clear line or a stated recovery."""
+    wav, _ = read_audio(path, SAMPLE_RATE)
+    if len(wav) < MIN_AUDIO_S * SAMPLE_RATE:
+        raise UserError(
+            f"audio {path} lasts {len(wav) / SAMPLE_RATE:.3f} s; at least {MIN_AUDIO_S} s is needed"
+        )
+    if not np.all(np.isfinite(wav)):
+        raise UserError(f"audio {path} holds NaN or infinite samples")
+    if np.max(np.abs(wav)) < SILENCE_PEAK:
+        log.warning("audio %s is silent: the mouth will stay closed", path)
+    return wav
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.resize_factor < 1 or args.batch_size < 1:
+        raise UserError("--resize-factor and --batch-size must be at least 1")
+    if not 1 <= args.fps <= 120:
+        raise UserError(f"--fps must be between 1 and 120, got {args.fps}")
+    if args.output.suffix.lower() != ".mp4":
+        raise UserError(f"--output must end in .mp4, got {args.output.name}")
+    for flag, path in (("--face", args.face), ("--audio", args.audio), ("--checkpoint", args.checkpoint)):
+        if not path.is_file():
+            raise UserError(f"{flag}: no such file: {path}")
+    writer.begin_run("lipsync", args.consent, visible_label=not args.no_visible_label, outputs=("video",))
+
+    audio_encoder = load("phase4_audio_driven", "audio_encoder", args.impl)
+    model = load("phase4_audio_driven", "model", args.impl)
+    device = pick_device(args.device)
+    generator = model.load_generator(args.checkpoint).to(device)
+
+    wav = load_speech(args.audio)
+    box_cfg = BoxConfig(pads=tuple(args.pads))
+    if is_image_path(args.face) or args.static:
+        still = read_image(args.face) if is_image_path(args.face) else next(video_frames_once(args.face, 1))
+        still = resized(still, args.resize_factor)
+        fps = args.fps if is_image_path(args.face) else video_info(args.face).fps
+        boxes = face_boxes([still], box_cfg, smooth=False)  # (1, 4)
+        source = itertools.repeat(still)
+    else:
+        fps = video_info(args.face).fps
+        boxes = face_boxes(video_frames_once(args.face, args.resize_factor), box_cfg, not args.nosmooth)
+        source = video_frames(args.face, args.resize_factor)  # streamed, looped when the audio is longer
+
+    chunks = audio_encoder.mel_chunks(audio_encoder.melspectrogram(wav), fps)  # (N, 80, 16)
+    n_out, n_src = len(chunks), len(boxes)
+    if n_src > 1 and n_out > n_src:
+        print(
+            f"the audio ({len(wav) / SAMPLE_RATE:.2f} s) needs {n_out} frames, the video has {n_src}: "
+            "looping the video frames"
+        )
+    elif n_src > 1 and n_out < n_src:
+        print(
+            f"the audio ({len(wav) / SAMPLE_RATE:.2f} s) covers {n_out} of the video's {n_src} frames "
+            f"(each window looks 0.2 s ahead): trimming the video to {n_out} frames"
+        )
+    out_boxes = boxes[np.arange(n_out) % n_src]
+    synced = lip_sync(generator, source, out_boxes, chunks, args.batch_size, device)
+    path = writer.save_video(args.output, synced, fps, audio=wav, sample_rate=SAMPLE_RATE)
+    print(f"wrote {path} ({n_out} frames at {fps:g} fps, {len(wav) / SAMPLE_RATE:.2f} s of audio)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))

@@ -1,0 +1,87 @@
+"""SyncNet expert: shapes, unit-length embeddings, the sign of its loss and the LSE offset search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from common.impl import load
+
+
+@pytest.fixture(scope="module")
+def ls():
+    return load("phase4_audio_driven", "lip_sync")
+
+
+@pytest.fixture(scope="module")
+def syncnet(ls):
+    torch.manual_seed(0)
+    return ls.SyncNet().eval()
+
+
+@pytest.mark.todo("p4.sync.embed")
+def test_syncnet_shapes_and_unit_norm(syncnet):
+    audio = torch.rand(2, 1, 80, 16) * 8 - 4
+    faces = torch.rand(2, 15, 48, 96)
+    with torch.no_grad():
+        a, v = syncnet(audio, faces)
+    assert a.shape == (2, 512) and v.shape == (2, 512)
+    torch.testing.assert_close(a.norm(dim=1), torch.ones(2))
+    torch.testing.assert_close(v.norm(dim=1), torch.ones(2))
+    assert (a >= 0).all() and (v >= 0).all()  # ReLU embeddings: the cosine is in [0, 1]
+    with torch.no_grad():  # the audio embedding depends on the audio only
+        a2, _ = syncnet(audio, torch.rand(2, 15, 48, 96))
+    torch.testing.assert_close(a, a2)
+
+
+@pytest.mark.todo("p4.sync.loss")
+def test_sync_loss_sign(ls):
+    e = torch.nn.functional.normalize(torch.rand(4, 512), dim=1)
+    ones, zeros = torch.ones(4, 1), torch.zeros(4, 1)
+    assert ls.sync_loss(e, e, ones).item() < 1e-4  # identical embeddings, in sync -> ~0
+    assert ls.sync_loss(e, e, zeros).item() > 10  # identical but labelled off-sync -> large
+    a = torch.zeros(2, 4)
+    a[:, 0] = 1
+    v = torch.tensor([[0.6, 0.8, 0, 0], [0, 1.0, 0, 0]])  # cosines 0.6 and 0 (clamped in BCE)
+    want = -np.log(0.6)  # closed form for the first row, label 1
+    assert abs(ls.sync_loss(a[:1], v[:1], ones[:1]).item() - want) < 1e-5
+    assert ls.sync_loss(a[1:], v[1:], zeros[:1]).item() < 1e-6  # orthogonal, labelled off-sync -> 0
+
+
+def pdist_reference(face: np.ndarray, audio: np.ndarray, vshift: int) -> np.ndarray:
+    """Mean distance per shift, with loops: audio frame i + k vs face frame i, where both exist."""
+    n = len(face)
+    out = []
+    for k in range(-vshift, vshift + 1):
+        out.append(np.mean([np.linalg.norm(face[i] - audio[i + k]) for i in range(n) if 0 <= i + k < n]))
+    return np.array(out)
+
+
+@pytest.mark.todo("p4.sync.lse")
+@pytest.mark.parametrize("lag", [0, 4, -6])
+def test_offset_search_finds_shift(ls, lag):
+    rng = np.random.default_rng(3)
+    n, vshift = 50, 15
+    audio = rng.random((n, 32))
+    audio /= np.linalg.norm(audio, axis=1, keepdims=True)
+    face = rng.random((n, 32))
+    face /= np.linalg.norm(face, axis=1, keepdims=True)
+    for i in range(n):  # the face at frame i shows what was said at frame i - lag
+        if 0 <= i - lag < n:
+            face[i] = audio[i - lag] + 0.01 * rng.standard_normal(32)
+    scores = ls.offset_search(torch.from_numpy(audio), torch.from_numpy(face), vshift=vshift)
+    want = pdist_reference(face, audio, vshift)
+    np.testing.assert_allclose(scores.mean_dists, want, rtol=1e-9, atol=1e-12)
+    assert scores.offset == lag
+    assert scores.lse_d == pytest.approx(want.min())
+    assert scores.lse_c == pytest.approx(np.median(want) - want.min())
+    assert scores.lse_c > 0.2
+
+
+@pytest.mark.todo("p4.sync.embed")
+def test_clip_embeddings_one_per_window(ls, syncnet):
+    faces = torch.rand(9, 3, 96, 96)  # 9 frames -> 5 windows of 5 frames
+    mel = np.zeros((80, 9 * 80 // 25 + 16), dtype=np.float32)
+    a, v = ls.clip_embeddings(syncnet, faces, mel, fps=25.0)
+    assert a.shape == v.shape == (5, 512)

@@ -1,0 +1,97 @@
+"""The pipeline around the networks: box gaps and smoothing, colour order, masking, pasting, batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from common.errors import UserError
+from common.impl import load
+from phase4_audio_driven import data, pipeline
+
+
+def test_fill_missing_reuses_last_box():
+    a, b = (1, 2, 3, 4), (5, 6, 7, 8)
+    boxes, missing = pipeline.fill_missing([None, a, None, b, None])
+    np.testing.assert_array_equal(boxes, [a, a, a, b, b])
+    assert missing == 3
+    with pytest.raises(UserError, match="no face"):
+        pipeline.fill_missing([None, None])
+
+
+def test_smooth_boxes_is_a_forward_window_mean():
+    ramp = np.arange(8, dtype=float)[:, None] * np.ones((1, 4))
+    out = pipeline.smooth_boxes(ramp, 5)
+    np.testing.assert_allclose(out[:4, 0], [2, 3, 4, 5])  # mean of i..i+4
+    np.testing.assert_allclose(out[4:, 0], [5, 5, 5, 5])  # the last full window
+    np.testing.assert_array_equal(pipeline.smooth_boxes(ramp, 1), ramp)
+
+
+def test_network_tensors_are_bgr_and_round_trip():
+    red = np.zeros((1, 96, 96, 3), np.uint8)
+    red[..., 0] = 255
+    x = pipeline.to_network(red)
+    assert x.shape == (1, 3, 96, 96)
+    assert x[0, 2].min() == 1 and x[0, :2].max() == 0  # BGR: red is the last channel
+    np.testing.assert_array_equal(pipeline.from_network(x), red)
+    g = pipeline.generator_input(red)
+    assert g.shape == (1, 6, 96, 96)
+    assert g[0, :3, 48:].abs().max() == 0 and g[0, :3, :48].max() == 1 and g[0, 3:].min() == 0
+
+
+def test_paste_replaces_only_the_lower_half_of_the_box():
+    frame = np.zeros((50, 60, 3), np.uint8)
+    out = pipeline.paste(frame, np.array([10, 5, 30, 45]), np.full((96, 96, 3), 200, np.uint8))
+    assert (out[5 + 22 : 45, 10:30] == 200).all()  # below the seam (rows 55 %..100 % of the box)
+    assert not out[5 : 5 + 18].any()  # above the seam (0..45 %): the original face
+    assert 0 < out[5 + 20, 15, 0] < 200  # inside the seam: a blend
+    out[5:45, 10:30] = 0
+    assert not out.any()
+
+
+@pytest.mark.todo("p4.audio")
+def test_training_batches_follow_the_index_rules():
+    audio_encoder = load("phase4_audio_driven", "audio_encoder")
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (30, 96, 96, 3), dtype=np.uint8)
+    wav = (0.1 * rng.standard_normal(int(1.2 * 16000))).astype(np.float32)
+    clip = data.make_clip(faces, wav, 25.0, audio_encoder)
+    sync = data.syncnet_batch([clip], 4, rng, min_shift=5)
+    assert sync["faces"].shape == (4, 15, 48, 96) and sync["audio"].shape == (4, 1, 80, 16)
+    assert sync["labels"][:, 0].tolist() == [1.0, 0.0, 1.0, 0.0]
+    gen = data.generator_batch([clip], 2, rng)
+    assert gen["faces"].shape == (2, 6, 5, 96, 96) and gen["target"].shape == (2, 3, 5, 96, 96)
+    assert gen["audio"].shape == (2, 5, 1, 80, 16) and gen["mel"].shape == (2, 1, 80, 16)
+    assert gen["faces"][:, :3, :, 48:].abs().max() == 0
+    mel = torch.from_numpy(clip.mel)
+    for b in range(2):  # find the window: target frames n..n+4 equal faces[n..n+4]
+        n = next(i for i in range(26) if torch.equal(pipeline.to_network(faces[i : i + 1])[0],
+                                                     gen["target"][b, :, 0]))
+        for k in range(5):  # generator window of frame n + k starts at int(80 (n + k - 1) / 25)
+            s = int(80 * ((n + k - 1) / 25))
+            assert torch.equal(gen["audio"][b, k, 0], mel[:, s : s + 16])
+        s = int(80 * (n / 25))
+        assert torch.equal(gen["mel"][b, 0], mel[:, s : s + 16])
+
+
+@pytest.mark.todo("p4.audio")
+def test_lrs2_layout_is_read(tmp_path):
+    from PIL import Image
+    from scipy.io import wavfile
+
+    audio_encoder = load("phase4_audio_driven", "audio_encoder")
+    clip_dir = tmp_path / "main" / "5535415699068794046" / "00001"
+    clip_dir.mkdir(parents=True)
+    for i in range(12):  # the published preprocess.py writes face crops n.jpg (any size) + audio.wav
+        Image.fromarray(np.full((120, 100, 3), 10 * i, np.uint8)).save(clip_dir / f"{i}.jpg")  # test input
+    wavfile.write(clip_dir / "audio.wav", 16000, np.zeros(int(0.48 * 16000), np.int16))
+    (tmp_path / "train.txt").write_text("5535415699068794046/00001\nmissing/00002\n")
+    clips = data.lrs2_clips(audio_encoder, tmp_path / "main", tmp_path / "train.txt")
+    assert len(clips) == 1
+    clip = clips[0]
+    assert clip.faces.shape == (12, 96, 96, 3) and clip.fps == 25.0
+    assert clip.faces[3].mean() == pytest.approx(30, abs=2)  # frames in numeric order (not 0, 1, 10, 11, 2)
+    assert clip.mel.shape == (80, 1 + int(0.48 * 16000) // 200)
+    with pytest.raises(UserError):
+        data.lrs2_clips(audio_encoder, tmp_path / "main", tmp_path / "nope.txt")

@@ -1,0 +1,137 @@
+"""`phase4_audio_driven/wav2lip.py` end to end on a synthetic person, and its answers to bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io.wavfile
+import torch
+
+from common.cli import run
+from common.impl import load
+from common.media import read_audio, read_video
+from common.synthetic import make_identity, render_clip, synthesize_speech
+from consent_and_watermark import writer
+from consent_and_watermark.consent import register_synthetic_identity
+from consent_and_watermark.verify import verify
+
+SPEECH_S = 0.8
+
+
+@pytest.fixture(autouse=True)
+def default_output_context():
+    """The CLI sets a run context; every test starts and ends with the library default."""
+    writer.set_context(writer.OutputContext())
+    yield
+    writer.set_context(writer.OutputContext())
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("w2l_inputs")
+    person = make_identity(5)
+    clip = render_clip(person, frames=12, size=160)
+    face = writer.save_video(folder / "face.mp4", clip.frames, clip.fps, label=False)
+    speech = synthesize_speech(SPEECH_S, seed=99)
+    wav = writer.save_audio(folder / "speech.wav", speech.samples, speech.sample_rate)
+    model = load("phase4_audio_driven", "model")  # constructors and checkpoints hold no TODO
+    torch.manual_seed(0)
+    ckpt = folder / "tiny_generator.pth"
+    torch.save(model.checkpoint_dict(model.Wav2Lip(0.125), None, 0, 0), ckpt)
+    consent = register_synthetic_identity("synthetic-w2l-5", "Synthetic person 5")
+    return {"folder": folder, "face": face, "audio": wav, "ckpt": ckpt, "consent": consent,
+            "frames": clip.frames, "samples": speech.samples}
+
+
+def args(inputs: dict, out: Path, **over) -> list[str]:
+    values = {"--face": inputs["face"], "--audio": inputs["audio"], "--checkpoint": inputs["ckpt"],
+              "--output": out, "--consent": inputs["consent"], "--device": "cpu", **over}
+    return [str(x) for kv in values.items() if kv[1] is not None for x in kv]
+
+
+def expected_frames(seconds: float, fps: float = 25.0) -> int:
+    """Inference windows for audio of this length: mel columns T = 1 + N // 200, windows every 80/fps."""
+    t = 1 + int(round(seconds * 16000)) // 200
+    i = 0
+    while int(i * (80.0 / fps)) + 16 <= t:
+        i += 1
+    return i + 1  # plus the tail window
+
+
+def cli(argv: list[str]) -> int:
+    from phase4_audio_driven.wav2lip import main
+
+    return run(main, argv)
+
+
+@pytest.mark.todo("p4")
+def test_synced_clip_keeps_audio_and_passes_verify(inputs, tmp_path):
+    out = tmp_path / "synced.mp4"
+    assert cli(args(inputs, out)) == 0
+    video = read_video(out)
+    assert video.frames.shape[0] == expected_frames(SPEECH_S)  # audio longer than the 0.48 s video: looped
+    assert video.fps == pytest.approx(25.0)
+    assert video.audio is not None and video.sample_rate == 16000
+    assert abs(len(video.audio) / 16000 - SPEECH_S) < 0.06
+    src, _ = read_audio(inputs["audio"], 16000)
+    n = min(len(src), len(video.audio))
+    assert np.corrcoef(src[:n], video.audio[:n])[0, 1] > 0.9  # the driving speech, not something else
+    report = verify(out)
+    assert report.marked, report.reasons
+    # the region outside the face box is the input video, untouched apart from the codec
+    assert np.abs(video.frames[0, :20].astype(int) - inputs["frames"][0, :20].astype(int)).mean() < 6
+
+
+@pytest.mark.todo("p4")
+@pytest.mark.parametrize("rate,channels", [(8000, 1), (44100, 2)])
+def test_any_rate_and_stereo_audio_is_resampled(inputs, tmp_path, rate, channels):
+    t = np.arange(int(SPEECH_S * rate)) / rate
+    mono = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    data = np.stack([mono] * channels, axis=1) if channels == 2 else mono
+    path = tmp_path / f"speech_{rate}.wav"
+    scipy.io.wavfile.write(path, rate, (data * 32767).astype(np.int16))  # an input file, not an output
+    out = tmp_path / "synced.mp4"
+    assert cli(args(inputs, out, **{"--audio": path})) == 0
+    video = read_video(out)
+    assert video.sample_rate == 16000 and video.frames.shape[0] == expected_frames(SPEECH_S)
+
+
+@pytest.mark.todo("p4")
+def test_image_face_and_frames_without_face(inputs, tmp_path):
+    still = tmp_path / "still.png"
+    writer.save_image(still, inputs["frames"][0], label=False)
+    out = tmp_path / "from_image.mp4"
+    assert cli(args(inputs, out, **{"--face": still, "--fps": 30})) == 0
+    assert read_video(out).frames.shape[0] == expected_frames(SPEECH_S, 30.0)
+    frames = inputs["frames"].copy()
+    frames[5:10] = 128  # no face in 5 frames: they reuse the last box
+    gaps = writer.save_video(tmp_path / "gaps.mp4", frames, 25.0, label=False)
+    assert cli(args(inputs, tmp_path / "gaps_out.mp4", **{"--face": gaps})) == 0
+
+
+def test_refuses_without_consent(inputs, tmp_path, capsys):
+    argv = args(inputs, tmp_path / "x.mp4", **{"--consent": None})
+    assert cli(argv) == 2
+    assert "consent" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_bad_audio_is_one_line_and_exit_2(inputs, tmp_path, capsys):
+    short = tmp_path / "short.wav"
+    scipy.io.wavfile.write(short, 16000, np.zeros(800, np.int16))  # 0.05 s
+    assert cli(args(inputs, tmp_path / "a.mp4", **{"--audio": short})) == 2
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00garbage" * 10)
+    assert cli(args(inputs, tmp_path / "b.mp4", **{"--audio": corrupt})) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+    assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_no_face_in_any_frame_exits_2(inputs, tmp_path, capsys):
+    gray = np.full((6, 96, 96, 3), 90, np.uint8)
+    blank = writer.save_video(tmp_path / "blank.mp4", gray, 25.0, label=False)
+    assert cli(args(inputs, tmp_path / "c.mp4", **{"--face": blank})) == 2
+    assert "no face" in capsys.readouterr().err

@@ -1,0 +1,139 @@
+"""Checkpoint compatibility with the published Wav2Lip: layouts, loaders and the stored reference outputs.
+
+`../shared/reference/verify_reference.py` fills every network with the same seeded weights the
+published code was run with and compares the outputs stage by stage. The SyncNet and discriminator
+stages run in the default suite; the whole script (fp32 and --fp64) is behind `slow`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from common.errors import UserError
+from common.impl import load, module_name
+from tests.conftest import REPO_ROOT, SHARED
+
+REF_DIR = SHARED / "reference"
+
+
+@pytest.fixture(scope="module")
+def vr():
+    spec = importlib.util.spec_from_file_location("verify_reference", REF_DIR / "verify_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REF_DIR))  # it imports seeded_fill beside it
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REF_DIR))
+    return module
+
+
+@pytest.fixture(scope="module")
+def layout():
+    return json.loads((REF_DIR / "wav2lip_state_dicts.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load("phase4_audio_driven", "model")
+
+
+def test_state_dict_layouts_match_published(vr, layout, model):
+    nets = dict(zip(("generator", "syncnet", "disc"), model.build_wav2lip(), strict=True))
+    for name, net in nets.items():
+        assert vr.check_layout(net, vr.layout_entries(name, "wav2lip", layout)) == [], name
+        published = layout["models"][vr.W2L_LAYOUT_NAMES[name]]["num_parameters"]
+        assert sum(p.numel() for p in net.parameters()) == published
+    assert published == 14_113_793  # the discriminator, last in the loop
+
+
+@pytest.mark.todo("p4.sync.embed")
+def test_reference_outputs_syncnet_and_discriminator(vr, model):
+    """Seeded weights, strict load, eval; compare with the published outputs (fp32 tolerances)."""
+    ref, meta = vr.load_reference(str(REF_DIR / vr.W2L_REFERENCE))
+    _, sync, disc = model.build_wav2lip()
+    models = {"generator": None, "syncnet": sync, "disc": disc}
+    notes = []
+    for name in ("syncnet", "disc"):
+        stats = vr.load_bn_stats(str(REF_DIR / vr.W2L_BN_STATS), name)
+        vr.prepare(name, models[name], meta["seeds"][name], stats, meta, False, "cpu", notes)
+    assert all(ok for _, ok in notes), notes  # filled weights bit-identical to the reference fill
+
+    class Raising(vr.Stages):
+        @contextlib.contextmanager
+        def stage(self, module):  # let a stub's NotImplementedError through
+            yield
+
+    produced = vr.run_wav2lip(models, Raising(ref, False, "cpu"))
+    rows = []
+    vr.compare("wav2lip", produced, ref, False, rows)
+    assert {r[0] for r in rows} >= {
+        "sync_face_embedding",
+        "sync_bce_loss",
+        "sync_gen5_loss",
+        "disc_pred_real",
+    }
+    bad = [r for r in rows if r[4] != "ok"]
+    assert not bad, bad
+
+
+def run_verify(*extra: str) -> subprocess.CompletedProcess:
+    builder = module_name("phase4_audio_driven", "model") + ":build_wav2lip"  # the implementation under test
+    cmd = [sys.executable, str(REF_DIR / "verify_reference.py"), "--wav2lip", builder, *extra]
+    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+@pytest.mark.todo("p4.w2l.forward", "p4.w2l.fold", "p4.sync.embed")
+@pytest.mark.parametrize("mode", ["fp32", "fp64"])
+def test_verify_reference_script_passes(mode):
+    result = run_verify(*(["--fp64"] if mode == "fp64" else []))
+    stub = re.search(r"NotImplementedError: TODO (\S+)", result.stdout)
+    if stub:  # a template's stub fired inside the script: report it as the stub it is
+        raise NotImplementedError(f"TODO {stub.group(1)}")
+    assert result.returncode == 0 and "RESULT: PASS" in result.stdout, result.stdout[-3000:] + result.stderr
+
+
+# ------------------------------------------------------------------------------------ checkpoints --
+def tiny() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+
+
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_checkpoint_published_layout_with_or_without_module_prefix(model, tmp_path, prefix):
+    src = tiny()
+    torch.nn.init.normal_(src[0].weight)
+    opt = torch.optim.Adam(src.parameters())
+    ckpt = model.checkpoint_dict(src, opt, global_step=7, global_epoch=2)
+    assert set(ckpt) == {"state_dict", "optimizer", "global_step", "global_epoch"}
+    ckpt["state_dict"] = {prefix + k: v for k, v in ckpt["state_dict"].items()}
+    path = tmp_path / "ckpt.pth"
+    torch.save(ckpt, path)
+    dst = tiny()
+    loaded = model.load_weights(dst, path)
+    assert loaded["global_step"] == 7 and loaded["global_epoch"] == 2
+    torch.testing.assert_close(dst[0].weight, src[0].weight)
+
+
+def test_checkpoint_bare_state_dict_and_bad_files(model, tmp_path):
+    src = tiny()
+    torch.save(src.state_dict(), tmp_path / "bare.pth")
+    model.load_weights(tiny(), tmp_path / "bare.pth")
+    torch.save(src, tmp_path / "module.pth")  # a whole pickled module: refused by weights_only
+    with pytest.raises(UserError):
+        model.load_weights(tiny(), tmp_path / "module.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError):
+        model.load_weights(tiny(), tmp_path / "junk.pth")
+    with pytest.raises(UserError):
+        model.load_weights(torch.nn.Linear(2, 2), tmp_path / "bare.pth")
+    assert np.isfinite(tiny()[0].weight.detach().numpy()).all()
