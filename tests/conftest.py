@@ -33,9 +33,25 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_output_context():
-    """CLIs run in-process set the writer's run context (technique, consent ids): reset it after each test."""
-    yield
+def default_output_context():
+    """Every test starts and ends with the writer's default run context.
+
+    CLIs run in-process (``main(argv)``) set the process-wide context (technique, consent ids); a narrow
+    consent record left behind would refuse later tests' writes.
+    """
     from consent_and_watermark import writer
 
     writer.set_context(writer.OutputContext())
+    yield
+    writer.set_context(writer.OutputContext())
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The tests' tensors are tiny: extra threads only contend on a 2-core machine."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

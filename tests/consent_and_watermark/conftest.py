@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from skimage import data
 
-from consent_and_watermark import writer
-
 
 @pytest.fixture(autouse=True)
 def fresh_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -24,13 +22,6 @@ def fresh_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DEEPFAKE_DATA_DIR", str(folder))
     return folder
 
-
-@pytest.fixture(autouse=True)
-def default_output_context():
-    """Every test starts and ends with the library's default output context (``begin_run`` sets one)."""
-    writer.set_context(writer.OutputContext())
-    yield
-    writer.set_context(writer.OutputContext())
 
 
 @pytest.fixture(scope="session")

@@ -17,13 +17,6 @@ SIZE = 192  # faces about 90 px wide: large enough for dlib's HOG detector
 STILL = 224  # the target picture: a different resolution than the driver
 
 
-@pytest.fixture(autouse=True)
-def default_output_context():
-    """The CLI sets a run context; every test starts and ends with the library default."""
-    writer.set_context(writer.OutputContext())
-    yield
-    writer.set_context(writer.OutputContext())
-
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict:

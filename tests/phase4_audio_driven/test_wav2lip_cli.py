@@ -20,13 +20,6 @@ from consent_and_watermark.verify import verify
 SPEECH_S = 0.8
 
 
-@pytest.fixture(autouse=True)
-def default_output_context():
-    """The CLI sets a run context; every test starts and ends with the library default."""
-    writer.set_context(writer.OutputContext())
-    yield
-    writer.set_context(writer.OutputContext())
-
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict:
