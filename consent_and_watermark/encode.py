@@ -7,6 +7,7 @@ Ctrl-C never leaves a half-written file and never destroys an earlier good outpu
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
 import tempfile
@@ -20,6 +21,8 @@ import av
 import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+
+log = logging.getLogger("deepfake.media")
 
 AUDIO_CODEC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 
@@ -96,7 +99,7 @@ def encode_mp4(
             audio_stream = None
             if audio is not None:
                 if sample_rate not in AUDIO_CODEC_RATES:
-                    raise ValueError(f"sample rate {sample_rate} is not supported by AAC")
+                    audio, sample_rate = _resample_for_aac(audio, sample_rate)
                 audio_stream = container.add_stream("aac", rate=sample_rate)
                 audio_stream.layout = "mono"
                 audio_stream.bit_rate = 128_000
@@ -118,6 +121,17 @@ def encode_mp4(
             if audio_stream is not None:
                 _encode_audio(container, audio_stream, audio, sample_rate)
     return path
+
+
+def _resample_for_aac(audio: np.ndarray, rate: int) -> tuple[np.ndarray, int]:
+    """AAC takes a fixed set of rates: resample to the nearest one above ``rate`` (and say so)."""
+    from scipy.signal import resample_poly
+
+    target = min((r for r in AUDIO_CODEC_RATES if r >= rate), default=AUDIO_CODEC_RATES[-1])
+    log.warning("AAC cannot store %d Hz: resampled the audio track to %d Hz", rate, target)
+    divisor = np.gcd(int(rate), target)
+    resampled = resample_poly(np.asarray(audio, dtype=np.float64), target // divisor, int(rate) // divisor)
+    return resampled.astype(np.float32), target
 
 
 def _encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> None:

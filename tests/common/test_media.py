@@ -124,3 +124,16 @@ def test_cli_run_turns_user_error_into_exit_2(capsys):
     assert run(main, []) == 2
     err = capsys.readouterr().err
     assert err.strip() == "error: no such file: nowhere.mp4"
+
+
+def test_video_audio_at_a_rate_aac_cannot_store_is_resampled_and_kept(tmp_path, caplog):
+    from consent_and_watermark import writer
+
+    frames = np.zeros((10, 64, 64, 3), np.uint8)
+    rate = 15000  # not an AAC rate
+    tone = (0.3 * np.sin(2 * np.pi * 500 * np.arange(rate * 10 // 25) / rate)).astype(np.float32)
+    path = writer.save_video(tmp_path / "v.mp4", frames, 25, audio=tone, sample_rate=rate, label=False)
+    video = media.read_video(path)
+    assert video.sample_rate == 16000
+    assert abs(len(video.audio) - 16000 * 10 / 25) <= 2048
+    assert "resampled the audio track to 16000 Hz" in caplog.text
