@@ -4,15 +4,18 @@
    reuses the checkpoint in `<out>/phase3_first_order_motion/run/`);
 2. animate a held-out synthetic person with the motion of another held-out person's clip;
 3. draw what the model computes: keypoints on source and driving frame, the K+1 motion masks, the dense
-   motion field, the occlusion map, and the training curves.
+   motion field, the occlusion map, the keypoint heatmaps, the source warped by single sparse motions,
+   and the training curves.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from common.impl import load
@@ -50,43 +53,86 @@ def held_out_clips(size: int, frames: int) -> tuple:
 
 
 def motion_figure(models: dict, source: np.ndarray, driving: np.ndarray) -> Figure:
-    """Keypoints, masks, dense motion and occlusion for one (source, driving) pair."""
+    """What the model computes for one (source, driving) pair, in two rows.
+
+    Top: keypoints on both frames, the prediction, the strongest mask, the dense motion and occlusion.
+    Bottom: the detector's heatmaps H_k of the driving frame, the heatmap differences G(p^D) - G(p^S)
+    the dense motion network sees (eq. 6), and the source warped by the sparse motions T_k (eq. 4) of
+    the four keypoints that the masks use most.
+    """
     x = torch.from_numpy(np.stack([source, driving])).permute(0, 3, 1, 2).float() / 255
-    with torch.no_grad():
-        kp = models["kp_detector"](x)
-        kp_s = {k: v[:1] for k, v in kp.items()}
-        kp_d = {k: v[1:] for k, v in kp.items()}
-        out = models["generator"](x[:1], kp_driving=kp_d, kp_source=kp_s)
+    detector = models["kp_detector"]
+    logits: dict[str, torch.Tensor] = {}  # the detector returns points only; peek at its heatmap logits
+    hook = detector.kp.register_forward_hook(lambda _module, _inputs, output: logits.update(kp=output))
+    try:
+        with torch.no_grad():
+            kp = detector(x)
+            kp_s = {k: v[:1] for k, v in kp.items()}
+            kp_d = {k: v[1:] for k, v in kp.items()}
+            out = models["generator"](x[:1], kp_driving=kp_d, kp_source=kp_s)
+    finally:
+        hook.remove()
+    b, num_kp, hh, hw = logits["kp"].shape
+    # the spatial softmax of sec. 3.1, as in the detector: each map sums to 1
+    heatmaps = torch.softmax(logits["kp"].reshape(b, num_kp, -1) / detector.temperature, dim=2)
+    heatmaps = heatmaps.view(b, num_kp, hh, hw)  # (2, K, h', w')
     size = source.shape[0]
+    colors = [matplotlib.colormaps["tab10"](k % 10) for k in range(num_kp)]
 
     def pixels(value: torch.Tensor) -> np.ndarray:  # [-1, 1] endpoint-inclusive -> pixel centres
         return (value.numpy() + 1) / 2 * (size - 1)
 
-    fig = Figure(figsize=(15, 3.4), layout="constrained")
-    axes = fig.subplots(1, 6)
-    for ax, img, pts, title in ((axes[0], source, kp_s, "source + keypoints"),
-                                (axes[1], driving, kp_d, "driving + keypoints")):
+    def extent(cells: int) -> tuple[float, float, float, float]:  # a low-resolution map over the frame
+        half = (size - 1) / (cells - 1) / 2  # its first and last cells sit on the first and last pixels
+        return (-half, size - 1 + half, size - 1 + half, -half)
+
+    def mark(ax: Axes, value: torch.Tensor, which: list[int] | range) -> None:
+        p = pixels(value[0])
+        ax.scatter(p[which, 0], p[which, 1], c=[colors[k] for k in which], s=30, edgecolors="white")
+
+    fig = Figure(figsize=(15, 6.6), layout="constrained")
+    top, bottom = fig.subplots(2, 6)
+    keypoints = range(num_kp)
+    for ax, img, pts, title in ((top[0], source, kp_s, "source + keypoints"),
+                                (top[1], driving, kp_d, "driving + keypoints")):
         ax.imshow(img)
-        p = pixels(pts["value"][0])
-        ax.scatter(p[:, 0], p[:, 1], c=np.arange(len(p)), cmap="tab10", s=30, edgecolors="white")
+        mark(ax, pts["value"], keypoints)
         ax.set_title(title)
-    axes[2].imshow(out["prediction"][0].permute(1, 2, 0).clamp(0, 1).numpy())
-    axes[2].set_title("prediction")
+    top[2].imshow(out["prediction"][0].permute(1, 2, 0).clamp(0, 1).numpy())
+    top[2].set_title("prediction")
     mask = out["mask"][0].argmax(0).numpy()
-    axes[3].imshow(mask, cmap="tab20", vmin=0, vmax=19)
-    axes[3].set_title("strongest mask (0 = bg)")
+    top[3].imshow(mask, cmap="tab20", vmin=0, vmax=19)
+    top[3].set_title("strongest mask (0 = bg)")
     field = out["deformation"][0].numpy()  # (h, w, 2): where each output pixel samples the source
     h = field.shape[0]
     grid = np.stack(np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, h)), -1)
     step = max(1, h // 12)
     flow = (field - grid)[::step, ::step]
-    axes[4].imshow(np.linalg.norm(field - grid, axis=-1), cmap="magma")
+    top[4].imshow(np.linalg.norm(field - grid, axis=-1), cmap="magma")
     ys, xs = np.mgrid[0:h:step, 0:h:step]
-    axes[4].quiver(xs, ys, flow[..., 0], flow[..., 1], color="cyan", angles="xy")
-    axes[4].set_title("motion T(z) - z")
-    axes[5].imshow(out["occlusion_map"][0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-    axes[5].set_title("occlusion (dark: inpaint)")
-    for ax in axes:
+    top[4].quiver(xs, ys, flow[..., 0], flow[..., 1], color="cyan", angles="xy")
+    top[4].set_title("motion T(z) - z")
+    top[5].imshow(out["occlusion_map"][0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+    top[5].set_title("occlusion (dark: inpaint)")
+
+    bottom[0].imshow(heatmaps[1].sum(0).numpy(), cmap="inferno", extent=extent(hw))
+    mark(bottom[0], kp_d["value"], keypoints)
+    bottom[0].set_title("driving heatmaps (sum)")
+    dense = models["generator"].dense_motion_network
+    gaussians = dense.heatmap_representation(hh, hw, kp_d, kp_s)[0, 1:, 0].sum(0).numpy()  # (h', w')
+    limit = float(np.abs(gaussians).max()) or 1.0
+    bottom[1].imshow(gaussians, cmap="coolwarm", vmin=-limit, vmax=limit, extent=extent(hw))
+    bottom[1].set_title("G(p^D) - G(p^S)")
+    bottom[1].set_xlabel("red: driving, blue: source")
+    share = out["mask"][0, 1:].mean(dim=(1, 2))  # (K,) how much of the frame each keypoint's motion gets
+    most_used = share.argsort(descending=True)[:4].tolist()  # fewer than 4 keypoints leave panels blank
+    for ax, k in zip(bottom[2:], most_used, strict=False):
+        warped = out["sparse_deformed"][0, k + 1]  # (3, h, w): S(T_k(z)), channel 0 is the background
+        ax.imshow(warped.permute(1, 2, 0).clamp(0, 1).numpy(), extent=extent(warped.shape[-1]))
+        mark(ax, kp_d["value"], [k])
+        ax.set_title(f"source by T_{k} (mask {share[k]:.0%})")
+        ax.set_xlabel(f"dot: p_{k} in the driving frame")
+    for ax in (*top, *bottom):
         ax.set_xticks([])
         ax.set_yticks([])
     return fig
@@ -122,7 +168,9 @@ def run_stage(out_dir: Path, quick: bool = True) -> list[ReportItem]:
                    f"{config.frame_size} px, trained {QUICK_STEPS if quick else FULL_STEPS} steps on CPU)"),
         ReportItem("What the model computes", figure, "image",
                    "unsupervised keypoints, the K+1 motion masks, the dense backward motion field and the "
-                   "occlusion map for one driving frame"),
+                   "occlusion map for one driving frame; below, the keypoint heatmaps, the Gaussian heatmap "
+                   "differences the dense motion network sees, and the source warped by the sparse motions "
+                   "T_k of the keypoints the masks use most"),
     ]
     curves = stage_dir / "run" / "metrics.png"
     if curves.is_file():
