@@ -2,7 +2,7 @@
 #   solutions/phase1_face_swap/face_swap.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: a6445327817437fae1967e166045060a0e2cdbec34e29627a779bc667784c567
+# body-sha256: 56a67cc5695b13060229436b824ded029204aa006bc5e577938211618767d064
 """The face-swap pipeline, one frame at a time: every earlier module in its place.
 
     frame ─ detect (HOG on a downscaled copy, every few frames; tracked in between)
@@ -36,7 +36,7 @@ from phase1_face_swap.template_alignment import (
 )
 from phase1_face_swap.template_autoencoder import FaceSwapAutoencoder
 from phase1_face_swap.template_blending import COLOR_TRANSFERS, alpha_blend, build_mask, poisson_blend
-from phase1_face_swap.template_face_detector import box_from_landmarks, detect_faces_hog, landmarks68
+from phase1_face_swap.template_face_detector import detect_faces_hog, landmarks68
 from phase1_face_swap.template_face_encoder import IdentityFilter
 from phase1_face_swap.template_smoothing import OneEuroFilter
 
@@ -87,24 +87,32 @@ class FaceSwapper:
         self.filter = OneEuroFilter(self.cfg.min_cutoff, self.cfg.beta)
         self.stats = SwapStats()
         self._tracked: np.ndarray | None = None  # raw landmarks of the previous frame
+        self._relative_box: np.ndarray | None = None  # the last HOG box (4,) in landmark units
         self._look: np.ndarray | None = None  # its appearance (see `_appearance`)
         self._index = 0
 
     # -- finding the face ---------------------------------------------------------------------------
 
-    def _detect(self, frame: np.ndarray) -> np.ndarray | None:
+    @staticmethod
+    def _landmark_frame(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+        """Eye-corner centre (2,) and outer-eye-corner distance: moves and scales with the face."""
+        centre = landmarks[[36, 39, 42, 45]].mean(axis=0)
+        return centre, float(np.linalg.norm(landmarks[45] - landmarks[36]))
+
+    def _detect(self, frame: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]] | None:
+        """Landmarks (68, 2) of the face to swap and its HOG box (left, top, right, bottom), or None."""
         downscale = min(1.0, self.cfg.detect_size / min(frame.shape[:2]))
         boxes = detect_faces_hog(frame, downscale=downscale)
         if not boxes:
             return None
         candidates = [landmarks68(frame, box) for box in boxes]
         if self.identity_filter is None:
-            return candidates[0]  # the largest face
+            return candidates[0], boxes[0]  # the largest face
         choice = self.identity_filter.pick(frame, candidates)
         if choice is None:
             self.stats.other_person += 1
             return None
-        return candidates[choice]
+        return candidates[choice], boxes[choice]
 
     def _appearance(self, frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """A small grey aligned crop (32, 32), zero mean and unit norm, to check the tracked face."""
@@ -115,18 +123,28 @@ class FaceSwapper:
     def locate(self, frame: np.ndarray) -> np.ndarray | None:
         """Raw 68 landmarks of the face to swap, or None: detect every `detect_every` frames, else track.
 
-        Tracking re-fits the landmarks inside last frame's face box. The shape predictor always returns
-        68 points, even on a wall, so the tracked face is checked: its aligned crop must correlate with
-        the previous one (normalised cross-correlation > `track_min_ncc`), else we detect again.
+        Tracking re-fits the landmarks inside a box carried over from last frame. dlib's predictor was
+        trained on HOG boxes, so a tight box around the landmarks (which sits lower and is narrower)
+        makes its answers drift; instead we store the last HOG box relative to its landmarks (eye centre
+        as origin, eye distance as unit) and move and scale it with the landmarks each frame.
+        The shape predictor always returns 68 points, even on a wall, so the tracked face is checked:
+        its aligned crop must correlate with the previous one (normalised cross-correlation
+        > `track_min_ncc`), else we detect again.
         """
         landmarks = None
         if self._tracked is not None and self._index % self.cfg.detect_every != 0:
-            landmarks = landmarks68(frame, box_from_landmarks(self._tracked, margin=0.0))
+            centre, unit = self._landmark_frame(self._tracked)
+            box = np.tile(centre, 2) + self._relative_box * unit  # (4,) left, top, right, bottom
+            landmarks = landmarks68(frame, box)
             look = self._appearance(frame, landmarks)
             if float((look * self._look).sum()) < self.cfg.track_min_ncc:
                 landmarks = None  # lost: fall through to a full detection
         if landmarks is None:
-            landmarks = self._detect(frame)
+            found = self._detect(frame)
+            if found is not None:
+                landmarks, box = found
+                centre, unit = self._landmark_frame(landmarks)
+                self._relative_box = (np.asarray(box, dtype=np.float64) - np.tile(centre, 2)) / unit
         self._tracked = landmarks
         if landmarks is not None:
             self._look = self._appearance(frame, landmarks)
