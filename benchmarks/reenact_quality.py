@@ -4,9 +4,13 @@
 
 1. Landmark CNN vs dlib: NME (mean point error / outer-eye-corner distance) against the renderer's
    exact landmarks, both seeded with the same HOG box on the same frames.        target: CNN <= dlib
-2. Expression fidelity: Pearson r between driver and output of the mouth opening (inner lips 62-66)
-   and of the brow raise (brows above the line of the eye corners), both measured by dlib, each
-   normalised by the eye-corner distance.                                       target: r >= 0.9
+2. Expression fidelity, on --pairs held-out (driver, target) pairs: Pearson r between driver and
+   output of the mouth opening (inner lips 62-66) and of the brow raise (brows above the line of the
+   eye corners), each normalised by the eye-corner distance. The output is measured by dlib; the
+   driver's expression is the renderer's truth (``*_dlib_both``: measured by dlib as well, which
+   adds dlib's own error on synthetic faces, shown as ``dlib_on_driver``). 10-s driver clips:
+   brows move at 0.05-0.4 Hz, and a 2-s window sees a brow that hardly moves (r of noise).
+                                                                                target: r >= 0.9
 3. Identity kept: dlib descriptor distance from every output frame to the target picture (same
    person below ~0.6).                                                            target: <= 0.35
 4. Flicker: optical-flow warping error (common.metrics.warping_error) of each setting against the
@@ -90,11 +94,8 @@ CONFIGS = {  # name -> (WarpSettings overrides, landmarks from the CNN instead o
 }
 
 
-def reenactment_figures(frames: int, size: int, cnn=None) -> dict[str, dict[str, float]]:
-    """Per setting: expression correlations and flicker of the warp method on a held-out pair; the
-    identity distance for the raw setting. "truth" correlations use the driver's exact landmarks
-    (the renderer's) instead of dlib's measurement of the driver: they show how much of the gap is
-    dlib's own error on the driver side. Settings marked cnn need the landmark checkpoint."""
+def _pair_figures(pair: int, frames: int, size: int, cnn) -> dict[str, dict[str, float]]:
+    """All settings on one held-out (driver, target) pair; see ``reenactment_figures``."""
     from common import dlib_models
     from phase2_face_reenactment.data import HELD_OUT_SEEDS
     from phase2_face_reenactment.reenact import (
@@ -106,16 +107,20 @@ def reenactment_figures(frames: int, size: int, cnn=None) -> dict[str, dict[str,
         transferred_landmarks,
     )
 
-    driver_person, target_person = make_identity(HELD_OUT_SEEDS[10]), make_identity(HELD_OUT_SEEDS[11])
-    clip = render_clip(driver_person, frames, size=size, seed=9)
+    driver_person = make_identity(HELD_OUT_SEEDS[10 + 2 * pair])
+    target_person = make_identity(HELD_OUT_SEEDS[11 + 2 * pair])
+    clip = render_clip(driver_person, frames, size=size, seed=9 + pair)
     target, _ = render_frame(target_person, neutral_pose(), np.zeros(6), size)
-    truth = np.array([brow_and_mouth(lm) for lm in clip.landmarks])
+    truth = np.array([brow_and_mouth(lm) for lm in clip.landmarks])  # (T, 2) the renderer's exact points
     measured_driver = np.array([brow_and_mouth(lm) if lm is not None else (np.nan, np.nan)
                                 for lm in map(dlib_models.largest_face_landmarks, clip.frames)])
-    results = {"dlib_on_driver": {
-        "mouth_r_vs_truth": float(np.corrcoef(truth[:, 0], measured_driver[:, 0])[0, 1]),
-        "brow_r_vs_truth": float(np.corrcoef(truth[:, 1], measured_driver[:, 1])[0, 1]),
-    }}
+
+    def r(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.corrcoef(a, b)[0, 1])
+
+    ok = ~np.isnan(measured_driver).any(axis=1)
+    results = {"dlib_on_driver": {"mouth_r_vs_truth": r(truth[ok, 0], measured_driver[ok, 0]),
+                                  "brow_r_vs_truth": r(truth[ok, 1], measured_driver[ok, 1])}}
     for name, (overrides, use_cnn) in CONFIGS.items():
         if use_cnn and cnn is None:
             continue
@@ -132,10 +137,10 @@ def reenactment_figures(frames: int, size: int, cnn=None) -> dict[str, dict[str,
         d, o, t = measured_driver[ok], measured[ok], truth[ok]
         results[name] = {
             "frames_measured": int(ok.sum()),
-            "mouth_r": float(np.corrcoef(d[:, 0], o[:, 0])[0, 1]),
-            "brow_r": float(np.corrcoef(d[:, 1], o[:, 1])[0, 1]),
-            "mouth_r_truth": float(np.corrcoef(t[:, 0], o[:, 0])[0, 1]),
-            "brow_r_truth": float(np.corrcoef(t[:, 1], o[:, 1])[0, 1]),
+            "mouth_r": r(t[:, 0], o[:, 0]),
+            "brow_r": r(t[:, 1], o[:, 1]),
+            "mouth_r_dlib_both": r(d[:, 0], o[:, 0]),
+            "brow_r_dlib_both": r(d[:, 1], o[:, 1]),
             "flicker": warping_error(output),
         }
         if name == "raw":
@@ -144,6 +149,27 @@ def reenactment_figures(frames: int, size: int, cnn=None) -> dict[str, dict[str,
     for name in results:
         if "flicker" in results[name]:
             results[name]["flicker_vs_raw"] = results[name]["flicker"] / results["raw"]["flicker"]
+    return results
+
+
+def reenactment_figures(frames: int, size: int, cnn=None, pairs: int = 4) -> dict[str, dict[str, float]]:
+    """Per setting, the mean over `pairs` held-out (driver, target) pairs of: expression correlations,
+    flicker, and (raw setting) the identity distance; "_min" keys give the worst pair's correlation.
+
+    The driver is synthetic, so its true expression is known exactly: ``mouth_r`` / ``brow_r``
+    correlate the driver's *true* mouth opening and brow raise (the renderer's landmarks) with the
+    output's as *dlib measures them* -- the issue's measurement (dlib on the output). The
+    ``*_dlib_both`` figures measure the driver with dlib too; they are capped by dlib's own error on
+    the synthetic faces, which ``dlib_on_driver`` shows (its correlation with the truth).
+    Settings marked cnn need the landmark checkpoint.
+    """
+    per_pair = [_pair_figures(pair, frames, size, cnn) for pair in range(pairs)]
+    results: dict[str, dict[str, float]] = {}
+    for name, figures in per_pair[0].items():
+        results[name] = {key: float(np.mean([p[name][key] for p in per_pair])) for key in figures}
+        for key in figures:
+            if key.endswith("_r") or key.endswith("_truth"):
+                results[name][key + "_min"] = float(min(p[name][key] for p in per_pair))
     return results
 
 
@@ -205,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="train_x2face.py run folder or checkpoint (omit: no X2Face figures)")
     parser.add_argument("--identities", type=int, default=8, help="held-out identities for the landmark NME")
     parser.add_argument("--frames", type=int, default=25, help="frames per identity / per clip")
+    parser.add_argument("--pairs", type=int, default=4, help="held-out (driver, target) pairs for 2-4")
+    parser.add_argument("--clip-frames", type=int, default=250,
+                        help="driver clip length for 2-4 (250 = 10 s: the synthetic brow and smile tracks "
+                             "move at 0.05-0.4 Hz, so a short clip hardly sees them move)")
     parser.add_argument("--size", type=int, default=256, help="synthetic frame size for 1-4")
     parser.add_argument("--skip", nargs="*", default=[], choices=("landmarks", "reenact", "throughput"))
     args = parser.parse_args(argv)
@@ -222,9 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                                            args.size).items():
             print(f"landmarks  {key:20s} {value:.4f}")
     if "reenact" not in args.skip:
-        for name, figures in reenactment_figures(max(args.frames, 60), args.size, cnn).items():
+        for name, figures in reenactment_figures(args.clip_frames, args.size, cnn, args.pairs).items():
             for key, value in figures.items():
-                print(f"reenact    {name:14s} {key:18s} {value:.4f}")
+                print(f"reenact    {name:14s} {key:24s} {value:.4f}")
     if args.x2face_checkpoint is not None:
         for key, value in x2face_figures(args.x2face_checkpoint, args.identities, args.frames).items():
             print(f"x2face     {key:20s} {value:.4f}")
