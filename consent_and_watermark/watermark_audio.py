@@ -18,20 +18,43 @@ a silent passage gets no mark, and a codec that keeps the signal keeps the mark)
 ``log(1 + a c)``, the same for a loud or a quiet cell, while the energy a cell's modulation costs grows
 with its loudness, so quiet cells get relatively more: ``a_cell ~ (cell energy / mean)^-0.5`` (a
 water-filling compromise). One global factor then sets the added signal to exactly 25.5 dB SNR (the
-target is >= 25 dB), capped at a 20 % modulation of an average cell.
+target is >= 25 dB), capped at a 20 % modulation of an average cell (and 10x that for any one cell).
+
+**Noise floor for near-silent cells.** Scaling cannot mark a cell that holds (almost) nothing: in a
+synthetic melody most sub-bands between the partials contain only the window's spectral leakage of the
+neighbouring partials, so their reading follows the *neighbours'* chips. A cell more than 30 dB below
+its block's mean band energy therefore gets keyed random-phase noise instead, at that -30 dB level
+times ``(1 + 0.5 c)^2`` (+3.5 / -6 dB): an energy mark the detector reads like any other (it may take
+at most half the SNR budget; it takes 0-12 % on the benchmark's signals). Near-silent cells of speech
+pauses get it too, relative to their own block, so digital silence stays silent.
+
+**Informed embedding.** The embedder knows the host, so it can run the detector's own reading on its
+result (Cox, Miller & McKellips 1999, "Watermarking as communications with side information"). The
+host's own band-energy changes (note onsets, decays, syllables) push some cells' folded readings ``y``
+towards the wrong sign. Three times, the embedder measures every cell's reading ``c y`` and its response
+per unit of modulation ``r``, raises the modulation factor ``u`` of the cells below the target ``t``
+(half the median reading) by ``u += 0.5 (t - c y) / r`` (at most 3x), and rescales everything to the
+same 25.5 dB SNR: budget moves from cells that read well anyway to cells the host works against
+(Miller, Cox & Bloom 2000, "Informed embedding"). Improved spread spectrum (Malvar & Florencio 2003)
+goes further and also *subtracts* the host's part of the reading; lowering ``u`` where the host already
+helps did worse here (the measured responses are noisy: neighbouring cells leak into each other).
 
 **Detection (blind).** Log band energies per STFT frame, minus their slow trend (a moving average over
 time) and minus the per-frame mean over bands (loudness changes), divided by their recent mean
 magnitude (local whitening: turbulent stretches such as note onsets count for less), are folded
-modulo the period. A
-circular cross-correlation with the pilot over all time shifts finds where the blocks start (trimmed
-audio and codec delays are just shifts). The payload chips are then averaged, Viterbi-decoded and
-re-encoded; the matching chip count gives the binomial false-positive bound of ``detection.py``. The
-pilot search adds no candidates (disjoint cells, independent key stream).
+modulo the period. A circular cross-correlation with the pilot over all frame shifts, repeated for
+four quarter-hop sample offsets, finds where the blocks start (trimmed audio and codec delays are just
+shifts; a frame grid half a hop off the embedder's costs several percent of chips). The payload chips
+are then averaged, Viterbi-decoded and re-encoded; the matching chip count gives the binomial
+false-positive bound of ``detection.py``. The pilot search over shifts and offsets adds no candidates
+(disjoint cells, independent key stream), and neither does informed embedding (the detector is blind
+to it).
 
 **Limits.** Time stretching or pitch shifting desynchronises the grid; heavy noise or a low-rate codec
-erases the ~ +-0.5 dB modulation; sparse synthetic tones (few partials, silent bands between them) are
-the hardest material; whoever holds the key can remove or forge the mark.
+erases the ~ +-0.5 dB modulation (white noise at 30 dB SNR already costs synthetic speech a quarter of
+its chips); sparse synthetic tones remain the hardest material (benchmarks/audio_watermark_robustness.py
+measures all of these); informed embedding costs a few detector passes (~ 4x the plain embedding time);
+whoever holds the key can remove or forge the mark.
 """
 
 from __future__ import annotations
@@ -41,10 +64,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 from scipy.signal import resample_poly
 
 from consent_and_watermark.detection import FPR_THRESHOLD, Detection, match_fpr
-from consent_and_watermark.ecc import SpreadCode, keyed_permutation, keyed_signs
+from consent_and_watermark.ecc import SpreadCode, keyed_permutation, keyed_signs, keyed_uniform
 
 
 @dataclass(frozen=True)
@@ -61,9 +85,17 @@ class AudioWatermarkConfig:
     pilot_fraction: float = 0.25
     snr_db: float = 25.5  # the added signal is scaled to exactly this SNR ...
     max_alpha: float = 0.2  # ... capped at a +-20 % modulation of an average cell
+    max_cell_gain: float = 10.0  # one cell's modulation is at most this many times the average's
     quiet_boost: float = 0.5  # beta: a cell's modulation ~ (its energy / mean energy)^-beta
+    floor_db: float = -30.0  # cells below this (vs. their block's mean band energy) get a noise floor ...
+    floor_depth: float = 0.5  # ... at that level times (1 + depth * chip)^2
+    informed_rounds: int = 3  # informed embedding: rounds of "read, then boost the weak cells"
+    informed_step: float = 0.5  # lambda in u += lambda * (t - c y) / r
+    informed_target: float = 0.5  # t = this x the median cell reading
+    max_boost: float = 3.0  # u <= this
     trend_frames: int = 13  # moving-average length removed from the log band energies
     local_norm_frames: int = 31  # window of the detector's local whitening (0.5 s)
+    sub_hop_offsets: int = 4  # the detector tries hop / this sample offsets of the frame grid
 
 
 CONFIG = AudioWatermarkConfig()
@@ -133,11 +165,33 @@ def _to_internal(samples: np.ndarray, sample_rate: int, rate: int) -> np.ndarray
     return resample_poly(samples, rate // g, sample_rate // g).astype(np.float32)
 
 
+def _band_energy(power: np.ndarray, bin_band: np.ndarray, cfg: AudioWatermarkConfig) -> np.ndarray:
+    """(F, bins) STFT power -> (F, bands): the energy of each sub-band in each frame."""
+    return power @ (bin_band[:, None] == np.arange(cfg.bands)).astype(np.float64)
+
+
+def _blocks(rows: np.ndarray, size: int, fold: bool = False) -> np.ndarray:
+    """(F, C) -> (ceil(F / size), C) sums of consecutive groups of ``size`` rows (zero-padded at the end);
+    with ``fold``, (size, C) instead: row j is the sum of rows j, j + size, j + 2 size, ..."""
+    stacked = np.pad(rows, ((0, -rows.shape[0] % size), (0, 0))).reshape(-1, size, rows.shape[1])
+    return stacked.sum(axis=0) if fold else stacked.sum(axis=1)
+
+
+def _from_internal(x: np.ndarray, rate: int, sample_rate: int, length: int) -> np.ndarray:
+    """(M,) at the internal rate -> (length,) at sample_rate (cut or zero-padded)."""
+    y = _to_internal(x, rate, sample_rate)[:length]
+    return np.pad(y, (0, length - y.size))
+
+
 def _check(samples: np.ndarray, sample_rate: int) -> None:
     if samples.ndim != 1:
         raise ValueError(f"expected mono (N,) samples, got shape {samples.shape}")
     if sample_rate < 8000:
         raise ValueError(f"sample rate {sample_rate} Hz is below 8 kHz: the 300-3400 Hz band does not fit")
+
+
+def _power(x: np.ndarray) -> float:
+    return float(np.mean(x.astype(np.float64) ** 2))
 
 
 def embed(samples: np.ndarray, sample_rate: int, payload: int, key: bytes) -> np.ndarray:
@@ -153,50 +207,92 @@ def embed(samples: np.ndarray, sample_rate: int, payload: int, key: bytes) -> np
     lay = _layout(key, cfg)
     x = _to_internal(samples, sample_rate, cfg.rate)  # (M,) at 16 kHz
     spec = _stft(x, cfg)  # (F, bins)
-    # Chip of every (frame, bin): the period's (band, block) cell that the frame and bin fall in.
-    chips = np.zeros((cfg.bands, cfg.period), np.float32)
+    n_frames = spec.shape[0]
+    chips = np.zeros((cfg.bands, cfg.period), np.float32)  # (bands, period) +-1: pilot and payload chips
     chips[lay.data_cells] = lay.code.chips(payload)
     chips += lay.pilot
-    block = (np.arange(spec.shape[0]) // cfg.frames_per_block) % cfg.period  # (F,) block within the period
+    # Every in-band (frame, bin) belongs to one cell: absolute block x sub-band, and a block in the period.
     in_band = lay.bin_band >= 0
-    cell_block = np.arange(spec.shape[0])[:, None] // cfg.frames_per_block  # (F, 1) absolute block index
+    cell_block = np.arange(n_frames)[:, None] // cfg.frames_per_block  # (F, 1) absolute block index
     cell_band = lay.bin_band[in_band][None, :]  # (1, in-band bins)
-    # Water-filling in the log domain: the detector sees log(1 + alpha c) whatever the cell's loudness,
-    # but a loud cell's modulation costs more SNR budget, so quiet cells get relatively more
-    # (alpha ~ cell_energy^-beta; cells below 1 % of the mean count as 1 %, so at most 10x the average).
-    energy = np.zeros((cell_block[-1, 0] + 1, cfg.bands))  # (blocks, bands)
-    np.add.at(energy, (cell_block, cell_band), np.abs(spec[:, in_band]) ** 2)
-    weight = (energy.mean() / (energy + 1e-2 * energy.mean() + 1e-20)) ** cfg.quiet_boost
+    period_block = cell_block % cfg.period  # (F, 1) block within the period
+    power = np.abs(spec) ** 2  # (F, bins)
+    energy = _blocks(_band_energy(power, lay.bin_band, cfg), cfg.frames_per_block)  # (blocks, bands) per cell
+    # Near-silent cells (below floor_db of their block's mean band energy) get the keyed noise floor ...
+    floor = 10 ** (cfg.floor_db / 10) * energy.mean(axis=1, keepdims=True)  # (blocks, 1) cell energy
+    quiet = energy < floor  # (blocks, bands)
+    bins_per_band = np.bincount(cell_band[0], minlength=cfg.bands)  # (bands,)
+    floor_amp = np.where(quiet, np.sqrt(floor / (cfg.frames_per_block * bins_per_band)), 0.0)  # per bin
+    phase = keyed_uniform(key, "audio/floor", n_frames * cell_band.size).reshape(n_frames, -1)  # (F, in-band)
+    floor_phasor = np.exp(2j * np.pi * phase)  # keyed random phases: the floor is noise
+    floor_spec = np.zeros(spec.shape, np.complex128)  # (F, bins), filled per call of mark() below
+    # ... the others the multiplicative mark. Water-filling in the log domain: the detector sees
+    # log(1 + alpha c) whatever the cell's loudness, but a loud cell's modulation costs more SNR budget, so
+    # quiet cells get relatively more (alpha ~ cell_energy^-beta; cells below 1 % of the mean count as 1 %).
+    weight = (energy.mean() / (energy + 1e-2 * energy.mean() + 1e-20)) ** cfg.quiet_boost  # (blocks, bands)
+    weight[quiet] = 0.0
     gain = np.zeros(spec.shape, np.float32)  # (F, bins): the modulation, up to the global alpha
-    gain[:, in_band] = chips[cell_band, block[:, None]] * weight[cell_block, cell_band]
-    delta = _istft(spec * gain, x.size, cfg)  # (M,) the watermark signal at unit alpha, 16 kHz
+
+    def mark(boost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(bands, period) boost u -> (M,) multiplicative mark at unit alpha, (M,) noise floor at 16 kHz."""
+        c = (chips * boost)[cell_band, period_block]  # (F, in-band bins) boosted chip of every bin
+        gain[:, in_band] = np.clip(c * weight[cell_block, cell_band], -cfg.max_cell_gain, cfg.max_cell_gain)
+        level = 1 + cfg.floor_depth * np.clip(c, -1.4, 1.4)  # floor level stays >= 0.3 of the plain floor
+        floor_spec[:, in_band] = floor_amp[cell_block, cell_band] * level * floor_phasor
+        return _istft(spec * gain, x.size, cfg), _istft(floor_spec, x.size, cfg)
+
+    def scale(delta: np.ndarray, noise: np.ndarray, budget: float) -> tuple[float, float]:
+        """Global factors (alpha for the mark, one for the floor) that spend exactly the SNR budget."""
+        noise_gain = min(1.0, math.sqrt(0.5 * budget / (_power(noise) + 1e-30)))  # floor: at most half
+        rest = max(budget - noise_gain**2 * _power(noise), 0.0)
+        return min(cfg.max_alpha, math.sqrt(rest / (_power(delta) + 1e-30))), noise_gain
+
+    budget_16k = _power(x) * 10 ** (-cfg.snr_db / 10)
+    boost = np.ones((cfg.bands, cfg.period))  # u
+    host = _cell_readings(x, cfg, lay) if cfg.informed_rounds else None  # (bands, period)
+    for _ in range(cfg.informed_rounds):
+        delta, noise = mark(boost)
+        alpha, noise_gain = scale(delta, noise, budget_16k)
+        marked = _cell_readings(x + alpha * delta + noise_gain * noise, cfg, lay)  # (bands, period) y
+        reading = chips * marked  # c y: > 0 where the chip reads right
+        response = chips * (marked - host) / boost  # r: the mark's part of it per unit boost
+        least = 0.2 * float(np.median(response))  # a finite step where r <= 0 (leakage from neighbours)
+        if not least > 0:  # silence, or a mark that does not read at all: nothing to inform
+            break
+        response = np.maximum(response, least)
+        target = cfg.informed_target * np.median(reading)  # t
+        step = cfg.informed_step * np.maximum(target - reading, 0) / response
+        boost = np.minimum(boost + step, cfg.max_boost)
+    delta, noise = mark(boost)
     if sample_rate != cfg.rate:
-        delta = _to_internal(delta, cfg.rate, sample_rate)[: samples.size]
-        delta = np.pad(delta, (0, samples.size - delta.size))
-    # alpha: as strong as the SNR target allows (signal power / mark power = 10^(snr/10)), capped.
-    mark_power = float(np.mean(delta.astype(np.float64) ** 2))
-    signal_power = float(np.mean(samples.astype(np.float64) ** 2))
-    alpha = min(cfg.max_alpha, math.sqrt(signal_power / (mark_power + 1e-30)) * 10 ** (-cfg.snr_db / 20))
-    return (samples + alpha * delta).astype(np.float32)
+        delta, noise = (_from_internal(d, cfg.rate, sample_rate, samples.size) for d in (delta, noise))
+    alpha, noise_gain = scale(delta, noise, _power(samples) * 10 ** (-cfg.snr_db / 10))
+    return (samples + alpha * delta + noise_gain * noise).astype(np.float32)
 
 
 def _features(x: np.ndarray, cfg: AudioWatermarkConfig, bin_band: np.ndarray) -> np.ndarray:
     """(M,) 16 kHz samples -> (bands, F) log band energies without their slow trend and loudness."""
-    power = np.abs(_stft(x, cfg)) ** 2  # (F, bins)
-    in_band = bin_band >= 0
-    energy = np.zeros((cfg.bands, power.shape[0]))
-    np.add.at(energy, bin_band[in_band], power[:, in_band].T)  # (bands, F)
+    energy = _band_energy(np.abs(_stft(x, cfg)) ** 2, bin_band, cfg).T  # (bands, F)
     floor = 1e-10 + 1e-6 * float(np.mean(energy))
     log_e = np.log(energy + floor)
-    kernel = np.ones(cfg.trend_frames) / cfg.trend_frames
-    trend = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1, log_e)
+    trend = uniform_filter1d(log_e, cfg.trend_frames, axis=1, mode="constant")  # moving average, zero-padded
     residual = log_e - trend
     residual = residual - residual.mean(axis=0, keepdims=True)
     # Local whitening: divide by the band's recent mean |residual|, so turbulent stretches (onsets,
     # pitch glides) count for less than steady ones.
-    kernel = np.ones(cfg.local_norm_frames) / cfg.local_norm_frames
-    scale = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1, np.abs(residual))
+    scale = uniform_filter1d(np.abs(residual), cfg.local_norm_frames, axis=1, mode="constant")
     return residual / (scale + 1e-3)
+
+
+def _fold(feats: np.ndarray, cfg: AudioWatermarkConfig) -> np.ndarray:
+    """(bands, F) -> (bands, period * frames_per_block): each frame added to its place in the period."""
+    return _blocks(feats.T, cfg.period * cfg.frames_per_block, fold=True).T
+
+
+def _cell_readings(x: np.ndarray, cfg: AudioWatermarkConfig, lay: _Layout) -> np.ndarray:
+    """(M,) 16 kHz samples -> (bands, period): what the detector reads per cell on the embedder's grid."""
+    folded = _fold(_features(x, cfg, lay.bin_band), cfg)  # (bands, cycle)
+    return folded.reshape(cfg.bands, cfg.period, cfg.frames_per_block).sum(axis=2)
 
 
 def detect(samples: np.ndarray, sample_rate: int, key: bytes) -> Detection:
@@ -204,18 +300,26 @@ def detect(samples: np.ndarray, sample_rate: int, key: bytes) -> Detection:
     _check(samples, sample_rate)
     cfg = CONFIG
     lay = _layout(key, cfg)
-    feats = _features(_to_internal(samples, sample_rate, cfg.rate), cfg, lay.bin_band)  # (bands, F)
+    x = _to_internal(samples, sample_rate, cfg.rate)  # (M,) at 16 kHz
     cycle = cfg.period * cfg.frames_per_block  # frames per period
-    if feats.shape[1] < cycle:
+    feats = _features(x, cfg, lay.bin_band)  # (bands, F) on the grid that starts at sample 0
+    periods = feats.shape[1] / cycle
+    if periods < 1:
         return Detection(False, None, 0, 0, 1.0, {"reason": "shorter than one period"})
-    folded = np.zeros((cfg.bands, cycle))
-    np.add.at(folded.T, np.arange(feats.shape[1]) % cycle, feats.T)  # (bands, cycle): all frames, folded
-    folded /= np.sqrt(np.mean(folded**2, axis=1, keepdims=True)) + 1e-12  # equal weight per band
-    # Pilot template at frame resolution; circular cross-correlation over every frame shift.
-    template = np.repeat(lay.pilot, cfg.frames_per_block, axis=1)  # (bands, cycle)
-    cross = np.fft.rfft(folded, axis=1) * np.conj(np.fft.rfft(template, axis=1))  # (bands, cycle/2+1)
-    corr = np.fft.irfft(cross.sum(axis=0), n=cycle)  # (cycle,)
-    shift = int(np.argmax(corr))
+    # Pilot template at frame resolution; circular cross-correlation over every frame shift, for each
+    # sub-hop offset of the frame grid. Only pilot cells choose (offset, shift): no extra candidates.
+    template_f = np.conj(np.fft.rfft(np.repeat(lay.pilot, cfg.frames_per_block, axis=1), axis=1))
+    best = (0.0, 0, 0, np.zeros(0))  # (correlation peak, offset, shift, folded features)
+    for offset in range(0, cfg.hop, cfg.hop // cfg.sub_hop_offsets):
+        if offset:
+            feats = _features(x[offset:], cfg, lay.bin_band)
+        folded = _fold(feats, cfg)  # (bands, cycle)
+        folded /= np.sqrt(np.mean(folded**2, axis=1, keepdims=True)) + 1e-12  # equal weight per band
+        corr = np.fft.irfft((np.fft.rfft(folded, axis=1) * template_f).sum(axis=0), n=cycle)  # (cycle,)
+        shift = int(np.argmax(corr))
+        if offset == 0 or corr[shift] > best[0]:
+            best = (float(corr[shift]), offset, shift, folded)
+    _, offset, shift, folded = best
     aligned = np.roll(folded, -shift, axis=1).reshape(cfg.bands, cfg.period, cfg.frames_per_block).sum(axis=2)
     soft = aligned[lay.data_cells]  # (D,) soft payload chips
     payload, expected = lay.code.decode(soft)
@@ -227,5 +331,5 @@ def detect(samples: np.ndarray, sample_rate: int, key: bytes) -> Detection:
         bit_errors=soft.size - matches,
         n_bits=soft.size,
         fpr=fpr,
-        details={"shift_frames": shift, "periods": feats.shape[1] / cycle},
+        details={"shift_frames": shift, "offset_samples": offset, "periods": periods},
     )

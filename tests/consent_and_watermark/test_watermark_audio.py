@@ -1,6 +1,8 @@
-"""Invisible audio watermark: round trip, resampling, SNR, false positives, limits."""
+"""Invisible audio watermark: round trip, resampling, SNR, sparse music, silence, false positives, limits."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -27,11 +29,28 @@ def marked(speech) -> np.ndarray:
     return wa.embed(speech, 16000, PAYLOAD, KEY)
 
 
+@pytest.fixture(scope="module")
+def melody() -> np.ndarray:
+    """8 s of decaying 7-partial notes at 16 kHz, four a second: sparse partials, silent bands between."""
+    rng = np.random.default_rng(3)
+    t = np.arange(8 * 16000) / 16000
+    out = np.zeros_like(t)
+    for k in range(32):
+        f0, start = 110 * 2 ** (rng.integers(0, 24) / 12), k * 0.25
+        on = (t >= start) & (t < start + 0.5)
+        for h in range(1, 8):
+            out[on] += np.exp(-(t[on] - start) * 4) * np.sin(2 * np.pi * f0 * h * (t[on] - start)) / h
+    return (0.2 * out / np.abs(out).max()).astype(np.float32)
+
+
+def _snr_db(clean: np.ndarray, marked: np.ndarray) -> float:
+    noise = (marked - clean).astype(np.float64)
+    return float(10 * np.log10(np.sum(clean.astype(np.float64) ** 2) / np.sum(noise**2)))
+
+
 def test_round_trip_and_snr(speech, marked):
     assert marked.shape == speech.shape and marked.dtype == np.float32
-    noise = (marked - speech).astype(np.float64)
-    snr = 10 * np.log10(np.sum(speech.astype(np.float64) ** 2) / np.sum(noise**2))
-    assert snr >= 25.0
+    assert _snr_db(speech, marked) >= 25.0
     found = wa.detect(marked, 16000, KEY)
     assert found.detected and found.payload == PAYLOAD and found.fpr < 1e-6
 
@@ -54,9 +73,41 @@ def test_other_sample_rates(speech):
     assert found.detected and found.payload == PAYLOAD
 
 
-def test_unmarked_and_wrong_key_not_detected(speech, marked):
+def test_sparse_melody_survives_resampling(melody):
+    marked = wa.embed(melody, 16000, PAYLOAD, KEY)
+    assert _snr_db(melody, marked) >= 25.0
+    back = resample_poly(resample_poly(marked, 1, 2), 2, 1).astype(np.float32)
+    found = wa.detect(back, 16000, KEY)
+    assert found.detected and found.payload == PAYLOAD
+
+
+def test_noise_floor_and_informed_embedding_help_sparse_music(melody, monkeypatch):
+    """Without the noise floor and the informed rounds this melody reads ~ 33 % chip errors, ~ 17 % with."""
+    full = wa.detect(wa.embed(melody, 16000, PAYLOAD, KEY), 16000, KEY)
+    monkeypatch.setattr(wa, "CONFIG", replace(wa.CONFIG, floor_db=-300.0, informed_rounds=0))
+    plain = wa.detect(wa.embed(melody, 16000, PAYLOAD, KEY), 16000, KEY)
+    assert full.bit_errors < 0.75 * plain.bit_errors
+
+
+def test_digital_silence_stays_silent(speech):
+    gapped = speech.copy()
+    gapped[3 * 16000 : 4 * 16000] = 0.0  # one second of digital silence
+    marked = wa.embed(gapped, 16000, PAYLOAD, KEY)
+    assert np.all(marked[int(3.2 * 16000) : int(3.8 * 16000)] == 0.0)  # the mark reaches < 0.2 s into it
+    found = wa.detect(marked, 16000, KEY)
+    assert found.detected and found.payload == PAYLOAD
+
+
+def test_all_silent_input_stays_silent():
+    silent = np.zeros(5 * 16000, np.float32)
+    marked = wa.embed(silent, 16000, PAYLOAD, KEY)
+    assert np.all(marked == 0.0)
+    assert not wa.detect(marked, 16000, KEY).detected
+
+
+def test_unmarked_and_wrong_key_not_detected(speech, marked, melody):
     rng = np.random.default_rng(0)
-    for audio in (speech, rng.normal(0, 0.1, speech.size).astype(np.float32)):
+    for audio in (speech, rng.normal(0, 0.1, speech.size).astype(np.float32), melody):
         found = wa.detect(audio, 16000, KEY)
         assert not found.detected and found.fpr > 1e-6
     assert not wa.detect(marked, 16000, bytes(32)).detected
