@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--images", type=int, default=10,
                         help=f"natural images per size (max {len(NATURAL)})")
-    parser.add_argument("--clips", type=int, default=3, help="30-frame H.264 clips per size")
+    parser.add_argument("--clips", type=int, default=10, help="30-frame H.264 clips per size")
     parser.add_argument("--frames", type=int, default=30, help="frames per clip")
     parser.add_argument("--unmarked", type=int, default=1000,
                         help="unmarked frames for the false-positive count")
@@ -390,10 +390,12 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)
     rng = np.random.default_rng(args.seed)
     print(f"watermark robustness: sizes {args.sizes}, {args.images} images, {args.clips} clips, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, cv2 threads {cv2.getNumThreads()}")
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, cv2 threads {cv2.getNumThreads()}, "
+          f"load average {os.getloadavg()[0]:.2f}")
     run_images(args, methods(args.skip_baselines), rng)
     if args.unmarked:
         run_false_positives(args, rng)
+    print(f"load average at the end {os.getloadavg()[0]:.2f} (timings are inflated when it exceeds 1)")
     return 0
 
 

@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from consent_and_watermark.ecc import MESSAGE_BITS, PAYLOAD_BITS
 
 FPR_THRESHOLD = 1e-6
@@ -54,10 +56,12 @@ def log_binomial_tail(n: int, k: int) -> float:
         return 0.0
     if k > n:
         return -math.inf
-    log_c = math.lgamma(n + 1) + n * math.log(0.5)  # ln(n! / 2^n)
-    log_terms = [log_c - math.lgamma(j + 1) - math.lgamma(n - j + 1) for j in range(k, n + 1)]
-    top = max(log_terms)
-    return top + math.log(sum(math.exp(t - top) for t in log_terms))
+    j = np.arange(k, n)  # (n - k,)
+    # ln C(n, j) for j = k..n from ln C(n, k) by the ratio C(n, j+1) / C(n, j) = (n - j) / (j + 1).
+    first = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+    log_terms = first + np.concatenate([[0.0], np.cumsum(np.log((n - j) / (j + 1.0)))]) + n * math.log(0.5)
+    top = float(log_terms.max())
+    return top + math.log(float(np.sum(np.exp(log_terms - top))))
 
 
 def false_positive_rate(

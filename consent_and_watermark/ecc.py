@@ -130,13 +130,12 @@ def _trellis() -> tuple[np.ndarray, np.ndarray]:
 
 def conv_encode_bits(message: np.ndarray) -> np.ndarray:
     """(80,) message bits -> (258,) uint8 code bits (rate-1/3 convolutional code, zero-terminated)."""
-    bits = np.concatenate([message, np.zeros(CONSTRAINT_LENGTH - 1, np.uint8)])
-    out = np.empty((bits.size, len(GENERATORS)), np.uint8)
-    register = 0
-    for t, b in enumerate(bits):
-        register = ((register << 1) | int(b)) & ((1 << CONSTRAINT_LENGTH) - 1)
-        out[t] = [bin(register & g).count("1") & 1 for g in GENERATORS]
-    return out.reshape(-1)
+    bits = np.concatenate([message, np.zeros(CONSTRAINT_LENGTH - 1, np.uint8)]).astype(np.int64)
+    lag = np.arange(CONSTRAINT_LENGTH)[:, None]  # (K, 1)
+    weights = (np.array(GENERATORS)[None, :] >> lag) & 1  # (K, 3): bit j of a generator taps bits[t - j]
+    # Output t of generator g is the parity of sum_j weights[j, g] * bits[t - j] (a convolution mod 2).
+    out = np.stack([np.convolve(bits, w)[: bits.size] for w in weights.T], axis=1)  # (86, 3)
+    return (out & 1).astype(np.uint8).reshape(-1)
 
 
 def conv_encode(payload: int) -> np.ndarray:

@@ -3,13 +3,14 @@
 How it works (read top to bottom):
 
 **The pattern.** One T x T tile (T = 128) is defined by its 2-D DFT. The coefficients in a mid-frequency
-ring (0.06 - 0.22 cycles/pixel, below what JPEG 50, a 3x3 blur or a 0.5x resize remove and above where
+ring (0.08 - 0.25 cycles/pixel, below what JPEG 50, a 3x3 blur or a 0.5x resize remove and above where
 natural images hold most of their energy) are split by a keyed permutation into
 
 - *pilot* coefficients (25 %): unit magnitude, keyed random phase; they carry no data and exist only so
   the detector can find where the tile grid sits (synchronisation);
-- *payload* coefficients (75 %): unit magnitude, keyed phase, and a QPSK symbol whose real and imaginary
-  parts are two chips of the keyed, convolutionally coded payload (``ecc.SpreadCode``).
+- *payload* coefficients (75 %): keyed phase and a QPSK symbol whose real and imaginary parts are two
+  chips of the keyed, convolutionally coded payload (``ecc.SpreadCode``); unit magnitude in the plain
+  tile, shaped to the host by informed embedding (below) on small frames.
 
 The inverse DFT gives a real, noise-like tile that repeats over the whole image (Kutter's periodic
 "self-reference" idea, Kutter 1998): a crop keeps whole periods, only their phase changes.
@@ -21,25 +22,44 @@ in flat ones (a strong mask would hide the mark better but put it where the imag
 which hurts detection). The change is rescaled to an RMS of exactly ``strength`` grey levels and
 rounded: PSNR ~ 20 log10(255 / strength) = 40.5 dB at the default 2.4 (the target is >= 40 dB).
 
-**Detection (blind).** High-pass the luminance and divide it by its local mean absolute value (a cheap
-local whitening: busy regions, where the image itself is loud, count for less), *fold* it onto one
-tile (sum all T x T blocks: the periodic watermark adds up coherently, the image content does not),
-take the 2-D DFT, and find the cyclic shift by phase-only cross-correlation with the pilot (Kuglin &
-Hines 1975). Undo the shift with a phase ramp, read the payload chips, Viterbi-decode, re-encode, and
-count matching chips. ``detection.py`` turns the count into a false-positive bound.
+**Informed embedding (small frames).** The image itself leaks into every coefficient the detector
+reads: on a 256 x 256 image only 4 tiles are folded, and this host interference alone flips ~15 % of
+the chips before any attack, leaving little margin for a codec. But the embedder *knows* the host:
+it computes the host's own folded, whitened tile spectrum (exactly what the detector will read) and
+shapes the chip amplitudes to it, under the same energy budget -- the side-information view of
+watermarking (Cox, Miller & McKellips 1999) behind Malvar & Florencio's "Improved Spread Spectrum"
+(2003). A chip the host already pushes the right way keeps only a floor amplitude; one it pushes the
+wrong way gets what it takes to reach a common margin, cheapest chips first while the energy lasts;
+the rest stay at the floor (the code corrects them). Two fixed-point passes absorb the cross-talk of
+the non-uniform mask and whitening (``_informed_tile``). The mark then differs from frame to frame
+of a video; the detector does not care (it never needs the tile, only the key). Frames of more than
+16 tiles (720p: 60) fold the host out by themselves and keep the plain tile, which is also cheaper.
+
+**Detection (blind).** High-pass the luminance (minus an 11 x 11 box mean), divide it by its local
+mean absolute value (7 x 7; a cheap local whitening: busy regions, where the image itself is loud,
+count for less) and clip it to +-2 (a limiter: edges are heavy-tailed outliers, not Gaussian noise),
+*fold* it onto one tile (sum all T x T blocks: the periodic watermark adds up coherently, the image
+content does not), take the 2-D DFT, and find the cyclic shift by phase-only cross-correlation with
+the pilot (Kuglin & Hines 1975). Undo the shift with a phase ramp, read the payload chips, clip them
+at twice their median magnitude (a second limiter, for the Viterbi decoder), decode, re-encode, and
+count matching chips. ``detection.py`` turns the count into a false-positive bound; the limiters
+look at magnitudes only and the count at signs only, so they leave the bound untouched.
 
 **Geometry.** A zoom or rotation changes the period, and folding at the wrong period smears the mark.
 The detector tries, in order: no change; the lattice *estimated* from the autocorrelation of the
 whitened luminance (the periodic mark puts peaks at its period vectors, wherever a zoom of 0.75-1.4x or
 a rotation of up to ~15 deg moved them; Kutter 1998); then a fixed grid, scale {1, 1/sqrt(0.9),
 1/sqrt(0.75)} (a centred 90 % / 75 % crop resized back) x rotation {0, +-2 deg}, for images too small
-for the estimate to stand out. Each guess is tried unflipped and flipped (folding a flipped image
+for the estimate to stand out (a side below 512 px; on larger frames the estimate, taken on the central
+512 x 1024 window, finds those geometries itself, and skipping the grid keeps an unmarked 720p frame
+at ~15 ms instead of ~110 ms). Each guess is tried unflipped and flipped (folding a flipped image
 gives the flipped tile up to a cyclic shift, which the pilot search absorbs). None of the guesses uses
 the key, so each is one candidate: 2 x (9 + 1) = 20 multiply the bound; the pilot's shift search does
-not (disjoint slots, independent key stream). The search stops at the first detection, so a marked,
-unattacked frame costs one candidate and an unmarked one all of them.
+not (disjoint slots, independent key stream). The bound always counts all 20, however many a frame
+actually tries. The search stops at the first detection, so a marked, unattacked frame costs one
+candidate and an unmarked one all those its size allows.
 
-**Video.** Every frame carries the same mark. ``detect_video`` sums the frames' tile spectra before
+**Video.** Every frame carries the same payload. ``detect_video`` sums the frames' tile spectra before
 one decision (soft combining), and also reads each frame at its own pilot shift before summing: H.264
 motion compensation drags the mark along with moving content, so its position drifts from frame to
 frame. Both readings are candidates (40 in all).
@@ -76,11 +96,19 @@ class ImageWatermarkConfig:
     pilot_fraction: float = 0.25  # share of ring coefficients used for synchronisation
     strength: float = 2.4  # RMS luminance change in grey levels (PSNR ~ 40.5 dB)
     mask_gamma: float = 0.25  # perceptual mask = (local activity + 2) ** gamma; 0 turns masking off
-    highpass: int = 31  # box size of the detector's pre-filter (removes what lies below the band)
-    whiten: int = 15  # box size of the detector's local-contrast normalisation
+    highpass: int = 11  # box size of the detector's pre-filter (removes what lies below the band)
+    whiten: int = 7  # box size of the detector's local-contrast normalisation
+    whiten_clip: float = 2.0  # the whitened luminance is clipped to +-this (edges are outliers)
+    limiter: float = 2.0  # the decoder clips soft chips at this multiple of their median magnitude
     lattice_z: float = 5.0  # autocorrelation peak z-score that counts as a visible tile lattice
+    lattice_window: tuple[int, int] = (512, 1024)  # central window the lattice is estimated on (h, w)
+    grid_below: int = 512  # the fixed grid is tried only when a side is shorter than this
     scales: tuple[float, ...] = (1.0, 1 / math.sqrt(0.9), 1 / math.sqrt(0.75))  # crop-and-resize-back
     angles: tuple[float, ...] = (0.0, 2.0, -2.0)  # rotations in degrees
+    informed_max_tiles: int = 16  # shape the chips to the host on frames of at most this many tiles
+    informed_floor: float = 0.7  # smallest chip amplitude, in units of the plain tile's
+    informed_margin: float = 1.0  # chip margin sought, in units of the plain tile's chip response
+    informed_iterations: int = 2  # cross-talk corrections
 
 
 CONFIG = ImageWatermarkConfig()
@@ -158,6 +186,81 @@ def _texture_mask(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize((activity + 2.0) ** CONFIG.mask_gamma, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _box_response(config: ImageWatermarkConfig) -> np.ndarray:
+    """(T, T/2+1) gain of the detector's high-pass ``y - box(y)`` on a T-periodic pattern, per coefficient."""
+    t, b = config.tile, config.highpass
+
+    def dirichlet(k: np.ndarray) -> np.ndarray:  # DFT of a centred box of b taps on a period of T
+        num, den = np.sin(np.pi * b * k / t), b * np.sin(np.pi * k / t)
+        return np.where(k == 0, 1.0, num / np.where(k == 0, 1.0, den))
+
+    return 1.0 - dirichlet(np.fft.fftfreq(t, 1 / t))[:, None] * dirichlet(np.arange(t // 2 + 1))[None, :]
+
+
+def _informed_tile(
+    host: np.ndarray, weight: np.ndarray, key: bytes, payload: int, strength: float
+) -> np.ndarray:
+    """The (T, T) tile for this host, designed so that each chip the detector reads lands on its side.
+
+    ``host`` (T, T) is the host's own folded, whitened luminance (what the detector will read) and
+    ``weight`` (T, T) the fold of mask / whitening denominator (how strongly a tile value at each
+    position reaches the detector). Informed embedding (Malvar & Florencio 2003, "Improved Spread
+    Spectrum"; Cox, Miller & McKellips 1999, "watermarking as communications with side information"):
+    a chip the host already pushes to its side by the margin ``tau`` keeps only a floor amplitude; the
+    others get what it takes to reach ``tau``, cheapest first, while the energy of the plain tile's
+    payload coefficients lasts; the rest stay at the floor for the error-correcting code. ``tau`` is
+    ``informed_margin`` x the plain chip's response, raised (bisection) only if every chip reaches it
+    with energy to spare. Spectra are in the detector's units; the tile has RMS ~``strength``.
+    """
+    cfg = CONFIG
+    lay = _layout(key, cfg)
+    t, n = cfg.tile, lay.data_rot.size
+    chips = lay.code.chips(payload).astype(np.float64)  # (2D,) +-1
+    gain_map = _box_response(cfg)  # (T, T/2+1)
+    s0 = strength * t * t / math.sqrt(2.0 * (lay.pilot_val.size + n))  # plain tile's |coefficient|
+    base = s0 / math.sqrt(2.0)  # plain chip amplitude
+
+    def read(spectrum: np.ndarray) -> np.ndarray:  # (T, T/2+1) -> (2D,) chips as the detector reads them
+        sym = spectrum[lay.data_idx] * np.conj(lay.data_rot)
+        return np.concatenate([sym.real, sym.imag])
+
+    def respond(spectrum: np.ndarray) -> np.ndarray:  # tile spectrum -> spectrum the detector sees
+        return np.fft.rfft2(np.fft.irfft2(spectrum * gain_map, s=(t, t)) * weight)
+
+    h = chips * read(np.fft.rfft2(host))  # (2D,) host's help (> 0) or harm (< 0) to each chip
+    g = np.concatenate([gain_map[lay.data_idx]] * 2) * weight.mean()  # (2D,) direct gain of each chip
+    floor = cfg.informed_floor * base
+    spare = n * s0**2 - 2 * n * floor**2  # the plain payload coefficients' energy, less the floors
+
+    def amplitudes(tau: float) -> tuple[np.ndarray, bool]:  # cheapest chips first, while energy lasts
+        need = np.maximum((tau - h) / g, floor)
+        order = np.argsort(need)
+        paid = np.searchsorted(np.cumsum(need[order] ** 2 - floor**2), spare, side="right")
+        amp = np.full(h.size, floor)
+        amp[order[:paid]] = need[order[:paid]]
+        return amp, paid == h.size
+
+    tau = cfg.informed_margin * base * float(np.median(g))
+    amp, all_paid = amplitudes(tau)
+    if all_paid:  # every chip reaches the margin: raise it until the energy is spent (bisection)
+        lo, hi = tau, tau + math.sqrt(spare) * float(g.max())
+        for _ in range(30):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if amplitudes(mid)[1] else (lo, mid)
+        tau = lo
+        amp, _ = amplitudes(tau)
+    spectrum = np.zeros((t, t // 2 + 1), np.complex128)
+    spectrum[lay.pilot_idx] = s0 * lay.pilot_val
+    active = amp > floor
+    for _ in range(cfg.informed_iterations):  # cancel the cross-talk a non-uniform weight causes
+        spectrum[lay.data_idx] = (chips * amp)[:n] + 1j * (chips * amp)[n:]
+        spectrum[lay.data_idx] *= lay.data_rot
+        margin = h + chips * read(respond(spectrum))
+        amp = np.where(active, np.maximum(amp + (tau - margin) / g, floor), amp)
+    spectrum[lay.data_idx] = ((chips * amp)[:n] + 1j * (chips * amp)[n:]) * lay.data_rot
+    return np.fft.irfft2(spectrum, s=(t, t)).astype(np.float32)
+
+
 def embed(rgb: np.ndarray, payload: int, key: bytes, strength: float | None = None) -> np.ndarray:
     """Mark an (H, W, 3) uint8 RGB image with a 64-bit payload; returns a new (H, W, 3) uint8 image.
 
@@ -170,21 +273,41 @@ def embed(rgb: np.ndarray, payload: int, key: bytes, strength: float | None = No
     if min(h, w) < MIN_SIZE:
         raise ValueError(f"image {w}x{h} is too small to carry the watermark (sides must be >= {MIN_SIZE})")
     t = CONFIG.tile
-    tile = _tile(key, payload, CONFIG)
+    strength = CONFIG.strength if strength is None else strength
+    mask = _texture_mask(rgb)  # (H, W)
+    mask *= 1.0 / math.sqrt(float(np.mean(mask * mask)))
+    if -(-h // t) * -(-w // t) <= CONFIG.informed_max_tiles:  # few tiles: the host is not averaged out
+        residual, denom = _highpass_parts(luminance(rgb))
+        white = residual / denom  # (H, W) what the detector reads, before its limiter
+        passed = np.abs(white) < CONFIG.whiten_clip  # where a small change still reaches the detector
+        host = _fold(np.clip(white, -CONFIG.whiten_clip, CONFIG.whiten_clip))
+        tile = _informed_tile(host, _fold(np.where(passed, mask / denom, 0.0)), key, payload, strength)
+    else:
+        tile = _tile(key, payload, CONFIG)
     pattern = np.tile(tile, (-(-h // t), -(-w // t)))[:h, :w]  # (H, W) periodic pattern
-    delta = cv2.multiply(_texture_mask(rgb), pattern)  # (H, W) float32
+    delta = cv2.multiply(mask, pattern)  # (H, W) float32
     rms = cv2.norm(delta) / math.sqrt(delta.size)
-    gain = (CONFIG.strength if strength is None else strength) / max(rms, 1e-12)
+    gain = strength / max(rms, 1e-12)
     step = cv2.multiply(delta, gain, dtype=cv2.CV_16S)  # (H, W) rounded to the nearest integer
     return cv2.add(rgb, cv2.merge([step, step, step]), dtype=cv2.CV_8U)  # same step on R, G, B; saturates
 
 
-def _highpass(y: np.ndarray) -> np.ndarray:
-    """(H, W) luminance -> whitened (H, W): remove what lies below the band, then equalise local contrast."""
+def _highpass_parts(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) luminance -> (residual, denominator), both (H, W): the whitened luminance is their ratio.
+
+    The residual removes what lies below the band; the denominator is the local mean absolute level,
+    so busy regions (strong host "noise") count for less, flat regions (where the mark stands out) for
+    more -- a cheap local whitening.
+    """
     r = y - cv2.blur(y, (CONFIG.highpass, CONFIG.highpass))
-    # Divide by the local mean absolute level: busy regions (strong host "noise") count for less,
-    # flat regions (where the mark stands out) for more -- a cheap local whitening.
-    return r / (cv2.blur(np.abs(r), (CONFIG.whiten, CONFIG.whiten)) + 1.0)
+    return r, cv2.blur(np.abs(r), (CONFIG.whiten, CONFIG.whiten)) + 1.0
+
+
+def _highpass(y: np.ndarray) -> np.ndarray:
+    """(H, W) luminance -> whitened (H, W) luminance: residual / denominator, clipped (a limiter)."""
+    r, denom = _highpass_parts(y)
+    white = cv2.divide(r, denom)  # (H, W) float32
+    return np.clip(white, -CONFIG.whiten_clip, CONFIG.whiten_clip, out=white)
 
 
 def _fold(y: np.ndarray) -> np.ndarray:
@@ -281,23 +404,44 @@ def _symbols(spectrum: np.ndarray, shift: tuple[int, int], lay: _Layout) -> np.n
 
 
 def _decide(sym: np.ndarray, lay: _Layout, n_candidates: int, details: dict) -> Detection:
-    """Decode the payload from (D,) symbols, re-encode, count matching chips, bound the FPR."""
+    """Decode the payload from (D,) symbols, re-encode, count matching chips, bound the FPR.
+
+    The decoder sees the soft chips through a limiter at ``limiter`` x their median magnitude: the host
+    interference is heavy-tailed (a few coefficients where the image itself has strong structure), and
+    an unclipped outlier would outvote several clean copies of its code bit. The limiter looks at
+    magnitudes only, and the bound counts signs only, so it does not touch the FPR accounting.
+    """
     soft = np.concatenate([sym.real, sym.imag])  # (2D,) soft chips
-    payload, expected = lay.code.decode(soft)
+    level = CONFIG.limiter * float(np.median(np.abs(soft)))
+    payload, expected = lay.code.decode(np.clip(soft, -level, level))
     matches = int(np.count_nonzero(soft * expected > 0))  # an exact 0 counts as a mismatch
     fpr = match_fpr(soft.size, matches, n_candidates, readable=payload is not None)
     details = {**details, "candidates": n_candidates}
     return Detection(fpr < FPR_THRESHOLD, payload, soft.size - matches, soft.size, fpr, details)
 
 
-def _geometries(power_for: Callable[[], np.ndarray | None]) -> Iterator[tuple[str, np.ndarray]]:
-    """Geometric guesses in search order: identity, the estimated lattice (if visible), the fixed grid."""
+def _centre(y: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The central (at most) size[0] x size[1] window of an (H, W) array."""
+    h, w = y.shape
+    top, left = max(0, (h - size[0]) // 2), max(0, (w - size[1]) // 2)
+    return y[top : top + size[0], left : left + size[1]]
+
+
+def _geometries(
+    power_for: Callable[[], np.ndarray | None], shape: tuple[int, int]
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Geometric guesses in search order: identity, the estimated lattice (if visible), the fixed grid.
+
+    The fixed grid is only tried on frames with a side below ``grid_below``: on larger frames the
+    lattice estimate finds those geometries itself, and the grid would cost ~9 warps of the whole frame.
+    """
     yield "identity", GRID[0]
     estimate = power_for()
     if estimate is not None:
         yield "estimated", estimate
-    for i, a in enumerate(GRID[1:], start=1):
-        yield f"grid {i}", a
+    if min(shape) < CONFIG.grid_below:
+        for i, a in enumerate(GRID[1:], start=1):
+            yield f"grid {i}", a
 
 
 def _search(lumas: list[np.ndarray], key: bytes, per_frame: bool) -> Detection:
@@ -312,11 +456,12 @@ def _search(lumas: list[np.ndarray], key: bytes, per_frame: bool) -> Detection:
     n_candidates = N_CANDIDATES * (2 if per_frame else 1)
 
     def lattice() -> np.ndarray | None:
-        weights = sum(np.sqrt(np.abs(np.fft.rfft2(y))) for y in lumas[:8])  # (H, W/2+1)
-        return _estimate_lattice(weights, lumas[0].shape)
+        windows = [_centre(y, CONFIG.lattice_window) for y in lumas[:8]]  # (h, w) each
+        weights = sum(np.sqrt(np.abs(np.fft.rfft2(y))) for y in windows)  # (h, w/2+1)
+        return _estimate_lattice(weights, windows[0].shape)
 
     best = None
-    for name, a in _geometries(lattice):
+    for name, a in _geometries(lattice, lumas[0].shape):
         folds = [_fold(_warp(y, a)) for y in lumas]  # (T, T) each
         for flip in (False, True):
             spectra = [np.fft.rfft2(f[:, ::-1] if flip else f) for f in folds]  # (T, T/2+1) each

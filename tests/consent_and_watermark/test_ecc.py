@@ -76,3 +76,14 @@ def test_threshold_for_a_plain_64_bit_match_is_51():
     k = detection.min_matches(2000, n_candidates=18)
     assert detection.false_positive_rate(2000, k, 18) < 1e-6 <= detection.false_positive_rate(2000, k - 1, 18)
     assert k > 1000
+
+
+def test_conv_code_impulse_response_is_the_generators():
+    """A single 1 followed by zeros: output j of generator g is bit j of g (the code's taps, LSB first)."""
+    message = np.zeros(ecc.MESSAGE_BITS, np.uint8)
+    message[0] = 1
+    code = ecc.conv_encode_bits(message).reshape(-1, 3)  # (86, 3)
+    for g, generator in enumerate(ecc.GENERATORS):
+        taps = [(generator >> j) & 1 for j in range(ecc.CONSTRAINT_LENGTH)]
+        assert code[: ecc.CONSTRAINT_LENGTH, g].tolist() == taps
+    assert not code[ecc.CONSTRAINT_LENGTH :].any()
