@@ -11,9 +11,12 @@ Three figures (issue 5 targets in brackets):
     speech [output < input, and within 15 % of the ground truth];
  3. Pearson r between the mouth opening measured by dlib's 68 landmarks on the output (inner lips
     62-66 over the face height) and the loudness envelope of the driving audio [r >= 0.5].
-Training goes through the same scripts as `make demo` (12 people x 3 s, width 0.25 expert, width 0.125
-generator, the sync loss on from the first check); the run folder caches it. Note that LSE-D is
-measured with the same expert the generator was trained against, which flatters the generator.
+Training goes through the same scripts as `make demo` (36 people x 1.6 s, width 0.25 expert, width
+0.125 generator, the sync loss on from the first check); the run folder caches it. Many short clips
+rather than a few long ones: with 12 people x 3 s the expert learns those 12 faces (80 % on them, 62 %
+on new people after 1500 steps), with 36 x 1.6 s it is as good on new people as on its own. The
+held-out clips are 3 s (75 frames) whatever --frames says. Note that LSE-D is measured with the same
+expert the generator was trained against, which flatters the generator.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+HELD_OUT_FRAMES = 75  # 3 s per held-out person for the expert's accuracy
 
 
 def mouth_opening(frames: np.ndarray) -> np.ndarray:
@@ -58,8 +63,8 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=Path("runs/bench_wav2lip"), help="run folder (cached)")
-    parser.add_argument("--identities", type=int, default=12)
-    parser.add_argument("--frames", type=int, default=75)
+    parser.add_argument("--identities", type=int, default=36, help="synthetic training people")
+    parser.add_argument("--frames", type=int, default=40, help="frames per training person")
     parser.add_argument("--expert-steps", type=int, default=5000)
     parser.add_argument("--generator-steps", type=int, default=1000)
     parser.add_argument("--expert-lr", type=float, default=5e-4)
@@ -101,7 +106,7 @@ def main() -> int:
 
     audio_encoder = load("phase4_audio_driven", "audio_encoder")
     expert = load("phase4_audio_driven", "model").load_syncnet(expert_path)
-    held_out = synthetic_clips(audio_encoder, 2, args.frames, seed=train_syncnet.HELD_OUT_SEED)
+    held_out = synthetic_clips(audio_encoder, 2, HELD_OUT_FRAMES, seed=train_syncnet.HELD_OUT_SEED)
     accuracy = train_syncnet.sync_accuracy(expert, held_out, pairs=256)
     print(
         f"1. expert accuracy, in sync vs shifted >= 5 frames, held-out people: {accuracy:.1%} "

@@ -98,22 +98,68 @@ def _start(clip: TalkingClip, rng: np.random.Generator) -> int:
     return int(rng.choice(choices))
 
 
-def syncnet_batch(clips: list[TalkingClip], batch: int, rng: np.random.Generator, min_shift: int = 0) -> dict:
+@dataclass(frozen=True)
+class Augment:
+    """Random changes applied to a whole training window (all 5 frames alike), so that the expert learns
+    mouth motion rather than one person's colours, framing or voice level."""
+
+    gain: float = 0.15  # per-channel colour gain range (+-), plus the same range for brightness
+    shift: float = 0.04  # crop shift, fraction of the crop size (+-)
+    scale: float = 0.05  # crop zoom (+-)
+    audio_db: float = 6.0  # audio gain in dB (+-): shifts the normalised mel by 8 dB / 100 per dB
+
+
+AUGMENT = Augment()
+
+
+def augment_faces(faces: np.ndarray, rng: np.random.Generator, aug: Augment = AUGMENT) -> np.ndarray:
+    """(5, 96, 96, 3) uint8 RGB -> the same window, shifted, zoomed and recoloured alike."""
+    zoom = 1.0 + rng.uniform(-aug.scale, aug.scale)
+    dx, dy = rng.uniform(-aug.shift, aug.shift, 2) * FACE_SIZE
+    c = FACE_SIZE / 2
+    matrix = np.array([[zoom, 0.0, (1 - zoom) * c + dx], [0.0, zoom, (1 - zoom) * c + dy]])
+    colour = (1.0 + rng.uniform(-aug.gain, aug.gain, 3)) * (1.0 + rng.uniform(-aug.gain, aug.gain))  # (3,)
+    size = (FACE_SIZE, FACE_SIZE)
+    out = [cv2.warpAffine(f, matrix, size, borderMode=cv2.BORDER_REPLICATE) for f in faces]  # bilinear
+    return np.clip(np.stack(out).astype(np.float32) * colour, 0, 255).astype(np.uint8)
+
+
+def augment_mel(mel: torch.Tensor, rng: np.random.Generator, aug: Augment = AUGMENT) -> torch.Tensor:
+    """A mel window (1, 80, 16) as if the audio were louder or quieter (dB shift, same [-4, 4] clip)."""
+    return (mel + 8.0 / 100.0 * rng.uniform(-aug.audio_db, aug.audio_db)).clamp(-4.0, 4.0)
+
+
+def syncnet_batch(
+    clips: list[TalkingClip],
+    batch: int,
+    rng: np.random.Generator,
+    min_shift: int = 0,
+    paired: bool = False,
+    augment: bool = False,
+) -> dict:
     """Expert batch: faces (B, 15, 48, 96), audio (B, 1, 80, 16), labels (B, 1); half in sync, half with the
-    audio of another window of the same clip (at least `min_shift` frames away)."""
+    audio of another window of the same clip (at least `min_shift` frames away).
+
+    `paired`: each off-sync item reuses the previous item's face window, so every window is seen with
+    its own audio and with shifted audio (the label cannot be guessed from the face). `augment`: random
+    colour, framing and audio level per window (training only; evaluation uses neither)."""
     faces, audio, labels = [], [], []
+    clip, n, window = clips[0], 0, clips[0].faces[:WINDOW]
     for b in range(batch):
-        clip = clips[int(rng.integers(len(clips)))]
-        n = _start(clip, rng)
         in_sync = b % 2 == 0
+        if in_sync or not paired:
+            clip = clips[int(rng.integers(len(clips)))]
+            n = _start(clip, rng)
+            window = augment_faces(clip.faces[n : n + WINDOW], rng) if augment else clip.faces[n : n + WINDOW]
         a = n
         if not in_sync:
             others = [
                 m for m in np.flatnonzero(clip.syncnet_start >= 0) if abs(int(m) - n) >= max(1, min_shift)
             ]
             a = int(rng.choice(others))
-        faces.append(lower_halves(clip.faces[n : n + WINDOW]))
-        audio.append(mel_window(clip, int(clip.syncnet_start[a])))
+        mel = mel_window(clip, int(clip.syncnet_start[a]))
+        faces.append(lower_halves(window))
+        audio.append(augment_mel(mel, rng) if augment else mel)
         labels.append(1.0 if in_sync else 0.0)
     return {"faces": torch.stack(faces), "audio": torch.stack(audio), "labels": torch.tensor(labels)[:, None]}
 

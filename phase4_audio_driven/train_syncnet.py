@@ -51,6 +51,8 @@ class ExpertConfig:
     lr: float = 1e-4
     batches_per_epoch: int = 50
     min_shift: int = 1  # frames between a negative's audio and its faces (published: any other window)
+    paired: bool = False  # each window is shown with its own and with shifted audio
+    augment: bool = False  # random colour, framing and audio level per window (data.Augment)
 
 
 @torch.no_grad()
@@ -91,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="negatives use audio at least this many frames away (default 1)",
     )
     parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="show each face window twice, with its own audio and with shifted audio (hard negatives)",
+    )
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="random colour, crop shift/zoom and audio gain per window (slows the start of training: off "
+        "in the CPU presets)",
+    )
+    parser.add_argument(
         "--eval-identities",
         type=int,
         default=2,
@@ -106,7 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.width <= 0 or args.batch_size < 2:
         raise UserError("--width must be positive and --batch-size at least 2")
-    cfg = ExpertConfig(args.width, args.batch_size, args.lr, min_shift=args.min_shift)
+    cfg = ExpertConfig(
+        args.width,
+        args.batch_size,
+        args.lr,
+        min_shift=args.min_shift,
+        paired=args.paired,
+        augment=args.augment,
+    )
     dist = init_distributed(args.device)
     seed_everything(args.seed + dist.rank)
     lip_sync = load("phase4_audio_driven", "lip_sync", args.impl)
@@ -122,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     def batches(epoch: int):
         rng = np.random.default_rng([args.seed, epoch, dist.rank])
         for _ in range(cfg.batches_per_epoch):
-            yield syncnet_batch(clips, cfg.batch_size, rng, cfg.min_shift)
+            yield syncnet_batch(clips, cfg.batch_size, rng, cfg.min_shift, cfg.paired, cfg.augment)
 
     def step(batch: dict, _: int) -> dict[str, float]:
         trained.train()

@@ -76,6 +76,28 @@ def test_training_batches_follow_the_index_rules():
 
 
 @pytest.mark.todo("p4.audio")
+def test_paired_augmented_expert_batches():
+    audio_encoder = load("phase4_audio_driven", "audio_encoder")
+    rng = np.random.default_rng(1)
+    faces = rng.integers(0, 256, (30, 96, 96, 3), dtype=np.uint8)
+    wav = (0.1 * rng.standard_normal(int(1.2 * 16000))).astype(np.float32)
+    clip = data.make_clip(faces, wav, 25.0, audio_encoder)
+    plain = data.syncnet_batch([clip], 6, np.random.default_rng(2), min_shift=5, paired=True)
+    assert plain["labels"][:, 0].tolist() == [1.0, 0.0] * 3
+    for b in (0, 2, 4):  # the off-sync item shows the same faces with other audio
+        assert torch.equal(plain["faces"][b], plain["faces"][b + 1])
+        assert not torch.equal(plain["audio"][b], plain["audio"][b + 1])
+    aug = data.syncnet_batch([clip], 6, np.random.default_rng(2), min_shift=5, paired=True, augment=True)
+    assert aug["faces"].shape == (6, 15, 48, 96) and aug["audio"].shape == (6, 1, 80, 16)
+    assert torch.equal(aug["faces"][0], aug["faces"][1])
+    assert not torch.equal(aug["faces"][0], plain["faces"][0])
+    assert aug["audio"].abs().max() <= 4.0
+    still = np.full((5, 96, 96, 3), 100, np.uint8)
+    moved = data.augment_faces(still, np.random.default_rng(3))
+    assert moved.shape == still.shape and len(np.unique(moved.reshape(-1, 3), axis=0)) == 1  # one colour
+
+
+@pytest.mark.todo("p4.audio")
 def test_lrs2_layout_is_read(tmp_path):
     from PIL import Image
     from scipy.io import wavfile
