@@ -1,6 +1,6 @@
 """FOMM animation throughput: our batched `animate` against the published one-frame-per-call demo loop.
 
-    python benchmarks/fomm_throughput.py                                   # CPU, fp32, vox-256
+    python benchmarks/fomm_throughput.py --threads 1 --channels-last       # CPU, fp32, vox-256
     python benchmarks/fomm_throughput.py --device cuda --precision bf16 --channels-last --batch-size 32
 
 Both paths use the same modules and weights (vox-256 architecture, seeded random weights: speed does not
@@ -9,8 +9,9 @@ depend on the weights) and the same driving frames:
 * baseline: the published demo loop: keypoints of the source once, then for every frame one keypoint
   detector call, normalize_kp and one generator call (batch 1, fp32, frames copied to the device and
   the prediction back one by one);
-* ours: `phase3_first_order_motion.animate.Animator`: `--batch-size` frames per call, the source encoded
-  once, optional bf16/fp16 autocast and channels_last.
+* ours: `phase3_first_order_motion.animate.Animator`: `--batch-size` frames per call (default as
+  animate.py's: 2 on a CPU, 8 on a GPU), the source encoded once, optional bf16/fp16 autocast and
+  channels_last.
 
 Prints frames per second of each, the speed-up, the max |difference| of our predictions to the fp32
 baseline's, and the device (CPU model / GPU name). TF32 is off, so fp32 on the GPU means fp32.
@@ -19,6 +20,7 @@ baseline's, and the device (CPU model / GPU name). TF32 is off, so fp32 on the G
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
@@ -27,7 +29,7 @@ import torch
 
 from common.impl import load
 from common.training.device import PRECISIONS, pick_device
-from phase3_first_order_motion.animate import Animator
+from phase3_first_order_motion.animate import Animator, default_batch_size
 
 PHASE = "phase3_first_order_motion"
 
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=("vox-256", "tiny"), default="vox-256")
     parser.add_argument("--frames", type=int, default=16, help="driving frames timed per path")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="frames per call of ours (default: animate.py's, 2 on a CPU, 8 on a GPU)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--channels-last", action="store_true")
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     device = pick_device(args.device)
+    batch_size = args.batch_size or default_batch_size(device)
     torch.manual_seed(0)
     model = load(PHASE, "model")
     config = model.get_config(args.config)
@@ -126,19 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     baseline_loop(models, source, driving[:2], device)  # warm-up (cuDNN autotune, allocator)
     reference, t_base, c_base = timed(lambda: baseline_loop(models, source, driving, device), device)
     animator = Animator(models, device, args.precision, args.channels_last)
-    batched(animator, source_u8, driving[:2], args.batch_size)  # warm-up
-    ours, t_ours, c_ours = timed(lambda: batched(animator, source_u8, driving, args.batch_size), device)
+    batched(animator, source_u8, driving[:2], batch_size)  # warm-up
+    ours, t_ours, c_ours = timed(lambda: batched(animator, source_u8, driving, batch_size), device)
 
     n = driving.shape[0]
     print(f"device: {device_name(device)} ({device.type}, {torch.get_num_threads()} CPU threads), "
           f"config {args.config} ({size}x{size}), {n} driving frames")
     layout = ", channels_last" if args.channels_last else ""
     for name, wall, cpu in (("baseline (1 frame per call, fp32)", t_base, c_base),
-                            (f"ours (batch {args.batch_size}, {args.precision}{layout})", t_ours, c_ours)):
+                            (f"ours (batch {batch_size}, {args.precision}{layout})", t_ours, c_ours)):
         print(f"{name:42s} {n / wall:8.2f} frames/s wall, {cpu / n:7.3f} CPU-s/frame")
     print(f"speed-up: {t_base / t_ours:.2f}x wall clock, {c_base / c_ours:.2f}x in process CPU time")
     print(f"max |ours - baseline fp32|: {float((ours - reference).abs().max()):.3e} "
           f"(mean {float((ours - reference).abs().mean()):.3e})")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0
 
 

@@ -2,7 +2,7 @@
 #   solutions/phase3_first_order_motion/model.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 60d5ba6dabc7a1e575802d811991fe1fcece0c8fb16420cec5e6179e08ecba99
+# body-sha256: c8564e2eae3a934cd2f4df446dc11210cd1b88e9f8e8e541436ec47a713079f7
 """FOMM configurations, model building and checkpoints in the published layout.
 
 Two configurations:
@@ -106,11 +106,18 @@ class FOMMConfig:
 
 
 def tiny_config() -> FOMMConfig:
-    """64x64 frames, ~1/30 of vox-256's compute: trains on 2 CPU cores in minutes."""
+    """64x64 frames, ~1/30 of vox-256's compute: trains on 2 CPU cores in minutes.
+
+    The generator warps its features at 32x32 (one down block), the resolution of the motion field:
+    vox-256's 1/4 would be 16x16 here, a 4-pixel cell that cannot hold a face's texture (after the same
+    1600 quick-preset steps, held-out L1 / AKD were 0.92x / 0.52x the copy-the-source baseline instead of
+    1.02x / 0.70x, at slightly less compute; warping at the full 64x64, no down block, gave 0.97x / 0.66x).
+    """
     return FOMMConfig(
         frame_size=64,
         kp_detector=KPDetectorConfig(block_expansion=16, max_features=128, scale_factor=0.5, num_blocks=3),
-        generator=GeneratorConfig(block_expansion=16, max_features=128, num_bottleneck_blocks=2,
+        generator=GeneratorConfig(block_expansion=16, max_features=128, num_down_blocks=1,
+                                  num_bottleneck_blocks=2,
                                   dense_motion_params=DenseMotionConfig(block_expansion=16, max_features=128,
                                                                         num_blocks=3, scale_factor=0.5)),
         discriminator=DiscriminatorConfig(block_expansion=16, max_features=128),

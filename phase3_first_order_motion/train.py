@@ -52,6 +52,9 @@ class TrainSettings:
 
     batch_size: int = 8
     lr: float = 2e-4
+    lr_schedule: str = "constant"  # or "cosine": linear warm-up, then cosine decay to 0 at max_steps
+    warmup_steps: int = 0
+    max_steps: int = 0  # the cosine schedule's length (train.py passes --steps)
     equivariance_value: float = 10.0
     equivariance_jacobian: float = 10.0
     adversarial: bool = False  # LSGAN + feature matching (the vox-adv configuration)
@@ -60,6 +63,19 @@ class TrainSettings:
     repeats: int = 75  # each video appears this many times per epoch
     precision: str = "auto"
     seed: int = 0
+
+
+def learning_rate(settings: TrainSettings, step: int) -> float:
+    """The Adam learning rate of `step` (0-based): constant, or a linear warm-up to `lr` over
+    `warmup_steps` followed by a cosine decay that reaches 0 at `max_steps` (a function of the step
+    alone, so a resumed run continues the same schedule)."""
+    s = settings
+    if s.lr_schedule == "constant":
+        return s.lr
+    if step < s.warmup_steps:
+        return s.lr * (step + 1) / s.warmup_steps
+    progress = (step - s.warmup_steps) / max(1, s.max_steps - s.warmup_steps)
+    return s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 class FOMMTrainer:
@@ -107,6 +123,10 @@ class FOMMTrainer:
 
     def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         s, losses = self.settings, self.losses
+        lr = learning_rate(s, step)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
         source, driving = batch["source"].to(self.device), batch["driving"].to(self.device)
         if self.preview_pair is None:
             self.preview_pair = {"source": source[:1].clone(), "driving": driving[:1].clone()}
@@ -192,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="network size: tiny (64 px, CPU minutes) or vox-256 (the published model)")
     parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
     parser.add_argument("--lr", type=float, default=TrainSettings.lr, help="Adam learning rate")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=TrainSettings.lr_schedule,
+                        help="constant (published), or cosine: linear warm-up over --warmup-steps, then "
+                             "cosine decay to 0 at --steps (converges faster in short runs)")
+    parser.add_argument("--warmup-steps", type=int, default=TrainSettings.warmup_steps,
+                        help="steps of linear learning-rate warm-up (cosine schedule)")
     parser.add_argument("--adversarial", action="store_true",
                         help="add the LSGAN + feature-matching losses of the vox-adv configuration")
     parser.add_argument("--repeats", type=int, default=TrainSettings.repeats,
@@ -221,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     videos = load_videos(args.data, config.frame_size, "train", args.seed, args.synthetic_videos,
                          args.synthetic_frames)
     repeats = max(args.repeats, math.ceil(args.batch_size * info.world_size / len(videos)))
-    settings = TrainSettings(batch_size=args.batch_size, lr=args.lr, adversarial=args.adversarial,
-                             repeats=repeats, precision=args.precision, seed=args.seed)
+    settings = TrainSettings(batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+                             warmup_steps=args.warmup_steps, max_steps=args.steps,
+                             adversarial=args.adversarial, repeats=repeats, precision=args.precision,
+                             seed=args.seed)
     trainer = FOMMTrainer(config, settings, info.device, info.world_size)
     checkpointer = Checkpointer(args.run_dir / "checkpoints", trainer.stateful())
     data_mod = load_data_module()

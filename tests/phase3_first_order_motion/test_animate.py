@@ -72,6 +72,12 @@ def test_batched_rendering_equals_one_frame_per_call(person):
     assert np.abs(batched.astype(int) - single.astype(int)).max() <= 1
 
 
+def test_default_batch_is_small_on_a_cpu_and_larger_on_accelerators():
+    animate = pytest.importorskip("phase3_first_order_motion.animate")
+    assert animate.default_batch_size(torch.device("cpu")) == 2  # 256 px feature maps stay in the caches
+    assert animate.default_batch_size(torch.device("cuda")) == 8
+
+
 def test_bad_inputs_are_one_line_exit_2(files, person, capsys):
     from consent_and_watermark.writer import save_video
 
@@ -79,7 +85,8 @@ def test_bad_inputs_are_one_line_exit_2(files, person, capsys):
     one = save_video(files["dir"] / "one.mp4", person[1].frames[:1], 25.0, label=False)
     (files["dir"] / "junk.pt").write_bytes(b"junk")
     cases = [argv(files, driving=one), argv(files, checkpoint=files["dir"] / "junk.pt"),
-             argv(files, consent=None), argv(files, source=files["dir"] / "missing.png")]
+             argv(files, consent=None), argv(files, source=files["dir"] / "missing.png"),
+             argv(files) + ["--batch-size", "0"]]
     for case in cases:
         assert run(animate.main, case) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -92,3 +92,16 @@ def test_epoch_batches_are_pairs_of_one_video_and_repeat_exactly():
         assert torch.equal(batch["source"].mean(dim=(1, 2, 3)), batch["driving"].mean(dim=(1, 2, 3)))
     halves = [list(data.epoch_batches(videos, 2, 1, 7, 2, rank=r, world_size=2)) for r in (0, 1)]
     assert len(halves[0]) + len(halves[1]) == 3
+
+
+def test_cosine_learning_rate_warms_up_linearly_and_decays_to_zero():
+    from phase3_first_order_motion.train import TrainSettings, learning_rate
+
+    cosine = TrainSettings(lr=1e-3, lr_schedule="cosine", warmup_steps=10, max_steps=110)
+    assert learning_rate(cosine, 0) == pytest.approx(1e-4)  # (step + 1) / warmup_steps of the peak
+    assert learning_rate(cosine, 9) == pytest.approx(1e-3)
+    assert learning_rate(cosine, 60) == pytest.approx(0.5e-3)  # half-way through the decay: cos(pi/2)
+    assert learning_rate(cosine, 110) == pytest.approx(0, abs=1e-12)
+    assert learning_rate(cosine, 500) == pytest.approx(0, abs=1e-12)  # past the end: stays at 0
+    constant = TrainSettings(lr=2e-4)
+    assert {learning_rate(constant, s) for s in (0, 5, 10_000)} == {2e-4}
