@@ -2,9 +2,10 @@
 
     python benchmarks/fomm_quality.py [--run-dir outputs/phase3_first_order_motion/quality_run] [--steps 2000]
 
-The CPU quick preset: the tiny configuration trained on 64 synthetic people (24 frames each) with the
-demo's optimizer settings (Adam 1e-3, 50 warm-up steps, cosine decay), 2000 steps of batch 8 on one
-thread (about 0.25 s of CPU per step, so under 10 minutes even on one idle core); or the run folder's
+The CPU quick preset: the tiny configuration trained on 64 synthetic people (24 frames each, at 5 fps
+so that the heads move between them; the held-out clips stay at 25 fps) with the demo's optimizer
+settings (Adam 1e-3, 50 warm-up steps, cosine decay), 2000 steps of batch 8 on one
+thread (about 0.22 s of CPU per step, so under 10 minutes even on one idle core); or the run folder's
 newest checkpoint is reused. Training prints its process CPU time beside the wall time, since on a
 shared machine the wall time also counts other processes. Then the benchmark reconstructs
 held-out synthetic people (phase3_first_order_motion/reconstruct.py: frame 0 is the source, every frame is

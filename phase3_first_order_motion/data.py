@@ -67,13 +67,19 @@ def load_video_folder(folder: str | Path, size: int, split: str = "train", max_v
     return videos
 
 
-def synthetic_videos(count: int, frames: int, size: int, seed: int = 0) -> list[np.ndarray]:
-    """`count` talking-head clips of different synthetic identities (seeds seed .. seed + count - 1)."""
+def synthetic_videos(count: int, frames: int, size: int, seed: int = 0,
+                     fps: float = 25.0) -> list[np.ndarray]:
+    """`count` talking-head clips of different synthetic identities (seeds seed .. seed + count - 1).
+
+    `fps` spaces the frames in time: the heads move slowly (sinusoids of 0.05-0.5 Hz), so 24 frames at
+    25 fps span one second in which a 64 px head moves about 1.2 px between two random frames, and at
+    5 fps (4.8 s) about 2.9 px.
+    """
     from common.synthetic.clip import render_clip
     from common.synthetic.identity import make_identity
 
-    return [render_clip(make_identity(seed + i), frames, size=size, seed=seed + i, speech=False).frames
-            for i in range(count)]
+    return [render_clip(make_identity(seed + i), frames, size=size, fps=fps, seed=seed + i,
+                        speech=False).frames for i in range(count)]
 
 
 def epoch_batches(videos: list[np.ndarray], batch_size: int, epoch: int, seed: int = 0, repeats: int = 1,

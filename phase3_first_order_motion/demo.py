@@ -29,17 +29,21 @@ HELD_OUT_SEED = 90_000  # identities the model never saw in training
 # Short CPU runs: Adam at 1e-3 with 50 warm-up steps and a cosine decay to 0 at the last step (the
 # published constant 2e-4 is tuned for 100 epochs on VoxCeleb and barely leaves the start in minutes).
 QUICK_OPTIMIZER = ("--lr", "1e-3", "--lr-schedule", "cosine", "--warmup-steps", "50")
+# Training clips at 5 fps: the synthetic heads move slowly, so 24 frames at 25 fps (one second) differ by
+# about 1.2 px at 64 px, much of it under the sensor noise, and the keypoints had little motion to explain
+# (they gathered within 1-2 px of each other). 24 frames at 5 fps span 4.8 s and move about 2.9 px.
+QUICK_FPS = 5.0
 
 
 def train_tiny(run_dir: Path, steps: int, identities: int = 12) -> Path:
-    """Train (or resume, or reuse) the tiny model on `identities` synthetic people (24 frames each) with
-    the quick optimizer settings; returns the newest checkpoint."""
+    """Train (or resume, or reuse) the tiny model on `identities` synthetic people (24 frames each at
+    QUICK_FPS) with the quick optimizer settings; returns the newest checkpoint."""
     from phase3_first_order_motion import train
 
     argv = ["--data", "synthetic", "--config", "tiny", "--steps", str(steps), "--run-dir", str(run_dir),
             "--checkpoint-every", "50", "--preview-every", "50", "--synthetic-videos", str(identities),
-            "--synthetic-frames", "24", "--device", "cpu", "--no-progress", "--threads", "1",
-            *QUICK_OPTIMIZER]
+            "--synthetic-frames", "24", "--synthetic-fps", str(QUICK_FPS), "--device", "cpu", "--no-progress",
+            "--threads", "1", *QUICK_OPTIMIZER]
     threads = torch.get_num_threads()
     try:
         if train.main(argv) != 0:

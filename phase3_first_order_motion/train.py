@@ -187,12 +187,13 @@ class FOMMTrainer:
         return (row.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-def load_videos(data: str, size: int, split: str, seed: int, count: int, frames: int) -> list[np.ndarray]:
+def load_videos(data: str, size: int, split: str, seed: int, count: int, frames: int,
+                fps: float = 25.0) -> list[np.ndarray]:
     """`synthetic` (in-memory synthetic talking heads) or a folder of videos."""
     data_mod = load_data_module()
     if data == "synthetic":
         offset = 0 if split == "train" else 10_000  # held-out people for testing
-        return data_mod.synthetic_videos(count, frames, size, seed=seed + offset)
+        return data_mod.synthetic_videos(count, frames, size, seed=seed + offset, fps=fps)
     return data_mod.load_video_folder(data, size, split=split)
 
 
@@ -223,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="times each video is used per epoch")
     parser.add_argument("--synthetic-videos", type=int, default=16, help="with --data synthetic: identities")
     parser.add_argument("--synthetic-frames", type=int, default=32, help="with --data synthetic: frames each")
+    parser.add_argument("--synthetic-fps", type=float, default=25.0,
+                        help="with --data synthetic: clip frame rate (lower: more motion between frames)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0: torch's default). On a busy machine 1 is often faster: "
                              "threads that wait for each other's cores spin instead of working")
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything(args.seed + info.rank)
     config = load(PHASE, "model").get_config(args.config)
     videos = load_videos(args.data, config.frame_size, "train", args.seed, args.synthetic_videos,
-                         args.synthetic_frames)
+                         args.synthetic_frames, args.synthetic_fps)
     repeats = max(args.repeats, math.ceil(args.batch_size * info.world_size / len(videos)))
     settings = TrainSettings(batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                              warmup_steps=args.warmup_steps, max_steps=args.steps,

@@ -94,6 +94,18 @@ def test_epoch_batches_are_pairs_of_one_video_and_repeat_exactly():
     assert len(halves[0]) + len(halves[1]) == 3
 
 
+def test_synthetic_clips_at_a_lower_frame_rate_move_more():
+    from phase3_first_order_motion import data
+
+    def spread(fps: float) -> float:  # mean |frame - frame 0| of a 4-frame 32 px clip
+        clip = data.synthetic_videos(1, 4, 32, seed=3, fps=fps)[0].astype(np.float32)
+        return float(np.abs(clip - clip[:1]).mean())
+
+    default = data.synthetic_videos(1, 4, 32, seed=3)[0]
+    assert np.array_equal(default, data.synthetic_videos(1, 4, 32, seed=3, fps=25.0)[0])  # held-out sets
+    assert spread(5.0) > spread(25.0)
+
+
 def test_cosine_learning_rate_warms_up_linearly_and_decays_to_zero():
     from phase3_first_order_motion.train import TrainSettings, learning_rate
 
