@@ -193,7 +193,9 @@ class Checkpointer:
                 unwrap(obj).load_state_dict(state[name])
             except (RuntimeError, ValueError, KeyError) as exc:
                 first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise UserError(f"checkpoint {path}: {name!r} does not fit this model: {first_line}") from exc
+                hint = f"saved with other settings: use a new run folder or remove {self.directory}"
+                message = f"checkpoint {path}: {name!r} does not fit this model ({first_line}); {hint}"
+                raise UserError(message) from exc
         rngs = state.get("rng")
         if rngs:
             same_world = len(rngs) == get_world_size()
