@@ -14,7 +14,8 @@ The loss (Prajwal et al. 2020, Sec. 3.3-3.4):
 E_sync is the frozen expert's BCE on the generated window; s_w stays 0 until the expert's loss on
 held-out windows drops below 0.75 (checked every --eval-every steps), then 0.03. With --disc a
 visual-quality discriminator joins (s_g = 0.07). Previews show target, masked input, reference and
-output. The generator is exported as `<run-dir>/wav2lip.pth` in the published layout.
+output. The generator is exported as `<run-dir>/wav2lip.pth` in the published layout. `--warmup` and
+`--cosine` shape the learning rate as in train_syncnet.py (published: constant).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from common.training import (
 )
 from phase4_audio_driven.data import add_data_args, generator_batch, load_clips
 from phase4_audio_driven.pipeline import from_network
+from phase4_audio_driven.train_syncnet import add_schedule_args, lr_factor
 
 
 @dataclass
@@ -57,6 +59,8 @@ class GeneratorConfig:
     sync_threshold: float = 0.75
     eval_every: int = 25
     batches_per_epoch: int = 50
+    warmup: int = 0  # steps of linear learning-rate warm-up (published: none)
+    cosine: bool = False  # cosine decay to 0 at the last step (published: constant)
 
 
 class SyncWeight:
@@ -105,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.eval_every,
         help=f"steps between held-out sync evaluations (default {d.eval_every})",
     )
+    add_schedule_args(parser)
     add_data_args(parser)
     add_train_args(parser, TrainConfig(max_steps=200, checkpoint_every=100, preview_every=50))
     add_common_args(parser)
@@ -113,10 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.width <= 0 or args.batch_size < 1 or args.eval_every < 1:
-        raise UserError("--width must be positive, --batch-size and --eval-every at least 1")
+    if args.width <= 0 or args.batch_size < 1 or args.eval_every < 1 or args.warmup < 0:
+        raise UserError(
+            "--width must be positive, --batch-size and --eval-every at least 1, --warmup at least 0"
+        )
     cfg = GeneratorConfig(
-        args.width, args.batch_size, args.lr, args.disc, args.sync_threshold, args.eval_every
+        args.width, args.batch_size, args.lr, args.disc, args.sync_threshold, args.eval_every,
+        warmup=args.warmup, cosine=args.cosine,
     )
     dist = init_distributed(args.device)
     seed_everything(args.seed + dist.rank)
@@ -155,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             yield generator_batch(train_clips, cfg.batch_size, rng)
 
     def step(batch: dict, index: int) -> dict[str, float]:
+        lr = cfg.lr * lr_factor(index, args.steps, cfg.warmup, cfg.cosine)
+        for group in optimizer.param_groups + (disc_opt.param_groups if disc_opt is not None else []):
+            group["lr"] = lr
         gen.train()
         optimizer.zero_grad(set_to_none=True)
         with autocast(dist.device, args.precision):
@@ -179,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             s_w.value = w2l.sync_weight(s_w.value, val, w2l.LossConfig(sync_threshold=cfg.sync_threshold))
             metrics["val_sync"] = val
         metrics["sync_weight"] = s_w.value
+        metrics["lr"] = lr
         return metrics
 
     @torch.no_grad()

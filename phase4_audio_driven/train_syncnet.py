@@ -10,11 +10,17 @@ Each batch holds 5-frame windows of lower-half face crops with either their own 
 the cosine similarity of the two embeddings (Wav2Lip eq. 1). At the end the expert is exported in
 the published layout as `<run-dir>/lipsync_expert.pth`, and its accuracy on held-out clips (in sync
 vs shifted by at least 5 frames) is printed. Run the same command again to resume.
+
+The published run keeps Adam's learning rate constant; `--warmup N --cosine` ramps it up over N steps and
+then lets it follow half a cosine down to 0 at --steps (the CPU presets: a short run that starts at a
+higher rate without diverging and ends settled). The rate is a function of the step, so a resumed run
+follows the same curve.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -53,6 +59,16 @@ class ExpertConfig:
     min_shift: int = 1  # frames between a negative's audio and its faces (published: any other window)
     paired: bool = False  # each window is shown with its own and with shifted audio
     augment: bool = False  # random colour, framing and audio level per window (data.Augment)
+    warmup: int = 0  # steps of linear learning-rate warm-up (published: none)
+    cosine: bool = False  # cosine decay to 0 at the last step (published: constant)
+
+
+def lr_factor(step: int, total: int, warmup: int = 0, cosine: bool = False) -> float:
+    """Learning-rate multiplier for 0-based `step` of `total`: linear warm-up, then optional cosine decay."""
+    factor = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    if cosine and total > 0:
+        factor *= 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total)))
+    return factor
 
 
 @torch.no_grad()
@@ -67,6 +83,16 @@ def sync_accuracy(
     a, v = expert(batch["audio"].to(device), batch["faces"].to(device))
     prob = torch.nn.functional.cosine_similarity(a, v).cpu()
     return float(((prob > 0.5).float() == batch["labels"][:, 0]).float().mean())
+
+
+def add_schedule_args(parser: argparse.ArgumentParser) -> None:
+    """--warmup and --cosine (shared with train.py)."""
+    parser.add_argument(
+        "--warmup", type=int, default=0, help="steps of linear learning-rate warm-up (default 0)"
+    )
+    parser.add_argument(
+        "--cosine", action="store_true", help="decay the learning rate along a cosine to 0 at --steps"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=2,
         help="synthetic: held-out people for the final accuracy check (0 = skip; default 2)",
     )
+    add_schedule_args(parser)
     add_data_args(parser)
     add_train_args(parser, TrainConfig(max_steps=200, checkpoint_every=100, preview_every=0))
     add_common_args(parser)
@@ -117,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.width <= 0 or args.batch_size < 2:
-        raise UserError("--width must be positive and --batch-size at least 2")
+    if args.width <= 0 or args.batch_size < 2 or args.warmup < 0:
+        raise UserError("--width must be positive, --batch-size at least 2 and --warmup at least 0")
     cfg = ExpertConfig(
         args.width,
         args.batch_size,
@@ -126,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         min_shift=args.min_shift,
         paired=args.paired,
         augment=args.augment,
+        warmup=args.warmup,
+        cosine=args.cosine,
     )
     dist = init_distributed(args.device)
     seed_everything(args.seed + dist.rank)
@@ -144,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(cfg.batches_per_epoch):
             yield syncnet_batch(clips, cfg.batch_size, rng, cfg.min_shift, cfg.paired, cfg.augment)
 
-    def step(batch: dict, _: int) -> dict[str, float]:
+    def step(batch: dict, index: int) -> dict[str, float]:
+        lr = cfg.lr * lr_factor(index, args.steps, cfg.warmup, cfg.cosine)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         trained.train()
         optimizer.zero_grad(set_to_none=True)
         with autocast(dist.device, precision):
@@ -152,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         loss = lip_sync.sync_loss(a.float(), v.float(), batch["labels"].to(dist.device))
         loss.backward()
         optimizer.step()
-        return {"sync_loss": loss.item()}
+        return {"sync_loss": loss.item(), "lr": lr}
 
     train_cfg = train_config_from_args(args)
     checkpointer = Checkpointer(

@@ -32,7 +32,7 @@ def test_train_expert_resume_then_generator(tmp_path):
             "--device", "cpu", "--width", "0.0625"]
     expert_dir = tmp_path / "expert"
     argv = [*data, "--run-dir", str(expert_dir), "--batch-size", "2", "--checkpoint-every", "1",
-            "--eval-identities", "0"]
+            "--eval-identities", "0", "--warmup", "2", "--cosine"]
     assert train_syncnet.main([*argv, "--steps", "2"]) == 0
     assert train_syncnet.main([*argv, "--steps", "3"]) == 0  # resumes at step 2
     assert [r["step"] for r in rows(expert_dir / "metrics.csv")] == ["1", "2", "3"]
@@ -53,3 +53,15 @@ def test_train_expert_resume_then_generator(tmp_path):
     generator = model.load_generator(gen_dir / "wav2lip.pth")
     assert generator.width == 0.0625
     assert (gen_dir / "visual_quality_disc.pth").is_file()
+
+
+def test_lr_factor_warmup_then_cosine():
+    from phase4_audio_driven.train_syncnet import lr_factor
+
+    assert lr_factor(0, 100) == 1.0  # published: constant
+    assert lr_factor(0, 100, warmup=10) == pytest.approx(0.1)
+    assert lr_factor(9, 100, warmup=10) == pytest.approx(1.0)
+    assert lr_factor(50, 100, cosine=True) == pytest.approx(0.5)
+    assert lr_factor(100, 100, warmup=10, cosine=True) == pytest.approx(0.0)
+    factors = [lr_factor(s, 100, warmup=10, cosine=True) for s in range(10, 100)]
+    assert all(a >= b for a, b in zip(factors[:-1], factors[1:], strict=True))  # decays after warm-up
