@@ -50,13 +50,18 @@ def test_paste_replaces_only_the_lower_half_of_the_box():
     assert not out.any()
 
 
-@pytest.mark.todo("p4.audio")
-def test_training_batches_follow_the_index_rules():
-    audio_encoder = load("phase4_audio_driven", "audio_encoder")
-    rng = np.random.default_rng(0)
+def noise_clip(seed: int):
+    """30 random 96 x 96 frames and 1.2 s of noise at 25 fps: (faces (30, 96, 96, 3), data.Clip)."""
+    rng = np.random.default_rng(seed)
     faces = rng.integers(0, 256, (30, 96, 96, 3), dtype=np.uint8)
     wav = (0.1 * rng.standard_normal(int(1.2 * 16000))).astype(np.float32)
-    clip = data.make_clip(faces, wav, 25.0, audio_encoder)
+    return faces, data.make_clip(faces, wav, 25.0, load("phase4_audio_driven", "audio_encoder"))
+
+
+@pytest.mark.todo("p4.audio")
+def test_training_batches_follow_the_index_rules():
+    faces, clip = noise_clip(0)
+    rng = np.random.default_rng(0)
     sync = data.syncnet_batch([clip], 4, rng, min_shift=5)
     assert sync["faces"].shape == (4, 15, 48, 96) and sync["audio"].shape == (4, 1, 80, 16)
     assert sync["labels"][:, 0].tolist() == [1.0, 0.0, 1.0, 0.0]
@@ -77,11 +82,7 @@ def test_training_batches_follow_the_index_rules():
 
 @pytest.mark.todo("p4.audio")
 def test_paired_augmented_expert_batches():
-    audio_encoder = load("phase4_audio_driven", "audio_encoder")
-    rng = np.random.default_rng(1)
-    faces = rng.integers(0, 256, (30, 96, 96, 3), dtype=np.uint8)
-    wav = (0.1 * rng.standard_normal(int(1.2 * 16000))).astype(np.float32)
-    clip = data.make_clip(faces, wav, 25.0, audio_encoder)
+    _, clip = noise_clip(1)
     plain = data.syncnet_batch([clip], 6, np.random.default_rng(2), min_shift=5, paired=True)
     assert plain["labels"][:, 0].tolist() == [1.0, 0.0] * 3
     for b in (0, 2, 4):  # the off-sync item shows the same faces with other audio
