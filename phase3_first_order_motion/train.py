@@ -42,6 +42,7 @@ from common.training import (
     train_config_from_args,
     train_loop,
 )
+from common.training.schedule import lr_factor
 
 PHASE = "phase3_first_order_motion"
 
@@ -66,16 +67,10 @@ class TrainSettings:
 
 
 def learning_rate(settings: TrainSettings, step: int) -> float:
-    """The Adam learning rate of `step` (0-based): constant, or a linear warm-up to `lr` over
-    `warmup_steps` followed by a cosine decay that reaches 0 at `max_steps` (a function of the step
-    alone, so a resumed run continues the same schedule)."""
+    """The Adam learning rate of `step` (0-based): constant, or (cosine) a linear warm-up over
+    `warmup_steps` times a cosine decay that reaches 0 at `max_steps` (common.training.schedule)."""
     s = settings
-    if s.lr_schedule == "constant":
-        return s.lr
-    if step < s.warmup_steps:
-        return s.lr * (step + 1) / s.warmup_steps
-    progress = (step - s.warmup_steps) / max(1, s.max_steps - s.warmup_steps)
-    return s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return s.lr * lr_factor(step, s.max_steps, s.warmup_steps, cosine=s.lr_schedule == "cosine")
 
 
 class FOMMTrainer:
@@ -217,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="constant (published), or cosine: linear warm-up over --warmup-steps, then "
                              "cosine decay to 0 at --steps (converges faster in short runs)")
     parser.add_argument("--warmup-steps", type=int, default=TrainSettings.warmup_steps,
-                        help="steps of linear learning-rate warm-up (cosine schedule)")
+                        help="steps of linear learning-rate warm-up (default 0)")
     parser.add_argument("--adversarial", action="store_true",
                         help="add the LSGAN + feature-matching losses of the vox-adv configuration")
     parser.add_argument("--repeats", type=int, default=TrainSettings.repeats,

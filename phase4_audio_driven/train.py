@@ -43,9 +43,10 @@ from common.training import (
     unwrap,
     wrap_ddp,
 )
+from common.training.schedule import lr_factor
 from phase4_audio_driven.data import add_data_args, generator_batch, load_clips
 from phase4_audio_driven.pipeline import from_network
-from phase4_audio_driven.train_syncnet import add_schedule_args, lr_factor
+from phase4_audio_driven.train_syncnet import add_schedule_args
 
 
 @dataclass

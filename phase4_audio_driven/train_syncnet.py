@@ -20,7 +20,6 @@ follows the same curve.
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -43,6 +42,7 @@ from common.training import (
     unwrap,
     wrap_ddp,
 )
+from common.training.schedule import lr_factor
 from phase4_audio_driven.data import TalkingClip, add_data_args, load_clips, syncnet_batch
 
 HELD_OUT_SEED = 10_000  # synthetic people used only for evaluation
@@ -61,14 +61,6 @@ class ExpertConfig:
     augment: bool = False  # random colour, framing and audio level per window (data.Augment)
     warmup: int = 0  # steps of linear learning-rate warm-up (published: none)
     cosine: bool = False  # cosine decay to 0 at the last step (published: constant)
-
-
-def lr_factor(step: int, total: int, warmup: int = 0, cosine: bool = False) -> float:
-    """Learning-rate multiplier for 0-based `step` of `total`: linear warm-up, then optional cosine decay."""
-    factor = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-    if cosine and total > 0:
-        factor *= 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total)))
-    return factor
 
 
 @torch.no_grad()

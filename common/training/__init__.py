@@ -7,6 +7,7 @@ One concept per module, read them in this order:
 * `accumulate`  — gradient accumulation over micro-batches.
 * `checkpoint`  — atomic saves, safe loads, `Checkpointer` for whole runs.
 * `metrics_log` — `metrics.csv` and its plot.
+* `schedule`    — learning-rate warm-up and cosine decay.
 * `distributed` — torchrun / DDP helpers (Gloo on CPU, NCCL on GPU).
 * `loop`        — `train_loop`: steps, checkpoints, previews, resume, Ctrl-C.
 """

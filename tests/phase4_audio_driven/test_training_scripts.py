@@ -56,7 +56,7 @@ def test_train_expert_resume_then_generator(tmp_path):
 
 
 def test_lr_factor_warmup_then_cosine():
-    from phase4_audio_driven.train_syncnet import lr_factor
+    from common.training.schedule import lr_factor
 
     assert lr_factor(0, 100) == 1.0  # published: constant
     assert lr_factor(0, 100, warmup=10) == pytest.approx(0.1)
