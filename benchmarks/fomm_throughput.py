@@ -1,7 +1,8 @@
 """FOMM animation throughput: our batched `animate` against the published one-frame-per-call demo loop.
 
     python benchmarks/fomm_throughput.py --threads 1 --channels-last       # CPU, fp32, vox-256
-    python benchmarks/fomm_throughput.py --device cuda --precision bf16 --channels-last --batch-size 32
+    python benchmarks/fomm_throughput.py --device cuda --precision bf16 --channels-last --batch-size 64 \
+        --frames 256 --compile
 
 Both paths use the same modules and weights (vox-256 architecture, seeded random weights: speed does not
 depend on the weights) and the same driving frames:
@@ -10,8 +11,8 @@ depend on the weights) and the same driving frames:
   detector call, normalize_kp and one generator call (batch 1, fp32, frames copied to the device and
   the prediction back one by one);
 * ours: `phase3_first_order_motion.animate.Animator`: `--batch-size` frames per call (default as
-  animate.py's: 2 on a CPU, 8 on a GPU), the source encoded once, optional bf16/fp16 autocast and
-  channels_last.
+  animate.py's: 2 on a CPU, 8 on a GPU), the source encoded once, optional bf16/fp16 autocast,
+  channels_last and torch.compile (compiled during the warm-up, which runs one batch of the timed size).
 
 Prints frames per second of each, the speed-up, the max |difference| of our predictions to the fp32
 baseline's, and the device (CPU model / GPU name). TF32 is off, so fp32 on the GPU means fp32.
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile ours (warm-up compiles)")
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -129,14 +131,14 @@ def main(argv: list[str] | None = None) -> int:
 
     baseline_loop(models, source, driving[:2], device)  # warm-up (cuDNN autotune, allocator)
     reference, t_base, c_base = timed(lambda: baseline_loop(models, source, driving, device), device)
-    animator = Animator(models, device, args.precision, args.channels_last)
-    batched(animator, source_u8, driving[:2], batch_size)  # warm-up
+    animator = Animator(models, device, args.precision, args.channels_last, args.compile)
+    batched(animator, source_u8, driving[:batch_size], batch_size)  # warm-up at the timed shapes
     ours, t_ours, c_ours = timed(lambda: batched(animator, source_u8, driving, batch_size), device)
 
     n = driving.shape[0]
     print(f"device: {device_name(device)} ({device.type}, {torch.get_num_threads()} CPU threads), "
           f"config {args.config} ({size}x{size}), {n} driving frames")
-    layout = ", channels_last" if args.channels_last else ""
+    layout = (", channels_last" if args.channels_last else "") + (", compiled" if args.compile else "")
     for name, wall, cpu in (("baseline (1 frame per call, fp32)", t_base, c_base),
                             (f"ours (batch {batch_size}, {args.precision}{layout})", t_ours, c_ours)):
         print(f"{name:42s} {n / wall:8.2f} frames/s wall, {cpu / n:7.3f} CPU-s/frame")

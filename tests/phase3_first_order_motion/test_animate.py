@@ -72,6 +72,23 @@ def test_batched_rendering_equals_one_frame_per_call(person):
     assert np.abs(batched.astype(int) - single.astype(int)).max() <= 1
 
 
+@pytest.mark.slow  # torch.compile builds C++ kernels on a CPU: about a minute
+@pytest.mark.todo("p3")
+def test_compiled_rendering_pads_the_short_last_batch_and_matches_eager(person):
+    animate = pytest.importorskip("phase3_first_order_motion.animate")
+    model = load(PHASE, "model")
+    torch.manual_seed(1)
+    models = model.build_fomm(model.get_config("tiny"))
+    frames = person[1].frames[:5]
+    eager = np.stack(list(animate.animate(animate.Animator(models, torch.device("cpu")), frames[0], frames,
+                                          batch_size=2)))
+    compiled = animate.Animator(models, torch.device("cpu"), compile=True)
+    out = np.stack(list(animate.animate(compiled, frames[0], frames, batch_size=2)))
+    assert out.shape == eager.shape  # 2 + 2 + 1 frames: the last batch was padded to 2 and cut back
+    assert compiled.batch == 2
+    assert np.abs(out.astype(int) - eager.astype(int)).max() <= 1
+
+
 def test_default_batch_is_small_on_a_cpu_and_larger_on_accelerators():
     animate = pytest.importorskip("phase3_first_order_motion.animate")
     assert animate.default_batch_size(torch.device("cpu")) == 2  # 256 px feature maps stay in the caches

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# One GPU session's checks, in one run: the CUDA paths that a CPU machine cannot exercise.
+#
+#     bash benchmarks/gpu_session.sh                 # on a CUDA machine, writes gpu_session.log
+#     DEVICE=cpu QUICK=1 bash benchmarks/gpu_session.sh   # a dry run of every command on a CPU
+#
+# Sections (each under its own time limit, so that one hang cannot eat the others' time):
+#   1. phase 3 throughput: animate's batched path against the published one-frame loop
+#      (bf16 + channels_last at several batch sizes, fp16, and fp32 batched for comparison);
+#   2. phase 4 end-to-end throughput on a 10 s 720p clip (decode, detect, generate, paste, encode);
+#   3. bf16 training steps of every phase's trainer on the GPU, then a resume.
+# Set LOG to choose where the log goes (default gpu_session.log); PY for the interpreter.
+#
+# On a machine that has PyTorch but not our media/provenance packages, bring them as py3.12 wheels:
+# av, c2pa-python, cryptography, cffi, pycparser, dlib-bin, platformdirs (about 61 MB; stripping the
+# debug symbols from av's *.so files brings av from 36 to 28 MB), installed with
+# `pip install --no-deps --target DIR` and DIR on PYTHONPATH. Phase 1 needs aligned faces: make them
+# here with phase1_face_swap/extract.py into .gpu/faces1 and .gpu/faces2 (skipped when absent).
+# First measured on an NVIDIA H100 (IMPLEMENTATION_GUIDE.md, phases 3 and 4): the whole script ran in
+# 193 s; starting the machine took longer than that.
+set -u
+PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda}
+QUICK=${QUICK:-0}
+LOG=${LOG:-gpu_session.log}
+WORK=$(mktemp -d)
+export DEEPFAKE_DATA_DIR=$WORK/data DEEPFAKE_CONFIG_DIR=$WORK/config PYTHONUNBUFFERED=1
+if [ "$QUICK" = 1 ]; then
+    FRAMES=4; SECONDS_CLIP=1; STEPS=2; SIZE_ARGS="--config tiny"
+else
+    FRAMES=256; SECONDS_CLIP=10; STEPS=30; SIZE_ARGS="--config vox-256"
+fi
+
+section() { echo; echo "=== $* ($(date +%T))"; }
+run() {  # run LIMIT_SECONDS CMD...: one command under a time limit, its exit status reported
+    local limit=$1; shift
+    local start=$SECONDS
+    timeout "$limit" "$@"
+    echo "--- exit $? after $((SECONDS - start)) s: $*"
+}
+
+{
+section "machine"
+nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
+echo "cores: $(nproc)"
+$PY -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+
+section "phase 3 throughput (vox-256, $FRAMES driving frames)"
+for args in "--precision bf16 --channels-last --batch-size 64" \
+            "--precision bf16 --channels-last --batch-size 64 --compile" \
+            "--precision fp16 --channels-last --batch-size 64 --compile" \
+            "--precision fp32 --batch-size 32"; do
+    # shellcheck disable=SC2086
+    run 120 $PY benchmarks/fomm_throughput.py $SIZE_ARGS --device "$DEVICE" --frames "$FRAMES" $args
+done
+
+section "phase 4 end-to-end throughput (720p, $SECONDS_CLIP s)"
+run 180 $PY benchmarks/wav2lip_throughput.py --device "$DEVICE" --seconds "$SECONDS_CLIP" --batch-size 128
+
+section "phase 3 training, bf16 ($SIZE_ARGS), then resume"
+p3=(--data synthetic $SIZE_ARGS --run-dir "$WORK/p3" --batch-size 8 --synthetic-videos 8
+    --synthetic-frames 16 --device "$DEVICE" --precision bf16 --no-progress --preview-every "$STEPS"
+    --checkpoint-every "$STEPS")
+run 120 $PY phase3_first_order_motion/train.py "${p3[@]}" --steps "$STEPS"
+run 60 $PY phase3_first_order_motion/train.py "${p3[@]}" --steps $((STEPS + 2)) --adversarial
+tail -n 3 "$WORK/p3/metrics.csv" 2>/dev/null
+
+section "phase 4 training, bf16 (published width), then resume"
+p4=(--identities 4 --frames 40 --cache "$WORK/clips.npz" --no-progress --device "$DEVICE" --precision bf16)
+run 90 $PY phase4_audio_driven/train_syncnet.py "${p4[@]}" --run-dir "$WORK/expert" --batch-size 32 \
+    --steps "$STEPS" --eval-identities 1
+run 60 $PY phase4_audio_driven/train_syncnet.py "${p4[@]}" --run-dir "$WORK/expert" --batch-size 32 \
+    --steps $((STEPS + 2)) --eval-identities 0
+run 90 $PY phase4_audio_driven/train.py "${p4[@]}" --run-dir "$WORK/gen" --batch-size 16 --steps "$STEPS" \
+    --expert "$WORK/expert/lipsync_expert.pth" --disc --eval-every "$STEPS" --preview-every "$STEPS"
+tail -n 2 "$WORK/expert/metrics.csv" "$WORK/gen/metrics.csv" 2>/dev/null
+
+if [ -d .gpu/faces1 ]; then
+    section "phase 1 training, gpu128 preset, bf16 GAN"
+    run 90 $PY phase1_face_swap/train.py --source .gpu/faces1 --target .gpu/faces2 --preset gpu128 \
+        --epochs 2 --gan --device "$DEVICE" --precision bf16 --no-progress --run-dir "$WORK/p1"
+    tail -n 2 "$WORK/p1/metrics.csv" 2>/dev/null
+fi
+section "done"
+} 2>&1 | tee "$LOG"
+rm -rf "$WORK"
