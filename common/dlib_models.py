@@ -22,6 +22,7 @@ Images are `(H, W, 3)` uint8 RGB; boxes are `(left, top, right, bottom)` pixel t
 from __future__ import annotations
 
 import importlib.util
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,11 +63,19 @@ def _dlib():
     return dlib
 
 
-# Each loader runs once per process; later calls return the same object.
-@lru_cache(maxsize=1)
+_per_thread = threading.local()
+
+
 def hog_detector():
-    """dlib's HOG frontal face detector."""
-    return _dlib().get_frontal_face_detector()
+    """dlib's HOG frontal face detector, one per thread: dlib's detectors keep scratch state while they
+    run, so threads must not share one (common.parallel runs detection on a pool of threads)."""
+    detector = getattr(_per_thread, "hog", None)
+    if detector is None:
+        detector = _per_thread.hog = _dlib().get_frontal_face_detector()
+    return detector
+
+
+# Each loader below runs once per process; later calls return the same object.
 
 
 @lru_cache(maxsize=1)

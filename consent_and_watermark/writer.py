@@ -24,6 +24,7 @@ import importlib
 import io
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from common.errors import UserError
+from common.parallel import ordered_map
 from consent_and_watermark import c2pa_sign, encode
 from consent_and_watermark.consent import Record, check_consent, sha256_file
 from consent_and_watermark.keys import KeyMaterial, load_keys, medium_key
@@ -122,7 +124,10 @@ def _watermarker(name: str):
 
 
 class _ImageMarker:
-    """Label + watermark one frame after another; remembers whether the watermark could be embedded."""
+    """Label + watermark frames; remembers whether the watermark could be embedded.
+
+    Thread-safe: a video's frames are marked by a pool of threads (`common.parallel.ordered_map`).
+    """
 
     def __init__(self, payload: int, keys: KeyMaterial, show_label: bool, what: str):
         self.module = _watermarker("watermark_image")
@@ -130,16 +135,18 @@ class _ImageMarker:
         self.show_label, self.what = show_label, what
         self.marked: bool | None = None  # unknown until the first frame
         self.frames = 0
+        self._lock = threading.Lock()
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         rgb = _as_rgb(rgb)
         if self.show_label:
             rgb = draw_label(rgb)
-        self.frames += 1
-        if self.marked is None:  # the first frame decides for the whole video
-            self.marked = min(rgb.shape[:2]) >= self.module.MIN_SIZE
-            if not self.marked:
-                self._warn_too_small(rgb)
+        with self._lock:
+            self.frames += 1
+            if self.marked is None:  # the first frame decides for the whole video
+                self.marked = min(rgb.shape[:2]) >= self.module.MIN_SIZE
+                if not self.marked:
+                    self._warn_too_small(rgb)
         return self.module.embed(rgb, self.payload, self.key) if self.marked else rgb
 
     def _warn_too_small(self, rgb: np.ndarray) -> None:
@@ -319,7 +326,8 @@ def save_video(
             track, audio_marked = _mark_audio(audio, sample_rate, payload, keys, "audio track")
             marks.notes.append("audio watermarked" if audio_marked else "audio too short for the watermark")
         # The mp4 tags are written before the frames, so the first frame decides (by its size) whether
-        # the metadata can claim the payload; the frames then stream through the marker one by one.
+        # the metadata can claim the payload; the frames then stream through the marker, several at a
+        # time on a pool of threads, in order, while this thread encodes.
         frames_iter = iter(frames)
         first = next(frames_iter, None)
         if first is None:
@@ -328,7 +336,7 @@ def save_video(
         info = _info(payload, bool(marker.marked) or audio_marked, show_label)
         encode.encode_mp4(
             tmp,
-            _chain(marked_first, map(marker, frames_iter)),
+            _chain(marked_first, ordered_map(marker, frames_iter)),
             fps,
             audio=track,
             sample_rate=sample_rate,

@@ -21,6 +21,7 @@ import torch
 
 from common import dlib_models
 from common.errors import UserError
+from common.parallel import ordered_map
 
 log = logging.getLogger("deepfake.phase4")
 
@@ -82,8 +83,8 @@ def smooth_boxes(boxes: np.ndarray, window: int) -> np.ndarray:
 
 
 def face_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(), smooth: bool = True) -> np.ndarray:
-    """Boxes (T, 4) int for every frame: detect, fill gaps, smooth over time."""
-    raw = [detect_box(f, cfg) for f in frames]
+    """Boxes (T, 4) int for every frame: detect (frames on a pool of threads), fill gaps, smooth over time."""
+    raw = list(ordered_map(lambda frame: detect_box(frame, cfg), frames))
     if not raw:
         raise UserError("the video has no frames")
     boxes, missing = fill_missing(raw)
@@ -136,7 +137,6 @@ def paste(rgb: np.ndarray, box: np.ndarray, face_rgb: np.ndarray, seam: float = 
     return out
 
 
-@torch.no_grad()
 def lip_sync(
     generator: torch.nn.Module,
     source: Iterator[np.ndarray],
@@ -146,15 +146,23 @@ def lip_sync(
     device: torch.device | str = "cpu",
 ) -> Iterator[np.ndarray]:
     """Yield one edited frame per mel window. `source` yields the frame for window i (the caller loops
-    or repeats frames), `boxes` (N, 4) the box of each, `chunks` (N, 80, 16) the mel windows."""
+    or repeats frames), `boxes` (N, 4) the box of each, `chunks` (N, 80, 16) the mel windows.
+
+    Decoding, cropping and the generator run in one thread, pasting on a pool of threads
+    (`common.parallel.ordered_map`), so on a GPU machine the CPU work overlaps the network's."""
     generator.eval()
     dtype = next(generator.parameters()).dtype
-    for start in range(0, len(chunks), batch_size):
-        stop = min(start + batch_size, len(chunks))
-        frames = [next(source) for _ in range(start, stop)]
-        crops = np.stack([crop(f, boxes[i]) for i, f in zip(range(start, stop), frames, strict=True)])
-        mel = torch.from_numpy(np.ascontiguousarray(chunks[start:stop])).unsqueeze(1)  # (n, 1, 80, 16)
-        faces = generator_input(crops)  # (n, 6, 96, 96)
-        out = generator(mel.to(device, dtype), faces.to(device, dtype))  # (n, 3, 96, 96)
-        for i, frame, face in zip(range(start, stop), frames, from_network(out), strict=True):
-            yield paste(frame, boxes[i], face)
+
+    def generated() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(frame, box, new 96x96 face) for every window, a batch of generator calls at a time."""
+        for start in range(0, len(chunks), batch_size):
+            stop = min(start + batch_size, len(chunks))
+            frames = [next(source) for _ in range(start, stop)]
+            crops = np.stack([crop(f, boxes[i]) for i, f in zip(range(start, stop), frames, strict=True)])
+            mel = torch.from_numpy(np.ascontiguousarray(chunks[start:stop])).unsqueeze(1)  # (n, 1, 80, 16)
+            faces = generator_input(crops)  # (n, 6, 96, 96)
+            with torch.no_grad():  # this runs in ordered_map's feeder thread: grad mode is per thread
+                out = generator(mel.to(device, dtype), faces.to(device, dtype))  # (n, 3, 96, 96)
+            yield from zip(frames, boxes[start:stop], from_network(out), strict=True)
+
+    yield from ordered_map(lambda item: paste(*item), generated(), ahead=2 * batch_size)

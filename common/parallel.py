@@ -1,0 +1,98 @@
+"""Ordered streams through a pool of threads: how the CPU stages of a pipeline keep up with a GPU.
+
+The per-frame CPU work of the video tools (dlib's face detector, pasting a face back, the invisible
+watermark) is made of OpenCV, NumPy and dlib calls that release Python's global interpreter lock, so
+threads of one process run them on several cores at once. `ordered_map` applies such a function to a
+stream of frames with a pool of threads and yields the results in input order, keeping only a bounded
+number of frames in flight (a 720p frame is 2.7 MB; a video is never held whole).
+
+The items are pulled from the input in a background thread, so whatever produces them (decoding,
+the generator network) runs at the same time as whatever consumes the results (the encoder):
+
+    decode + generate (feeder thread) -> paste (pool) -> watermark (pool) -> encode (caller's thread)
+
+`DEEPFAKE_WORKERS=1` turns every pool off (plain `map`, everything in the caller's thread), which is
+also what happens on a one-core machine.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ENV_WORKERS = "DEEPFAKE_WORKERS"
+MAX_WORKERS = 16  # beyond this the encoder in the caller's thread is the limit anyway
+
+
+def worker_count() -> int:
+    """Threads per pool: $DEEPFAKE_WORKERS if set, else the cores this process may use (at most 16)."""
+    value = os.environ.get(ENV_WORKERS, "").strip()
+    if value:
+        return max(1, int(value))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, cores))
+
+
+class _End:
+    """Marks the end of the input (or, with `error`, that pulling the next item raised)."""
+
+    def __init__(self, error: BaseException | None = None):
+        self.error = error
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None,
+                ahead: int | None = None) -> Iterator[R]:
+    """Yield fn(item) for every item, in input order, computed by `workers` threads.
+
+    At most `ahead` items (default 2 x workers) are in flight. An exception raised by `fn` or by the
+    input is re-raised here, at the position where it happened; closing the returned iterator early
+    stops pulling from the input.
+    """
+    workers = worker_count() if workers is None else max(1, workers)
+    if workers == 1:
+        yield from map(fn, items)
+        return
+    in_flight: queue.Queue[Future | _End] = queue.Queue(maxsize=ahead or 2 * workers)
+    stop = threading.Event()
+    with ThreadPoolExecutor(workers, thread_name_prefix="ordered_map") as pool:
+
+        def feed() -> None:
+            try:
+                for item in items:
+                    if stop.is_set():
+                        return
+                    in_flight.put(pool.submit(fn, item))  # blocks while `ahead` items are in flight
+                in_flight.put(_End())
+            except BaseException as error:  # noqa: BLE001 -- handed to the consumer, re-raised there
+                in_flight.put(_End(error))
+
+        feeder = threading.Thread(target=feed, name="ordered_map-feeder", daemon=True)
+        feeder.start()
+        try:
+            while True:
+                got = in_flight.get()
+                if isinstance(got, _End):
+                    if got.error is not None:
+                        raise got.error
+                    return
+                yield got.result()
+        finally:
+            stop.set()
+            while feeder.is_alive():  # unblock a feeder waiting for room, then let it see `stop`
+                try:
+                    pending = in_flight.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if isinstance(pending, Future):
+                    pending.cancel()
+            feeder.join()
