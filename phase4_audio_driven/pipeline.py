@@ -11,9 +11,12 @@ the benchmarks. Frames are (H, W, 3) uint8 RGB as everywhere in the project; the
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -27,6 +30,7 @@ log = logging.getLogger("deepfake.phase4")
 
 FACE_SIZE = 96  # the published networks' crop size
 Box = tuple[int, int, int, int]  # (left, top, right, bottom) pixels
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,40 +62,61 @@ def detect_box(rgb: np.ndarray, cfg: BoxConfig = BoxConfig()) -> Box | None:
     )
 
 
-def fill_missing(boxes: list[Box | None]) -> tuple[np.ndarray, int]:
-    """Frames without a face reuse the last box (frames before the first face use the first one).
-    Returns boxes (T, 4) float and the number of frames that had no face."""
-    found = [b for b in boxes if b is not None]
-    if not found:
+def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int) -> Iterator[tuple[T, np.ndarray]]:
+    """The box rule, in one pass over (item, detected box or None) pairs; yields (item, box (4,) float).
+
+    * A frame without a face reuses the last box; frames before the first face use the first one
+      (they wait for it).
+    * Each box is the mean of itself and the next `window - 1` (the published get_smoothened_boxes);
+      the last `window - 1` frames use the last full window. So the stream runs `window - 1` frames
+      behind its input, and a whole clip is never held in memory.
+    """
+    window = max(1, window)
+    pending: deque[tuple[T, np.ndarray]] = deque()  # items whose box waits for the next ones
+    recent: deque[np.ndarray] = deque(maxlen=window)  # the last `window` gap-filled boxes
+    before_first: list[T] = []  # items before the first face
+    last: np.ndarray | None = None
+    total = missing = 0
+    for item, box in detections:
+        total += 1
+        missing += box is None
+        if box is None and last is None:
+            before_first.append(item)
+            continue
+        if box is not None:
+            if last is None:
+                pending.extend((waiting, np.asarray(box, np.float64)) for waiting in before_first)
+                recent.extend(b for _, b in pending)
+                before_first.clear()
+            last = np.asarray(box, np.float64)
+        pending.append((item, last))
+        recent.append(last)
+        while len(pending) >= window:
+            mean = np.mean([b for _, b in itertools.islice(pending, window)], axis=0)  # (4,)
+            yield pending.popleft()[0], mean
+    if total == 0:
+        raise UserError("the video has no frames")
+    if last is None:
         raise UserError("no face found in any frame: use a clip where a frontal face is clearly visible")
-    out, last = [], found[0]
-    for b in boxes:
-        last = b if b is not None else last
-        out.append(last)
-    return np.asarray(out, dtype=np.float64), sum(b is None for b in boxes)
+    tail = np.mean(recent, axis=0)  # the last full window (all boxes, in a clip shorter than it)
+    for item, _ in pending:
+        yield item, tail
+    if missing:
+        log.warning("no face in %d of %d frames: those frames reuse the last box", missing, total)
 
 
-def smooth_boxes(boxes: np.ndarray, window: int) -> np.ndarray:
-    """Average each box with the next `window - 1` ones (the published get_smoothened_boxes), (T, 4)."""
-    if window <= 1:
-        return boxes
-    out = boxes.copy()
-    for i in range(len(boxes)):
-        start = min(i, max(0, len(boxes) - window))  # the last windows stay inside the clip
-        out[i] = boxes[start : start + window].mean(axis=0)
-    return out
+def stream_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(),
+                 smooth: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(frame, box (4,) int) for every frame, in one pass: detection on a pool of threads, then the box
+    rule of `settle_boxes` (fill gaps, smooth over `cfg.smooth_window` frames unless `smooth` is False)."""
+    detections = ordered_map(lambda frame: (frame, detect_box(frame, cfg)), frames)
+    for frame, box in settle_boxes(detections, cfg.smooth_window if smooth else 1):
+        yield frame, np.round(box).astype(np.int64)
 
 
 def face_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(), smooth: bool = True) -> np.ndarray:
-    """Boxes (T, 4) int for every frame: detect (frames on a pool of threads), fill gaps, smooth over time."""
-    raw = list(ordered_map(lambda frame: detect_box(frame, cfg), frames))
-    if not raw:
-        raise UserError("the video has no frames")
-    boxes, missing = fill_missing(raw)
-    if missing:
-        log.warning("no face in %d of %d frames: those frames reuse the last box", missing, len(raw))
-    boxes = smooth_boxes(boxes, cfg.smooth_window if smooth else 1)
-    return np.round(boxes).astype(np.int64)
+    """Boxes (T, 4) int for every frame (see `stream_boxes`)."""
+    return np.stack([box for _, box in stream_boxes(frames, cfg, smooth)])
 
 
 def crop(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -139,14 +164,13 @@ def paste(rgb: np.ndarray, box: np.ndarray, face_rgb: np.ndarray, seam: float = 
 
 def lip_sync(
     generator: torch.nn.Module,
-    source: Iterator[np.ndarray],
-    boxes: np.ndarray,
+    source: Iterator[tuple[np.ndarray, np.ndarray]],
     chunks: np.ndarray,
     batch_size: int = 16,
     device: torch.device | str = "cpu",
 ) -> Iterator[np.ndarray]:
-    """Yield one edited frame per mel window. `source` yields the frame for window i (the caller loops
-    or repeats frames), `boxes` (N, 4) the box of each, `chunks` (N, 80, 16) the mel windows.
+    """Yield one edited frame per mel window. `source` yields (frame, box (4,)) for window i (the caller
+    loops or repeats frames), `chunks` (N, 80, 16) are the mel windows.
 
     Decoding, cropping and the generator run in one thread, pasting on a pool of threads
     (`common.parallel.ordered_map`), so on a GPU machine the CPU work overlaps the network's."""
@@ -157,12 +181,12 @@ def lip_sync(
         """(frame, box, new 96x96 face) for every window, a batch of generator calls at a time."""
         for start in range(0, len(chunks), batch_size):
             stop = min(start + batch_size, len(chunks))
-            frames = [next(source) for _ in range(start, stop)]
-            crops = np.stack([crop(f, boxes[i]) for i, f in zip(range(start, stop), frames, strict=True)])
+            frames, boxes = zip(*(next(source) for _ in range(start, stop)), strict=True)
+            crops = np.stack([crop(f, b) for f, b in zip(frames, boxes, strict=True)])  # (n, 96, 96, 3)
             mel = torch.from_numpy(np.ascontiguousarray(chunks[start:stop])).unsqueeze(1)  # (n, 1, 80, 16)
             faces = generator_input(crops)  # (n, 6, 96, 96)
             with torch.no_grad():  # this runs in ordered_map's feeder thread: grad mode is per thread
                 out = generator(mel.to(device, dtype), faces.to(device, dtype))  # (n, 3, 96, 96)
-            yield from zip(frames, boxes[start:stop], from_network(out), strict=True)
+            yield from zip(frames, boxes, from_network(out), strict=True)
 
     yield from ordered_map(lambda item: paste(*item), generated(), ahead=2 * batch_size)

@@ -7,8 +7,9 @@ What happens (the published inference.py, with dlib's detector and streaming fra
   1. consent is checked for every --consent record before anything is computed;
   2. the audio (any format FFmpeg reads; stereo is averaged, any rate is resampled to 16 kHz) becomes
      an 80-band mel spectrogram, cut into one 0.2 s window per output frame;
-  3. the face is found in every frame (frames without a face reuse the last box), boxes are smoothed
-     over 5 frames, and each crop is resized to 96 x 96;
+  3. the face is found in every frame while the video is decoded, once (dlib's detector on a pool of
+     threads; frames without a face reuse the last box), boxes are smoothed over 5 frames, and each
+     crop is resized to 96 x 96;
   4. the generator redraws the lower half of each crop for its audio window; that mouth region is
      blended back into the full frame (the upper face stays the original's);
   5. the result is written with the driving audio as a marked mp4 (watermark, metadata, label).
@@ -34,7 +35,7 @@ from common.impl import load
 from common.media import is_image_path, iter_video, read_audio, read_image, video_info
 from common.training.device import pick_device
 from consent_and_watermark import writer
-from phase4_audio_driven.pipeline import BoxConfig, face_boxes, lip_sync
+from phase4_audio_driven.pipeline import BoxConfig, face_boxes, lip_sync, stream_boxes
 
 log = logging.getLogger("deepfake.phase4")
 
@@ -95,21 +96,23 @@ def resized(frame: np.ndarray, factor: int) -> np.ndarray:
     return cv2.resize(frame, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
 
 
-def video_frames(path: Path, factor: int) -> Iterator[np.ndarray]:
-    """The frames of a video, reopened at the end so that they loop for as long as they are asked for."""
-    while True:
-        count = 0
-        for frame in iter_video(path):
-            count += 1
-            yield resized(frame, factor)
-        if count == 0:
-            raise UserError(f"video has no frames: {path}")
-
-
 def video_frames_once(path: Path, factor: int) -> Iterator[np.ndarray]:
     """Every frame of a video once (resized)."""
     for frame in iter_video(path):
         yield resized(frame, factor)
+
+
+def looped_video(
+    path: Path, factor: int, cfg: BoxConfig, smooth: bool
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(frame, box (4,)) pairs for as long as they are asked for, decoding the video once while its boxes
+    are found (`stream_boxes`); when the audio is longer, the frames start again with the boxes found."""
+    boxes = []
+    for frame, box in stream_boxes(video_frames_once(path, factor), cfg, smooth):
+        boxes.append(box)
+        yield frame, box
+    while True:
+        yield from zip(video_frames_once(path, factor), boxes, strict=False)  # the first pass's boxes
 
 
 def load_speech(path: Path) -> np.ndarray:
@@ -146,33 +149,29 @@ def main(argv: list[str] | None = None) -> int:
 
     wav = load_speech(args.audio)
     box_cfg = BoxConfig(pads=tuple(args.pads))
+    n_src = 1
     if is_image_path(args.face) or args.static:
         still = read_image(args.face) if is_image_path(args.face) else next(video_frames_once(args.face, 1))
         still = resized(still, args.resize_factor)
         fps = args.fps if is_image_path(args.face) else video_info(args.face).fps
-        boxes = face_boxes([still], box_cfg, smooth=False)  # (1, 4)
-        source = itertools.repeat(still)
+        source = itertools.repeat((still, face_boxes([still], box_cfg, smooth=False)[0]))
     else:
-        fps = video_info(args.face).fps
-        boxes = face_boxes(video_frames_once(args.face, args.resize_factor), box_cfg, not args.nosmooth)
-        source = video_frames(args.face, args.resize_factor)  # streamed, looped when the audio is longer
+        info = video_info(args.face)
+        fps, n_src = info.fps, info.frames  # the container's frame count (0 when it does not say)
+        source = looped_video(args.face, args.resize_factor, box_cfg, not args.nosmooth)
 
     chunks = audio_encoder.mel_chunks(audio_encoder.melspectrogram(wav), fps)  # (N, 80, 16)
-    n_out, n_src = len(chunks), len(boxes)
-    if n_src > 1 and n_out > n_src:
+    n_out, seconds = len(chunks), len(wav) / SAMPLE_RATE
+    if 1 < n_src < n_out:
+        print(f"the audio ({seconds:.2f} s) needs {n_out} frames, the video has {n_src}: looping its frames")
+    elif n_out < n_src:
         print(
-            f"the audio ({len(wav) / SAMPLE_RATE:.2f} s) needs {n_out} frames, the video has {n_src}: "
-            "looping the video frames"
-        )
-    elif n_src > 1 and n_out < n_src:
-        print(
-            f"the audio ({len(wav) / SAMPLE_RATE:.2f} s) covers {n_out} of the video's {n_src} frames "
+            f"the audio ({seconds:.2f} s) covers {n_out} of the video's {n_src} frames "
             f"(each window looks 0.2 s ahead): trimming the video to {n_out} frames"
         )
-    out_boxes = boxes[np.arange(n_out) % n_src]
-    synced = lip_sync(generator, source, out_boxes, chunks, args.batch_size, device)
+    synced = lip_sync(generator, source, chunks, args.batch_size, device)
     path = writer.save_video(args.output, synced, fps, audio=wav, sample_rate=SAMPLE_RATE)
-    print(f"wrote {path} ({n_out} frames at {fps:g} fps, {len(wav) / SAMPLE_RATE:.2f} s of audio)")
+    print(f"wrote {path} ({n_out} frames at {fps:g} fps, {seconds:.2f} s of audio)")
     return 0
 
 

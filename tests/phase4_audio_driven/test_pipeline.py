@@ -11,21 +11,36 @@ from common.impl import load
 from phase4_audio_driven import data, pipeline
 
 
-def test_fill_missing_reuses_last_box():
+def test_settle_boxes_reuses_the_last_box_and_the_first_for_frames_before_it():
     a, b = (1, 2, 3, 4), (5, 6, 7, 8)
-    boxes, missing = pipeline.fill_missing([None, a, None, b, None])
-    np.testing.assert_array_equal(boxes, [a, a, a, b, b])
-    assert missing == 3
+    settled = list(pipeline.settle_boxes(enumerate([None, a, None, b, None]), window=1))
+    assert [i for i, _ in settled] == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal([box for _, box in settled], [a, a, a, b, b])
     with pytest.raises(UserError, match="no face"):
-        pipeline.fill_missing([None, None])
+        list(pipeline.settle_boxes(enumerate([None, None]), window=1))
+    with pytest.raises(UserError, match="no frames"):
+        list(pipeline.settle_boxes([], window=5))
 
 
-def test_smooth_boxes_is_a_forward_window_mean():
-    ramp = np.arange(8, dtype=float)[:, None] * np.ones((1, 4))
-    out = pipeline.smooth_boxes(ramp, 5)
-    np.testing.assert_allclose(out[:4, 0], [2, 3, 4, 5])  # mean of i..i+4
-    np.testing.assert_allclose(out[4:, 0], [5, 5, 5, 5])  # the last full window
-    np.testing.assert_array_equal(pipeline.smooth_boxes(ramp, 1), ramp)
+def test_settle_boxes_smooths_with_a_forward_window_mean():
+    ramp = [(i, (i, i, i, i)) for i in range(8)]
+    out = np.array([box[0] for _, box in pipeline.settle_boxes(ramp, window=5)])
+    np.testing.assert_allclose(out[:4], [2, 3, 4, 5])  # mean of i..i+4
+    np.testing.assert_allclose(out[4:], [5, 5, 5, 5])  # the last full window
+    short = np.array([box[0] for _, box in pipeline.settle_boxes(ramp[:3], window=5)])
+    np.testing.assert_allclose(short, [1, 1, 1])  # a clip shorter than the window: the mean of all
+
+
+def test_settle_boxes_holds_back_only_a_window_of_frames():
+    pulled = []
+
+    def detections():
+        for i in range(100):
+            pulled.append(i)
+            yield i, (i, i, i, i)
+
+    stream = pipeline.settle_boxes(detections(), window=5)
+    assert next(stream)[0] == 0 and len(pulled) == 5  # frame 0 waits for frames 1..4, no more
 
 
 def test_network_tensors_are_bgr_and_round_trip():
