@@ -10,7 +10,9 @@ the raw bits), so the payload is coded before it is spread over the carrier:
 2. **Convolutional code** (rate 1/3, constraint length K = 7, generators 133/171/165 octal, the code
    LTE uses for its control channel): 80 message bits + 6 zero tail bits -> 86 x 3 = 258 code bits.
    Decoded with the soft-decision **Viterbi** algorithm (Viterbi 1967): the maximum-likelihood path
-   through the 64-state trellis given real-valued channel observations.
+   through the 64-state trellis given real-valued channel observations. When that path fails its CRC,
+   a caller may ask for the next best paths too (list Viterbi, Seshadri & Sundberg 1994) and keep the
+   first whose CRC passes.
 3. **Repetition + keyed interleaving**: the 258 code bits are repeated to fill the ``n`` carrier slots
    the medium offers (hundreds to thousands), and a keyed permutation scatters the copies so that a
    burst of damage (a cropped corner, a loud passage) hits many code bits a little, not a few a lot.
@@ -167,6 +169,33 @@ def viterbi_decode(soft: np.ndarray) -> np.ndarray:
     return bits[:MESSAGE_BITS]
 
 
+def list_viterbi_decode(soft: np.ndarray, list_size: int) -> np.ndarray:
+    """Parallel list Viterbi: (258,) observations -> (L, 80) the ``list_size`` best messages, best first.
+
+    Seshadri & Sundberg (1994): every state keeps its L best partial paths instead of one; at each step a
+    state's 2 L candidates (two predecessors x L ranks) are sorted and the best L survive. Row 0 is the
+    plain Viterbi path. With a CRC, a decoder can then take the best path whose check passes ("CRC-aided
+    list decoding"), which recovers messages the single best path misses when the noise is strong.
+    """
+    pred, out = _trellis()
+    steps = soft.reshape(-1, len(GENERATORS)).astype(np.float64)  # (86, 3)
+    metric = np.full((N_STATES, list_size), -np.inf)
+    metric[0, 0] = 0.0  # the encoder starts in the all-zero state
+    back = np.empty((steps.shape[0], N_STATES, list_size), np.int64)  # index into (2 predecessors x L ranks)
+    for t, y in enumerate(steps):
+        candidates = (metric[pred] + (out @ y)[:, :, None]).reshape(N_STATES, 2 * list_size)  # (64, 2L)
+        back[t] = np.argsort(-candidates, axis=1, kind="stable")[:, :list_size]
+        metric = np.take_along_axis(candidates, back[t], axis=1)  # (64, L) best first
+    messages = np.empty((list_size, steps.shape[0]), np.uint8)
+    for rank in range(list_size):  # zero tail: every path ends in state 0
+        state, r = 0, rank
+        for t in range(steps.shape[0] - 1, -1, -1):
+            messages[rank, t] = state & 1
+            j, r = divmod(int(back[t, state, r]), list_size)
+            state = pred[state, j]
+    return messages[np.isfinite(metric[0]), :MESSAGE_BITS]
+
+
 class SpreadCode:
     """Maps a payload onto ``n_slots`` keyed +-1 chips and back.
 
@@ -190,13 +219,25 @@ class SpreadCode:
         """payload -> (n_slots,) float32 of +-1."""
         return self._spread(conv_encode(payload))
 
-    def decode(self, soft: np.ndarray) -> tuple[int | None, np.ndarray]:
+    def decode(
+        self, soft: np.ndarray, list_size: int = 1, list_gate: float = 0.0
+    ) -> tuple[int | None, np.ndarray]:
         """(n_slots,) soft chips -> (payload or None if its CRC fails, (n_slots,) re-encoded chips).
 
         The re-encoded chips are those of the decoded 80-bit message, CRC valid or not: the detector
-        counts agreement with them (a union bound over all 2^80 messages, see ``detection.py``).
+        counts agreement with them (a union bound over all 2^80 messages, see ``detection.py``). With
+        ``list_size`` > 1, a best path whose CRC fails but whose chips agree in sign with at least
+        ``list_gate`` of the soft chips is followed by the next best paths (list Viterbi), and the first
+        with a valid CRC is taken. The bound already covers every valid codeword, whichever the decoder
+        picks; the gate only saves the list search on content that is plainly unmarked.
         """
         descrambled = soft * self.scramble
         combined = np.bincount(self.owner, weights=descrambled, minlength=CODE_BITS)  # (258,) repetition sums
         message = viterbi_decode(combined)  # (80,)
-        return check_message(message), self._spread(conv_encode_bits(message))
+        payload, expected = check_message(message), self._spread(conv_encode_bits(message))
+        if payload is None and list_size > 1 and np.mean(soft * expected > 0) >= list_gate:
+            for candidate in list_viterbi_decode(combined, list_size)[1:]:
+                payload = check_message(candidate)
+                if payload is not None:
+                    return payload, self._spread(conv_encode_bits(candidate))
+        return payload, expected
