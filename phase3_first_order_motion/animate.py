@@ -110,6 +110,8 @@ class Animator:
         if channels_last:
             self.kp_detector.to(memory_format=torch.channels_last)
             self.generator.to(memory_format=torch.channels_last)
+        if device.type == "cuda":  # every batch has the same shape: let cuDNN time its kernels once
+            torch.backends.cudnn.benchmark = True
         self.batch: int | None = None  # with compile: the one batch size the graphs were built for
         self.compiled = compile
         if compile:  # graphs specialised to fixed shapes; render() pads a short last batch
