@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,17 @@ def test_a_failed_write_leaves_the_old_file_and_no_log_row(out_dir: Path, natura
         writer.save_image(path, natural_rgb[::-1])
     assert path.read_bytes() == before and sorted(p.name for p in out_dir.iterdir()) == ["face.png"]
     assert len(ProvenanceLog().rows()) == 1
+
+
+def test_a_frame_source_failing_midway_writes_nothing(out_dir: Path):
+    def frames():
+        yield from _panning_clip(6)
+        raise UserError("no face found in any frame")
+
+    with pytest.raises(UserError, match="no face"):
+        writer.save_video(out_dir / "clip.mp4", frames(), 25)
+    assert list(out_dir.iterdir()) == [] and ProvenanceLog().rows() == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("ordered_map")]  # the pools stopped
 
 
 def test_bad_arguments_are_refused(out_dir: Path, natural_rgb):
