@@ -38,6 +38,7 @@ from common.training import (
     add_train_args,
     autocast,
     init_distributed,
+    load_checkpoint,
     seed_everything,
     train_config_from_args,
     train_loop,
@@ -182,6 +183,18 @@ class FOMMTrainer:
         return (row.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
+def check_resumable(checkpointer: Checkpointer, config) -> None:
+    """A run folder whose newest checkpoint holds another network configuration (e.g. made before the
+    tiny configuration changed) is one clear error, not a state_dict size mismatch."""
+    latest = checkpointer.latest()
+    if latest is None:
+        return
+    stored = (load_checkpoint(latest).get("extra") or {}).get("model_params")
+    if stored is not None and stored != config.model_params():
+        raise UserError(f"{latest} holds another FOMM configuration than --config asks for (an older "
+                        f"run?); choose another --run-dir or delete {checkpointer.directory}")
+
+
 def load_videos(data: str, size: int, split: str, seed: int, count: int, frames: int,
                 fps: float = 25.0) -> list[np.ndarray]:
     """`synthetic` (in-memory synthetic talking heads) or a folder of videos."""
@@ -250,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                              seed=args.seed)
     trainer = FOMMTrainer(config, settings, info.device, info.world_size)
     checkpointer = Checkpointer(args.run_dir / "checkpoints", trainer.stateful())
+    check_resumable(checkpointer, config)
     data_mod = load_data_module()
 
     def batches(epoch: int):

@@ -18,7 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions.phase3_first_order_motion.keypoint_detector import DownBlock2d, UpBlock2d
-from solutions.phase3_first_order_motion.motion_transfer import DenseMotionNetwork, Keypoints
+from solutions.phase3_first_order_motion.motion_transfer import (
+    DenseMotionNetwork,
+    Keypoints,
+    to_sampling_grid,
+)
 
 
 class SameBlock2d(nn.Module):
@@ -86,19 +90,41 @@ def apply_occlusion(features: torch.Tensor, occlusion_map: torch.Tensor) -> torc
     # END SOLUTION
 
 
+def blend_by_occlusion(warped: torch.Tensor, generated: torch.Tensor, occlusion_map: torch.Tensor,
+                       coverage: torch.Tensor | None = None) -> torch.Tensor:
+    """w * S(T_hat(z)) + (1 - w) * generated with w = O * coverage: the source's own pixels where it
+    shows the driving pose, the decoder's elsewhere.
+
+    warped, generated (B, C, H, W); occlusion_map (B, 1, h, w) in [0, 1], resized to (H, W); coverage
+    (B, 1, H, W): how much of each warped pixel came from inside the source frame (the ones image warped
+    the same way), so that motion pointing outside the frame is painted, not filled with zero padding.
+    An option of ours (`blend_warped_source`, tiny configuration only; the paper's generator and the
+    published checkpoints decode every pixel).
+    """
+    if occlusion_map.shape[2:] != generated.shape[2:]:
+        occlusion_map = F.interpolate(occlusion_map, size=generated.shape[2:], mode="bilinear")
+    weight = occlusion_map.to(generated.dtype)
+    if coverage is not None:
+        weight = weight * coverage.to(generated.dtype)
+    return weight * warped.to(generated.dtype) + (1 - weight) * generated
+
+
 class OcclusionAwareGenerator(nn.Module):
     """Source image + keypoints of source and driving frame -> the driving frame, rendered from the source."""
 
     def __init__(self, num_channels: int = 3, num_kp: int = 10, block_expansion: int = 64,
                  max_features: int = 512, num_down_blocks: int = 2, num_bottleneck_blocks: int = 6,
                  estimate_occlusion_map: bool = True, dense_motion_params: dict | None = None,
-                 estimate_jacobian: bool = True) -> None:
+                 estimate_jacobian: bool = True, exact_warp: bool = False,
+                 blend_warped_source: bool = False) -> None:
         super().__init__()
+        self.exact_warp = exact_warp  # motion_transfer.to_sampling_grid before every warp (tiny only)
+        self.blend_warped_source = blend_warped_source
         self.dense_motion_network = None
         if dense_motion_params is not None:
             self.dense_motion_network = DenseMotionNetwork(
                 num_kp=num_kp, num_channels=num_channels, estimate_occlusion_map=estimate_occlusion_map,
-                **dense_motion_params)
+                exact_warp=exact_warp, **dense_motion_params)
         self.first = SameBlock2d(num_channels, block_expansion, kernel_size=7, padding=3)
         self.down_blocks = nn.ModuleList(
             DownBlock2d(min(max_features, block_expansion * 2**i),
@@ -141,13 +167,22 @@ class OcclusionAwareGenerator(nn.Module):
             result["mask"] = motion["mask"]
             result["sparse_deformed"] = motion["sparse_deformed"]
             result["deformation"] = motion["deformation"]
-            out = warp(out, motion["deformation"])
+            feature_grid = image_grid = motion["deformation"]
+            if self.exact_warp:
+                feature_grid = to_sampling_grid(feature_grid, *out.shape[2:])
+                image_grid = to_sampling_grid(image_grid, *source_image.shape[2:])
+            out = warp(out, feature_grid)
             if "occlusion_map" in motion:
                 result["occlusion_map"] = motion["occlusion_map"]
                 out = apply_occlusion(out, motion["occlusion_map"])
-            result["deformed"] = warp(source_image, motion["deformation"])
+            result["deformed"] = warp(source_image, image_grid)
         out = self.bottleneck(out)
         for block in self.up_blocks:
             out = block(out)
-        result["prediction"] = torch.sigmoid(self.final(out))
+        prediction = torch.sigmoid(self.final(out))
+        if self.blend_warped_source and "occlusion_map" in result:
+            result["generated"] = prediction
+            coverage = warp(torch.ones_like(source_image[:, :1]), image_grid)  # (B, 1, H, W)
+            prediction = blend_by_occlusion(result["deformed"], prediction, result["occlusion_map"], coverage)
+        result["prediction"] = prediction
         return result

@@ -149,13 +149,35 @@ def combine_motions(motions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     # END SOLUTION
 
 
+def to_sampling_grid(field: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Endpoint-inclusive coordinates -> the grid that `grid_sample(align_corners=False)` reads the same
+    pixel centres from, at (height, width). An option of ours (`exact_warp`, tiny configuration only).
+
+    The keypoints, the motions and the coordinate grid name pixel i by x_i = 2 i / (W - 1) - 1, while
+    grid_sample with its default align_corners=False reads x as (2 i + 1) / W - 1. The published model
+    mixes the two (its weights expect it): its identity motion zooms the source by W / (W - 1), and
+    resizing the field bilinearly at align_corners=False adds more zoom, so it resamples every pixel a
+    fraction of a pixel off (at 64 px this alone costs as much L1 as copying the source frame). Here the
+    field is resized at align_corners=True (its samples sit on the endpoint-inclusive grid) and scaled by
+    (W - 1) / W, so x_i becomes (2 i + 1) / W - 1 and the identity motion reproduces the source exactly.
+
+    field (B, h, w, 2) -> (B, height, width, 2).
+    """
+    if field.shape[1:3] != (height, width):
+        field = F.interpolate(field.permute(0, 3, 1, 2), size=(height, width), mode="bilinear",
+                              align_corners=True).permute(0, 2, 3, 1)
+    scale = torch.tensor([(width - 1) / width, (height - 1) / height], dtype=field.dtype, device=field.device)
+    return field * scale
+
+
 class DenseMotionNetwork(nn.Module):
     """Predicts the dense backward motion T_hat_{S<-D}, the K+1 masks and the occlusion map (sec. 3.2-3.3)."""
 
     def __init__(self, block_expansion: int, num_blocks: int, max_features: int, num_kp: int,
                  num_channels: int, estimate_occlusion_map: bool = False, scale_factor: float = 1,
-                 kp_variance: float = 0.01) -> None:
+                 kp_variance: float = 0.01, exact_warp: bool = False) -> None:
         super().__init__()
+        self.exact_warp = exact_warp  # deformed sources sampled at the named pixel centres (to_sampling_grid)
         self.num_kp = num_kp
         self.scale_factor = scale_factor
         self.kp_variance = kp_variance
@@ -186,7 +208,10 @@ class DenseMotionNetwork(nn.Module):
         b, _, h, w = source_image.shape
         heatmaps = self.heatmap_representation(h, w, kp_driving, kp_source)  # (B, K+1, 1, h, w)
         motions = sparse_motions(h, w, kp_driving, kp_source)  # (B, K+1, h, w, 2)
-        deformed = deform_sources(source_image, motions)  # (B, K+1, C, h, w)
+        grids = motions
+        if self.exact_warp:
+            grids = to_sampling_grid(motions.flatten(0, 1), h, w).view_as(motions)
+        deformed = deform_sources(source_image, grids)  # (B, K+1, C, h, w)
         net_in = torch.cat([heatmaps.to(deformed.dtype), deformed], dim=2).view(b, -1, h, w)
         features = self.hourglass(net_in)
         mask = F.softmax(self.mask(features), dim=1)  # (B, K+1, h, w), sums to 1 over motions

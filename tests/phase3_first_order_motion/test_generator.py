@@ -96,3 +96,38 @@ def test_generator_under_bf16_autocast_keeps_the_geometry_in_float32(gen):
     assert low["deformation"].dtype == torch.float32
     assert torch.isfinite(low["prediction"]).all()
     assert (low["prediction"].float() - ref["prediction"]).abs().max() < 0.05
+
+
+def test_blend_by_occlusion_closed_form(gen):
+    """w * warped + (1 - w) * generated, w = O (resized bilinearly to the image size) * coverage."""
+    g = torch.Generator().manual_seed(2)
+    warped, generated = torch.rand(2, 3, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
+    occ = torch.rand(2, 1, 8, 8, generator=g)
+    np.testing.assert_allclose(gen.blend_by_occlusion(warped, generated, occ).numpy(),
+                               (occ * warped + (1 - occ) * generated).numpy(), atol=1e-7)
+    ones, zeros = torch.ones(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
+    np.testing.assert_allclose(gen.blend_by_occlusion(warped, generated, ones).numpy(), warped.numpy())
+    np.testing.assert_allclose(gen.blend_by_occlusion(warped, generated, zeros).numpy(), generated.numpy())
+    coverage = torch.rand(2, 1, 8, 8, generator=g)  # the part of each warped pixel inside the source frame
+    w = occ * coverage
+    np.testing.assert_allclose(gen.blend_by_occlusion(warped, generated, occ, coverage).numpy(),
+                               (w * warped + (1 - w) * generated).numpy(), atol=1e-7)
+
+
+@pytest.mark.todo(*ALL_GEN_IDS)
+def test_generator_options_exact_warp_and_blend_return_the_source_for_identity_motion(gen):
+    """exact_warp + blend_warped_source (the tiny config's options): with kp_driving = kp_source the
+    warped source is the source itself, and the prediction blends it with the decoder by O."""
+    torch.manual_seed(0)
+    g = gen.OcclusionAwareGenerator(num_kp=4, block_expansion=8, max_features=32, num_down_blocks=0,
+                                    num_bottleneck_blocks=1, exact_warp=True, blend_warped_source=True,
+                                    dense_motion_params={"block_expansion": 8, "max_features": 32,
+                                                         "num_blocks": 2, "scale_factor": 0.5}).eval()
+    kp = {"value": torch.rand(2, 4, 2) - 0.5, "jacobian": torch.eye(2).repeat(2, 4, 1, 1)}
+    src = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        out = g(src, kp_driving=kp, kp_source=kp)
+    np.testing.assert_allclose(out["deformed"].numpy(), src.numpy(), atol=1e-5)
+    occ = F.interpolate(out["occlusion_map"], size=(32, 32), mode="bilinear")
+    want = occ * src + (1 - occ) * out["generated"]
+    np.testing.assert_allclose(out["prediction"].numpy(), want.numpy(), atol=1e-5)

@@ -35,6 +35,19 @@ def test_vox256_config_equals_the_published_model_params(model, layout):
     assert cfg.model_params() == layout["model_params"]
 
 
+def test_generator_options_of_ours_are_off_in_vox256_and_stored_when_on(model):
+    """exact_warp / blend_warped_source: absent from vox-256's (published) model_params, kept by tiny's."""
+    vox = model.get_config("vox-256")
+    assert not vox.generator.exact_warp and not vox.generator.blend_warped_source
+    tiny = model.get_config("tiny")
+    params = tiny.model_params()
+    assert params["generator_params"]["exact_warp"] and params["generator_params"]["blend_warped_source"]
+    back = model.FOMMConfig.from_model_params(params, frame_size=tiny.frame_size)
+    assert back.generator.exact_warp and back.generator.blend_warped_source
+    built = model.build_fomm(tiny)["generator"]
+    assert built.exact_warp and built.blend_warped_source
+
+
 @pytest.mark.parametrize("name", ["kp_detector", "generator", "discriminator"])
 def test_vox256_state_dict_layout_is_the_published_one(vox, layout, name):
     spec = {e["key"]: (tuple(e["shape"]), e["dtype"]) for e in layout["modules"][name]["state_dict"]}

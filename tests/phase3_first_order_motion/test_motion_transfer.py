@@ -190,3 +190,36 @@ def test_dense_motion_network_shapes_and_identity_motion(mt):
     np.testing.assert_allclose(out["mask"].sum(1).numpy(), 1, atol=1e-5)
     np.testing.assert_allclose(out["deformation"].numpy(), np.broadcast_to(grid_np(16, 16), (2, 16, 16, 2)),
                                atol=1e-5)
+
+
+def test_to_sampling_grid_makes_the_identity_motion_exact(mt):
+    """The endpoint-inclusive identity grid, at the same or half resolution, resamples every pixel onto
+    itself with grid_sample(align_corners=False); the published convention (no conversion) does not."""
+    import torch.nn.functional as F
+
+    img = torch.rand(2, 3, 16, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    for h, w in ((16, 12), (8, 6)):
+        field = torch.from_numpy(grid_np(h, w)).expand(2, h, w, 2)
+        grid = mt.to_sampling_grid(field, 16, 12)
+        assert grid.shape == (2, 16, 12, 2)
+        np.testing.assert_allclose(F.grid_sample(img, grid, align_corners=False).numpy(), img.numpy(),
+                                   atol=1e-12)
+    x = (2 * np.arange(12) + 1) / 12 - 1  # grid_sample's pixel centres at align_corners=False
+    np.testing.assert_allclose(grid[0, 0, :, 0].numpy(), x, atol=1e-12)
+    identity = torch.from_numpy(grid_np(16, 12)).expand(2, 16, 12, 2)
+    published = F.grid_sample(img, identity, align_corners=False)
+    assert (published - img).abs().max() > 0.05  # the W / (W - 1) zoom the published weights expect
+
+
+@pytest.mark.todo(*MOTION_IDS)
+def test_dense_motion_network_exact_warp_keeps_identity_sources(mt):
+    """With exact_warp the K+1 deformed sources of an identity motion are the (downsampled) source."""
+    torch.manual_seed(0)
+    net = mt.DenseMotionNetwork(block_expansion=8, num_blocks=2, max_features=32, num_kp=3, num_channels=3,
+                                estimate_occlusion_map=True, scale_factor=1, exact_warp=True).eval()
+    kp = {"value": torch.rand(2, 3, 2) - 0.5, "jacobian": torch.eye(2).repeat(2, 3, 1, 1)}
+    src = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        out = net(src, kp_driving=kp, kp_source=kp)
+    np.testing.assert_allclose(out["sparse_deformed"].numpy(), src[:, None].expand(2, 4, 3, 16, 16).numpy(),
+                               atol=1e-5)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import UserError
 from common.impl import load
 
 PHASE = "phase3_first_order_motion"
@@ -35,6 +36,10 @@ def test_train_resumes_and_writes_an_animatable_checkpoint(tmp_path):
             "optimizer_discriminator", "epoch"} <= raw.keys()
     models, config, _ = load(PHASE, "model").load_fomm(checkpoint)
     assert config.frame_size == 64 and not models["generator"].training
+    raw["extra"]["model_params"]["generator_params"]["num_bottleneck_blocks"] += 1  # an older tiny config
+    torch.save(raw, checkpoint)
+    with pytest.raises(UserError, match="another FOMM configuration"):
+        train.main(base + ["--steps", "4"])
 
 
 @pytest.mark.slow
