@@ -12,7 +12,7 @@ The loss (Prajwal et al. 2020, Sec. 3.3-3.4):
     L = (1 - s_w - s_g) L1 + s_w E_sync + s_g L_gen
 
 E_sync is the frozen expert's BCE on the generated window; s_w stays 0 until the expert's loss on
-held-out windows drops below 0.75 (checked every --eval-every steps), then 0.03. With --disc a
+held-out windows drops below 0.75 (checked every --eval-every steps), then 0.03 (--sync-weight). With --disc a
 visual-quality discriminator joins (s_g = 0.07). Previews show target, masked input, reference and
 output. The generator is exported as `<run-dir>/wav2lip.pth` in the published layout. `--warmup` and
 `--cosine` shape the learning rate as in train_syncnet.py (published: constant).
@@ -59,6 +59,7 @@ class GeneratorConfig:
     disc: bool = False
     sync_threshold: float = 0.75
     eval_every: int = 25
+    sync_weight: float = 0.03  # s_w once switched on (published 0.03)
     batches_per_epoch: int = 50
     warmup: int = 0  # steps of linear learning-rate warm-up (published: none)
     cosine: bool = False  # cosine decay to 0 at the last step (published: constant)
@@ -105,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="turn the sync loss on once the held-out expert loss is below this (0.75)",
     )
     parser.add_argument(
+        "--sync-weight",
+        type=float,
+        default=d.sync_weight,
+        help=f"weight s_w of the expert sync loss once it is on (published {d.sync_weight})",
+    )
+    parser.add_argument(
         "--eval-every",
         type=int,
         default=d.eval_every,
@@ -123,9 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(
             "--width must be positive, --batch-size and --eval-every at least 1, --warmup at least 0"
         )
+    if not 0 <= args.sync_weight < 1:
+        raise UserError(f"--sync-weight must be in [0, 1), got {args.sync_weight}")
     cfg = GeneratorConfig(
         args.width, args.batch_size, args.lr, args.disc, args.sync_threshold, args.eval_every,
-        warmup=args.warmup, cosine=args.cosine,
+        sync_weight=args.sync_weight, warmup=args.warmup, cosine=args.cosine,
     )
     dist = init_distributed(args.device)
     seed_everything(args.seed + dist.rank)
@@ -188,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics = {k: float(v.detach()) for k, v in losses.items()}
         if (index + 1) % cfg.eval_every == 0:
             val = held_out_sync_loss()
-            s_w.value = w2l.sync_weight(s_w.value, val, w2l.LossConfig(sync_threshold=cfg.sync_threshold))
+            losses_cfg = w2l.LossConfig(sync_weight_final=cfg.sync_weight, sync_threshold=cfg.sync_threshold)
+            s_w.value = w2l.sync_weight(s_w.value, val, losses_cfg)
             metrics["val_sync"] = val
         metrics["sync_weight"] = s_w.value
         metrics["lr"] = lr

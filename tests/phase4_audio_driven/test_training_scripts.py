@@ -45,9 +45,9 @@ def test_train_expert_resume_then_generator(tmp_path):
     gen_dir = tmp_path / "generator"
     assert train.main([*data, "--run-dir", str(gen_dir), "--expert", str(expert_dir / "lipsync_expert.pth"),
                        "--batch-size", "1", "--steps", "2", "--eval-every", "1", "--preview-every", "2",
-                       "--sync-threshold", "10", "--disc"]) == 0
+                       "--sync-threshold", "10", "--sync-weight", "0.05", "--disc"]) == 0
     log = rows(gen_dir / "metrics.csv")
-    assert float(log[0]["sync_weight"]) == pytest.approx(0.03)  # switched on at the first evaluation
+    assert float(log[0]["sync_weight"]) == pytest.approx(0.05)  # switched on at the first evaluation
     assert float(log[1]["sync"]) > 0
     assert len(list((gen_dir / "previews").glob("*.png"))) == 1
     generator = model.load_generator(gen_dir / "wav2lip.pth")
@@ -65,3 +65,14 @@ def test_lr_factor_warmup_then_cosine():
     assert lr_factor(100, 100, warmup=10, cosine=True) == pytest.approx(0.0)
     factors = [lr_factor(s, 100, warmup=10, cosine=True) for s in range(10, 100)]
     assert all(a >= b for a, b in zip(factors[:-1], factors[1:], strict=True))  # decays after warm-up
+
+
+def test_generator_sync_weight_flag():
+    from common.errors import UserError
+    from phase4_audio_driven import train
+
+    parse = train.build_parser().parse_args
+    assert parse(["--expert", "e.pth"]).sync_weight == pytest.approx(0.03)  # published
+    assert parse(["--expert", "e.pth", "--sync-weight", "0.1"]).sync_weight == pytest.approx(0.1)
+    with pytest.raises(UserError, match="sync-weight"):
+        train.main(["--expert", "e.pth", "--sync-weight", "1.5"])
