@@ -57,15 +57,21 @@ def test_apply_occlusion_multiplies_after_resizing(gen):
     assert gen.apply_occlusion(feat, half).abs().max() == 0
 
 
-@pytest.mark.todo(*ALL_GEN_IDS)
-def test_generator_identity_motion_keeps_the_source_in_place(gen):
-    """kp_driving = kp_source: the dense field is the identity grid, `deformed` resamples the source."""
+def small_generator_and_still_keypoints(gen, **options):
+    """A seeded 4-keypoint generator (eval mode), keypoints for 2 frames and 2 random 32x32 sources."""
     torch.manual_seed(0)
     g = gen.OcclusionAwareGenerator(num_kp=4, block_expansion=8, max_features=32, num_bottleneck_blocks=1,
                                     dense_motion_params={"block_expansion": 8, "max_features": 32,
-                                                         "num_blocks": 2, "scale_factor": 0.5}).eval()
+                                                         "num_blocks": 2, "scale_factor": 0.5},
+                                    **options).eval()
     kp = {"value": torch.rand(2, 4, 2) - 0.5, "jacobian": torch.eye(2).repeat(2, 4, 1, 1)}
-    src = torch.rand(2, 3, 32, 32)
+    return g, kp, torch.rand(2, 3, 32, 32)
+
+
+@pytest.mark.todo(*ALL_GEN_IDS)
+def test_generator_identity_motion_keeps_the_source_in_place(gen):
+    """kp_driving = kp_source: the dense field is the identity grid, `deformed` resamples the source."""
+    g, kp, src = small_generator_and_still_keypoints(gen)
     with torch.no_grad():
         out = g(src, kp_driving=kp, kp_source=kp)
     assert out["prediction"].shape == (2, 3, 32, 32)
@@ -118,13 +124,8 @@ def test_blend_by_occlusion_closed_form(gen):
 def test_generator_options_exact_warp_and_blend_return_the_source_for_identity_motion(gen):
     """exact_warp + blend_warped_source (the tiny config's options): with kp_driving = kp_source the
     warped source is the source itself, and the prediction blends it with the decoder by O."""
-    torch.manual_seed(0)
-    g = gen.OcclusionAwareGenerator(num_kp=4, block_expansion=8, max_features=32, num_down_blocks=0,
-                                    num_bottleneck_blocks=1, exact_warp=True, blend_warped_source=True,
-                                    dense_motion_params={"block_expansion": 8, "max_features": 32,
-                                                         "num_blocks": 2, "scale_factor": 0.5}).eval()
-    kp = {"value": torch.rand(2, 4, 2) - 0.5, "jacobian": torch.eye(2).repeat(2, 4, 1, 1)}
-    src = torch.rand(2, 3, 32, 32)
+    g, kp, src = small_generator_and_still_keypoints(gen, num_down_blocks=0, exact_warp=True,
+                                                     blend_warped_source=True)
     with torch.no_grad():
         out = g(src, kp_driving=kp, kp_source=kp)
     np.testing.assert_allclose(out["deformed"].numpy(), src.numpy(), atol=1e-5)
