@@ -9,7 +9,8 @@ number of frames in flight (a 720p frame is 2.7 MB; a video is never held whole)
 The items are pulled from the input in a background thread, so whatever produces them (decoding,
 the generator network) runs at the same time as whatever consumes the results (the encoder):
 
-    decode + generate (feeder thread) -> paste (pool) -> watermark (pool) -> encode (caller's thread)
+    decode (feeder) -> detect (pool) -> crop + generate (feeder) -> paste (pool) -> watermark (pool)
+    -> encode (caller's thread)
 
 `DEEPFAKE_WORKERS=1` turns every pool off (plain `map`, everything in the caller's thread), which is
 also what happens on a one-core machine.
@@ -24,6 +25,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from common.errors import UserError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -35,6 +38,8 @@ def worker_count() -> int:
     """Threads per pool: $DEEPFAKE_WORKERS if set, else the cores this process may use (at most 16)."""
     value = os.environ.get(ENV_WORKERS, "").strip()
     if value:
+        if not value.isdigit():
+            raise UserError(f"${ENV_WORKERS} must be a whole number of threads, got {value!r}")
         return max(1, int(value))
     try:
         cores = len(os.sched_getaffinity(0))

@@ -172,7 +172,7 @@ def lip_sync(
     """Yield one edited frame per mel window. `source` yields (frame, box (4,)) for window i (the caller
     loops or repeats frames), `chunks` (N, 80, 16) are the mel windows.
 
-    Decoding, cropping and the generator run in one thread, pasting on a pool of threads
+    Cropping and the generator run in one thread, pasting on a pool of threads
     (`common.parallel.ordered_map`), so on a GPU machine the CPU work overlaps the network's."""
     generator.eval()
     dtype = next(generator.parameters()).dtype

@@ -79,3 +79,11 @@ def test_dlib_detection_on_threads_equals_detection_in_one_thread():
     serial = [dlib_models.detect_faces(f) for f in frames]
     threaded = list(ordered_map(dlib_models.detect_faces, frames, workers=3))
     assert threaded == serial and all(serial)
+
+
+def test_a_bad_worker_count_is_a_user_error(monkeypatch):
+    from common.errors import UserError
+
+    monkeypatch.setenv("DEEPFAKE_WORKERS", "many")
+    with pytest.raises(UserError, match="DEEPFAKE_WORKERS"):
+        worker_count()
