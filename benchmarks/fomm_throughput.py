@@ -10,9 +10,14 @@ depend on the weights) and the same driving frames:
 * baseline: the published demo loop: keypoints of the source once, then for every frame one keypoint
   detector call, normalize_kp and one generator call (batch 1, fp32, frames copied to the device and
   the prediction back one by one);
-* ours: `phase3_first_order_motion.animate.Animator`: `--batch-size` frames per call (default as
-  animate.py's: 2 on a CPU, 8 on a GPU), the source encoded once, optional bf16/fp16 autocast,
-  channels_last and torch.compile (compiled during the warm-up, which runs one batch of the timed size).
+* ours: `phase3_first_order_motion.animate.Animator.render`, as animate.py calls it: `--batch-size`
+  uint8 frames per call (default as animate.py's: 2 on a CPU, 8 on a GPU) converted on the device and
+  returned as uint8, the source encoded once, optional bf16/fp16 autocast, channels_last and
+  torch.compile (compiled during the warm-up, which runs one batch of the timed size).
+
+The driving frames are uint8 for both (the baseline gets them as float32, as the published demo
+does). The max |difference| compares the baseline's predictions with ours before rounding to uint8
+(an untimed pass through the same networks).
 
 Prints frames per second of each, the speed-up, the max |difference| of our predictions to the fp32
 baseline's, and the device (CPU model / GPU name). TF32 is off, so fp32 on the GPU means fp32.
@@ -73,9 +78,22 @@ def baseline_loop(models: dict, source: torch.Tensor, driving: torch.Tensor,
 
 
 @torch.no_grad()
-def batched(animator: Animator, source_u8: np.ndarray, driving: torch.Tensor,
-            batch_size: int) -> torch.Tensor:
-    """Our path: Animator with batches of driving frames. Returns CPU predictions (float32)."""
+def batched(animator: Animator, source_u8: np.ndarray, driving_u8: np.ndarray,
+            batch_size: int) -> np.ndarray:
+    """Our path as animate.py runs it: Animator.render on uint8 frames, `batch_size` per call.
+
+    Returns the animated frames (T, H, W, 3) uint8."""
+    animator.set_source(source_u8)
+    kp_initial = animator.initial_keypoints(driving_u8[0])
+    out = [animator.render(driving_u8[i:i + batch_size], kp_initial, relative=True, adapt_scale=True)
+           for i in range(0, len(driving_u8), batch_size)]
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def predictions(animator: Animator, source_u8: np.ndarray, driving: torch.Tensor,
+                batch_size: int) -> torch.Tensor:
+    """Our predictions before rounding to uint8 (float32, CPU), to compare with the baseline's."""
     animator.set_source(source_u8)
     kp_initial = animator._keypoints(animator._images_from_float(driving[:1]))
     out = []
@@ -107,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile ours (warm-up compiles)")
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="after timing, profile one batch of ours and print its N costliest ops")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -125,15 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     # smooth random images: a low-resolution noise field upsampled, so keypoints move between frames
     low = torch.rand(args.frames + 1, 3, 8, 8, generator=g)
     frames = torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic").clamp(0, 1)
-    source_u8 = (frames[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-    source = torch.from_numpy(source_u8).permute(2, 0, 1)[None].float() / 255
-    driving = frames[1:]
+    frames_u8 = (frames.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()  # (T+1, H, W, 3)
+    source_u8, driving_u8 = frames_u8[0], frames_u8[1:]
+    source = torch.from_numpy(source_u8).permute(2, 0, 1)[None].float() / 255  # (1, 3, H, W)
+    driving = torch.from_numpy(driving_u8).permute(0, 3, 1, 2).float() / 255  # (T, 3, H, W)
 
     baseline_loop(models, source, driving[:2], device)  # warm-up (cuDNN autotune, allocator)
     reference, t_base, c_base = timed(lambda: baseline_loop(models, source, driving, device), device)
     animator = Animator(models, device, args.precision, args.channels_last, args.compile)
-    batched(animator, source_u8, driving[:batch_size], batch_size)  # warm-up at the timed shapes
-    ours, t_ours, c_ours = timed(lambda: batched(animator, source_u8, driving, batch_size), device)
+    batched(animator, source_u8, driving_u8[:batch_size], batch_size)  # warm-up at the timed shapes
+    _, t_ours, c_ours = timed(lambda: batched(animator, source_u8, driving_u8, batch_size), device)
+    ours = predictions(animator, source_u8, driving, batch_size)  # untimed: the same networks, unrounded
 
     n = driving.shape[0]
     print(f"device: {device_name(device)} ({device.type}, {torch.get_num_threads()} CPU threads), "
@@ -146,7 +168,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"max |ours - baseline fp32|: {float((ours - reference).abs().max()):.3e} "
           f"(mean {float((ours - reference).abs().mean()):.3e})")
     print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    if args.profile:
+        profile(animator, source_u8, driving_u8[:batch_size], batch_size, device, args.profile)
     return 0
+
+
+def profile(animator: Animator, source_u8: np.ndarray, driving_u8: np.ndarray, batch_size: int,
+            device: torch.device, rows: int) -> None:
+    """Print the `rows` ops (kernels on a GPU) that took the most time during one batch of ours."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=activities, record_shapes=True) as prof:
+        batched(animator, source_u8, driving_u8, batch_size)
+        sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60))
+    print("by input shapes (which layer):")
+    print(prof.key_averages(group_by_input_shape=True).table(sort_by=key, row_limit=rows,
+                                                             max_name_column_width=40,
+                                                             max_shapes_column_width=70))
 
 
 if __name__ == "__main__":
