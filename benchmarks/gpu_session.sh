@@ -9,7 +9,9 @@
 #      (bf16 + channels_last at several batch sizes, fp16, and fp32 batched for comparison);
 #   2. phase 4 end-to-end throughput on a 10 s 720p clip (decode, detect, generate, paste, encode);
 #   3. bf16 training steps of every phase's trainer on the GPU, then a resume.
-# Set LOG to choose where the log goes (default gpu_session.log); PY for the interpreter.
+# Set LOG to choose where the log goes (default gpu_session.log); PY for the interpreter; SECTIONS to
+# run only some of "throughput training" (default both; the training checks only need rerunning when
+# the trainers change).
 #
 # On a machine that has PyTorch but not our media/provenance packages, bring them as py3.12 wheels:
 # av, c2pa-python, cryptography, cffi, pycparser, dlib-bin, platformdirs (about 61 MB; stripping the
@@ -23,6 +25,7 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 QUICK=${QUICK:-0}
 LOG=${LOG:-gpu_session.log}
+SECTIONS=${SECTIONS:-throughput training}
 WORK=$(mktemp -d)
 export DEEPFAKE_DATA_DIR=$WORK/data DEEPFAKE_CONFIG_DIR=$WORK/config PYTHONUNBUFFERED=1
 if [ "$QUICK" = 1 ]; then
@@ -45,18 +48,31 @@ nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
 echo "cores: $(nproc)"
 $PY -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
 
+if [[ " $SECTIONS " == *" throughput "* ]]; then
 section "phase 3 throughput (vox-256, $FRAMES driving frames)"
-for args in "--precision bf16 --channels-last --batch-size 64" \
-            "--precision bf16 --channels-last --batch-size 64 --compile" \
-            "--precision fp16 --channels-last --batch-size 64 --compile" \
-            "--precision fp32 --batch-size 32"; do
+# first without compiling, with a profile of one batch (which kernels take the time), then compiled:
+# plain, with inductor's freezing (weights as constants: BatchNorm folded into the convolutions), and
+# with a larger batch
+# shellcheck disable=SC2086
+run 120 $PY benchmarks/fomm_throughput.py $SIZE_ARGS --device "$DEVICE" --frames "$FRAMES" \
+    --precision bf16 --channels-last --batch-size 64 --profile 30
+for args in "--precision bf16 --channels-last --batch-size 64 --compile" \
+            "--precision bf16 --channels-last --batch-size 128 --compile"; do
     # shellcheck disable=SC2086
-    run 120 $PY benchmarks/fomm_throughput.py $SIZE_ARGS --device "$DEVICE" --frames "$FRAMES" $args
+    run 150 $PY benchmarks/fomm_throughput.py $SIZE_ARGS --device "$DEVICE" --frames "$FRAMES" $args
 done
+# shellcheck disable=SC2086
+run 150 env TORCHINDUCTOR_FREEZING=1 $PY benchmarks/fomm_throughput.py $SIZE_ARGS --device "$DEVICE" \
+    --frames "$FRAMES" --precision bf16 --channels-last --batch-size 64 --compile
 
 section "phase 4 end-to-end throughput (720p, $SECONDS_CLIP s)"
-run 180 $PY benchmarks/wav2lip_throughput.py --device "$DEVICE" --seconds "$SECONDS_CLIP" --batch-size 128
+for batch in 128 32; do
+    run 180 $PY benchmarks/wav2lip_throughput.py --device "$DEVICE" --seconds "$SECONDS_CLIP" \
+        --batch-size "$batch" --runs 2
+done
+fi
 
+if [[ " $SECTIONS " == *" training "* ]]; then
 section "phase 3 training, bf16 ($SIZE_ARGS), then resume"
 p3=(--data synthetic $SIZE_ARGS --run-dir "$WORK/p3" --batch-size 8 --synthetic-videos 8
     --synthetic-frames 16 --device "$DEVICE" --precision bf16 --no-progress --preview-every "$STEPS"
@@ -80,6 +96,7 @@ if [ -d .gpu/faces1 ]; then
     run 90 $PY phase1_face_swap/train.py --source .gpu/faces1 --target .gpu/faces2 --preset gpu128 \
         --epochs 2 --gan --device "$DEVICE" --precision bf16 --no-progress --run-dir "$WORK/p1"
     tail -n 2 "$WORK/p1/metrics.csv" 2>/dev/null
+fi
 fi
 section "done"
 } 2>&1 | tee "$LOG"

@@ -69,6 +69,10 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="faces per generator call (default 16)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave the default)")
     parser.add_argument("--width", type=float, default=1.0, help="generator width (1 = published size)")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="end-to-end runs of the command-line tool, each timed (default 1)")
+    parser.add_argument("--marginal", action="store_true",
+                        help="also time the tool on a clip half as long: frames/s without the per-run costs")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,7 +104,8 @@ def run_benchmark(args: argparse.Namespace, folder: Path) -> int:
 
     t: dict[str, float] = {}
     frames = timed("decode", lambda: list(iter_video(face)), t)
-    boxes = timed("detect (HOG, <= 480 px copy) + smooth", lambda: face_boxes(frames), t)
+    boxes = timed("detect (HOG, <= 480 px copy, processes) + smooth",
+                  lambda: face_boxes(frames, processes=True), t)
     wav, _ = read_audio(audio, 16000)
     chunks = timed(
         "mel spectrogram", lambda: audio_encoder.mel_chunks(audio_encoder.melspectrogram(wav), 25.0), t
@@ -120,6 +125,15 @@ def run_benchmark(args: argparse.Namespace, folder: Path) -> int:
     generate()  # warm-up (cuDNN autotuning, allocator)
     faces = timed(f"generate ({n_params / 1e6:.1f} M params, batch {args.batch_size})", generate, t)
     pasted = timed("paste back", lambda: [paste(frames[i], boxes[i], faces[i]) for i in range(n)], t)
+    from common.parallel import ordered_map
+    from consent_and_watermark import encode
+    from consent_and_watermark import watermark_image as wm
+    from consent_and_watermark.label import draw_label
+
+    key = bytes(32)
+    marked = timed("  marking alone (label + watermark, threads)",
+                   lambda: list(ordered_map(lambda f: wm.embed(draw_label(f), 1, key), pasted)), t)
+    timed("  encoding alone (x264 veryfast)", lambda: encode.encode_mp4(folder / "e.mp4", marked, 25.0), t)
     timed(
         "encode + mark (writer.save_video)",
         lambda: writer.save_video(folder / "stage_out.mp4", pasted, 25.0, audio=wav, sample_rate=16000),
@@ -129,33 +143,36 @@ def run_benchmark(args: argparse.Namespace, folder: Path) -> int:
     print(f"\nstages on {n} frames of {frames[0].shape[1]}x{frames[0].shape[0]}:")
     for label, seconds in t.items():
         print(f"  {label:48s} {seconds:7.2f} s  {n / seconds:8.1f} fps")
-    total = sum(t.values())
+    total = sum(v for k, v in t.items() if not k.startswith(" "))
     print(f"  {'sum of stages':48s} {total:7.2f} s  {n / total:8.1f} fps")
 
-    writer.set_context(writer.OutputContext())
-    argv = [
-        "--face",
-        str(face),
-        "--audio",
-        str(audio),
-        "--checkpoint",
-        str(ckpt),
-        "--output",
-        str(folder / "cli_out.mp4"),
-        "--consent",
-        consent,
-        "--device",
-        args.device,
-        "--batch-size",
-        str(args.batch_size),
-    ]
-    start = time.perf_counter()
-    cli.main(argv)
-    seconds = time.perf_counter() - start
-    print(
-        f"\nend to end (wav2lip.py, streaming, incl. model load): {seconds:.2f} s for {n} frames = "
-        f"{n / seconds:.1f} fps on {card}"
-    )
+    def cli_seconds(face_path: Path, audio_path: Path) -> float:
+        writer.set_context(writer.OutputContext())
+        argv = ["--face", str(face_path), "--audio", str(audio_path), "--checkpoint", str(ckpt),
+                "--output", str(folder / "cli_out.mp4"), "--consent", consent, "--device", args.device,
+                "--batch-size", str(args.batch_size)]
+        start = time.perf_counter()
+        cli.main(argv)
+        return time.perf_counter() - start
+
+    print()
+    for run in range(1, args.runs + 1):
+        seconds = cli_seconds(face, audio)
+        print(f"end to end, run {run} (wav2lip.py, streaming, incl. model load): {seconds:.2f} s for {n} "
+              f"frames = {n / seconds:.1f} fps on {card}")
+    if args.marginal:
+        # the same tool on a clip half as long: the difference in time is what the extra frames cost,
+        # without what every run pays once (loading the model, starting the workers, the audio track)
+        half = folder / "half"
+        half.mkdir()
+        face_half, audio_half, _ = make_input(half, args.seconds / 2, args.height)
+        mel_half = audio_encoder.melspectrogram(read_audio(audio_half, 16000)[0])
+        n_half = min(sum(1 for _ in iter_video(face_half)), len(audio_encoder.mel_chunks(mel_half, 25.0)))
+        seconds_half = cli_seconds(face_half, audio_half)
+        print(f"end to end, half-length clip: {seconds_half:.2f} s for {n_half} frames; marginal throughput "
+              f"{(n - n_half) / (seconds - seconds_half):.1f} fps (the last {n - n_half} frames), fixed cost "
+              f"about {seconds_half - n_half * (seconds - seconds_half) / (n - n_half):.2f} s per run")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0
 
 

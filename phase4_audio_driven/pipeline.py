@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from common import dlib_models
+from common.detector_processes import DetectorProcesses
 from common.errors import UserError
-from common.parallel import ordered_map
+from common.parallel import ordered_map, worker_count
 
 log = logging.getLogger("deepfake.phase4")
 
@@ -43,12 +44,14 @@ class BoxConfig:
     detect_max_side: int = 480  # detection runs on a copy at most this large (speed)
 
 
-def detect_box(rgb: np.ndarray, cfg: BoxConfig = BoxConfig()) -> Box | None:
-    """The largest face's box in full-resolution pixels, or None. Detection runs on a downscaled copy."""
+def detect_box(rgb: np.ndarray, cfg: BoxConfig = BoxConfig(),
+               detect: Callable[[np.ndarray], list[Box]] = dlib_models.detect_faces) -> Box | None:
+    """The largest face's box in full-resolution pixels, or None. Detection runs on a downscaled copy,
+    by `detect` (dlib's HOG detector in this process, or `DetectorProcesses.detect`)."""
     h, w = rgb.shape[:2]
     scale = min(1.0, cfg.detect_max_side / max(h, w))
     small = rgb if scale == 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)), cv2.INTER_AREA)
-    boxes = dlib_models.detect_faces(small)
+    boxes = detect(small)
     if not boxes:
         return None
     left, top, right, bottom = (v / scale for v in boxes[0])
@@ -105,18 +108,33 @@ def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int) -> Ite
         log.warning("no face in %d of %d frames: those frames reuse the last box", missing, total)
 
 
-def stream_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(),
-                 smooth: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def stream_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(), smooth: bool = True,
+                 processes: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(frame, box (4,) int) for every frame, in one pass: detection on a pool of threads, then the box
-    rule of `settle_boxes` (fill gaps, smooth over `cfg.smooth_window` frames unless `smooth` is False)."""
-    detections = ordered_map(lambda frame: (frame, detect_box(frame, cfg)), frames)
+    rule of `settle_boxes` (fill gaps, smooth over `cfg.smooth_window` frames unless `smooth` is False).
+
+    With `processes`, the threads hand the detection itself to worker processes
+    (`common.detector_processes`: dlib holds the interpreter lock, so threads alone detect one frame at
+    a time). Starting them costs about 0.2 s: worth it for a video, not for a few frames."""
+    workers = worker_count()
+    if not processes or workers == 1:
+        yield from _settled(ordered_map(lambda frame: (frame, detect_box(frame, cfg)), frames), cfg, smooth)
+        return
+    with DetectorProcesses(workers) as detectors:
+        detections = ordered_map(lambda frame: (frame, detect_box(frame, cfg, detectors.detect)), frames)
+        yield from _settled(detections, cfg, smooth)
+
+
+def _settled(detections: Iterable[tuple[np.ndarray, Box | None]], cfg: BoxConfig,
+             smooth: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     for frame, box in settle_boxes(detections, cfg.smooth_window if smooth else 1):
         yield frame, np.round(box).astype(np.int64)
 
 
-def face_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(), smooth: bool = True) -> np.ndarray:
+def face_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(), smooth: bool = True,
+               processes: bool = False) -> np.ndarray:
     """Boxes (T, 4) int for every frame (see `stream_boxes`)."""
-    return np.stack([box for _, box in stream_boxes(frames, cfg, smooth)])
+    return np.stack([box for _, box in stream_boxes(frames, cfg, smooth, processes)])
 
 
 def crop(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -153,12 +171,15 @@ def paste(rgb: np.ndarray, box: np.ndarray, face_rgb: np.ndarray, seam: float = 
     inference pastes the whole crop; its upper half is a reconstruction of the masked input.)"""
     left, top, right, bottom = (int(v) for v in box)
     h, w = bottom - top, right - left
-    out = rgb.copy()
-    face = cv2.resize(face_rgb, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     rows = (np.arange(h) + 0.5) / h  # 0 at the top of the box, 1 at the bottom
-    alpha = np.clip((rows - (0.5 - seam / 2)) / seam, 0.0, 1.0)[:, None, None]  # (h, 1, 1)
-    region = out[top:bottom, left:right].astype(np.float32)
-    out[top:bottom, left:right] = np.round(alpha * face + (1 - alpha) * region).astype(np.uint8)
+    alpha = np.clip((rows - (0.5 - seam / 2)) / seam, 0.0, 1.0).astype(np.float32)  # (h,)
+    first = int(np.argmax(alpha > 0))  # rows above it keep the original
+    weight = np.repeat(alpha[first:, None], w, axis=1)  # (h - first, w)
+    face = cv2.resize(face_rgb, (w, h), interpolation=cv2.INTER_LINEAR)[first:]
+    out = rgb.copy()
+    region = out[top + first:bottom, left:right]
+    # one OpenCV call (it releases the interpreter lock, so a pool of threads pastes frames in parallel)
+    region[:] = cv2.blendLinear(face, np.ascontiguousarray(region), weight, 1 - weight)
     return out
 
 

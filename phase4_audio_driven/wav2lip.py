@@ -7,9 +7,9 @@ What happens (the published inference.py, with dlib's detector and streaming fra
   1. consent is checked for every --consent record before anything is computed;
   2. the audio (any format FFmpeg reads; stereo is averaged, any rate is resampled to 16 kHz) becomes
      an 80-band mel spectrogram, cut into one 0.2 s window per output frame;
-  3. the face is found in every frame while the video is decoded, once (dlib's detector on a pool of
-     threads; frames without a face reuse the last box), boxes are smoothed over 5 frames, and each
-     crop is resized to 96 x 96;
+  3. the face is found in every frame while the video is decoded, once (dlib's detector in a pool of
+     worker processes; frames without a face reuse the last box), boxes are smoothed over 5 frames,
+     and each crop is resized to 96 x 96;
   4. the generator redraws the lower half of each crop for its audio window; that mouth region is
      blended back into the full frame (the upper face stays the original's);
   5. the result is written with the driving audio as a marked mp4 (watermark, metadata, label).
@@ -108,7 +108,7 @@ def looped_video(
     """(frame, box (4,)) pairs for as long as they are asked for, decoding the video once while its boxes
     are found (`stream_boxes`); when the audio is longer, the frames start again with the boxes found."""
     boxes = []
-    for frame, box in stream_boxes(video_frames_once(path, factor), cfg, smooth):
+    for frame, box in stream_boxes(video_frames_once(path, factor), cfg, smooth, processes=True):
         boxes.append(box)
         yield frame, box
     while True:

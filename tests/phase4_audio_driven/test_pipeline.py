@@ -43,6 +43,14 @@ def test_settle_boxes_holds_back_only_a_window_of_frames():
     assert next(stream)[0] == 0 and len(pulled) == 5  # frame 0 waits for frames 1..4, no more
 
 
+def test_boxes_from_detector_processes_equal_those_found_in_process(monkeypatch):
+    from common.synthetic import make_identity, render_clip
+
+    monkeypatch.setenv("DEEPFAKE_WORKERS", "2")
+    frames = render_clip(make_identity(4), frames=6, size=160).frames
+    np.testing.assert_array_equal(pipeline.face_boxes(frames, processes=True), pipeline.face_boxes(frames))
+
+
 def test_network_tensors_are_bgr_and_round_trip():
     red = np.zeros((1, 96, 96, 3), np.uint8)
     red[..., 0] = 255

@@ -1,0 +1,25 @@
+"""dlib's face detector in worker processes answers exactly as it does in this process."""
+
+import numpy as np
+import pytest
+
+from common import dlib_models
+from common.detector_processes import DetectorProcesses
+from common.synthetic import make_identity, render_clip
+
+
+def test_worker_processes_find_the_same_boxes_as_this_process():
+    frames = render_clip(make_identity(2), frames=3, size=192).frames
+    blank = np.zeros((120, 160, 3), np.uint8)
+    with DetectorProcesses(2) as detectors:
+        for image in [*frames, blank]:
+            assert detectors.detect(image) == dlib_models.detect_faces(image)
+    assert all(worker.poll() is not None for worker in detectors._workers)
+
+
+def test_a_stopped_worker_is_an_error_not_an_empty_answer():
+    with DetectorProcesses(1) as detectors:
+        detectors._workers[0].kill()
+        detectors._workers[0].wait()
+        with pytest.raises(RuntimeError, match="face-detector process stopped"):
+            detectors.detect(np.zeros((80, 80, 3), np.uint8))
