@@ -84,8 +84,10 @@ def main() -> int:
 
 
 def run_benchmark(args: argparse.Namespace, folder: Path) -> int:
+    from common.detector_processes import DetectorProcesses
     from common.impl import load
     from common.media import iter_video, read_audio
+    from common.parallel import worker_count
     from consent_and_watermark import writer
     from phase4_audio_driven import wav2lip as cli
     from phase4_audio_driven.pipeline import crop, face_boxes, from_network, generator_input, paste
@@ -104,8 +106,10 @@ def run_benchmark(args: argparse.Namespace, folder: Path) -> int:
 
     t: dict[str, float] = {}
     frames = timed("decode", lambda: list(iter_video(face)), t)
-    boxes = timed("detect (HOG, <= 480 px copy, processes) + smooth",
-                  lambda: face_boxes(frames, processes=True), t)
+    with DetectorProcesses(worker_count()) as detectors:
+        detectors.detect(np.zeros((64, 64, 3), np.uint8))  # the workers have started
+        boxes = timed("detect (HOG, <= 480 px copy, processes) + smooth",
+                      lambda: face_boxes(frames, detect=detectors.detect), t)
     wav, _ = read_audio(audio, 16000)
     chunks = timed(
         "mel spectrogram", lambda: audio_encoder.mel_chunks(audio_encoder.melspectrogram(wav), 25.0), t

@@ -23,9 +23,8 @@ import numpy as np
 import torch
 
 from common import dlib_models
-from common.detector_processes import DetectorProcesses
 from common.errors import UserError
-from common.parallel import ordered_map, worker_count
+from common.parallel import ordered_map
 
 log = logging.getLogger("deepfake.phase4")
 
@@ -109,20 +108,16 @@ def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int) -> Ite
 
 
 def stream_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(), smooth: bool = True,
-                 processes: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                 detect: Callable[[np.ndarray], list[Box]] = dlib_models.detect_faces,
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(frame, box (4,) int) for every frame, in one pass: detection on a pool of threads, then the box
     rule of `settle_boxes` (fill gaps, smooth over `cfg.smooth_window` frames unless `smooth` is False).
 
-    With `processes`, the threads hand the detection itself to worker processes
-    (`common.detector_processes`: dlib holds the interpreter lock, so threads alone detect one frame at
-    a time). Starting them costs about 0.2 s: worth it for a video, not for a few frames."""
-    workers = worker_count()
-    if not processes or workers == 1:
-        yield from _settled(ordered_map(lambda frame: (frame, detect_box(frame, cfg)), frames), cfg, smooth)
-        return
-    with DetectorProcesses(workers) as detectors:
-        detections = ordered_map(lambda frame: (frame, detect_box(frame, cfg, detectors.detect)), frames)
-        yield from _settled(detections, cfg, smooth)
+    `detect` finds the faces in one downscaled frame: dlib's detector in this process by default, or
+    `common.detector_processes.DetectorProcesses.detect` for a long video (dlib holds the interpreter
+    lock, so the threads alone detect one frame at a time; worker processes do not share it)."""
+    detections = ordered_map(lambda frame: (frame, detect_box(frame, cfg, detect)), frames)
+    yield from _settled(detections, cfg, smooth)
 
 
 def _settled(detections: Iterable[tuple[np.ndarray, Box | None]], cfg: BoxConfig,
@@ -132,9 +127,9 @@ def _settled(detections: Iterable[tuple[np.ndarray, Box | None]], cfg: BoxConfig
 
 
 def face_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(), smooth: bool = True,
-               processes: bool = False) -> np.ndarray:
+               detect: Callable[[np.ndarray], list[Box]] = dlib_models.detect_faces) -> np.ndarray:
     """Boxes (T, 4) int for every frame (see `stream_boxes`)."""
-    return np.stack([box for _, box in stream_boxes(frames, cfg, smooth, processes)])
+    return np.stack([box for _, box in stream_boxes(frames, cfg, smooth, detect)])
 
 
 def crop(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:

@@ -21,18 +21,23 @@ A photo (or --static) uses the one frame for the whole audio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from common import dlib_models
 from common.cli import add_common_args, add_consent_args, run
+from common.detector_processes import DetectorProcesses
+from common.dlib_models import Box
 from common.errors import UserError
 from common.impl import load
 from common.media import is_image_path, iter_video, read_audio, read_image, video_info
+from common.parallel import worker_count
 from common.training.device import pick_device
 from consent_and_watermark import writer
 from phase4_audio_driven.pipeline import BoxConfig, face_boxes, lip_sync, stream_boxes
@@ -103,12 +108,12 @@ def video_frames_once(path: Path, factor: int) -> Iterator[np.ndarray]:
 
 
 def looped_video(
-    path: Path, factor: int, cfg: BoxConfig, smooth: bool
+    path: Path, factor: int, cfg: BoxConfig, smooth: bool, detect: Callable[[np.ndarray], list[Box]]
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(frame, box (4,)) pairs for as long as they are asked for, decoding the video once while its boxes
     are found (`stream_boxes`); when the audio is longer, the frames start again with the boxes found."""
     boxes = []
-    for frame, box in stream_boxes(video_frames_once(path, factor), cfg, smooth, processes=True):
+    for frame, box in stream_boxes(video_frames_once(path, factor), cfg, smooth, detect):
         boxes.append(box)
         yield frame, box
     while True:
@@ -141,7 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             raise UserError(f"{flag}: no such file: {path}")
     writer.begin_run("lipsync", args.consent, visible_label=not args.no_visible_label, outputs=("video",))
+    with contextlib.ExitStack() as stack:
+        detect = dlib_models.detect_faces
+        if not (is_image_path(args.face) or args.static) and worker_count() > 1:
+            # started now, the detector processes get ready while the model loads
+            detect = stack.enter_context(DetectorProcesses(worker_count())).detect
+        return lip_sync_file(args, detect)
 
+
+def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[Box]]) -> int:
+    """Everything after the consent check: load, find the faces, generate, write (see the module doc)."""
     audio_encoder = load("phase4_audio_driven", "audio_encoder", args.impl)
     model = load("phase4_audio_driven", "model", args.impl)
     device = pick_device(args.device)
@@ -158,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         info = video_info(args.face)
         fps, n_src = info.fps, info.frames  # the container's frame count (0 when it does not say)
-        source = looped_video(args.face, args.resize_factor, box_cfg, not args.nosmooth)
+        source = looped_video(args.face, args.resize_factor, box_cfg, not args.nosmooth, detect)
 
     chunks = audio_encoder.mel_chunks(audio_encoder.melspectrogram(wav), fps)  # (N, 80, 16)
     n_out, seconds = len(chunks), len(wav) / SAMPLE_RATE

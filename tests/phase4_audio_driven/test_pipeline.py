@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from common.detector_processes import DetectorProcesses
 from common.errors import UserError
 from common.impl import load
 from phase4_audio_driven import data, pipeline
@@ -43,12 +44,13 @@ def test_settle_boxes_holds_back_only_a_window_of_frames():
     assert next(stream)[0] == 0 and len(pulled) == 5  # frame 0 waits for frames 1..4, no more
 
 
-def test_boxes_from_detector_processes_equal_those_found_in_process(monkeypatch):
+def test_boxes_from_detector_processes_equal_those_found_in_process():
     from common.synthetic import make_identity, render_clip
 
-    monkeypatch.setenv("DEEPFAKE_WORKERS", "2")
     frames = render_clip(make_identity(4), frames=6, size=160).frames
-    np.testing.assert_array_equal(pipeline.face_boxes(frames, processes=True), pipeline.face_boxes(frames))
+    with DetectorProcesses(2) as detectors:
+        in_workers = pipeline.face_boxes(frames, detect=detectors.detect)
+    np.testing.assert_array_equal(in_workers, pipeline.face_boxes(frames))
 
 
 def test_network_tensors_are_bgr_and_round_trip():
