@@ -15,9 +15,10 @@ What happens:
 
 Speed: `--batch-size` driving frames go through the networks at once and the source is encoded once. On
 a GPU large batches, `--precision bf16 --channels-last` (tensor cores) and `--compile` pay; keypoints,
-Jacobians and sampling grids stay in float32. On an NVIDIA H100 (vox-256, 256 driving frames) the
-published one-frame loop renders 76 frames/s, batches of 64 in bf16 with --channels-last 491 (6.5x), and
-with --compile 728 (8.9x; max |difference| to fp32 2e-3). On a CPU small batches are faster (a batch of
+Jacobians and sampling grids stay in float32; frames travel as uint8. On an NVIDIA H100 (vox-256, 256
+driving frames, benchmarks/fomm_throughput.py) the published one-frame loop renders 66-79 frames/s,
+batches of 64 in bf16 with --channels-last 1053 (15.6x), and with --compile 1668 (21.2x; batches of 128:
+29.2x; max |difference| to fp32 2e-3). On a CPU small batches are faster (a batch of
 256x256 feature maps no longer fits the caches): the default is 2 frames per call there. Measured with
 one thread of a shared AMD EPYC (vox-256, benchmarks/fomm_throughput.py): the published one-frame loop
 takes 0.72-0.75 CPU-s per frame, ours 0.52 in fp32 with --channels-last (1.37x) and 0.28 with
@@ -222,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the networks (GPU: fuses the many small operations; the first "
                              "batches wait for the compiler, about a minute; vox-256 with bf16, "
-                             "--channels-last and batches of 64 on an H100: 728 instead of 491 frames/s)")
+                             "--channels-last and batches of 64 on an H100: 1668 instead of 1053 frames/s)")
     add_common_args(parser)
     add_consent_args(parser)
     return parser
