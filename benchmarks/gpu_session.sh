@@ -18,8 +18,8 @@
 # debug symbols from av's *.so files brings av from 36 to 28 MB), installed with
 # `pip install --no-deps --target DIR` and DIR on PYTHONPATH. Phase 1 needs aligned faces: make them
 # here with phase1_face_swap/extract.py into .gpu/faces1 and .gpu/faces2 (skipped when absent).
-# First measured on an NVIDIA H100 (IMPLEMENTATION_GUIDE.md, phases 3 and 4): the whole script ran in
-# 193 s; starting the machine took longer than that.
+# Measured on an NVIDIA H100 (IMPLEMENTATION_GUIDE.md, phases 3 and 4): the whole script ran in 193 s
+# the first time; the throughput section alone in 310 s the second (it profiles and compiles more).
 set -u
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
