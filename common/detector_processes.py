@@ -20,6 +20,7 @@ its frame and waits on the pipe, which releases the interpreter lock.
 from __future__ import annotations
 
 import queue
+import signal
 import struct
 import subprocess
 import sys
@@ -116,4 +117,6 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group: the parent handles it and closes our stdin, which ends us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout.buffer)
