@@ -1,16 +1,18 @@
 """Ordered streams through a pool of threads: how the CPU stages of a pipeline keep up with a GPU.
 
-The per-frame CPU work of the video tools (dlib's face detector, pasting a face back, the invisible
-watermark) is made of OpenCV, NumPy and dlib calls that release Python's global interpreter lock, so
-threads of one process run them on several cores at once. `ordered_map` applies such a function to a
-stream of frames with a pool of threads and yields the results in input order, keeping only a bounded
-number of frames in flight (a 720p frame is 2.7 MB; a video is never held whole).
+The per-frame CPU work of the video tools (pasting a face back, the invisible watermark, colour
+conversion for the encoder) is made of OpenCV and NumPy calls that release Python's global interpreter
+lock, so threads of one process run them on several cores at once. `ordered_map` applies such a
+function to a stream of frames with a pool of threads and yields the results in input order, keeping
+only a bounded number of frames in flight (a 720p frame is 2.7 MB; a video is never held whole).
+dlib's face detector does not release the lock: its threads wait on worker processes instead
+(`common.detector_processes`).
 
 The items are pulled from the input in a background thread, so whatever produces them (decoding,
 the generator network) runs at the same time as whatever consumes the results (the encoder):
 
-    decode (feeder) -> detect (pool) -> crop + generate (feeder) -> paste (pool) -> watermark (pool)
-    -> encode (caller's thread)
+    decode (feeder) -> detect (pool -> processes) -> crop + generate (feeder) -> paste (pool)
+    -> watermark (pool) -> YUV conversion (pool) -> encode (caller's thread)
 
 `DEEPFAKE_WORKERS=1` turns every pool off (plain `map`, everything in the caller's thread), which is
 also what happens on a one-core machine.
