@@ -4,11 +4,13 @@
 
 The CPU quick preset: the tiny configuration trained on 64 synthetic people (24 frames each, at 5 fps
 so that the heads move between them; the held-out clips stay at 25 fps) with the demo's optimizer
-settings (Adam 1e-3, 50 warm-up steps, cosine decay), 2000 steps of batch 8 on one
-thread (about 0.27 s of CPU per step on a machine at load 4-5, 545 s of CPU with the evaluation, so
-under 10 minutes on one core); or the run folder's newest checkpoint is reused. The tiny configuration
-(model.tiny_config) uses two options of ours that vox-256 leaves off: warping at the pixel centres the
-keypoints name, and taking the warped source's own pixels where the occlusion map says it shows them.
+settings (Adam 1e-3, 50 warm-up steps, cosine decay, gradients clipped to norm 10), 2000 steps of batch 8
+on one thread (about 0.27 s of CPU per step; 546 s of process CPU with start-up and the evaluation at
+load 2, so under 10 minutes on one core); or the run folder's newest checkpoint is reused. The tiny
+configuration (model.tiny_config) uses three options of ours that vox-256 leaves off: warping at the
+pixel centres the keypoints name, taking the warped source's own pixels where the occlusion map says it
+shows them, and taking those pixels from a bilateral-filtered source (its sensor noise is not the
+driving frame's).
 Training prints its process CPU time beside the wall time, since on a shared machine the wall time also
 counts other processes. Then the benchmark reconstructs held-out synthetic people
 (phase3_first_order_motion/reconstruct.py: frame 0 is the source, every frame is driven by itself) and

@@ -63,6 +63,7 @@ class TrainSettings:
     generator_gan: float = 1.0
     feature_matching: float = 10.0
     repeats: int = 75  # each video appears this many times per epoch
+    clip_grad_norm: float = 0.0  # > 0: rescale each network's gradient to at most this norm (not published)
     precision: str = "auto"
     seed: int = 0
 
@@ -150,6 +151,9 @@ class FOMMTrainer:
             opt.zero_grad(set_to_none=True)
         total.backward()
         self._average_gradients([self.kp_detector, self.generator])
+        if s.clip_grad_norm > 0:
+            for module in (self.kp_detector, self.generator):
+                torch.nn.utils.clip_grad_norm_(module.parameters(), s.clip_grad_norm)
         self.optimizers["optimizer_kp_detector"].step()
         self.optimizers["optimizer_generator"].step()
         if s.adversarial:
@@ -228,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="steps of linear learning-rate warm-up (default 0)")
     parser.add_argument("--adversarial", action="store_true",
                         help="add the LSGAN + feature-matching losses of the vox-adv configuration")
+    parser.add_argument("--clip-grad-norm", type=float, default=TrainSettings.clip_grad_norm,
+                        help="rescale the keypoint detector's and the generator's gradients to at most this "
+                             "norm each (0: off, as published). With Adam's beta1 = 0.5 one gradient spike "
+                             "(a nearly singular Jacobian) moves the weights ~16 learning rates at once")
     parser.add_argument("--repeats", type=int, default=TrainSettings.repeats,
                         help="times each video is used per epoch")
     parser.add_argument("--synthetic-videos", type=int, default=16, help="with --data synthetic: identities")
@@ -260,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = TrainSettings(batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                              warmup_steps=args.warmup_steps, max_steps=args.steps,
                              adversarial=args.adversarial, repeats=repeats, precision=args.precision,
+                             clip_grad_norm=args.clip_grad_norm,
                              seed=args.seed)
     trainer = FOMMTrainer(config, settings, info.device, info.world_size)
     checkpointer = Checkpointer(args.run_dir / "checkpoints", trainer.stateful())

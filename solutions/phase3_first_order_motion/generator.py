@@ -13,6 +13,8 @@ decodes the result:
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -109,6 +111,38 @@ def blend_by_occlusion(warped: torch.Tensor, generated: torch.Tensor, occlusion_
     return weight * warped.to(generated.dtype) + (1 - weight) * generated
 
 
+class BilateralFilter(nn.Module):
+    """Edge-preserving smoothing (Tomasi & Manduchi 1998) with learned widths: each pixel becomes the mean
+    of its (2r + 1)^2 neighbours n weighted by
+    exp(-|n - z|^2 / (2 s_space^2) - |I(n) - I(z)|^2 / (2 s_range^2)) (|I(n) - I(z)|^2 averaged over
+    channels), so flat regions lose their sensor noise and edges stay.
+
+    An option of ours (`denoise_source`, tiny configuration only): the source pixels that the blend copies
+    carry the source frame's noise, which no driving frame shares. Starts at s_space = 1 px and
+    s_range = 3 grey levels; both are learned (log-parametrised). (B, C, H, W) -> (B, C, H, W).
+    """
+
+    def __init__(self, radius: int = 2, sigma_space: float = 1.0, sigma_range: float = 3 / 255) -> None:
+        super().__init__()
+        self.radius = radius
+        self.log_sigma_space = nn.Parameter(torch.tensor(math.log(sigma_space)))
+        self.log_sigma_range = nn.Parameter(torch.tensor(math.log(sigma_range)))
+        taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        self.register_buffer("distance2", (taps.view(-1, 1) ** 2 + taps.view(1, -1) ** 2).flatten(),
+                             persistent=False)  # (k * k,) squared offset of each neighbour
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = image.shape
+        k = 2 * self.radius + 1
+        padded = F.pad(image.float(), (self.radius,) * 4, mode="replicate")
+        neighbours = F.unfold(padded, k).view(b, c, k * k, h, w)  # (B, C, k * k, H, W)
+        range2 = ((neighbours - image.float().unsqueeze(2)) ** 2).mean(dim=1)  # (B, k * k, H, W)
+        logits = (-self.distance2.view(1, -1, 1, 1) / (2 * self.log_sigma_space.exp() ** 2)
+                  - range2 / (2 * self.log_sigma_range.exp() ** 2))
+        weights = torch.softmax(logits, dim=1).unsqueeze(1)  # (B, 1, k * k, H, W), sums to 1 over neighbours
+        return (neighbours * weights).sum(dim=2).to(image.dtype)
+
+
 class OcclusionAwareGenerator(nn.Module):
     """Source image + keypoints of source and driving frame -> the driving frame, rendered from the source."""
 
@@ -116,10 +150,11 @@ class OcclusionAwareGenerator(nn.Module):
                  max_features: int = 512, num_down_blocks: int = 2, num_bottleneck_blocks: int = 6,
                  estimate_occlusion_map: bool = True, dense_motion_params: dict | None = None,
                  estimate_jacobian: bool = True, exact_warp: bool = False,
-                 blend_warped_source: bool = False) -> None:
+                 blend_warped_source: bool = False, denoise_source: bool = False) -> None:
         super().__init__()
         self.exact_warp = exact_warp  # motion_transfer.to_sampling_grid before every warp (tiny only)
         self.blend_warped_source = blend_warped_source
+        self.denoise = BilateralFilter() if denoise_source and blend_warped_source else None
         self.dense_motion_network = None
         if dense_motion_params is not None:
             self.dense_motion_network = DenseMotionNetwork(
@@ -175,7 +210,8 @@ class OcclusionAwareGenerator(nn.Module):
             if "occlusion_map" in motion:
                 result["occlusion_map"] = motion["occlusion_map"]
                 out = apply_occlusion(out, motion["occlusion_map"])
-            result["deformed"] = warp(source_image, image_grid)
+            pixels = source_image if self.denoise is None else self.denoise(source_image)
+            result["deformed"] = warp(pixels, image_grid)
         out = self.bottleneck(out)
         for block in self.up_blocks:
             out = block(out)

@@ -54,15 +54,17 @@ class GeneratorConfig:
     num_bottleneck_blocks: int = 6
     estimate_occlusion_map: bool = True
     dense_motion_params: DenseMotionConfig = field(default_factory=DenseMotionConfig)
-    # Options of ours, not the paper's (off in vox-256; they add no weights and appear in model_params
-    # only when on): sample at the pixel centres the keypoint grid names (motion_transfer.to_sampling_grid),
-    # and blend the warped source's pixels into the prediction by the occlusion map
-    # (generator.blend_by_occlusion).
+    # Options of ours, not the paper's (off in vox-256, whose weights and model_params stay the published
+    # ones; they appear in model_params only when on): sample at the pixel centres the keypoint grid names
+    # (motion_transfer.to_sampling_grid), blend the warped source's pixels into the prediction by the
+    # occlusion map (generator.blend_by_occlusion), and take those pixels from a bilateral-filtered source
+    # (generator.BilateralFilter, 2 learned weights; only with blend_warped_source).
     exact_warp: bool = False
     blend_warped_source: bool = False
+    denoise_source: bool = False
 
 
-OPTIONS_OF_OURS = ("exact_warp", "blend_warped_source")
+OPTIONS_OF_OURS = ("exact_warp", "blend_warped_source", "denoise_source")
 
 
 @dataclass
@@ -125,7 +127,7 @@ def tiny_config() -> FOMMConfig:
     (quick preset: held-out L1 / AKD 0.91x / 0.44x the copy-the-source baseline with no down block,
     0.94x / 0.51x with one).
 
-    Two options of ours are on (vox-256 keeps the paper's generator): `exact_warp` samples at the pixel
+    Three options of ours are on (vox-256 keeps the paper's generator): `exact_warp` samples at the pixel
     centres the keypoints name (the published W / (W - 1) zoom, plus resizing the field at
     align_corners=False, resampled every pixel of a 64 px frame a fraction of a pixel off: warping by the
     identity motion alone cost 1.03x the L1 of copying the source), and `blend_warped_source` takes the
@@ -134,13 +136,22 @@ def tiny_config() -> FOMMConfig:
     and L1 is set by the motion: the generator keeps no residual blocks and the dense motion network
     gets 32 channels instead of 16 (600-step proxies, L1 ratio: 1.14 published generator, 0.93 with
     exact_warp, 0.61 with both options, 0.58 with this split of the compute, 5 % more CPU per step).
-    After the quick preset: L1 0.53x and AKD 0.34x, from 0.92x and 0.46x with the paper's generator.
+    On the still half of the frame the prediction then carried the source frame's sensor noise, which no
+    driving frame shares, so `denoise_source` takes the blended pixels from a bilateral-filtered source
+    (generator.BilateralFilter: 5x5, two learned widths, which the quick preset moves from 1 px / 3 grey
+    levels to 1.9 px / 6.3 levels). On the still pixels (those of the noise-free renders that do not
+    change) L1 went from 0.98x to 0.84x the copy in 600-step proxies, and is 0.83x after the quick preset
+    (a noise-free source would give 0.77x); the moving pixels end at 0.44x. The filter costs 6 % more CPU
+    per step. After the quick preset (which also clips the gradients, demo.QUICK_OPTIMIZER): L1 0.49x
+    and AKD 0.35x; 0.53x / 0.34x without the filter and the clipping, 0.92x / 0.46x with the paper's
+    generator.
     """
     return FOMMConfig(
         frame_size=64,
         kp_detector=KPDetectorConfig(block_expansion=16, max_features=128, scale_factor=0.5, num_blocks=3),
         generator=GeneratorConfig(block_expansion=16, max_features=128, num_down_blocks=0,
                                   num_bottleneck_blocks=0, exact_warp=True, blend_warped_source=True,
+                                  denoise_source=True,
                                   dense_motion_params=DenseMotionConfig(block_expansion=32, max_features=128,
                                                                         num_blocks=3, scale_factor=0.5)),
         discriminator=DiscriminatorConfig(block_expansion=16, max_features=128),

@@ -132,3 +132,38 @@ def test_generator_options_exact_warp_and_blend_return_the_source_for_identity_m
     occ = F.interpolate(out["occlusion_map"], size=(32, 32), mode="bilinear")
     want = occ * src + (1 - occ) * out["generated"]
     np.testing.assert_allclose(out["prediction"].numpy(), want.numpy(), atol=1e-5)
+
+
+@pytest.mark.todo(*ALL_GEN_IDS)
+def test_generator_denoise_source_blends_the_filtered_source(gen):
+    """denoise_source: with the identity motion the blended pixels are the bilateral-filtered source."""
+    g, kp, src = small_generator_and_still_keypoints(gen, num_down_blocks=0, exact_warp=True,
+                                                     blend_warped_source=True, denoise_source=True)
+    assert sorted(k for k in g.state_dict() if k.startswith("denoise.")) == [
+        "denoise.log_sigma_range", "denoise.log_sigma_space"]
+    with torch.no_grad():
+        out = g(src, kp_driving=kp, kp_source=kp)
+        filtered = gen.BilateralFilter()(src)
+    np.testing.assert_allclose(out["deformed"].numpy(), filtered.numpy(), atol=1e-5)
+    occ = F.interpolate(out["occlusion_map"], size=(32, 32), mode="bilinear")
+    want = occ * filtered + (1 - occ) * out["generated"]
+    np.testing.assert_allclose(out["prediction"].numpy(), want.numpy(), atol=1e-5)
+
+
+def test_bilateral_filter_smooths_flat_regions_and_keeps_edges(gen):
+    """denoise_source's filter: a step edge far above s_range stays; with a huge s_range it is the
+    normalised (2r + 1)^2 Gaussian of s_space (replicate padding), computed here with numpy."""
+    f = gen.BilateralFilter(radius=2, sigma_space=1.0, sigma_range=3 / 255)
+    step = torch.zeros(1, 3, 8, 8)
+    step[..., 4:] = 1.0
+    with torch.no_grad():
+        np.testing.assert_allclose(f(step).numpy(), step.numpy(), atol=1e-6)
+        f.log_sigma_range.fill_(10.0)
+        img = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+        out = f(img).numpy()
+    taps = np.arange(-2, 3)
+    kernel = np.exp(-(taps[:, None] ** 2 + taps[None] ** 2) / 2.0)
+    kernel /= kernel.sum()
+    padded = np.pad(img.numpy(), ((0, 0), (0, 0), (2, 2), (2, 2)), mode="edge")
+    want = sum(kernel[i, j] * padded[..., i:i + 8, j:j + 8] for i in range(5) for j in range(5))
+    np.testing.assert_allclose(out, want, atol=1e-5)

@@ -36,16 +36,20 @@ def test_vox256_config_equals_the_published_model_params(model, layout):
 
 
 def test_generator_options_of_ours_are_off_in_vox256_and_stored_when_on(model):
-    """exact_warp / blend_warped_source: absent from vox-256's (published) model_params, kept by tiny's."""
+    """exact_warp / blend_warped_source / denoise_source: absent from vox-256's (published) model_params,
+    kept by tiny's."""
+    options = ("exact_warp", "blend_warped_source", "denoise_source")
     vox = model.get_config("vox-256")
-    assert not vox.generator.exact_warp and not vox.generator.blend_warped_source
+    assert not any(getattr(vox.generator, o) for o in options)
+    assert not set(options) & set(vox.model_params()["generator_params"])
     tiny = model.get_config("tiny")
     params = tiny.model_params()
-    assert params["generator_params"]["exact_warp"] and params["generator_params"]["blend_warped_source"]
+    assert all(params["generator_params"][o] for o in options)
     back = model.FOMMConfig.from_model_params(params, frame_size=tiny.frame_size)
-    assert back.generator.exact_warp and back.generator.blend_warped_source
+    assert all(getattr(back.generator, o) for o in options)
     built = model.build_fomm(tiny)["generator"]
-    assert built.exact_warp and built.blend_warped_source
+    assert built.exact_warp and built.blend_warped_source and built.denoise is not None
+    assert model.build_fomm()["generator"].denoise is None  # no weights of ours in vox-256
 
 
 @pytest.mark.parametrize("name", ["kp_detector", "generator", "discriminator"])

@@ -124,3 +124,20 @@ def test_cosine_learning_rate_warms_up_linearly_and_decays_to_zero():
     assert learning_rate(cosine, 500) == pytest.approx(0, abs=1e-12)  # past the end: stays at 0
     constant = TrainSettings(lr=2e-4)
     assert {learning_rate(constant, s) for s in (0, 5, 10_000)} == {2e-4}
+
+
+def test_clip_grad_norm_bounds_each_network_gradient():
+    from phase3_first_order_motion import data
+    from phase3_first_order_motion.train import FOMMTrainer, TrainSettings
+
+    config = load(PHASE, "model").get_config("tiny")
+    video = data.synthetic_videos(1, 2, config.frame_size, seed=5)[0]  # (2, H, W, 3) uint8
+    frames = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255
+    batch = {"source": frames[:1], "driving": frames[1:]}
+    torch.manual_seed(0)
+    trainer = FOMMTrainer(config, TrainSettings(clip_grad_norm=1e-3), torch.device("cpu"))
+    trainer.step(batch, 0)
+    for module in (trainer.kp_detector, trainer.generator):
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()
+                                                     if p.grad is not None]))
+        assert 0 < float(norm) <= 1e-3 * (1 + 1e-4)
