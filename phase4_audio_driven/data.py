@@ -164,6 +164,36 @@ def syncnet_batch(
     return {"faces": torch.stack(faces), "audio": torch.stack(audio), "labels": torch.tensor(labels)[:, None]}
 
 
+def syncnet_group_batch(
+    clips: list[TalkingClip], batch: int, rng: np.random.Generator, group: int, augment: bool = False
+) -> dict:
+    """Expert batch of batch / group clips with `group` distinct windows each, every window with its own
+    audio: faces (B, 15, 48, 96), audio (B, 1, 80, 16), clip (B,) and start (B,) frame indices. The
+    trainer pairs each face window with the audio of every other window of its clip as negatives, so
+    the encoders run once per window for group - 1 negatives each. `augment` as in `syncnet_batch`,
+    drawn per window."""
+    if group < 2 or batch % group:
+        raise UserError(f"--group must be at least 2 and divide --batch-size ({batch}), got {group}")
+    faces, audio, clip_ids, starts = [], [], [], []
+    for c in range(batch // group):
+        clip = clips[int(rng.integers(len(clips)))]
+        choices = np.flatnonzero(clip.usable)
+        if len(choices) < group:
+            raise UserError(f"a clip has {len(choices)} training windows, fewer than --group {group}")
+        for n in rng.choice(choices, size=group, replace=False):
+            window, mel = clip.faces[n : n + WINDOW], mel_window(clip, int(clip.syncnet_start[n]))
+            faces.append(lower_halves(augment_faces(window, rng) if augment else window))
+            audio.append(augment_mel(mel, rng) if augment else mel)
+            clip_ids.append(c)
+            starts.append(int(n))
+    return {
+        "faces": torch.stack(faces),
+        "audio": torch.stack(audio),
+        "clip": torch.tensor(clip_ids),
+        "start": torch.tensor(starts),
+    }
+
+
 def generator_batch(clips: list[TalkingClip], batch: int, rng: np.random.Generator) -> dict:
     """Generator batch: faces (B, 6, 5, 96, 96) = [masked target | reference window], audio (B, 5, 1, 80, 16)
     (one window per frame, training rule), mel (B, 1, 80, 16) for the expert, target (B, 3, 5, 96, 96)."""

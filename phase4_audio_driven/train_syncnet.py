@@ -11,6 +11,13 @@ the cosine similarity of the two embeddings (Wav2Lip eq. 1). At the end the expe
 the published layout as `<run-dir>/lipsync_expert.pth`, and its accuracy on held-out clips (in sync
 vs shifted by at least 5 frames) is printed. Run the same command again to resume.
 
+`--group G` (not in the published code) draws --batch-size / G clips with G windows each and pairs
+every face window with its own audio and with the audio of each other window of its clip (at least
+--min-shift frames away, label 0): G - 1 negatives per window for the encoders' cost of one window,
+half the loss on the in-sync pairs and half on the shifted ones (still the BCE of the cosine). Random
+50/50 pairs of batch 16 can sit at chance (loss 0.69) for thousands of steps; groups of 4 leave it
+within 250 steps, and with --augment they stop learning the training faces by heart.
+
 The published run keeps Adam's learning rate constant; `--warmup N --cosine` ramps it up over N steps and
 then lets it follow half a cosine down to 0 at --steps (the CPU presets: a short run that starts at a
 higher rate without diverging and ends settled). The rate is a function of the step, so a resumed run
@@ -43,7 +50,13 @@ from common.training import (
     wrap_ddp,
 )
 from common.training.schedule import lr_factor
-from phase4_audio_driven.data import TalkingClip, add_data_args, load_clips, syncnet_batch
+from phase4_audio_driven.data import (
+    TalkingClip,
+    add_data_args,
+    load_clips,
+    syncnet_batch,
+    syncnet_group_batch,
+)
 
 HELD_OUT_SEED = 10_000  # synthetic people used only for evaluation
 
@@ -61,6 +74,7 @@ class ExpertConfig:
     augment: bool = False  # random colour, framing and audio level per window (data.Augment)
     warmup: int = 0  # steps of linear learning-rate warm-up (published: none)
     cosine: bool = False  # cosine decay to 0 at the last step (published: constant)
+    group: int = 0  # windows per clip, every other window's audio a negative (published: 0, random pairs)
 
 
 @torch.no_grad()
@@ -75,6 +89,22 @@ def sync_accuracy(
     a, v = expert(batch["audio"].to(device), batch["faces"].to(device))
     prob = torch.nn.functional.cosine_similarity(a, v).cpu()
     return float(((prob > 0.5).float() == batch["labels"][:, 0]).float().mean())
+
+
+def group_loss(sync_loss, audio_emb: torch.Tensor, face_emb: torch.Tensor, batch: dict, min_shift: int):
+    """Loss of a `syncnet_group_batch`, embeddings (B, 512) each: the mean of `sync_loss` over the B
+    in-sync pairs and over every (face, audio) pair of one clip whose windows lie at least `min_shift`
+    frames apart (label 0), so that both classes weigh alike, as in a 50/50 batch."""
+    device = audio_emb.device
+    clip, start = batch["clip"], batch["start"]  # (B,) each
+    loss = sync_loss(audio_emb, face_emb, torch.ones(len(start), 1, device=device))
+    far = (start[:, None] - start[None, :]).abs() >= max(1, min_shift)  # (B faces, B audio)
+    pairs = torch.nonzero((clip[:, None] == clip[None, :]) & far).to(device)  # (P, 2): face, audio
+    face_i, audio_i = pairs[:, 0], pairs[:, 1]
+    if len(face_i) == 0:
+        return loss
+    off = sync_loss(audio_emb[audio_i], face_emb[face_i], torch.zeros(len(face_i), 1, device=device))
+    return 0.5 * (loss + off)
 
 
 def add_schedule_args(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=2,
         help="synthetic: held-out people for the final accuracy check (0 = skip; default 2)",
     )
+    parser.add_argument(
+        "--group",
+        type=int,
+        default=d.group,
+        help="draw --batch-size / G clips with G windows each and use every other window's audio of the "
+        "clip as a negative (G - 1 negatives per window for the encoder cost of one; 0 = the published "
+        "50/50 random pairs; default 0)",
+    )
     add_schedule_args(parser)
     add_data_args(parser)
     add_train_args(parser, TrainConfig(max_steps=200, checkpoint_every=100, preview_every=0))
@@ -138,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.width <= 0 or args.batch_size < 2 or args.warmup < 0:
         raise UserError("--width must be positive, --batch-size at least 2 and --warmup at least 0")
+    if args.group and (args.group < 2 or args.batch_size % args.group or args.paired):
+        raise UserError("--group must be at least 2, divide --batch-size, and go without --paired")
     cfg = ExpertConfig(
         args.width,
         args.batch_size,
@@ -147,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         augment=args.augment,
         warmup=args.warmup,
         cosine=args.cosine,
+        group=args.group,
     )
     dist = init_distributed(args.device)
     seed_everything(args.seed + dist.rank)
@@ -163,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     def batches(epoch: int):
         rng = np.random.default_rng([args.seed, epoch, dist.rank])
         for _ in range(cfg.batches_per_epoch):
-            yield syncnet_batch(clips, cfg.batch_size, rng, cfg.min_shift, cfg.paired, cfg.augment)
+            if cfg.group:
+                yield syncnet_group_batch(clips, cfg.batch_size, rng, cfg.group, cfg.augment)
+            else:
+                yield syncnet_batch(clips, cfg.batch_size, rng, cfg.min_shift, cfg.paired, cfg.augment)
 
     def step(batch: dict, index: int) -> dict[str, float]:
         lr = cfg.lr * lr_factor(index, args.steps, cfg.warmup, cfg.cosine)
@@ -173,7 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.zero_grad(set_to_none=True)
         with autocast(dist.device, precision):
             a, v = trained(batch["audio"].to(dist.device), batch["faces"].to(dist.device))
-        loss = lip_sync.sync_loss(a.float(), v.float(), batch["labels"].to(dist.device))
+        if cfg.group:
+            loss = group_loss(lip_sync.sync_loss, a.float(), v.float(), batch, cfg.min_shift)
+        else:
+            loss = lip_sync.sync_loss(a.float(), v.float(), batch["labels"].to(dist.device))
         loss.backward()
         optimizer.step()
         return {"sync_loss": loss.item(), "lr": lr}

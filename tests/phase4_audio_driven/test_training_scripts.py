@@ -7,6 +7,7 @@ import csv
 import pytest
 import torch
 
+from common.errors import UserError
 from common.impl import load
 from consent_and_watermark import writer
 
@@ -76,3 +77,44 @@ def test_generator_sync_weight_flag():
     assert parse(["--expert", "e.pth", "--sync-weight", "0.1"]).sync_weight == pytest.approx(0.1)
     with pytest.raises(UserError, match="sync-weight"):
         train.main(["--expert", "e.pth", "--sync-weight", "1.5"])
+
+
+@pytest.mark.todo("p4.audio", "p4.sync.loss")
+def test_group_batches_pair_every_window_of_a_clip():
+    import numpy as np
+
+    from phase4_audio_driven import data, train_syncnet
+
+    rng = np.random.default_rng(0)
+    audio_encoder = load("phase4_audio_driven", "audio_encoder")
+    clips = [
+        data.make_clip(rng.integers(0, 256, (30, 96, 96, 3), dtype=np.uint8),
+                       (0.1 * rng.standard_normal(int(1.2 * 16000))).astype(np.float32), 25.0, audio_encoder)
+        for _ in range(2)
+    ]
+    batch = data.syncnet_group_batch(clips, 8, np.random.default_rng(1), group=4)
+    assert batch["faces"].shape == (8, 15, 48, 96) and batch["audio"].shape == (8, 1, 80, 16)
+    assert batch["clip"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    for c in (0, 1):  # distinct windows per clip, each with its own audio
+        assert len(set(batch["start"][4 * c : 4 * c + 4].tolist())) == 4
+    for b in range(8):
+        clip = next(c for c in clips if torch.equal(data.lower_halves(
+            c.faces[int(batch["start"][b]) : int(batch["start"][b]) + 5]), batch["faces"][b]))
+        s = int(clip.syncnet_start[int(batch["start"][b])])
+        assert torch.equal(batch["audio"][b, 0], torch.from_numpy(clip.mel[:, s : s + 16]))
+
+    # 2 clips x 2 windows, starts 0 and 5 (>= min_shift 3): positives on the diagonal, 1 negative per window
+    lip_sync = load("phase4_audio_driven", "lip_sync")
+    pairs = {"clip": torch.tensor([0, 0, 1, 1]), "start": torch.tensor([0, 5, 0, 1])}  # clip 1: too close
+    audio = torch.nn.functional.normalize(torch.rand(4, 8), dim=1)
+    face = torch.nn.functional.normalize(torch.rand(4, 8), dim=1)
+    cos = (face @ audio.T).clamp(0, 1)  # (faces, audio)
+    pos = -torch.log(cos.diagonal()).mean()
+    neg = -torch.log(1 - torch.stack([cos[0, 1], cos[1, 0]])).mean()
+    loss = train_syncnet.group_loss(lip_sync.sync_loss, audio, face, pairs, min_shift=3)
+    assert float(loss) == pytest.approx(float(0.5 * (pos + neg)), rel=1e-5)
+    with pytest.raises(UserError, match="group"):
+        data.syncnet_group_batch(clips, 6, np.random.default_rng(1), group=4)
+    aug = data.syncnet_group_batch(clips, 8, np.random.default_rng(1), group=4, augment=True)
+    assert aug["start"][:4].tolist() == batch["start"][:4].tolist()  # the same windows, recoloured
+    assert not torch.equal(aug["faces"], batch["faces"]) and aug["audio"].abs().max() <= 4.0
