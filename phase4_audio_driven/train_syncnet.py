@@ -27,6 +27,7 @@ follows the same curve.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -91,7 +92,8 @@ def sync_accuracy(
     return float(((prob > 0.5).float() == batch["labels"][:, 0]).float().mean())
 
 
-def group_loss(sync_loss, audio_emb: torch.Tensor, face_emb: torch.Tensor, batch: dict, min_shift: int):
+def group_loss(sync_loss: Callable[..., torch.Tensor], audio_emb: torch.Tensor, face_emb: torch.Tensor,
+               batch: dict, min_shift: int) -> torch.Tensor:
     """Loss of a `syncnet_group_batch`, embeddings (B, 512) each: the mean of `sync_loss` over the B
     in-sync pairs and over every (face, audio) pair of one clip whose windows lie at least `min_shift`
     frames apart (label 0), so that both classes weigh alike, as in a 50/50 batch."""
