@@ -134,6 +134,8 @@ def run_benchmark(args: argparse.Namespace, folder: Path) -> int:
     from consent_and_watermark import watermark_image as wm
     from consent_and_watermark.label import draw_label
 
+    # The writer's two halves timed apart (as benchmarks/provenance_cost.py does): its marker's label +
+    # watermark on a pool, then the encoder alone into the temporary folder, deleted with it.
     key = bytes(32)
     marked = timed("  marking alone (label + watermark, threads)",
                    lambda: list(ordered_map(lambda f: wm.embed(draw_label(f), 1, key), pasted)), t)
