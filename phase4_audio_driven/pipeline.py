@@ -41,6 +41,7 @@ class BoxConfig:
     chin_margin: float = 0.15  # dlib's HOG boxes stop above the chin: extend the bottom by this x height
     smooth_window: int = 5  # frames averaged per box (published: 5); 1 = no smoothing
     detect_max_side: int = 480  # detection runs on a copy at most this large (speed)
+    detect_every: int = 1  # run the detector on every k-th frame, interpolate the boxes between (speed)
 
 
 def detect_box(rgb: np.ndarray, cfg: BoxConfig = BoxConfig(),
@@ -116,8 +117,51 @@ def stream_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(), smo
     `detect` finds the faces in one downscaled frame: dlib's detector in this process by default, or
     `common.detector_processes.DetectorProcesses.detect` for a long video (dlib holds the interpreter
     lock, so the threads alone detect one frame at a time; worker processes do not share it)."""
-    detections = ordered_map(lambda frame: (frame, detect_box(frame, cfg, detect)), frames)
-    yield from _settled(detections, cfg, smooth)
+    every = max(1, cfg.detect_every)
+
+    def found(item: tuple[int, np.ndarray]) -> tuple[np.ndarray, Box | None | _Skipped]:
+        i, frame = item
+        return frame, detect_box(frame, cfg, detect) if i % every == 0 else SKIPPED
+
+    detections = ordered_map(found, enumerate(frames))
+    yield from _settled(interpolate_skipped(detections), cfg, smooth)
+
+
+class _Skipped:
+    """The detector did not look at this frame (`BoxConfig.detect_every`)."""
+
+
+SKIPPED = _Skipped()
+
+
+def interpolate_skipped(
+    detections: Iterable[tuple[T, Box | None | _Skipped]],
+) -> Iterator[tuple[T, tuple[float, ...] | None]]:
+    """Fill the boxes of skipped frames from the detected frames around them, in one pass.
+
+    Between two frames with a face, each box corner moves linearly (a head moves little in a few
+    frames; the boxes are smoothed afterwards anyway). Next to a frame without a face the skipped
+    frames take the box of the side that has one (or none: `settle_boxes` then fills the gap). Skipped
+    frames after the last detected frame (the end of the stream is not known in advance) keep its box.
+    So the stream runs at most `detect_every - 1` frames behind its input.
+    """
+    waiting: list[T] = []  # skipped items since the last detected one
+    previous: Box | None = None  # the box of the last detected frame
+    for item, box in detections:
+        if isinstance(box, _Skipped):
+            waiting.append(item)
+            continue
+        for j, skipped in enumerate(waiting, start=1):
+            if previous is not None and box is not None:
+                w = j / (len(waiting) + 1)  # share of the way from the previous detection to this one
+                yield skipped, tuple((1 - w) * a + w * b for a, b in zip(previous, box, strict=True))
+            else:
+                yield skipped, previous if previous is not None else box
+        waiting.clear()
+        previous = box
+        yield item, box
+    for skipped in waiting:
+        yield skipped, previous
 
 
 def _settled(detections: Iterable[tuple[np.ndarray, Box | None]], cfg: BoxConfig,

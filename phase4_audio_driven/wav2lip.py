@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="divide the frame size by this first (faster; the model only sees 96x96 crops)",
     )
     parser.add_argument("--nosmooth", action="store_true", help="do not smooth face boxes over 5 frames")
+    parser.add_argument(
+        "--detect-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="look for the face on every K-th frame only and interpolate the boxes in between: K times "
+        "less detector work, the costliest CPU stage (default: 1, every frame, as published)",
+    )
     parser.add_argument("--static", action="store_true", help="use only the first video frame")
     parser.add_argument(
         "--fps",
@@ -136,8 +144,8 @@ def load_speech(path: Path) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.resize_factor < 1 or args.batch_size < 1:
-        raise UserError("--resize-factor and --batch-size must be at least 1")
+    if args.resize_factor < 1 or args.batch_size < 1 or args.detect_every < 1:
+        raise UserError("--resize-factor, --batch-size and --detect-every must be at least 1")
     if not 1 <= args.fps <= 120:
         raise UserError(f"--fps must be between 1 and 120, got {args.fps}")
     if args.output.suffix.lower() != ".mp4":
@@ -162,7 +170,7 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
     generator = model.load_generator(args.checkpoint).to(device)
 
     wav = load_speech(args.audio)
-    box_cfg = BoxConfig(pads=tuple(args.pads))
+    box_cfg = BoxConfig(pads=tuple(args.pads), detect_every=args.detect_every)
     n_src = 1
     if is_image_path(args.face) or args.static:
         still = read_image(args.face) if is_image_path(args.face) else next(video_frames_once(args.face, 1))
