@@ -7,11 +7,13 @@
 # Sections (each under its own time limit, so that one hang cannot eat the others' time):
 #   1. phase 3 throughput: animate's batched path against the published one-frame loop
 #      (bf16 + channels_last at several batch sizes, fp16, and fp32 batched for comparison);
-#   2. phase 4 end-to-end throughput on a 10 s 720p clip (decode, detect, generate, paste, encode);
+#   2. phase 4 ("wav2lip"): end-to-end throughput on a 10 s 720p clip (decode, detect, generate, paste,
+#      encode), with the detector on every frame and on every 3rd, then benchmarks/writer_scaling.py
+#      (why marking + encoding together scale worse than either alone on 16 cores);
 #   3. bf16 training steps of every phase's trainer on the GPU, then a resume.
 # Set LOG to choose where the log goes (default gpu_session.log); PY for the interpreter; SECTIONS to
-# run only some of "throughput training" (default both; the training checks only need rerunning when
-# the trainers change).
+# run only some of "throughput wav2lip training" (default all three; phase 3's target is met and the
+# training checks only need rerunning when the trainers change: SECTIONS=wav2lip is the next session's).
 #
 # On a machine that has PyTorch but not our media/provenance packages, bring them as py3.12 wheels:
 # av, c2pa-python, cryptography, cffi, pycparser, dlib-bin, platformdirs (about 61 MB; stripping the
@@ -25,7 +27,7 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 QUICK=${QUICK:-0}
 LOG=${LOG:-gpu_session.log}
-SECTIONS=${SECTIONS:-throughput training}
+SECTIONS=${SECTIONS:-throughput wav2lip training}
 WORK=$(mktemp -d)
 export DEEPFAKE_DATA_DIR=$WORK/data DEEPFAKE_CONFIG_DIR=$WORK/config PYTHONUNBUFFERED=1
 if [ "$QUICK" = 1 ]; then
@@ -65,11 +67,18 @@ done
 run 150 env TORCHINDUCTOR_FREEZING=1 $PY benchmarks/fomm_throughput.py $SIZE_ARGS --device "$DEVICE" \
     --frames "$FRAMES" --precision bf16 --channels-last --batch-size 64 --compile
 
+fi
+
+if [[ " $SECTIONS " == *" wav2lip "* ]]; then
 section "phase 4 end-to-end throughput (720p, $SECONDS_CLIP s)"
-for batch in 128 32; do
+# every frame detected (as published), then the detector on every 3rd frame; --marginal separates
+# the per-run costs (model load, worker start, audio, signing) from the per-frame rate
+for every in 1 3; do
     run 180 $PY benchmarks/wav2lip_throughput.py --device "$DEVICE" --seconds "$SECONDS_CLIP" \
-        --batch-size "$batch" --runs 2
+        --batch-size 32 --runs 2 --marginal --detect-every "$every"
 done
+section "the writer on many cores: marking and encoding apart and together"
+run 240 $PY benchmarks/writer_scaling.py --frames "$((FRAMES < 250 ? FRAMES : 250))"
 fi
 
 if [[ " $SECTIONS " == *" training "* ]]; then

@@ -99,8 +99,11 @@ def encode_mp4(
     sample_rate: int | None = None,
     tags: Mapping[str, str] | None = None,
     crf: int = 18,
+    preset: str = "veryfast",
 ) -> Path:
-    """Write RGB uint8 frames as H.264 (yuv420p) mp4, with an AAC track when ``audio`` is given."""
+    """Write RGB uint8 frames as H.264 (yuv420p) mp4, with an AAC track when ``audio`` is given.
+
+    ``crf`` and ``preset`` are x264's quality (lower is better, 18 looks lossless) and speed knobs."""
     path = Path(path)
     rate = Fraction(fps).limit_denominator(1001)
     with atomic_path(path, suffix=".mp4") as tmp:
@@ -120,7 +123,7 @@ def encode_mp4(
                     video = container.add_stream("libx264", rate=rate)
                     video.height, video.width = planes.shape[0] * 2 // 3, planes.shape[1]
                     video.pix_fmt = "yuv420p"
-                    video.options = {"crf": str(crf), "preset": "veryfast"}
+                    video.options = {"crf": str(crf), "preset": preset}
                 for packet in video.encode(av.VideoFrame.from_ndarray(planes, format="yuv420p")):
                     container.mux(packet)
             if video is None:
