@@ -78,7 +78,10 @@ for every in 1 3; do
         --batch-size 32 --runs 2 --marginal --detect-every "$every"
 done
 section "the writer on many cores: marking and encoding apart and together"
-run 240 $PY benchmarks/writer_scaling.py --frames "$((FRAMES < 250 ? FRAMES : 250))"
+# with glibc keeping freed memory (the default, common/memory.py) and without, to see what it buys
+for keep in 1 0; do
+    run 240 env DEEPFAKE_KEEP_MEMORY=$keep $PY benchmarks/writer_scaling.py --frames "$((FRAMES < 250 ? FRAMES : 250))"
+done
 fi
 
 if [[ " $SECTIONS " == *" training "* ]]; then
