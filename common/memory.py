@@ -11,7 +11,8 @@ takes a per-process lock that the other threads' page faults wait on.
 
 `keep_freed_memory()` raises both thresholds (`mallopt`, glibc only; elsewhere it does nothing). It runs
 when `common` is first imported, i.e. in every tool of the project; `DEEPFAKE_KEEP_MEMORY=0` turns it
-off (for comparisons). The price: a process keeps the peak of what it used until it exits.
+off (for comparisons). The price: a process keeps the peak of what it used until it exits; the peak
+itself did not grow (the Wav2Lip throughput benchmark on a 4 s clip: 2.58 GB with, 2.60 GB without).
 """
 
 from __future__ import annotations
