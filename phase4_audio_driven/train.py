@@ -16,6 +16,9 @@ held-out windows drops below 0.75 (checked every --eval-every steps), then 0.03 
 visual-quality discriminator joins (s_g = 0.07). Previews show target, masked input, reference and
 output. The generator is exported as `<run-dir>/wav2lip.pth` in the published layout. `--warmup` and
 `--cosine` shape the learning rate as in train_syncnet.py (published: constant).
+
+`--mouth-weight W` (not in the paper; default 1, the plain L1) weighs the L1 of the masked lower half
+W times the upper half's, which the masked input already shows.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class GeneratorConfig:
     batches_per_epoch: int = 50
     warmup: int = 0  # steps of linear learning-rate warm-up (published: none)
     cosine: bool = False  # cosine decay to 0 at the last step (published: constant)
+    mouth_weight: float = 1.0  # L1 weight of the lower half vs the upper half (published: 1, plain L1)
 
 
 class SyncWeight:
@@ -112,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"weight s_w of the expert sync loss once it is on (published {d.sync_weight})",
     )
     parser.add_argument(
+        "--mouth-weight",
+        type=float,
+        default=d.mouth_weight,
+        help="weigh the L1 of the lower half of the face (the masked half, where the mouth must follow "
+        "the audio) this many times the upper half's (not in the paper; default 1 = the published plain "
+        "L1)",
+    )
+    parser.add_argument(
         "--eval-every",
         type=int,
         default=d.eval_every,
@@ -132,13 +144,19 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not 0 <= args.sync_weight < 1:
         raise UserError(f"--sync-weight must be in [0, 1), got {args.sync_weight}")
+    if args.mouth_weight <= 0:
+        raise UserError(f"--mouth-weight must be positive, got {args.mouth_weight}")
     cfg = GeneratorConfig(
         args.width, args.batch_size, args.lr, args.disc, args.sync_threshold, args.eval_every,
         sync_weight=args.sync_weight, warmup=args.warmup, cosine=args.cosine,
+        mouth_weight=args.mouth_weight,
     )
     dist = init_distributed(args.device)
     seed_everything(args.seed + dist.rank)
     w2l = load("phase4_audio_driven", "wav2lip", args.impl)
+    loss_cfg = w2l.LossConfig(
+        sync_weight_final=cfg.sync_weight, sync_threshold=cfg.sync_threshold, mouth_weight=cfg.mouth_weight
+    )
     model = load("phase4_audio_driven", "model", args.impl)
     audio_encoder = load("phase4_audio_driven", "audio_encoder", args.impl)
     expert = model.load_syncnet(args.expert).to(dist.device)  # frozen: eval mode, no gradients
@@ -184,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         g = g.float()
         sync = w2l.expert_sync_loss(expert, on(batch, "mel"), g) if s_w.value > 0 else g.new_zeros(())
         losses = w2l.generator_loss(
-            g, on(batch, "target"), sync, None if prob is None else prob.float(), s_w.value
+            g, on(batch, "target"), sync, None if prob is None else prob.float(), s_w.value, loss_cfg
         )
         losses["total"].backward()
         optimizer.step()
@@ -197,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = {k: float(v.detach()) for k, v in losses.items()}
         if (index + 1) % cfg.eval_every == 0:
             val = held_out_sync_loss()
-            losses_cfg = w2l.LossConfig(sync_weight_final=cfg.sync_weight, sync_threshold=cfg.sync_threshold)
-            s_w.value = w2l.sync_weight(s_w.value, val, losses_cfg)
+            s_w.value = w2l.sync_weight(s_w.value, val, loss_cfg)
             metrics["val_sync"] = val
         metrics["sync_weight"] = s_w.value
         metrics["lr"] = lr

@@ -250,6 +250,7 @@ class LossConfig:
     sync_weight_final: float = 0.03  # s_w once the expert's eval loss on generated windows < threshold
     sync_threshold: float = 0.75
     disc_weight: float = 0.07  # s_g
+    mouth_weight: float = 1.0  # L1 weight of the lower half of the face vs the upper half (published 1)
 
 
 PUBLISHED_LOSSES = LossConfig()
@@ -297,11 +298,20 @@ def generator_loss(
     """Total generator loss L = s_w E_sync + s_g L_gen + (1 - s_w - s_g) L1 (s_g = 0 without a disc).
 
     generated, target (B, 3, T, 96, 96); sync = expert_sync_loss; disc_real_prob = disc(generated)
-    (T*B, 1) or None. Returns the scalar terms and `total`."""
+    (T*B, 1) or None. Returns the scalar terms and `total`. With `cfg.mouth_weight` w != 1 (not in the
+    paper) the L1 in `total` weighs the pixels of the lower half w times those of the upper half (the
+    weights averaging 1, so its scale stays that of the L1): the masked half, where the mouth has to
+    follow the audio, instead of the half the masked input already shows. `l1` stays the plain L1."""
     l1 = F.l1_loss(generated, target)
+    recon = l1
+    if cfg.mouth_weight != 1.0:
+        h = generated.shape[3]
+        rows = torch.ones(h, 1, dtype=generated.dtype, device=generated.device)  # (H, 1), broadcast over W
+        rows[h // 2 :] = cfg.mouth_weight
+        recon = ((generated - target).abs() * (rows / rows.mean())).mean()
     s_g = cfg.disc_weight if disc_real_prob is not None else 0.0
     out = {"l1": l1, "sync": sync}
-    total = s_w * sync + (1.0 - s_w - s_g) * l1
+    total = s_w * sync + (1.0 - s_w - s_g) * recon
     if disc_real_prob is not None:
         perceptual = F.binary_cross_entropy(disc_real_prob, torch.ones_like(disc_real_prob))
         out["perceptual"] = perceptual

@@ -118,3 +118,13 @@ def test_group_batches_pair_every_window_of_a_clip():
     aug = data.syncnet_group_batch(clips, 8, np.random.default_rng(1), group=4, augment=True)
     assert aug["start"][:4].tolist() == batch["start"][:4].tolist()  # the same windows, recoloured
     assert not torch.equal(aug["faces"], batch["faces"]) and aug["audio"].abs().max() <= 4.0
+
+
+def test_generator_mouth_weight_flag():
+    from phase4_audio_driven import train
+
+    parse = train.build_parser().parse_args
+    assert parse(["--expert", "e.pth"]).mouth_weight == 1.0  # published: the plain L1
+    assert parse(["--expert", "e.pth", "--mouth-weight", "4"]).mouth_weight == 4.0
+    with pytest.raises(UserError, match="mouth-weight"):
+        train.main(["--expert", "e.pth", "--mouth-weight", "0"])

@@ -94,3 +94,20 @@ def test_generator_loss_weights(w2l):
     want = 0.03 * 2.0 + 0.07 * perceptual + (1 - 0.03 - 0.07) * 0.5
     assert out["total"].item() == pytest.approx(want.item(), rel=1e-6)
     assert w2l.generator_loss(g, t, sync, None, s_w=0.0)["total"].item() == pytest.approx(0.5)
+
+
+def test_generator_loss_mouth_weight(w2l):
+    g, t = torch.zeros(1, 3, 5, 4, 4), torch.zeros(1, 3, 5, 4, 4)
+    g[:, :, :, 2:] = 0.6  # an error of 0.6 on the lower half only
+    published = w2l.generator_loss(g, t, torch.tensor(0.0), None, s_w=0.0)
+    assert published["total"].item() == pytest.approx(0.3)  # plain L1 (mouth_weight 1)
+    cfg = w2l.LossConfig(mouth_weight=3.0)
+    out = w2l.generator_loss(g, t, torch.tensor(0.0), None, s_w=0.0, cfg=cfg)
+    # row weights 1 (upper) and 3 (lower), divided by their mean 2: 0.6 * 1.5 / 2 on average
+    assert out["total"].item() == pytest.approx(0.45)
+    assert out["l1"].item() == pytest.approx(0.3)  # the logged L1 stays the plain one
+    upper = torch.zeros_like(g)
+    upper[:, :, :, :2] = 0.6
+    upper_total = w2l.generator_loss(upper, t, torch.tensor(0.0), None, 0.0, cfg)["total"]
+    assert upper_total.item() == pytest.approx(0.15)  # 0.6 * 0.5 / 2
+
