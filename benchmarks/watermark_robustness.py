@@ -15,6 +15,9 @@ preset veryfast) at CRF 23 and 28: "static" (one shot, fresh sensor noise sigma 
 "pan" (the view moves 2 px per frame: motion compensation drags the mark along with the content).
 Ours decides once with ``detect_video``; the baselines by per-bit majority over the frames.
 
+Image sets (--image-set): the ten natural images the mark was tuned on, seven held-out ones
+(texture-only frames included), or ten synthetic faces (what the project itself marks).
+
 False positives: unmarked natural images, random crops/resizes of them, synthetic faces and synthetic
 patterns (noise, gradients, flat colours), all through the full detector search.
 
@@ -50,6 +53,10 @@ NATURAL = ["astronaut", "coffee", "chelsea", "rocket", "stereo_motorcycle", "ret
 # Images never used to choose a parameter (--image-set held-out): texture-heavy ones included, since a
 # small frame that is texture from edge to edge is the hardest case for a 40 dB mark.
 HELD_OUT = ["grass", "gravel", "brick", "moon", "cat", "clock", "cell"]
+# The project's own subject (--image-set faces): synthetic people from common.synthetic, each in its own
+# pose and expression, rendered at the frame's size. Never used to choose a parameter either.
+FACES = [f"face{i}" for i in range(10)]
+IMAGE_SETS = {"benchmark": NATURAL, "held-out": HELD_OUT, "faces": FACES}
 SIZES = {"256x256": (256, 256), "1280x720": (1280, 720)}
 BASELINE_MATCHES = 51  # of 64 known bits: P[Binomial(64, 1/2) >= 51] = 9.4e-7
 
@@ -60,6 +67,26 @@ def natural_image(name: str) -> np.ndarray:
     image = image[0] if isinstance(image, tuple) else image
     image = np.stack([image] * 3, axis=-1) if image.ndim == 2 else image[..., :3]
     return np.ascontiguousarray(image)
+
+
+def synthetic_face(name: str, side: int) -> np.ndarray:
+    """(side, side, 3) uint8 RGB: synthetic person ``faceN`` in a pose and expression drawn from N."""
+    from common.synthetic.face_render import render_frame
+    from common.synthetic.identity import make_identity
+
+    seed = int(name.removeprefix("face"))
+    rng = np.random.default_rng([seed, 3])
+    pose = np.array([*rng.uniform(-20, 20, 2), rng.uniform(-8, 8), *rng.uniform(-0.05, 0.05, 2),
+                     rng.uniform(0.9, 1.3)])  # yaw, pitch, roll (deg), tx, ty, scale
+    expression = rng.uniform(0.0, 0.8, 6)  # smile, brow raise, mouth open, width, round, blink
+    return render_frame(make_identity(7000 + seed), pose, expression, size=side, noise_seed=seed)[0]
+
+
+def source_image(name: str, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 RGB for a name of any image set, large enough to be fitted to ``size``."""
+    if name in FACES:
+        return synthetic_face(name, max(size) + 64)  # + 64: room for the pan clip's 2 px per frame
+    return natural_image(name)
 
 
 def fit(image: np.ndarray, size: tuple[int, int], pad: int = 0) -> np.ndarray:
@@ -253,8 +280,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def image_set(args) -> list[str]:
-    """The skimage.data names measured: the benchmark's ten, or the held-out set."""
-    return HELD_OUT if args.image_set == "held-out" else NATURAL
+    """The names measured: the benchmark's ten skimage.data images, the held-out seven, or the faces."""
+    return IMAGE_SETS[args.image_set]
 
 
 def run_images(args, meths, rng) -> None:
@@ -264,7 +291,7 @@ def run_images(args, meths, rng) -> None:
     for size_name in args.sizes:
         size = SIZES[size_name]
         for name in image_set(args)[: args.images]:
-            original = fit(natural_image(name), size)
+            original = fit(source_image(name, size), size)
             payload = int(rng.integers(0, 2**63)) * 2 + int(rng.integers(0, 2))
             for meth in meths:
                 t0 = time.perf_counter()
@@ -284,7 +311,7 @@ def run_images(args, meths, rng) -> None:
                     timing[meth.name, size_name, "detect unmarked"].append(1e3 * (time.perf_counter() - t0))
             print(f"  done {size_name} {name}", flush=True)
         for clip_no, name in enumerate(image_set(args)[: args.clips]):
-            for kind, clip in make_clips(natural_image(name), size, args.frames, rng).items():
+            for kind, clip in make_clips(source_image(name, size), size, args.frames, rng).items():
                 payload = int(rng.integers(0, 2**63))
                 for meth in meths:
                     marked = [meth.embed(f, payload) for f in clip]
@@ -387,11 +414,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--images", type=int, default=10,
-                        help=f"natural images per size (max {len(NATURAL)})")
+                        help="images per size (the benchmark and faces sets have 10, held-out 7)")
     parser.add_argument("--clips", type=int, default=10, help="30-frame H.264 clips per size")
-    parser.add_argument("--image-set", choices=("benchmark", "held-out"), default="benchmark",
-                        help="the ten images the watermark was tuned on (default) or seven others "
-                             f"({', '.join(HELD_OUT)}): the check that a figure is not tuned to its images")
+    parser.add_argument("--image-set", choices=list(IMAGE_SETS), default="benchmark",
+                        help="the ten images the watermark was tuned on (default), seven others "
+                             f"({', '.join(HELD_OUT)}): the check that a figure is not tuned to its "
+                             "images, or ten synthetic faces (what the project itself marks)")
     parser.add_argument("--frames", type=int, default=30, help="frames per clip")
     parser.add_argument("--unmarked", type=int, default=1000,
                         help="unmarked frames for the false-positive count")
