@@ -126,6 +126,10 @@ def _watermarker(name: str):
 class _ImageMarker:
     """Label + watermark frames; remembers whether the watermark could be embedded.
 
+    Frames that already carry this project's mark (a tool's input was an earlier output) have the old
+    mark taken out first (``watermark_image.remove``): two marks would double the noise and, on large
+    frames, leave the new payload undetectable beside the old one. The first frame decides, and the old
+    payload is kept in ``replaced`` (the provenance row notes it: a link to the source's own row).
     Thread-safe: a video's frames are marked by a pool of threads (`common.parallel.ordered_map`).
     """
 
@@ -134,20 +138,43 @@ class _ImageMarker:
         self.payload, self.key = payload, medium_key(keys, "image")
         self.show_label, self.what = show_label, what
         self.marked: bool | None = None  # unknown until the first frame
+        self.replaced: int | None = None  # payload of an earlier mark the frames carried
         self.frames = 0
         self._lock = threading.Lock()
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         rgb = _as_rgb(rgb)
-        if self.show_label:
-            rgb = draw_label(rgb)
         with self._lock:
             self.frames += 1
             if self.marked is None:  # the first frame decides for the whole video
                 self.marked = min(rgb.shape[:2]) >= self.module.MIN_SIZE
                 if not self.marked:
                     self._warn_too_small(rgb)
+                else:
+                    self.replaced = self._earlier_payload(rgb)
+        if self.replaced is not None:
+            rgb = self.module.remove(rgb, self.replaced, self.key)
+        if self.show_label:
+            rgb = draw_label(rgb)
         return self.module.embed(rgb, self.payload, self.key) if self.marked else rgb
+
+    def notes(self) -> list[str]:
+        """Provenance-log notes: the earlier mark this output's frames carried, if any."""
+        if self.replaced is None:
+            return []
+        return [f"replaced an earlier watermark, payload {self.replaced:016x}"]
+
+    def _earlier_payload(self, rgb: np.ndarray) -> int | None:
+        """The payload of this key's mark on an untransformed frame (removable), else None."""
+        found = self.module.detect(rgb, self.key)
+        details = found.details
+        if not found.detected or found.payload is None:
+            return None
+        if details.get("geometry") != "identity" or details.get("flip"):
+            return None  # zoomed, rotated or flipped since: the old mark's grid is not ours to subtract
+        log.info("%s already carries this project's watermark (payload %016x): replaced", self.what,
+                 found.payload)
+        return found.payload
 
     def _warn_too_small(self, rgb: np.ndarray) -> None:
         height, width = rgb.shape[:2]
@@ -292,6 +319,7 @@ def _save_still(path: Path, rgb: np.ndarray, show_label: bool, kind: str) -> Pat
         marks = _Marks(watermarked=bool(marker.marked))
         if not marks.watermarked:
             marks.notes.append("too small for the watermark")
+        marks.notes.extend(marker.notes())
         encode.encode_image(tmp, marked, **image_fields(_info(payload, marks.watermarked, show_label)))
         return marks
 
@@ -345,6 +373,7 @@ def save_video(
         marks.watermarked = bool(marker.marked) or audio_marked
         small = "" if marker.marked else ", too small for the watermark"
         marks.notes.insert(0, f"{marker.frames} frames{small}")
+        marks.notes.extend(marker.notes())
         return marks
 
     return _publish(path, "video", show_label, produce)

@@ -51,6 +51,22 @@ def test_survives_a_small_crop(marked):
     assert found.detected and found.payload == PAYLOAD
 
 
+def test_remove_takes_out_a_known_mark(natural_rgb, marked):
+    cleaned = wm.remove(marked, PAYLOAD, KEY)
+    assert not wm.detect(cleaned, KEY).detected
+    assert _psnr(natural_rgb, cleaned) > _psnr(natural_rgb, marked) + 3.0  # closer to the original
+
+
+@pytest.mark.parametrize("size", [(256, 256), (720, 1280)])
+def test_remarking_after_removal_carries_only_the_new_payload(size):
+    image = cv2.resize(data.coffee(), size[::-1], interpolation=cv2.INTER_AREA)
+    once = wm.embed(image, PAYLOAD, KEY)
+    again = wm.embed(wm.remove(once, PAYLOAD, KEY), PAYLOAD ^ 0xFF, KEY)
+    found = wm.detect(again, KEY)
+    assert found.detected and found.payload == PAYLOAD ^ 0xFF
+    assert _psnr(image, again) > _psnr(image, wm.embed(once, PAYLOAD ^ 0xFF, KEY)) + 2.0  # one mark's noise
+
+
 def test_unmarked_natural_images_are_not_detected():
     for image in (data.astronaut(), data.coffee(), data.chelsea(), data.rocket()):
         found = wm.detect(image, KEY)

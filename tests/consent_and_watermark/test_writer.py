@@ -164,6 +164,18 @@ def test_reencoded_output_is_still_traced_by_its_watermark(out_dir: Path, natura
     assert report.matched_by == "payload" and report.provenance.id == original.provenance.id
 
 
+def test_an_earlier_output_fed_back_is_remarked_not_marked_twice(out_dir: Path, natural_rgb):
+    first = verify(writer.save_image(out_dir / "first.png", natural_rgb, label=False))
+    with Image.open(out_dir / "first.png") as img:
+        source = np.asarray(img.convert("RGB"))
+    second = _assert_fully_marked(writer.save_image(out_dir / "second.png", source, label=False), "image")
+    old = first.provenance.payload
+    assert second.provenance.payload != old
+    assert second.provenance.note == f"replaced an earlier watermark, payload {old:016x}"
+    with Image.open(out_dir / "second.png") as img:
+        assert _psnr(natural_rgb, np.asarray(img.convert("RGB"))) > 39.0  # one mark's noise, not two
+
+
 def test_unmarked_natural_images_are_not_detected(out_dir: Path):
     for name, rgb in (("cat", data.chelsea()), ("coffee", data.coffee()), ("rocket", data.rocket())):
         path = out_dir / f"{name}.png"
