@@ -410,8 +410,10 @@ def remove(rgb: np.ndarray, payload: int, key: bytes) -> np.ndarray:
     Measured (PSNR to the original frame, marked -> mark removed): 720p 40.5 -> 60-63 dB (the plain tile
     is exact); 256-px faces 41.8 -> 52 dB, grass 37.6 -> 45.5, astronaut 40.9 -> 45.9; a 160-px face
     40.5 -> 43.4. Re-marked after the removal a frame is back at one mark's PSNR (36.4 -> 40.6 dB on the
-    256-px face) and, at 720p, detected with its new payload (without it: the old one). The geometry must be
-    unchanged (no zoom, rotation or flip; crops are fine, they only shift the grid).
+    256-px face) and, at 720p, detected with its new payload (without it: the old one). The subtraction
+    covers the whole frame: a region the tool replaced (the pasted mouth of a lip-synced frame) never had
+    the old mark and is left with its negative, one mark's noise there instead of two everywhere. The
+    geometry must be unchanged (no zoom, rotation or flip; crops are fine, they only shift the grid).
     """
     cfg = CONFIG
     lay = _layout(key, cfg)
