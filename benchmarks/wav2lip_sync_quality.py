@@ -73,6 +73,8 @@ Switching the sync loss on at step 10 blurs the generated lower face early on (t
 loss is as large as the L1 before the L1 has taught a face), yet waiting helps neither figure: with an
 L1-only warm-up of 200 steps (--sync-start 200; default expert, mouth weight 4, one thread) seed 0
 gave +15.1 %, r 0.23 and seed 1 +18.5 %, r 0.45, against +12.5 %, 0.52 and +2.8 %, 0.51 from step 10.
+Nor does recomputing the generator's BatchNorm statistics after training (50 train-mode batches,
+cumulative average; it lowers the held-out L1 ~10 %): +16.5 %, r 0.44 and +6.5 %, r 0.47 for those runs.
 
 Figures 2 and 3 average 6 held-out people (seeds 700-705; dlib on their ground-truth videos gives
 r = 0.70 on average, the ceiling of figure 3); earlier versions used the first 3 (ceiling 0.76), whose
