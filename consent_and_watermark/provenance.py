@@ -38,9 +38,12 @@ CREATE TABLE IF NOT EXISTS outputs (
     command TEXT NOT NULL,
     visible_label INTEGER NOT NULL,
     watermarked INTEGER NOT NULL DEFAULT 0,
-    note TEXT
+    note TEXT,
+    source_payload TEXT
 )
 """
+# Columns added after the first release, for logs created before them: (name, SQL type).
+_ADDED_COLUMNS = (("source_payload", "TEXT"),)
 
 
 def default_log_path() -> Path:
@@ -77,10 +80,12 @@ class Row:
     visible_label: bool
     watermarked: bool
     note: str | None
+    source_payload: int | None = None  # the watermark its input carried (an earlier output), replaced
 
     def to_dict(self) -> dict:
         out = dict(self.__dict__)
-        out["payload"] = f"{self.payload:016x}" if self.payload is not None else None
+        for key in ("payload", "source_payload"):
+            out[key] = f"{out[key]:016x}" if out[key] is not None else None
         out["consent_ids"], out["command"] = list(self.consent_ids), list(self.command)
         return out
 
@@ -99,6 +104,7 @@ def _row(row: sqlite3.Row) -> Row:
         visible_label=bool(row["visible_label"]),
         watermarked=bool(row["watermarked"]),
         note=row["note"],
+        source_payload=int(row["source_payload"], 16) if row["source_payload"] else None,
     )
 
 
@@ -122,6 +128,10 @@ def _open(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=NORMAL")
         with conn:
             conn.execute(_SCHEMA)
+            present = {row["name"] for row in conn.execute("PRAGMA table_info(outputs)")}
+            for name, sql_type in _ADDED_COLUMNS:
+                if name not in present:
+                    conn.execute(f"ALTER TABLE outputs ADD COLUMN {name} {sql_type}")
         _connections[key] = conn
     return _connections[key]
 
@@ -178,12 +188,17 @@ class ProvenanceLog:
             conn.execute("UPDATE outputs SET payload = ? WHERE id = ?", (f"{payload:016x}", row_id))
         return row_id, payload
 
-    def complete(self, row_id: int, sha256: str, watermarked: bool, note: str | None = None) -> None:
-        """Record the final file's hash once it is signed and renamed into place."""
+    def complete(
+        self, row_id: int, sha256: str, watermarked: bool, note: str | None = None,
+        source_payload: int | None = None,
+    ) -> None:
+        """Record the final file's hash once it is signed and renamed into place (and, when its input was
+        an earlier output, that output's payload: the link ``verify`` follows back)."""
+        source = f"{source_payload:016x}" if source_payload is not None else None
         with self._connect() as conn:
             conn.execute(
-                "UPDATE outputs SET sha256 = ?, watermarked = ?, note = ? WHERE id = ?",
-                (sha256, int(watermarked), note, row_id),
+                "UPDATE outputs SET sha256 = ?, watermarked = ?, note = ?, source_payload = ? WHERE id = ?",
+                (sha256, int(watermarked), note, source, row_id),
             )
 
     def discard(self, row_id: int) -> None:

@@ -60,10 +60,13 @@ class VerifyReport:
     matched_by: str | None  # "sha256" (untouched output) or "payload" (re-encoded output)
     marked: bool
     reasons: list[str] = field(default_factory=list)  # why it counts as marked
+    source: Row | None = None  # the earlier output this one was made from (its row's source_payload)
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["provenance"] = self.provenance.to_dict() if self.provenance else None
+        for key in ("provenance", "source"):
+            row = getattr(self, key)
+            out[key] = row.to_dict() if row else None
         for key in ("watermark", "audio_watermark"):
             if out[key] and out[key]["payload"] is not None:
                 out[key]["payload"] = f"{out[key]['payload']:016x}"
@@ -156,6 +159,7 @@ def verify(path: str | Path, *, log: ProvenanceLog | None = None) -> VerifyRepor
         and metadata.synthetic
     ):
         reasons.append(f"{c2pa.state} C2PA manifest and metadata declare trainedAlgorithmicMedia")
+    source = log.find_by_payload(row.source_payload) if row and row.source_payload is not None else None
     return VerifyReport(
         path=str(path),
         kind=kind,
@@ -168,6 +172,7 @@ def verify(path: str | Path, *, log: ProvenanceLog | None = None) -> VerifyRepor
         matched_by=matched_by if row else None,
         marked=bool(reasons),
         reasons=reasons,
+        source=source,
     )
 
 
@@ -218,6 +223,11 @@ def format_report(report: VerifyReport) -> str:
             f"technique {row.technique or 'none'}, consent {', '.join(row.consent_ids) or 'none'}, "
             f"visible label {'on' if row.visible_label else 'off'}, command: {' '.join(row.command)}"
         )
+        origin = report.source
+        if origin is not None:
+            lines.append(f"made from: row {origin.id}, {origin.kind} {origin.path} (watermark replaced)")
+        elif row.source_payload is not None:
+            lines.append(f"made from: an output with payload {row.source_payload:016x}, not in this log")
     lines.append(
         "verdict: " + ("MARKED (" + "; ".join(report.reasons) + ")" if report.marked else "NOT MARKED")
     )

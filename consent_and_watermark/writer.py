@@ -129,7 +129,7 @@ class _ImageMarker:
     Frames that already carry this project's mark (a tool's input was an earlier output) have the old
     mark taken out first (``watermark_image.remove``): two marks would double the noise and, on large
     frames, leave the new payload undetectable beside the old one. The first frame decides, and the old
-    payload is kept in ``replaced`` (the provenance row notes it: a link to the source's own row).
+    payload is kept in ``replaced`` (the provenance row records it: the link back to the source's row).
     Thread-safe: a video's frames are marked by a pool of threads (`common.parallel.ordered_map`).
     """
 
@@ -157,12 +157,6 @@ class _ImageMarker:
         if self.show_label:
             rgb = draw_label(rgb)
         return self.module.embed(rgb, self.payload, self.key) if self.marked else rgb
-
-    def notes(self) -> list[str]:
-        """Provenance-log notes: the earlier mark this output's frames carried, if any."""
-        if self.replaced is None:
-            return []
-        return [f"replaced an earlier watermark, payload {self.replaced:016x}"]
 
     def _earlier_payload(self, rgb: np.ndarray) -> int | None:
         """The payload of this key's mark on an untransformed frame (removable), else None."""
@@ -234,6 +228,7 @@ class _Marks:
 
     watermarked: bool = False
     notes: list[str] = field(default_factory=list)
+    source_payload: int | None = None  # the earlier mark the frames carried (replaced)
 
 
 def _publish(
@@ -268,7 +263,9 @@ def _publish(
                 encoded.unlink(missing_ok=True)
             digest = sha256_file(final_tmp)
         # The file is in place (renamed on leaving the block): now the log may point at it.
-        provenance.complete(row_id, digest, marks.watermarked, "; ".join(marks.notes) or None)
+        provenance.complete(
+            row_id, digest, marks.watermarked, "; ".join(marks.notes) or None, marks.source_payload
+        )
     except BaseException:
         provenance.discard(row_id)
         raise
@@ -319,7 +316,7 @@ def _save_still(path: Path, rgb: np.ndarray, show_label: bool, kind: str) -> Pat
         marks = _Marks(watermarked=bool(marker.marked))
         if not marks.watermarked:
             marks.notes.append("too small for the watermark")
-        marks.notes.extend(marker.notes())
+        marks.source_payload = marker.replaced
         encode.encode_image(tmp, marked, **image_fields(_info(payload, marks.watermarked, show_label)))
         return marks
 
@@ -373,7 +370,7 @@ def save_video(
         marks.watermarked = bool(marker.marked) or audio_marked
         small = "" if marker.marked else ", too small for the watermark"
         marks.notes.insert(0, f"{marker.frames} frames{small}")
-        marks.notes.extend(marker.notes())
+        marks.source_payload = marker.replaced
         return marks
 
     return _publish(path, "video", show_label, produce)

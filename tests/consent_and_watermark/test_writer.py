@@ -19,7 +19,7 @@ from common.errors import UserError
 from consent_and_watermark import c2pa_sign, writer
 from consent_and_watermark.consent import Ledger, register_synthetic_identity
 from consent_and_watermark.provenance import ProvenanceLog
-from consent_and_watermark.verify import verify
+from consent_and_watermark.verify import format_report, verify
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -169,9 +169,10 @@ def test_an_earlier_output_fed_back_is_remarked_not_marked_twice(out_dir: Path, 
     with Image.open(out_dir / "first.png") as img:
         source = np.asarray(img.convert("RGB"))
     second = _assert_fully_marked(writer.save_image(out_dir / "second.png", source, label=False), "image")
-    old = first.provenance.payload
-    assert second.provenance.payload != old
-    assert second.provenance.note == f"replaced an earlier watermark, payload {old:016x}"
+    assert second.provenance.payload != first.provenance.payload
+    assert second.provenance.source_payload == first.provenance.payload
+    assert second.source is not None and second.source.id == first.provenance.id  # verify follows the link
+    assert "made from: row" in format_report(second)
     with Image.open(out_dir / "second.png") as img:
         assert _psnr(natural_rgb, np.asarray(img.convert("RGB"))) > 39.0  # one mark's noise, not two
 
@@ -228,3 +229,27 @@ def test_figure_bytes_are_a_plain_render(out_dir: Path):
     expected = np.asarray(Image.open(buffer).convert("RGB"))
     written = media.read_image(writer.save_figure(fig, out_dir / "bars.png"))
     assert written.shape == expected.shape and _psnr(written, expected) > 38
+
+
+def test_a_log_from_before_the_source_column_is_upgraded(tmp_path: Path):
+    import sqlite3
+
+    from consent_and_watermark.provenance import ProvenanceLog
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:  # the first release's table, one finished row
+        conn.execute(
+            "CREATE TABLE outputs (id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT NOT NULL, "
+            "path TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT, sha256 TEXT, technique TEXT, "
+            "consent_ids TEXT NOT NULL, command TEXT NOT NULL, visible_label INTEGER NOT NULL, "
+            "watermarked INTEGER NOT NULL DEFAULT 0, note TEXT)"
+        )
+        conn.execute(
+            "INSERT INTO outputs (created, path, kind, payload, sha256, consent_ids, command, visible_label) "
+            "VALUES ('2026-01-01T00:00:00+00:00', 'a.png', 'image', '00000001aaaaaaaa', 'ab', '[]', '[]', 1)"
+        )
+    log = ProvenanceLog(path)
+    assert log.find_by_sha256("ab").source_payload is None
+    row_id, _ = log.reserve(tmp_path / "b.png", "image", None, (), (), True)
+    log.complete(row_id, "cd", True, None, source_payload=0x1AAAAAAAA)
+    assert log.find_by_sha256("cd").source_payload == 0x1AAAAAAAA
