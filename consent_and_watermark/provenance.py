@@ -39,11 +39,11 @@ CREATE TABLE IF NOT EXISTS outputs (
     visible_label INTEGER NOT NULL,
     watermarked INTEGER NOT NULL DEFAULT 0,
     note TEXT,
-    source_payload TEXT
+    sources TEXT
 )
 """
 # Columns added after the first release, for logs created before them: (name, SQL type).
-_ADDED_COLUMNS = (("source_payload", "TEXT"),)
+_ADDED_COLUMNS = (("sources", "TEXT"),)
 
 
 def default_log_path() -> Path:
@@ -80,12 +80,12 @@ class Row:
     visible_label: bool
     watermarked: bool
     note: str | None
-    source_payload: int | None = None  # the watermark its input carried (an earlier output), replaced
+    sources: tuple[int, ...] = ()  # payloads of the earlier outputs it was made from (their marks found)
 
     def to_dict(self) -> dict:
         out = dict(self.__dict__)
-        for key in ("payload", "source_payload"):
-            out[key] = f"{out[key]:016x}" if out[key] is not None else None
+        out["payload"] = f"{self.payload:016x}" if self.payload is not None else None
+        out["sources"] = [f"{p:016x}" for p in self.sources]
         out["consent_ids"], out["command"] = list(self.consent_ids), list(self.command)
         return out
 
@@ -104,7 +104,7 @@ def _row(row: sqlite3.Row) -> Row:
         visible_label=bool(row["visible_label"]),
         watermarked=bool(row["watermarked"]),
         note=row["note"],
-        source_payload=int(row["source_payload"], 16) if row["source_payload"] else None,
+        sources=tuple(int(p, 16) for p in json.loads(row["sources"] or "[]")),
     )
 
 
@@ -190,15 +190,15 @@ class ProvenanceLog:
 
     def complete(
         self, row_id: int, sha256: str, watermarked: bool, note: str | None = None,
-        source_payload: int | None = None,
+        sources: tuple[int, ...] = (),
     ) -> None:
-        """Record the final file's hash once it is signed and renamed into place (and, when its input was
-        an earlier output, that output's payload: the link ``verify`` follows back)."""
-        source = f"{source_payload:016x}" if source_payload is not None else None
+        """Record the final file's hash once it is signed and renamed into place (and the payloads of the
+        earlier outputs its input carried: the links ``verify`` follows back)."""
+        linked = json.dumps([f"{p:016x}" for p in sources]) if sources else None
         with self._connect() as conn:
             conn.execute(
-                "UPDATE outputs SET sha256 = ?, watermarked = ?, note = ?, source_payload = ? WHERE id = ?",
-                (sha256, int(watermarked), note, source, row_id),
+                "UPDATE outputs SET sha256 = ?, watermarked = ?, note = ?, sources = ? WHERE id = ?",
+                (sha256, int(watermarked), note, linked, row_id),
             )
 
     def discard(self, row_id: int) -> None:

@@ -60,13 +60,12 @@ class VerifyReport:
     matched_by: str | None  # "sha256" (untouched output) or "payload" (re-encoded output)
     marked: bool
     reasons: list[str] = field(default_factory=list)  # why it counts as marked
-    source: Row | None = None  # the earlier output this one was made from (its row's source_payload)
+    sources: list[Row] = field(default_factory=list)  # the earlier outputs it was made from, if logged
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        for key in ("provenance", "source"):
-            row = getattr(self, key)
-            out[key] = row.to_dict() if row else None
+        out["provenance"] = self.provenance.to_dict() if self.provenance else None
+        out["sources"] = [row.to_dict() for row in self.sources]
         for key in ("watermark", "audio_watermark"):
             if out[key] and out[key]["payload"] is not None:
                 out[key]["payload"] = f"{out[key]['payload']:016x}"
@@ -159,7 +158,7 @@ def verify(path: str | Path, *, log: ProvenanceLog | None = None) -> VerifyRepor
         and metadata.synthetic
     ):
         reasons.append(f"{c2pa.state} C2PA manifest and metadata declare trainedAlgorithmicMedia")
-    source = log.find_by_payload(row.source_payload) if row and row.source_payload is not None else None
+    found = [log.find_by_payload(p) for p in row.sources] if row else []
     return VerifyReport(
         path=str(path),
         kind=kind,
@@ -172,7 +171,7 @@ def verify(path: str | Path, *, log: ProvenanceLog | None = None) -> VerifyRepor
         matched_by=matched_by if row else None,
         marked=bool(reasons),
         reasons=reasons,
-        source=source,
+        sources=[r for r in found if r is not None],
     )
 
 
@@ -184,6 +183,11 @@ def _describe_detection(name: str, detection: dict | None) -> str:
     if not detection["detected"]:
         return f"{name}: not detected (best match {detection['bit_errors']}/{detection['n_bits']} errors)"
     payload = detection["payload"]
+    if payload is None:  # the bound says marked, but the payload failed its CRC
+        return (
+            f"{name}: DETECTED, payload unreadable (CRC failed), "
+            f"{detection['bit_errors']}/{detection['n_bits']} bit errors, FPR {detection['fpr']:.1e}"
+        )
     when = payload_time(payload).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
         f"{name}: DETECTED payload {payload:016x} (row {payload >> 32}, written {when}), "
@@ -223,11 +227,13 @@ def format_report(report: VerifyReport) -> str:
             f"technique {row.technique or 'none'}, consent {', '.join(row.consent_ids) or 'none'}, "
             f"visible label {'on' if row.visible_label else 'off'}, command: {' '.join(row.command)}"
         )
-        origin = report.source
-        if origin is not None:
-            lines.append(f"made from: row {origin.id}, {origin.kind} {origin.path} (watermark replaced)")
-        elif row.source_payload is not None:
-            lines.append(f"made from: an output with payload {row.source_payload:016x}, not in this log")
+        logged = {r.payload: r for r in report.sources}
+        for payload in row.sources:
+            origin = logged.get(payload)
+            lines.append(
+                f"made from: row {origin.id}, {origin.kind} {origin.path}" if origin
+                else f"made from: an output with payload {payload:016x}, not in this log"
+            )
     lines.append(
         "verdict: " + ("MARKED (" + "; ".join(report.reasons) + ")" if report.marked else "NOT MARKED")
     )

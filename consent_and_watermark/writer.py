@@ -158,6 +158,10 @@ class _ImageMarker:
             rgb = draw_label(rgb)
         return self.module.embed(rgb, self.payload, self.key) if self.marked else rgb
 
+    def sources(self) -> list[int]:
+        """The payload of the earlier output the frames came from, if they carried one."""
+        return [] if self.replaced is None else [self.replaced]
+
     def _earlier_payload(self, rgb: np.ndarray) -> int | None:
         """The payload of this key's mark on an untransformed frame (removable), else None."""
         found = self.module.detect(rgb, self.key)
@@ -182,9 +186,23 @@ class _ImageMarker:
         )
 
 
-def _mark_audio(samples: np.ndarray, sample_rate: int, payload: int, keys: KeyMaterial, what: str):
-    """Return ``(samples, watermarked)``; audio shorter than the module's minimum is left unmarked."""
+def _mark_audio(
+    samples: np.ndarray,
+    sample_rate: int,
+    payload: int,
+    keys: KeyMaterial,
+    what: str,
+    keep_earlier: bool = False,
+) -> tuple[np.ndarray, bool, int | None]:
+    """Return ``(samples, carries the new payload, earlier payload kept)``.
+
+    Audio shorter than the module's minimum is left unmarked. With ``keep_earlier`` (a video's soundtrack),
+    audio that already carries this project's mark (a tool muxed in an earlier output's audio) keeps it
+    untouched: a second mark on top costs ~5 dB of SNR and can leave both payloads unreadable; the frames
+    carry the new payload, and the log links the soundtrack's own row.
+    """
     module = _watermarker("watermark_audio")
+    key = medium_key(keys, "audio")
     samples = np.asarray(samples, dtype=np.float32).reshape(-1)
     if len(samples) < module.MIN_SECONDS * sample_rate:
         log.warning(
@@ -193,9 +211,13 @@ def _mark_audio(samples: np.ndarray, sample_rate: int, payload: int, keys: KeyMa
             len(samples) / sample_rate,
             module.MIN_SECONDS,
         )
-        return samples, False
-    marked = module.embed(samples, sample_rate, payload, medium_key(keys, "audio"))
-    return np.asarray(marked, dtype=np.float32), True
+        return samples, False, None
+    if keep_earlier:
+        found = module.detect(samples, sample_rate, key)
+        if found.detected and found.payload is not None:
+            log.info("%s already carries this project's watermark (payload %016x): kept", what, found.payload)
+            return samples, False, found.payload
+    return np.asarray(module.embed(samples, sample_rate, payload, key), dtype=np.float32), True, None
 
 
 def _as_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -228,7 +250,7 @@ class _Marks:
 
     watermarked: bool = False
     notes: list[str] = field(default_factory=list)
-    source_payload: int | None = None  # the earlier mark the frames carried (replaced)
+    sources: list[int] = field(default_factory=list)  # payloads of earlier outputs the input carried
 
 
 def _publish(
@@ -264,7 +286,7 @@ def _publish(
             digest = sha256_file(final_tmp)
         # The file is in place (renamed on leaving the block): now the log may point at it.
         provenance.complete(
-            row_id, digest, marks.watermarked, "; ".join(marks.notes) or None, marks.source_payload
+            row_id, digest, marks.watermarked, "; ".join(marks.notes) or None, tuple(marks.sources)
         )
     except BaseException:
         provenance.discard(row_id)
@@ -316,7 +338,7 @@ def _save_still(path: Path, rgb: np.ndarray, show_label: bool, kind: str) -> Pat
         marks = _Marks(watermarked=bool(marker.marked))
         if not marks.watermarked:
             marks.notes.append("too small for the watermark")
-        marks.source_payload = marker.replaced
+        marks.sources += marker.sources()
         encode.encode_image(tmp, marked, **image_fields(_info(payload, marks.watermarked, show_label)))
         return marks
 
@@ -348,8 +370,14 @@ def save_video(
         marks = _Marks()
         track, audio_marked = audio, False
         if audio is not None:
-            track, audio_marked = _mark_audio(audio, sample_rate, payload, keys, "audio track")
-            marks.notes.append("audio watermarked" if audio_marked else "audio too short for the watermark")
+            track, audio_marked, earlier = _mark_audio(
+                audio, sample_rate, payload, keys, "audio track", keep_earlier=True
+            )
+            if earlier is not None:
+                marks.sources.append(earlier)
+                marks.notes.append(f"audio keeps its earlier watermark, payload {earlier:016x}")
+            else:
+                marks.notes.append("audio watermarked" if audio_marked else "audio too short to be marked")
         # The mp4 tags are written before the frames, so the first frame decides (by its size) whether
         # the metadata can claim the payload; the frames then stream through the marker, several at a
         # time on a pool of threads, in order, while this thread encodes.
@@ -370,7 +398,7 @@ def save_video(
         marks.watermarked = bool(marker.marked) or audio_marked
         small = "" if marker.marked else ", too small for the watermark"
         marks.notes.insert(0, f"{marker.frames} frames{small}")
-        marks.source_payload = marker.replaced
+        marks.sources = marker.sources() + marks.sources
         return marks
 
     return _publish(path, "video", show_label, produce)
@@ -387,7 +415,7 @@ def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> Path:
     _check_suffix(path, AUDIO_SUFFIXES, "audio")
 
     def produce(tmp: Path, payload: int, keys: KeyMaterial) -> _Marks:
-        marked, ok = _mark_audio(samples, sample_rate, payload, keys, "audio")
+        marked, ok, _ = _mark_audio(samples, sample_rate, payload, keys, "audio")
         encode.encode_wav(tmp, marked, sample_rate, info=wav_info(_info(payload, ok, False)))
         return _Marks(watermarked=ok, notes=[] if ok else ["too short for the watermark"])
 

@@ -129,3 +129,11 @@ def test_transcoded_audio_is_traced_by_its_watermark(out_dir: Path):
     assert report.c2pa.state == "absent" and not report.metadata.synthetic
     assert report.marked and report.audio_watermark["payload"] == written.payload
     assert report.matched_by == "payload"
+
+
+def test_a_detection_with_an_unreadable_payload_is_reported_not_crashed():
+    from consent_and_watermark.verify import _describe_detection
+
+    detection = {"detected": True, "payload": None, "bit_errors": 700, "n_bits": 2000, "fpr": 1e-9,
+                 "details": {}}
+    assert "payload unreadable" in _describe_detection("audio watermark", detection)

@@ -105,6 +105,24 @@ def test_video_with_audio_marks_both_tracks(out_dir: Path):
     assert audio["detected"] and audio["payload"] == report.provenance.payload  # survived AAC
 
 
+def test_a_soundtrack_from_an_earlier_output_keeps_its_mark_and_is_linked(out_dir: Path):
+    from common.media import read_audio
+
+    rate, seconds = 16000, 10
+    t = np.arange(rate * seconds) / rate
+    syllables = 0.5 * (1 + np.sin(2 * np.pi * 4 * t))
+    babble = (0.1 * syllables * np.random.default_rng(1).standard_normal(t.size)).astype(np.float32)
+    speech = verify(writer.save_audio(out_dir / "speech.wav", babble, rate))
+    samples, _ = read_audio(out_dir / "speech.wav")
+    clip = _panning_clip(5 * seconds, size=128)
+    report = _assert_fully_marked(
+        writer.save_video(out_dir / "talk.mp4", clip, 5, audio=samples, sample_rate=rate), "video"
+    )
+    assert report.audio_watermark["payload"] == speech.provenance.payload  # one mark, readable
+    assert report.provenance.sources == (speech.provenance.payload,)
+    assert "made from: row" in format_report(report)
+
+
 def test_audio_passes_verify(out_dir: Path):
     rng = np.random.default_rng(0)
     samples = (0.1 * rng.standard_normal(16000 * 10)).astype(np.float32)
@@ -170,8 +188,8 @@ def test_an_earlier_output_fed_back_is_remarked_not_marked_twice(out_dir: Path, 
         source = np.asarray(img.convert("RGB"))
     second = _assert_fully_marked(writer.save_image(out_dir / "second.png", source, label=False), "image")
     assert second.provenance.payload != first.provenance.payload
-    assert second.provenance.source_payload == first.provenance.payload
-    assert second.source is not None and second.source.id == first.provenance.id  # verify follows the link
+    assert second.provenance.sources == (first.provenance.payload,)
+    assert [row.id for row in second.sources] == [first.provenance.id]  # verify follows the link
     assert "made from: row" in format_report(second)
     with Image.open(out_dir / "second.png") as img:
         assert _psnr(natural_rgb, np.asarray(img.convert("RGB"))) > 39.0  # one mark's noise, not two
@@ -249,7 +267,7 @@ def test_a_log_from_before_the_source_column_is_upgraded(tmp_path: Path):
             "VALUES ('2026-01-01T00:00:00+00:00', 'a.png', 'image', '00000001aaaaaaaa', 'ab', '[]', '[]', 1)"
         )
     log = ProvenanceLog(path)
-    assert log.find_by_sha256("ab").source_payload is None
+    assert log.find_by_sha256("ab").sources == ()
     row_id, _ = log.reserve(tmp_path / "b.png", "image", None, (), (), True)
-    log.complete(row_id, "cd", True, None, source_payload=0x1AAAAAAAA)
-    assert log.find_by_sha256("cd").source_payload == 0x1AAAAAAAA
+    log.complete(row_id, "cd", True, None, sources=(0x1AAAAAAAA,))
+    assert log.find_by_sha256("cd").sources == (0x1AAAAAAAA,)
