@@ -34,7 +34,7 @@ class DemoPreset:
     generator_steps: int = 300  # ~0.2 s each
     expert_width: float = 0.25
     generator_width: float = 0.125
-    eval_frames: int = 70  # 2.8 s: > 31 windows for +-15 frames, and long enough for the audio watermark
+    eval_frames: int = 100  # 4 s: > 31 windows for +-15 frames; at 2.8 s the audio mark was not read
 
 
 QUICK = DemoPreset()
