@@ -12,7 +12,9 @@ import os
 import struct
 import tempfile
 import wave
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -23,10 +25,13 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from common.parallel import ordered_map
+from common.errors import UserError
+from common.parallel import ordered_map, worker_count
 
 log = logging.getLogger("deepfake.media")
 
+ENV_SEGMENTS = "DEEPFAKE_ENCODE_SEGMENTS"
+SEGMENT_FRAMES = 48  # frames per independently encoded run (each opens with an IDR frame)
 AUDIO_CODEC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 
 
@@ -91,6 +96,14 @@ def to_i420(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(_even(np.ascontiguousarray(rgb, dtype=np.uint8)), cv2.COLOR_RGB2YUV_I420)
 
 
+def encode_segments() -> int:
+    """Parallel x264 encoders per video: $DEEPFAKE_ENCODE_SEGMENTS if set, else 1 (one encoder)."""
+    value = os.environ.get(ENV_SEGMENTS, "").strip()
+    if value and not value.isdigit():
+        raise UserError(f"${ENV_SEGMENTS} must be a whole number of encoders, got {value!r}")
+    return max(1, int(value or 1))
+
+
 def encode_mp4(
     path: str | Path,
     frames: Iterable[np.ndarray],
@@ -100,17 +113,25 @@ def encode_mp4(
     tags: Mapping[str, str] | None = None,
     crf: int = 18,
     preset: str = "veryfast",
+    segments: int | None = None,
 ) -> Path:
     """Write RGB uint8 frames as H.264 (yuv420p) mp4, with an AAC track when ``audio`` is given.
 
-    ``crf`` and ``preset`` are x264's quality (lower is better, 18 looks lossless) and speed knobs."""
+    ``crf`` and ``preset`` are x264's quality (lower is better, 18 looks lossless) and speed knobs.
+    ``segments`` (default ``encode_segments()``) > 1 encodes runs of ``SEGMENT_FRAMES`` frames on that
+    many independent x264 encoders at once and joins their packets into the one stream: x264's own
+    threads stopped scaling near 265 fps on 16 cores (720p, veryfast), independent encoders need no
+    coordination. The price is an IDR frame opening every run (bytes; same quality at the same CRF). On
+    2 cores it buys nothing (720p: 251 fps with one encoder, 233 with two, 241 with four; 0.54 -> 1.24 MB
+    for 160 frames): it is meant for many-core machines, and is off unless asked for."""
     path = Path(path)
     rate = Fraction(fps).limit_denominator(1001)
+    segments = encode_segments() if segments is None else max(1, segments)
+    options = {"crf": str(crf), "preset": preset}
     with atomic_path(path, suffix=".mp4") as tmp:
         with av.open(str(tmp), mode="w", format="mp4") as container:
             for key, value in (tags or {}).items():
                 container.metadata[key] = value
-            video = None
             audio_stream = None
             if audio is not None:
                 if sample_rate not in AUDIO_CODEC_RATES:
@@ -118,21 +139,97 @@ def encode_mp4(
                 audio_stream = container.add_stream("aac", rate=sample_rate)
                 audio_stream.layout = "mono"
                 audio_stream.bit_rate = 128_000
-            for planes in ordered_map(to_i420, frames):  # (3H/2, W) each
-                if video is None:
-                    video = container.add_stream("libx264", rate=rate)
-                    video.height, video.width = planes.shape[0] * 2 // 3, planes.shape[1]
-                    video.pix_fmt = "yuv420p"
-                    video.options = {"crf": str(crf), "preset": preset}
-                for packet in video.encode(av.VideoFrame.from_ndarray(planes, format="yuv420p")):
-                    container.mux(packet)
-            if video is None:
+            planes = ordered_map(to_i420, frames)  # (3H/2, W) each
+            if segments == 1:
+                encoded = _encode_video(container, planes, rate, options)
+            else:
+                encoded = _encode_video_segments(container, planes, rate, options, segments)
+            if not encoded:
                 raise ValueError("cannot write a video with no frames")
-            for packet in video.encode():
-                container.mux(packet)
             if audio_stream is not None:
                 _encode_audio(container, audio_stream, audio, sample_rate)
     return path
+
+
+def _video_stream(container, rate: Fraction, options: dict, planes: np.ndarray):
+    """The container's H.264 stream for frames shaped like ``planes`` (3H/2, W)."""
+    video = container.add_stream("libx264", rate=rate)
+    video.height, video.width = planes.shape[0] * 2 // 3, planes.shape[1]
+    video.pix_fmt = "yuv420p"
+    video.options = dict(options)
+    return video
+
+
+def _encode_video(container, planes: Iterator[np.ndarray], rate: Fraction, options: dict) -> int:
+    """One encoder, frame by frame; returns the number of frames."""
+    video, count = None, 0
+    for frame in planes:
+        if video is None:
+            video = _video_stream(container, rate, options, frame)
+        for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="yuv420p")):
+            container.mux(packet)
+        count += 1
+    if video is not None:
+        for packet in video.encode():
+            container.mux(packet)
+    return count
+
+
+def _encode_run(run: list[np.ndarray], rate: Fraction, options: dict, threads: int) -> list:
+    """Encode one run of (3H/2, W) frames on its own x264 encoder -> its packets (pts from 0)."""
+    codec = av.CodecContext.create("libx264", "w")
+    codec.height, codec.width = run[0].shape[0] * 2 // 3, run[0].shape[1]
+    codec.pix_fmt = "yuv420p"
+    codec.time_base, codec.framerate = 1 / rate, rate
+    codec.options = dict(options)
+    codec.thread_count = threads
+    codec.flags |= av.codec.context.Flags.global_header  # headers once, in the container, not per run
+    packets = []
+    for index, planes in enumerate(run):
+        frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+        frame.pts, frame.time_base = index, 1 / rate
+        packets += codec.encode(frame)
+    return packets + codec.encode(None)
+
+
+def _encode_video_segments(
+    container, planes: Iterator[np.ndarray], rate: Fraction, options: dict, segments: int
+) -> int:
+    """Runs of SEGMENT_FRAMES frames on ``segments`` encoders at once, muxed in order; returns the count.
+
+    Every encoder has the container stream's settings, so their sequence and picture parameter sets
+    are the ones in the mp4 header; each run's timestamps are shifted by the frames before it (with
+    B-frames, x264's decode times start two frames early, which still follows the previous run's).
+    """
+    threads = max(1, worker_count() // segments)
+    video, count, run = None, 0, []
+    pending: deque = deque()  # (first frame index, future of packets), in order
+
+    def mux(first: int, packets: list) -> None:
+        for packet in packets:
+            packet.pts += first
+            packet.dts += first
+            packet.time_base, packet.stream = 1 / rate, video
+            container.mux(packet)
+
+    with ThreadPoolExecutor(segments) as pool:
+        for frame in planes:
+            if video is None:
+                video = _video_stream(container, rate, options, frame)
+            run.append(frame)
+            count += 1
+            if len(run) == SEGMENT_FRAMES:
+                pending.append((count - len(run), pool.submit(_encode_run, run, rate, options, threads)))
+                run = []
+                while len(pending) > segments:  # bounded look-ahead: at most ~2 x segments runs in memory
+                    first, future = pending.popleft()
+                    mux(first, future.result())
+        if run:
+            pending.append((count - len(run), pool.submit(_encode_run, run, rate, options, threads)))
+        while pending:
+            first, future = pending.popleft()
+            mux(first, future.result())
+    return count
 
 
 def _resample_for_aac(audio: np.ndarray, rate: int) -> tuple[np.ndarray, int]:

@@ -85,6 +85,14 @@ def test_video_passes_verify_and_streams_frames(out_dir: Path):
     assert len(list(media.iter_video(path))) == 30
 
 
+def test_video_encoded_on_parallel_encoders_passes_verify(out_dir: Path, monkeypatch):
+    monkeypatch.setenv("DEEPFAKE_ENCODE_SEGMENTS", "2")
+    clip = _panning_clip(60, size=128)  # one full run of 48 frames and a short one
+    path = writer.save_video(out_dir / "clip.mp4", clip, fps=25)
+    _assert_fully_marked(path, "video")
+    assert len(list(media.iter_video(path))) == 60
+
+
 def test_small_video_is_signed_and_tagged_without_watermark(out_dir: Path, caplog):
     with caplog.at_level(logging.WARNING, logger="deepfake.provenance"):
         path = writer.save_video(out_dir / "tiny.mp4", _panning_clip(3, size=64), 25)
