@@ -166,6 +166,18 @@ def _stream(batches: BatchesFn, epoch: int, skip: int) -> Iterator[tuple[int, in
         epoch, skip = epoch + 1, 0
 
 
+def _warn_changed_settings(saved: dict | None, current: dict | None) -> None:
+    """Say which settings differ from the run being resumed: the run goes on with the new ones, on the
+    weights, optimizer state and data position of the old (a run folder is not a fresh start)."""
+    if not saved or not current:
+        return
+    changed = [f"{key} {saved[key]!r} -> {current[key]!r}"
+               for key in sorted(saved.keys() & current.keys()) if saved[key] != current[key]]
+    if changed:
+        log.warning("resuming a run trained with other settings (%s); it continues with the new ones "
+                    "(choose another run folder to start afresh)", ", ".join(changed))
+
+
 def train_loop(
     step_fn: StepFn,
     batches: BatchesFn,
@@ -198,6 +210,7 @@ def train_loop(
         step, epoch, skip = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
         saved_at = step
         log.info("resuming from %s (step %d, epoch %d)", checkpoint, step, epoch)
+        _warn_changed_settings(state.get("extra"), extra)
     if main:
         metrics_log.truncate_after(step)  # rows logged after the last checkpoint were lost with the run
 

@@ -8,6 +8,7 @@ gives *bit-identical* weights to an uninterrupted run.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import signal
@@ -157,10 +158,10 @@ class _Run:
             os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, in the middle of training
         return {"loss": loss.item()}
 
-    def train(self, max_steps: int, preview_fn=None, **overrides):
+    def train(self, max_steps: int, preview_fn=None, extra: dict | None = None, **overrides):
         settings = {"checkpoint_every": 0, "preview_every": 0, "progress": False, **overrides}
         cfg = TrainConfig(run_dir=self.run_dir, max_steps=max_steps, **settings)
-        return train_loop(self.step, self.batches, cfg, self.checkpointer, preview_fn=preview_fn)
+        return train_loop(self.step, self.batches, cfg, self.checkpointer, preview_fn=preview_fn, extra=extra)
 
 
 def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -200,6 +201,17 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path: Path, straight, how: str)
     resumed = _Run(tmp_path, init_seed=5)
     assert resumed.train(5).step == 5
     _assert_bit_identical(_weights(resumed.model), straight[0])
+
+
+def test_resuming_with_other_settings_says_which(tmp_path: Path, caplog):
+    _Run(tmp_path, init_seed=1).train(2, extra={"lr": 0.01, "mouth_weight": 1.0})
+    with caplog.at_level(logging.WARNING):
+        _Run(tmp_path, init_seed=1).train(3, extra={"lr": 0.01, "mouth_weight": 4.0})
+    assert "mouth_weight 1.0 -> 4.0" in caplog.text and "lr 0.01" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        _Run(tmp_path, init_seed=1).train(4, extra={"lr": 0.01, "mouth_weight": 4.0})
+    assert "other settings" not in caplog.text  # the same settings as the checkpoint: nothing to say
 
 
 def test_loop_writes_previews_checkpoints_and_plot(tmp_path: Path):
