@@ -57,6 +57,14 @@ def test_remove_takes_out_a_known_mark(natural_rgb, marked):
     assert _psnr(natural_rgb, cleaned) > _psnr(natural_rgb, marked) + 3.0  # closer to the original
 
 
+def test_remove_leaves_a_replaced_region_alone(natural_rgb, marked):
+    part = marked.copy()
+    part[128:] = natural_rgb[128:]  # the lower half replaced by unmarked content, as a tool pastes a mouth
+    cleaned = wm.remove(part, PAYLOAD, KEY)
+    assert _psnr(natural_rgb[128:], cleaned[128:]) > 48.0  # no negative mark where there was none
+    assert _psnr(natural_rgb[:128], cleaned[:128]) > _psnr(natural_rgb[:128], part[:128]) + 3.0
+
+
 @pytest.mark.parametrize("size", [(256, 256), (720, 1280)])
 def test_remarking_after_removal_carries_only_the_new_payload(size):
     image = cv2.resize(data.coffee(), size[::-1], interpolation=cv2.INTER_AREA)
