@@ -417,6 +417,7 @@ def remove(rgb: np.ndarray, payload: int, key: bytes) -> np.ndarray:
     instead: 41-48, a negative mark). Re-marked after the removal a frame is back at one mark's PSNR
     (36.4 -> 41.1 dB on the 256-px face) and, at 720p, detected with its new payload (without the removal:
     the old one). The geometry must be unchanged (no zoom, rotation or flip; crops only shift the grid).
+    Cost: 1.6 ms at 256 px, 13 ms per 720p frame (embedding: 4), only for frames that carried a mark.
     """
     cfg = CONFIG
     lay = _layout(key, cfg)
