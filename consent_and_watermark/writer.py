@@ -127,9 +127,10 @@ class _ImageMarker:
     """Label + watermark frames; remembers whether the watermark could be embedded.
 
     Frames that already carry this project's mark (a tool's input was an earlier output) have the old
-    mark taken out first (``watermark_image.remove``): two marks would double the noise and, on large
-    frames, leave the new payload undetectable beside the old one. The first frame decides, and the old
-    payload is kept in ``replaced`` (the provenance row records it: the link back to the source's row).
+    mark taken out first (``watermark_image.Remover``): two marks would double the noise and, on large
+    frames, leave the new payload undetectable beside the old one. The first frame decides (and gives
+    the mark's grid shift for every frame), and the old payload is kept in ``replaced`` (the provenance
+    row records it: the link back to the source's row).
     Thread-safe: a video's frames are marked by a pool of threads (`common.parallel.ordered_map`).
     """
 
@@ -139,6 +140,7 @@ class _ImageMarker:
         self.show_label, self.what = show_label, what
         self.marked: bool | None = None  # unknown until the first frame
         self.replaced: int | None = None  # payload of an earlier mark the frames carried
+        self._remover = None  # watermark_image.Remover for that mark, built on the first frame
         self.frames = 0
         self._lock = threading.Lock()
 
@@ -152,8 +154,10 @@ class _ImageMarker:
                     self._warn_too_small(rgb)
                 else:
                     self.replaced = self._earlier_payload(rgb)
-        if self.replaced is not None:
-            rgb = self.module.remove(rgb, self.replaced, self.key)
+                    if self.replaced is not None:
+                        self._remover = self.module.Remover(rgb, self.replaced, self.key)
+        if self._remover is not None:
+            rgb = self._remover(rgb)
         if self.show_label:
             rgb = draw_label(rgb)
         return self.module.embed(rgb, self.payload, self.key) if self.marked else rgb

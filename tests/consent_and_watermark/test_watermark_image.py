@@ -65,6 +65,17 @@ def test_remove_leaves_a_replaced_region_alone(natural_rgb, marked):
     assert _psnr(natural_rgb[:128], cleaned[:128]) > _psnr(natural_rgb[:128], part[:128]) + 3.0
 
 
+def test_remover_takes_a_videos_grid_from_its_first_frame():
+    frames = [cv2.resize(image, (320, 256), interpolation=cv2.INTER_AREA)
+              for image in (data.coffee(), data.chelsea())]
+    marked = [wm.embed(frame, PAYLOAD, KEY) for frame in frames]
+    remover = wm.Remover(marked[0], PAYLOAD, KEY)
+    for frame, mark in zip(frames, marked, strict=True):
+        cleaned = remover(mark)
+        assert np.array_equal(cleaned, wm.remove(mark, PAYLOAD, KEY))  # same grid: same result
+        assert _psnr(frame, cleaned) > _psnr(frame, mark) + 3.0
+
+
 @pytest.mark.parametrize("size", [(256, 256), (720, 1280)])
 def test_remarking_after_removal_carries_only_the_new_payload(size):
     image = cv2.resize(data.coffee(), size[::-1], interpolation=cv2.INTER_AREA)
