@@ -110,7 +110,11 @@ def run_benchmark(args: argparse.Namespace, folder: Path) -> int:
     model = load("phase4_audio_driven", "model")
     device = torch.device(args.device)
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"device: {device} ({card}); torch threads {torch.get_num_threads()}; cores {os.cpu_count()}")
+    from common.parallel import ENV_OPENCV_THREADS
+
+    opencv = os.environ.get(ENV_OPENCV_THREADS, "1")
+    print(f"device: {device} ({card}); torch threads {torch.get_num_threads()}; cores {os.cpu_count()}; "
+          f"OpenCV threads per call under our pools {opencv} (${ENV_OPENCV_THREADS})")
 
     face, audio, consent = make_input(folder, args.seconds, args.height)
     generator = model.Wav2Lip(args.width).eval().to(device)

@@ -20,11 +20,19 @@ process; in row 4 the workers' CPU is not included). "ideal" is what the two hal
 they only shared the cores: 1 / (1 / marking + 1 / encoding) when both already use every core.
 Frames only go to a temporary folder, deleted at the end; the user's provenance log is not touched.
 Run it again with DEEPFAKE_KEEP_MEMORY=0 to see what keeping freed memory buys (common/memory.py); note
-that rows 1-2 hold all frames in memory, where glibc's defaults re-fault less than in a stream.
+that rows 1-2 hold all frames in memory, where glibc's defaults re-fault less than in a stream. And with
+DEEPFAKE_OPENCV_THREADS=-1 to give OpenCV back its own pool of one thread per core under ours
+(common/parallel.py).
 
 Measured on the 2 cores of the development machine (250 frames, load 1.2-1.5): marking 254 fps on one
 thread, 417 on two; x264 veryfast 180 fps (superfast 245 at 3x the bytes, ultrafast 494); the writer's
 pattern 116 fps against 126 predicted by sharing, at either switch interval; worker processes 66 fps.
+On the H100 machine's 16 cores (third GPU session, IMPLEMENTATION_GUIDE.md phase 4): marking flattens at
+8 threads (509-524 fps; 16 threads 385-458), x264 veryfast 192-202 fps, the writer's pattern 142-144 fps
+against 133-135 predicted (so the writer now shares the cores as it should), worker processes 49-60 fps;
+DEEPFAKE_KEEP_MEMORY=0 changed nothing there; OpenCV's own pool under ours (DEEPFAKE_OPENCV_THREADS=-1)
+cost 20-24 core-ms of marking per frame against 15-17 with one OpenCV thread per call, and the writer's
+pattern 84-88 fps against 101-108 (one call; that machine ran 2x slower in that call than in the first).
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.parallel import ordered_map, worker_count  # noqa: E402
+from common.parallel import one_opencv_thread, ordered_map, worker_count  # noqa: E402
 from consent_and_watermark import encode  # noqa: E402
 from consent_and_watermark import watermark_image as wm  # noqa: E402
 from consent_and_watermark.label import draw_label  # noqa: E402
@@ -101,9 +109,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="x264 presets for the encoder-alone rows (the writer uses veryfast)")
     args = parser.parse_args(argv)
     cores = worker_count()
+    one_opencv_thread()  # as the project's first pool does; the row of one thread included
     sizes = args.threads or sorted({1, *[2**i for i in range(1, 5) if 2**i <= cores], cores})
     print(f"{args.frames} frames of 1280x720; {os.cpu_count()} cores, pools of up to {cores} threads "
-          f"($DEEPFAKE_WORKERS); load average {os.getloadavg()[0]:.2f}")
+          f"($DEEPFAKE_WORKERS); OpenCV's own threads per call {cv2.getNumThreads()} "
+          f"($DEEPFAKE_OPENCV_THREADS); load average {os.getloadavg()[0]:.2f}")
     frames = synthetic_frames(args.frames)
     n = len(frames)
     mark(frames[0])  # the watermark's tile is cached after the first frame

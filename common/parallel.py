@@ -16,6 +16,13 @@ the generator network) runs at the same time as whatever consumes the results (t
 
 `DEEPFAKE_WORKERS=1` turns every pool off (plain `map`, everything in the caller's thread), which is
 also what happens on a one-core machine.
+
+OpenCV runs many of its functions on its own pool of one thread per core. Under a pool of ours that
+multiplies the threads (16 x 16 on a 16-core machine) and OpenCV's idle threads spin between calls: on
+the 16-core GPU machine a 720p frame's watermark cost 19 core-ms with one of our threads (4.6 on the
+2-core development machine), and cropping a face 8.8 (0.7). So the first pool of ours sets OpenCV to
+one thread per call, process-wide: the frames are the parallelism. `DEEPFAKE_OPENCV_THREADS=N` sets
+another number (-1: OpenCV's default).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 ENV_WORKERS = "DEEPFAKE_WORKERS"
+ENV_OPENCV_THREADS = "DEEPFAKE_OPENCV_THREADS"
 MAX_WORKERS = 16  # beyond this the encoder in the caller's thread is the limit anyway
 
 
@@ -48,6 +56,20 @@ def worker_count() -> int:
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
     return max(1, min(MAX_WORKERS, cores))
+
+
+def one_opencv_thread() -> None:
+    """Set OpenCV's own threads per call to $DEEPFAKE_OPENCV_THREADS (default 1): our pools parallelise."""
+    import cv2  # every caller of a pool runs OpenCV in it; imported here so that `common` stays light
+
+    value = os.environ.get(ENV_OPENCV_THREADS, "1").strip()
+    try:
+        threads = int(value)
+    except ValueError:
+        raise UserError(
+            f"${ENV_OPENCV_THREADS} must be a whole number (-1: OpenCV's default), got {value!r}") from None
+    if cv2.getNumThreads() != threads:
+        cv2.setNumThreads(threads)
 
 
 class _End:
@@ -69,6 +91,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = 
     if workers == 1:
         yield from map(fn, items)
         return
+    one_opencv_thread()
     in_flight: queue.Queue[Future | _End] = queue.Queue(maxsize=ahead or 2 * workers)
     stop = threading.Event()
     with ThreadPoolExecutor(workers, thread_name_prefix="ordered_map") as pool:

@@ -87,3 +87,24 @@ def test_a_bad_worker_count_is_a_user_error(monkeypatch):
     monkeypatch.setenv("DEEPFAKE_WORKERS", "many")
     with pytest.raises(UserError, match="DEEPFAKE_WORKERS"):
         worker_count()
+
+
+def test_a_pool_runs_opencv_one_thread_per_call(monkeypatch):
+    import cv2
+
+    from common.errors import UserError
+
+    def threads(_: int) -> int:
+        return cv2.getNumThreads()
+
+    before = cv2.getNumThreads()
+    try:
+        monkeypatch.delenv("DEEPFAKE_OPENCV_THREADS", raising=False)
+        assert list(ordered_map(threads, [0, 1], workers=2)) == [1, 1]  # our frames, its threads
+        monkeypatch.setenv("DEEPFAKE_OPENCV_THREADS", "2")
+        assert list(ordered_map(threads, [0, 1], workers=2)) == [2, 2]
+        monkeypatch.setenv("DEEPFAKE_OPENCV_THREADS", "many")
+        with pytest.raises(UserError, match="DEEPFAKE_OPENCV_THREADS"):
+            list(ordered_map(threads, [0, 1], workers=2))
+    finally:
+        cv2.setNumThreads(before)
