@@ -21,7 +21,10 @@
 # `pip install --no-deps --target DIR` and DIR on PYTHONPATH. Phase 1 needs aligned faces: make them
 # here with phase1_face_swap/extract.py into .gpu/faces1 and .gpu/faces2 (skipped when absent).
 # Measured on an NVIDIA H100 (IMPLEMENTATION_GUIDE.md, phases 3 and 4): the whole script ran in 193 s
-# the first time; the throughput section alone in 310 s the second (it profiles and compiles more).
+# the first time; the throughput section alone in 310 s the second (it profiles and compiles more);
+# SECTIONS=wav2lip in 206 s the third (the machine started in under a minute; the tree plus the wheels
+# must stay under the 64 MiB a call carries: send the wheels and run from the tree itself when no
+# helper is editing it).
 set -u
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
