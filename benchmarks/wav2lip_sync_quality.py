@@ -76,6 +76,12 @@ gave +15.1 %, r 0.23 and seed 1 +18.5 %, r 0.45, against +12.5 %, 0.52 and +2.8 
 Nor does recomputing the generator's BatchNorm statistics after training (50 train-mode batches,
 cumulative average; it lowers the held-out L1 ~10 %): +16.5 %, r 0.44 and +6.5 %, r 0.47 for those runs.
 
+Twice the generator steps (--generator-steps 2000, default expert, mouth weight 4, one thread; 431 s of
+process CPU for the generator, so expert + generator ~900 s, over this preset's budget) does not make r
+reliable either: seed 0 +8.8 %, r 0.24 (per person -0.21 to 0.65), seed 1 -6.2 %, r 0.54 (every person
+0.48-0.60). Averaging the weights of its last three checkpoints (steps 1800-2000): seed 0 +5.9 %, r 0.31;
+seed 1 -4.1 %, r 0.49. Which people a run learns to lip-sync is up to the seed, not the step count.
+
 Figures 2 and 3 average 6 held-out people (seeds 700-705; dlib on their ground-truth videos gives
 r = 0.70 on average, the ceiling of figure 3); earlier versions used the first 3 (ceiling 0.76), whose
 mean is printed too. The held-out clips are 3 s (75 frames) whatever --frames says. Note that LSE-D
