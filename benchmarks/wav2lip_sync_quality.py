@@ -80,7 +80,11 @@ Twice the generator steps (--generator-steps 2000, default expert, mouth weight 
 process CPU for the generator, so expert + generator ~900 s, over this preset's budget) does not make r
 reliable either: seed 0 +8.8 %, r 0.24 (per person -0.21 to 0.65), seed 1 -6.2 %, r 0.54 (every person
 0.48-0.60). Averaging the weights of its last three checkpoints (steps 1800-2000): seed 0 +5.9 %, r 0.31;
-seed 1 -4.1 %, r 0.49. Which people a run learns to lip-sync is up to the seed, not the step count.
+seed 1 -4.1 %, r 0.49. Twice the training people for the generator (--identities 72, same expert, 1000
+steps): seed 0 +6.8 %, r 0.38 (0.56-0.73 on four people, -0.12 and -0.19 on 703 and 705, the two that
+fail most often in every configuration); seed 1 learnt no lip sync at all (+42.6 %, output no closer to
+the truth than the input, r 0.08; its sync loss ended at 0.86 against 0.26). Which people a run learns
+to lip-sync is up to the seed, not the step count or the number of people.
 
 Figures 2 and 3 average 6 held-out people (seeds 700-705; dlib on their ground-truth videos gives
 r = 0.70 on average, the ceiling of figure 3); earlier versions used the first 3 (ceiling 0.76), whose
