@@ -152,8 +152,8 @@ def run_benchmark(args: argparse.Namespace, folder: Path) -> int:
         out = []
         for s in range(0, n, args.batch_size):
             mel = torch.from_numpy(np.ascontiguousarray(chunks[s : s + args.batch_size])).unsqueeze(1)
-            faces = generator_input(crops[s : s + args.batch_size])
-            out.append(from_network(generator(mel.to(device), faces.to(device))))
+            faces = generator_input(crops[s : s + args.batch_size], device)
+            out.append(from_network(generator(mel.to(device), faces)))
         return np.concatenate(out)
 
     generate()  # warm-up (cuDNN autotuning, allocator)

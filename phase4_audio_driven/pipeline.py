@@ -182,10 +182,12 @@ def crop(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb[top:bottom, left:right], (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
 
 
-def to_network(crops_rgb: np.ndarray) -> torch.Tensor:
-    """(N, 96, 96, 3) uint8 RGB -> (N, 3, 96, 96) float BGR in [0, 1], the published input convention."""
+def to_network(crops_rgb: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(N, 96, 96, 3) uint8 RGB -> (N, 3, 96, 96) float BGR in [0, 1] on `device`, the published input
+    convention. The uint8 crops travel and are converted there: on a GPU no float work is left to the
+    CPU, whose idle intra-op threads would otherwise spin after every batch (see `lip_sync`)."""
     bgr = np.ascontiguousarray(crops_rgb[..., ::-1])
-    return torch.from_numpy(bgr).permute(0, 3, 1, 2).float() / 255.0
+    return torch.from_numpy(bgr).to(device).permute(0, 3, 1, 2).float() / 255.0
 
 
 def from_network(x: torch.Tensor) -> np.ndarray:
@@ -194,9 +196,10 @@ def from_network(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
-def generator_input(crops_rgb: np.ndarray) -> torch.Tensor:
-    """(N, 96, 96, 3) crops -> (N, 6, 96, 96): [crop with rows 48..95 zeroed | crop] (inference.py)."""
-    faces = to_network(crops_rgb)
+def generator_input(crops_rgb: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(N, 96, 96, 3) crops -> (N, 6, 96, 96) on `device`: [crop with rows 48..95 zeroed | crop]
+    (inference.py)."""
+    faces = to_network(crops_rgb, device)
     masked = faces.clone()
     masked[:, :, FACE_SIZE // 2 :] = 0
     return torch.cat([masked, faces], dim=1)
@@ -233,7 +236,10 @@ def lip_sync(
     loops or repeats frames), `chunks` (N, 80, 16) are the mel windows.
 
     Cropping and the generator run in one thread, pasting on a pool of threads
-    (`common.parallel.ordered_map`), so on a GPU machine the CPU work overlaps the network's."""
+    (`common.parallel.ordered_map`), so on a GPU machine the CPU work overlaps the network's. On a GPU
+    the crops are converted to floats there (`to_network`): PyTorch's CPU threads spin for a while after
+    each parallel operation, and on 2 cores a batch of 32 converted on the CPU cost 26 ms of CPU with
+    two threads against 2.7 with one, most of it spinning while the cores had other work."""
     generator.eval()
     dtype = next(generator.parameters()).dtype
 
@@ -244,9 +250,9 @@ def lip_sync(
             frames, boxes = zip(*(next(source) for _ in range(start, stop)), strict=True)
             crops = np.stack([crop(f, b) for f, b in zip(frames, boxes, strict=True)])  # (n, 96, 96, 3)
             mel = torch.from_numpy(np.ascontiguousarray(chunks[start:stop])).unsqueeze(1)  # (n, 1, 80, 16)
-            faces = generator_input(crops)  # (n, 6, 96, 96)
+            faces = generator_input(crops, device)  # (n, 6, 96, 96)
             with torch.no_grad():  # this runs in ordered_map's feeder thread: grad mode is per thread
-                out = generator(mel.to(device, dtype), faces.to(device, dtype))  # (n, 3, 96, 96)
+                out = generator(mel.to(device).to(dtype), faces.to(dtype))  # (n, 3, 96, 96)
             yield from zip(frames, boxes, from_network(out), strict=True)
 
     yield from ordered_map(lambda item: paste(*item), generated(), ahead=2 * batch_size)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from common import dlib_models
 from common.cli import add_common_args, add_consent_args, run
@@ -167,6 +168,8 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
     audio_encoder = load("phase4_audio_driven", "audio_encoder", args.impl)
     model = load("phase4_audio_driven", "model", args.impl)
     device = pick_device(args.device)
+    if device.type == "cuda":  # the CPU only feeds the GPU: its cores belong to our pools and the encoder,
+        torch.set_num_threads(1)  # not to PyTorch threads that spin between batches (pipeline.lip_sync)
     generator = model.load_generator(args.checkpoint).to(device)
 
     wav = load_speech(args.audio)
