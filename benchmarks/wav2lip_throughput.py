@@ -71,7 +71,8 @@ def main() -> int:
     parser.add_argument("--height", type=int, default=720, help="frame height (default 720)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--batch-size", type=int, default=16, help="faces per generator call (default 16)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave the default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: as the tool, the default on a CPU, 1 with --device cuda)")
     parser.add_argument("--width", type=float, default=1.0, help="generator width (1 = published size)")
     parser.add_argument("--runs", type=int, default=1,
                         help="end-to-end runs of the command-line tool, each timed (default 1)")
@@ -82,6 +83,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    elif args.device.startswith("cuda"):
+        torch.set_num_threads(1)  # as wav2lip.py does on a GPU: PyTorch's idle CPU threads spin
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         os.environ["DEEPFAKE_DATA_DIR"] = str(folder / "data")
