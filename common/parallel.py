@@ -18,11 +18,11 @@ the generator network) runs at the same time as whatever consumes the results (t
 also what happens on a one-core machine.
 
 OpenCV runs many of its functions on its own pool of one thread per core. Under a pool of ours that
-multiplies the threads (16 x 16 on a 16-core machine) and OpenCV's idle threads spin between calls: on
-the 16-core GPU machine a 720p frame's watermark cost 19 core-ms with one of our threads (4.6 on the
-2-core development machine), and cropping a face 8.8 (0.7). So the first pool of ours sets OpenCV to
-one thread per call, process-wide: the frames are the parallelism. `DEEPFAKE_OPENCV_THREADS=N` sets
-another number (-1: OpenCV's default).
+multiplies the threads (16 x 16 on a 16-core machine), and the extra threads cost more than they give:
+on the 16-core GPU machine marking a 720p frame took 20-24 core-ms with OpenCV's pool and 15-17 with
+one OpenCV thread per call, and the writer's mark + encode ran at 84-88 against 101-108 fps (one call;
+no difference on 2 cores). So the first pool of ours sets OpenCV to one thread per call, process-wide:
+the frames are the parallelism. `DEEPFAKE_OPENCV_THREADS=N` sets another number (-1: OpenCV's default).
 """
 
 from __future__ import annotations
