@@ -449,21 +449,9 @@ class Remover:
         return cv2.add(rgb, cv2.merge([step, step, step]), dtype=cv2.CV_8U)
 
     def _tile(self, strength: float) -> np.ndarray:
-        """(T, T) one period of the plain mark for this payload at ``strength``, at the found shift."""
-        lay, t = self.layout, CONFIG.tile
-        n = lay.data_rot.size
-        dy, dx = self.shift
-
-        def ramp(idx: tuple[np.ndarray, np.ndarray]) -> np.ndarray:  # the phase of the grid shift
-            return np.exp(2j * np.pi * (idx[0] * dy + idx[1] * dx) / t)
-
-        s0 = strength * t * t / math.sqrt(2.0 * (lay.pilot_val.size + n))  # plain |coefficient|
-        chips = lay.code.chips(self.payload).astype(np.float64)  # (2D,) +-1
-        spectrum = np.zeros((t, t // 2 + 1), np.complex128)
-        spectrum[lay.pilot_idx] = s0 * lay.pilot_val / ramp(lay.pilot_idx)
-        plain = s0 / math.sqrt(2.0) * (chips[:n] + 1j * chips[n:])  # (D,) the plain tile's chips
-        spectrum[lay.data_idx] = plain * lay.data_rot / ramp(lay.data_idx)
-        return np.fft.irfft2(spectrum, s=(t, t)).astype(np.float32)
+        """(T, T) one period of the plain mark for this payload at ``strength`` (its RMS), at the found
+        shift: the embedder's unit-RMS tile, moved (the informed tile varies around it)."""
+        return strength * np.roll(_tile(self.key, self.payload, CONFIG), self.shift, axis=(0, 1))
 
     @staticmethod
     def _tile_over(tile: np.ndarray, h: int, w: int) -> np.ndarray:
