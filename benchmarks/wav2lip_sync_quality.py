@@ -84,7 +84,12 @@ seed 1 -4.1 %, r 0.49. Twice the training people for the generator (--identities
 steps): seed 0 +6.8 %, r 0.38 (0.56-0.73 on four people, -0.12 and -0.19 on 703 and 705, the two that
 fail most often in every configuration); seed 1 learnt no lip sync at all (+42.6 %, output no closer to
 the truth than the input, r 0.08; its sync loss ended at 0.86 against 0.26). Which people a run learns
-to lip-sync is up to the seed, not the step count or the number of people.
+to lip-sync is up to the seed, not the step count or the number of people. Within one run, r moves
+by 0.1-0.35 between checkpoints 100 steps apart (seed 0, steps 600-1000: 0.22, 0.14, 0.33, 0.40, 0.49;
+seed 1: 0.39, 0.46, 0.55, 0.42, 0.52), and six other people (seeds 800-805, never in this figure) read
+lower at the end: r 0.32 and 0.45 where these six read 0.49 and 0.52 (LSE-D alike: 0.817/0.744 vs
+0.835/0.749). Picking the checkpoint by those six would have picked the last one or a worse one, so it
+was not adopted; and r >= 0.5 on these six is at the edge of what the preset reaches, not above it.
 
 Figures 2 and 3 average 6 held-out people (seeds 700-705; dlib on their ground-truth videos gives
 r = 0.70 on average, the ceiling of figure 3); earlier versions used the first 3 (ceiling 0.76), whose
