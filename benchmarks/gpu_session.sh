@@ -11,6 +11,7 @@
 #      encode), with the detector on every frame and on every 3rd, then benchmarks/writer_scaling.py
 #      (why marking + encoding together scale worse than either alone on 16 cores);
 #   3. bf16 training steps of every phase's trainer on the GPU, then a resume.
+# BASELINE=DIR also runs the wav2lip section's end-to-end benchmark from DIR, an older commit's tree.
 # Set LOG to choose where the log goes (default gpu_session.log); PY for the interpreter; SECTIONS to
 # run only some of "throughput wav2lip training" (default all three; phase 3's target is met and the
 # training checks only need rerunning when the trainers change: SECTIONS=wav2lip is the next session's).
@@ -84,6 +85,13 @@ done
 # frames, each opening with an IDR frame; encode.encode_mp4 segments)
 run 180 env DEEPFAKE_ENCODE_SEGMENTS=4 $PY benchmarks/wav2lip_throughput.py --device "$DEVICE" \
     --seconds "$SECONDS_CLIP" --batch-size 32 --runs 2 --marginal --detect-every 3
+if [ -n "${BASELINE:-}" ]; then
+    # the same run from an older commit's tree (`git archive COMMIT | tar -x -C DIR`, an ignored folder
+    # named in carry): machines differ by up to 2x between calls, so a comparison needs the same call
+    section "the same end-to-end run from $BASELINE, for comparison on this machine"
+    (cd "$BASELINE" && run 180 $PY benchmarks/wav2lip_throughput.py --device "$DEVICE" \
+        --seconds "$SECONDS_CLIP" --batch-size 32 --runs 2 --marginal --detect-every 3)
+fi
 section "the writer on many cores: marking and encoding apart and together"
 # with glibc keeping freed memory (the default, common/memory.py) and without, to see what it buys
 for keep in 1 0; do
