@@ -424,9 +424,8 @@ class Remover:
 
     def __init__(self, first: np.ndarray, payload: int, key: bytes):
         self.payload, self.key = payload, key
-        self.layout = _layout(key, CONFIG)
         fold = _fold(_highpass(luminance(first)))  # (T, T)
-        self.shift = _pilot_shift(np.fft.rfft2(fold), self.layout)[:2]  # (dy, dx) of the grid
+        self.shift = _pilot_shift(np.fft.rfft2(fold), _layout(key, CONFIG))[:2]  # (dy, dx) of the grid
         self._patterns: dict[tuple[int, int], np.ndarray] = {}  # (H, W) -> tiled plain pattern (large frames)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:

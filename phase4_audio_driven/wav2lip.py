@@ -168,8 +168,10 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
     audio_encoder = load("phase4_audio_driven", "audio_encoder", args.impl)
     model = load("phase4_audio_driven", "model", args.impl)
     device = pick_device(args.device)
-    if device.type == "cuda":  # the CPU only feeds the GPU: its cores belong to our pools and the encoder,
-        torch.set_num_threads(1)  # not to PyTorch threads that spin between batches (pipeline.lip_sync)
+    # on a GPU the CPU only feeds it: its cores belong to our pools and the encoder, not to PyTorch
+    # threads that spin between batches (pipeline.lip_sync)
+    if device.type == "cuda":
+        torch.set_num_threads(1)
     generator = model.load_generator(args.checkpoint).to(device)
 
     wav = load_speech(args.audio)
