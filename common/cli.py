@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from common.errors import UserError
 from common.impl import IMPLS
@@ -43,16 +46,47 @@ def add_consent_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_output(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> None:
+    """Refuse, before any compute, an output file the run could not write or that would replace one of
+    its own inputs (`UserError`): an existing folder, a path that runs through a file, a folder this
+    user cannot write to, or the very file one of `inputs` names (the run would overwrite its input)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder; name a file")
+    for source in inputs:
+        if source is not None and path.exists() and Path(source).exists() and os.path.samefile(path, source):
+            raise UserError(f"refused: the output {path} is the input {source}, which writing would destroy; "
+                            "choose another output name")
+    folder = path.parent
+    while not folder.exists():  # the nearest existing ancestor (the write creates the rest)
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"cannot write {path}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror} ({folder})") from err
+
+
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Call `main(argv)`; turn `UserError` into one line on stderr and exit status 2.
 
-    Anything else is a bug and keeps its traceback. Ctrl-C exits with 130 after the tool's own
-    handlers (e.g. the training loop's checkpoint) have run.
+    So is a file-system error on a named path (`OSError.filename` set: a folder that cannot be created,
+    a disk that is full, a file that became unreadable): the tools' own writes are atomic, so nothing
+    already written is lost. Anything else is a bug and keeps its traceback. Ctrl-C exits with 130
+    after the tool's own handlers (e.g. the training loop's checkpoint) have run.
     """
     try:
         return main(argv)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        if err.filename is None:
+            raise
+        names = " -> ".join(str(name) for name in (err.filename, err.filename2) if name is not None)
+        print(f"error: {err.strerror or type(err).__name__}: {names}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from common import media
-from common.cli import add_common_args, add_consent_args, run
-from common.errors import UserError
+from common.cli import add_common_args, add_consent_args, check_output, run
+from common.errors import UserError, first_line
 from common.impl import load
 from common.training import Checkpointer, load_checkpoint, pick_device
 from consent_and_watermark import writer
@@ -64,7 +64,7 @@ def load_model(model: Path, device: torch.device, resolution: int | None = None)
     try:
         model_.load_state_dict(state["model"])
     except RuntimeError as err:
-        raise UserError(f"{path} does not fit its own settings ({str(err).splitlines()[0]})") from err
+        raise UserError(f"{path} does not fit its own settings ({first_line(err)})") from err
     return model_.to(device).eval(), extra
 
 
@@ -162,11 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         outputs=("image",) if is_image else ("video",),
         argv=argv,
     )
-    if args.detect_every < 1:
-        raise UserError("--detect-every must be at least 1")
+    if args.detect_every < 1 or (args.max_frames is not None and args.max_frames < 1):
+        raise UserError("--detect-every and --max-frames must be at least 1")
     wanted = media.IMAGE_SUFFIXES if is_image else {".mp4"}
     if args.output.suffix.lower() not in wanted:
         raise UserError(f"--output must end in {' or '.join(sorted(wanted))} for this input")
+    check_output(args.output, inputs=(args.input,))
     device = pick_device(args.device)
     model, extra = load_model(args.model, device)
     identity_filter = reference_filter(args.reference) if args.reference else None

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from common import media
-from common.cli import add_common_args, add_consent_args, run
-from common.errors import UserError
+from common.cli import add_common_args, add_consent_args, check_output, run
+from common.errors import UserError, first_line
 from common.impl import load
 from common.training import Checkpointer, load_checkpoint, pick_device
 from consent_and_watermark import writer
@@ -211,7 +211,7 @@ def load_x2face(path: Path, device: torch.device):
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
-        raise UserError(f"{path} does not fit its own settings ({str(err).splitlines()[0]})") from err
+        raise UserError(f"{path} does not fit its own settings ({first_line(err)})") from err
     return model.to(device).eval()
 
 
@@ -282,6 +282,7 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"{what} file not found: {path}")
     if media.is_image_path(args.source):
         raise UserError("--source must be a video: the driver's expressions change over time")
+    check_output(args.output, inputs=(args.source, args.target))
     if not 0.0 <= args.amplify <= 5.0:
         raise UserError("--amplify must be between 0 and 5")
     if args.detect_every < 1:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from common.cli import add_common_args, run
-from common.errors import UserError
+from common.errors import UserError, first_line
 from common.impl import load
 from common.training import (
     Checkpointer,
@@ -145,7 +145,7 @@ def load_detector(path: Path, device: torch.device | str = "cpu"):
     try:
         net.load_state_dict(state["model"])
     except RuntimeError as err:
-        raise UserError(f"{path} does not fit its own settings ({str(err).splitlines()[0]})") from err
+        raise UserError(f"{path} does not fit its own settings ({first_line(err)})") from err
     return lmk.LandmarkDetector(net.to(device), device)
 
 

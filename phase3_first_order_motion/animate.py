@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial import ConvexHull
 
-from common.cli import add_common_args, add_consent_args, run
+from common.cli import add_common_args, add_consent_args, check_output, run
 from common.errors import UserError
 from common.impl import ENV_VAR, load
 from common.media import is_image_path, read_image, read_video
@@ -239,6 +239,7 @@ def check_inputs(args: argparse.Namespace) -> None:
         raise UserError(f"--source {args.source} is not an image (png, jpg, ...)")
     if args.output.suffix.lower() != ".mp4":
         raise UserError(f"--output {args.output} must end in .mp4")
+    check_output(args.output, inputs=(args.source, args.driving, args.checkpoint))
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cli import run
+from common.cli import check_output, run
 from common.errors import UserError
 from common.media import read_video
 from phase3_first_order_motion.data import resize_video
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--output {args.output} must end in .mp4")
     if args.every < 1 or args.size < 16:
         raise UserError("--every must be >= 1 and --size >= 16")
+    check_output(args.output, inputs=(args.input,))
     video = read_video(args.input)
     x0, y0, x1, y1 = crop_box(video.frames, args.every, args.increase)
     print(f"crop box: x {x0}-{x1}, y {y0}-{y1} of {video.frames.shape[2]}x{video.frames.shape[1]}",

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.cli import add_common_args, run
+from common.cli import add_common_args, check_output, run
 from common.errors import UserError
 from common.impl import ENV_VAR, load
 from common.training.device import pick_device
@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.impl:
         os.environ[ENV_VAR] = args.impl
+    if args.json:
+        check_output(args.json, inputs=(args.checkpoint,))
     models, config, _ = load(PHASE, "model").load_fomm(args.checkpoint)
     from phase3_first_order_motion import data
 

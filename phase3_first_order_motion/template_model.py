@@ -2,7 +2,7 @@
 #   solutions/phase3_first_order_motion/model.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 506e6f7811f4c0974e89644c0abb23ea1942ba701f1fd0d908ec807889e325ce
+# body-sha256: 2e5bcb515325005ab6b6778ebc1a913c54f49f2bc6fdf1e656ca28c20293ea70
 """FOMM configurations, model building and checkpoints in the published layout.
 
 Two configurations:
@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 from phase3_first_order_motion.template_discriminator import MultiScaleDiscriminator
 from phase3_first_order_motion.template_generator import OcclusionAwareGenerator
 from phase3_first_order_motion.template_keypoint_detector import KPDetector
@@ -229,7 +229,7 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input problem
-        raise UserError(f"cannot read checkpoint {path}: {str(err).splitlines()[0][:200]}") from err
+        raise UserError(f"cannot read checkpoint {path}: {first_line(err)}") from err
     if not isinstance(state, dict) or "kp_detector" not in state or "generator" not in state:
         raise UserError(f"{path} is not a FOMM checkpoint (no 'kp_detector' and 'generator' entries)")
     return state

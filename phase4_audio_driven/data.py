@@ -14,6 +14,7 @@ for frame j one frame earlier, at int(80 (j - 1) / 25).
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,8 @@ import cv2
 import numpy as np
 import torch
 
-from common.errors import UserError
+from common.cli import check_output
+from common.errors import UserError, first_line
 from common.media import read_audio, read_image
 from common.synthetic import make_identity, render_clip
 from phase4_audio_driven.pipeline import FACE_SIZE, crop, face_boxes, to_network
@@ -67,7 +69,11 @@ def lrs2_clips(audio_encoder, root: Path, filelist: Path, limit: int | None = No
         raise UserError(
             f"no filelist {filelist} (one `speaker/clip` folder per line, as Wav2Lip's filelists/)"
         )
-    names = [line.split()[0] for line in filelist.read_text().splitlines() if line.strip()][:limit]
+    try:
+        lines = filelist.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise UserError(f"{filelist} is not a text filelist ({first_line(err)})") from err
+    names = [line.split()[0] for line in lines if line.strip()][:limit]
     clips = []
     for name in names:
         folder = root / name
@@ -262,6 +268,8 @@ def load_clips(args, audio_encoder, seed: int) -> list[TalkingClip]:
             raise UserError(f"need at least 1 identity and {3 * WINDOW} frames per identity")
         if args.cache is not None and args.cache.is_file():
             return read_cache(args.cache)
+        if args.cache is not None:
+            check_output(args.cache)  # before the rendering, not after
         clips = synthetic_clips(audio_encoder, args.identities, args.frames, seed=seed, size=args.frame_size)
         if args.cache is not None:
             write_cache(args.cache, clips)
@@ -293,16 +301,21 @@ def write_cache(path: Path, clips: list[TalkingClip]) -> None:
 
 
 def read_cache(path: Path) -> list[TalkingClip]:
-    with np.load(path) as z:
-        n = len({k.split("_")[0] for k in z.files})
-        return [
-            TalkingClip(
-                z[f"{i}_faces"],
-                z[f"{i}_mel"],
-                float(z[f"{i}_fps"]),
-                z[f"{i}_sync"],
-                z[f"{i}_indiv"],
-                z[f"{i}_usable"],
-            )
-            for i in range(n)
-        ]
+    """The clips `write_cache` kept (`UserError` for any other file: delete it to render again)."""
+    try:
+        with np.load(path) as z:
+            n = len({k.split("_")[0] for k in z.files})
+            return [
+                TalkingClip(
+                    z[f"{i}_faces"],
+                    z[f"{i}_mel"],
+                    float(z[f"{i}_fps"]),
+                    z[f"{i}_sync"],
+                    z[f"{i}_indiv"],
+                    z[f"{i}_usable"],
+                )
+                for i in range(n)
+            ]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise UserError(f"--cache {path} is not a clip cache written by these tools ({first_line(err)}); "
+                        "delete it to render the clips again") from err

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cli import add_common_args, run
+from common.cli import add_common_args, check_output, run
 from common.errors import UserError
 from common.impl import load
 from common.media import read_audio, read_video, video_info
@@ -42,6 +42,9 @@ def evaluate_frames(
 
 def evaluate_crops(expert, crops: np.ndarray, wav: np.ndarray, fps: float, vshift: int = 15, impl=None):
     """SyncScores of 96x96 RGB face crops (T, 96, 96, 3) against 16 kHz audio."""
+    if len(crops) - 4 < 2 * vshift + 1:  # one 5-frame window per frame but the last 4
+        raise UserError(f"the clip has {len(crops)} frames; at least {2 * vshift + 5} are needed for a "
+                        f"+-{vshift}-frame search (use a longer clip or a smaller --vshift)")
     lip_sync = load("phase4_audio_driven", "lip_sync", impl)
     audio_encoder = load("phase4_audio_driven", "audio_encoder", impl)
     mel = audio_encoder.melspectrogram(wav)
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.vshift < 1:
         raise UserError("--vshift must be at least 1")
+    if args.plot is not None:
+        check_output(args.plot, inputs=(args.video, args.audio, args.expert))
     model = load("phase4_audio_driven", "model", args.impl)
     expert = model.load_syncnet(args.expert).to(pick_device(args.device))
     video = read_video(args.video, with_audio=False)

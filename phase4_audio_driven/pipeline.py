@@ -57,12 +57,11 @@ def detect_box(rgb: np.ndarray, cfg: BoxConfig = BoxConfig(),
     left, top, right, bottom = (v / scale for v in boxes[0])
     bottom += cfg.chin_margin * (bottom - top)
     pt, pb, pl, pr = cfg.pads
-    return (
-        int(max(0, left - pl)),
-        int(max(0, top - pt)),
-        int(min(w, right + pr)),
-        int(min(h, bottom + pb)),
-    )
+    box = (int(max(0, left - pl)), int(max(0, top - pt)), int(min(w, right + pr)), int(min(h, bottom + pb)))
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise UserError(f"--pads {' '.join(map(str, cfg.pads))} leave nothing of a {right - left:.0f} x "
+                        f"{bottom - top:.0f} px face box: use smaller negative pads")
+    return box
 
 
 def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int) -> Iterator[tuple[T, np.ndarray]]:

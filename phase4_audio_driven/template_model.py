@@ -2,7 +2,7 @@
 #   solutions/phase4_audio_driven/model.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: efea37e66a5d713626359b459300020d7f0b97ae8cd6d227c2e4dd31964208c2
+# body-sha256: 7f5daf21a5827c53b4a1111ce8982ef116b868f38ae590f753abd244e713571d
 """Build the three Wav2Lip networks and read / write checkpoints in the published layout.
 
 The released files (`wav2lip.pth`, `wav2lip_gan.pth`, `lipsync_expert.pth`, `visual_quality_disc.pth`)
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 from phase4_audio_driven.template_lip_sync import SyncNet
 from phase4_audio_driven.template_wav2lip import Wav2Lip, Wav2LipDiscQual
 
@@ -44,7 +44,7 @@ def read_checkpoint(path: str | Path) -> dict:
     except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
         raise UserError(
             f"cannot read checkpoint {path} as plain tensors (whole-module or TorchScript files are not "
-            f"accepted; save model.state_dict()): {str(err).splitlines()[0][:200]}"
+            f"accepted; save model.state_dict()): {first_line(err)}"
         ) from err
     if not isinstance(data, dict):
         raise UserError(f"checkpoint {path} holds a {type(data).__name__}, not a state_dict")
@@ -60,7 +60,7 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as err:
-        first = str(err).splitlines()[0][:200]
+        first = first_line(err)
         raise UserError(f"checkpoint {path} does not fit {type(model).__name__}: {first}") from err
     return ckpt
 

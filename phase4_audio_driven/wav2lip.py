@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from common import dlib_models
-from common.cli import add_common_args, add_consent_args, run
+from common.cli import add_common_args, add_consent_args, check_output, run
 from common.detector_processes import DetectorProcesses
 from common.dlib_models import Box
 from common.errors import UserError
@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     for flag, path in (("--face", args.face), ("--audio", args.audio), ("--checkpoint", args.checkpoint)):
         if not path.is_file():
             raise UserError(f"{flag}: no such file: {path}")
+    check_output(args.output, inputs=(args.face, args.audio, args.checkpoint))
     writer.begin_run("lipsync", args.consent, visible_label=not args.no_visible_label, outputs=("video",))
     with contextlib.ExitStack() as stack:
         detect = dlib_models.detect_faces

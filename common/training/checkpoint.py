@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 from common.training.distributed import gather_objects, get_rank, get_world_size, is_main_process, unwrap
 from common.training.seed import rng_state, set_rng_state
 
@@ -192,9 +192,8 @@ class Checkpointer:
             try:
                 unwrap(obj).load_state_dict(state[name])
             except (RuntimeError, ValueError, KeyError) as exc:
-                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 hint = f"saved with other settings: use a new run folder or remove {self.directory}"
-                message = f"checkpoint {path}: {name!r} does not fit this model ({first_line}); {hint}"
+                message = f"checkpoint {path}: {name!r} does not fit this model ({first_line(exc)}); {hint}"
                 raise UserError(message) from exc
         rngs = state.get("rng")
         if rngs:

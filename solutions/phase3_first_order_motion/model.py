@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 from solutions.phase3_first_order_motion.discriminator import MultiScaleDiscriminator
 from solutions.phase3_first_order_motion.generator import OcclusionAwareGenerator
 from solutions.phase3_first_order_motion.keypoint_detector import KPDetector
@@ -224,7 +224,7 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input problem
-        raise UserError(f"cannot read checkpoint {path}: {str(err).splitlines()[0][:200]}") from err
+        raise UserError(f"cannot read checkpoint {path}: {first_line(err)}") from err
     if not isinstance(state, dict) or "kp_detector" not in state or "generator" not in state:
         raise UserError(f"{path} is not a FOMM checkpoint (no 'kp_detector' and 'generator' entries)")
     return state

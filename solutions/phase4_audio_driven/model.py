@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 from solutions.phase4_audio_driven.lip_sync import SyncNet
 from solutions.phase4_audio_driven.wav2lip import Wav2Lip, Wav2LipDiscQual
 
@@ -39,7 +39,7 @@ def read_checkpoint(path: str | Path) -> dict:
     except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
         raise UserError(
             f"cannot read checkpoint {path} as plain tensors (whole-module or TorchScript files are not "
-            f"accepted; save model.state_dict()): {str(err).splitlines()[0][:200]}"
+            f"accepted; save model.state_dict()): {first_line(err)}"
         ) from err
     if not isinstance(data, dict):
         raise UserError(f"checkpoint {path} holds a {type(data).__name__}, not a state_dict")
@@ -55,7 +55,7 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as err:
-        first = str(err).splitlines()[0][:200]
+        first = first_line(err)
         raise UserError(f"checkpoint {path} does not fit {type(model).__name__}: {first}") from err
     return ckpt
 

@@ -143,3 +143,21 @@ def test_lrs2_layout_is_read(tmp_path):
     assert clip.mel.shape == (80, 1 + int(0.48 * 16000) // 200)
     with pytest.raises(UserError):
         data.lrs2_clips(audio_encoder, tmp_path / "main", tmp_path / "nope.txt")
+
+
+def test_pads_that_leave_no_face_box_are_a_one_line_error():
+    def one_face(rgb: np.ndarray) -> list:
+        return [(40, 30, 100, 90)]
+
+    frame = np.zeros((120, 160, 3), np.uint8)
+    assert pipeline.detect_box(frame, pipeline.BoxConfig(pads=(0, 10, 0, 0)), detect=one_face) is not None
+    with pytest.raises(UserError, match="--pads 0 -500 0 0"):
+        pipeline.detect_box(frame, pipeline.BoxConfig(pads=(0, -500, 0, 0)), detect=one_face)
+
+
+def test_sync_evaluation_of_a_too_short_clip_says_how_many_frames_it_needs():
+    from phase4_audio_driven.eval_sync import evaluate_crops
+
+    crops = np.zeros((4, 96, 96, 3), np.uint8)  # fewer frames than one 5-frame window
+    with pytest.raises(UserError, match="at least 35 are needed"):
+        evaluate_crops(None, crops, np.zeros(16000, np.float32), 25.0, vshift=15)

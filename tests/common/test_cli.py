@@ -1,0 +1,88 @@
+"""common.cli: output paths are checked before any compute, and file-system errors end in one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.cli import EXIT_USAGE, check_output, run
+from common.errors import UserError, first_line
+
+
+def test_check_output_refuses_the_runs_own_input(tmp_path):
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"the user's only copy")
+    with pytest.raises(UserError, match="is the input"):
+        check_output(tmp_path / "." / "clip.mp4", inputs=(None, source))
+    check_output(tmp_path / "other.mp4", inputs=(source,))  # a new name is fine
+    assert source.read_bytes() == b"the user's only copy"
+
+
+def test_check_output_refuses_a_folder_and_a_path_through_a_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(UserError, match="is a folder"):
+        check_output(tmp_path)
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        check_output(tmp_path / "notes.txt" / "deeper" / "out.mp4")
+    check_output(tmp_path / "new" / "deeper" / "out.mp4")  # folders the write will create
+    assert not (tmp_path / "new").exists()  # the check itself creates nothing
+
+
+def test_run_turns_a_file_system_error_on_a_named_path_into_one_line(capsys):
+    def main(argv):
+        raise PermissionError(13, "Permission denied", "/readonly/run")
+
+    assert run(main, []) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err == "error: Permission denied: /readonly/run\n"
+
+
+def test_run_keeps_the_traceback_of_an_os_error_without_a_path():
+    def main(argv):
+        raise OSError("a bug, not the user's input")
+
+    with pytest.raises(OSError):
+        run(main, [])
+
+
+def test_first_line_names_the_exception_when_its_message_is_empty():
+    assert first_line(EOFError()) == "EOFError"
+    assert first_line(ValueError("\n  shape mismatch  \nsecond line")) == "shape mismatch"
+
+
+@pytest.mark.parametrize("phase, loader", [("phase4_audio_driven", "load_generator"),
+                                           ("phase4_audio_driven", "load_syncnet"),
+                                           ("phase3_first_order_motion", "load_fomm")])
+def test_an_empty_checkpoint_file_is_a_one_line_error(tmp_path, phase, loader):
+    from common.impl import load
+
+    empty = tmp_path / "model.pth"
+    empty.touch()  # e.g. a download that failed
+    with pytest.raises(UserError, match="EOFError"):
+        getattr(load(phase, "model"), loader)(empty)
+
+
+@pytest.mark.parametrize("tool, argv", [
+    ("phase1_face_swap.swap_video",
+     ["--model", "{d}/model.pt", "--input", "{d}/clip.mp4", "--consent", "{c}"]),
+    ("phase2_face_reenactment.reenact", ["--source", "{d}/driver.mp4", "--target", "{d}/clip.mp4",
+                                         "--consent", "{c}"]),
+    ("phase3_first_order_motion.animate",
+     ["--source", "{d}/face.png", "--driving", "{d}/clip.mp4", "--checkpoint", "{d}/model.pt",
+      "--consent", "{c}"]),
+    ("phase3_first_order_motion.crop", ["--input", "{d}/clip.mp4"]),
+    ("phase4_audio_driven.wav2lip", ["--face", "{d}/clip.mp4", "--audio", "{d}/speech.wav",
+                                     "--checkpoint", "{d}/model.pt", "--consent", "{c}"]),
+])
+def test_generation_tools_refuse_to_write_over_their_input(tmp_path, tool, argv):
+    import importlib
+
+    from consent_and_watermark.consent import register_synthetic_identity
+
+    consent = register_synthetic_identity("synthetic-cli-test", "Synthetic person (CLI test)")
+    for name in ("model.pt", "clip.mp4", "driver.mp4", "face.png", "speech.wav"):
+        (tmp_path / name).write_bytes(b"the user's only copy")  # never read: refused first
+    main = importlib.import_module(tool).main
+    args = [a.format(d=tmp_path, c=consent) for a in argv] + ["--output", str(tmp_path / "clip.mp4")]
+    with pytest.raises(UserError, match="is the input"):
+        main(args)
+    assert (tmp_path / "clip.mp4").read_bytes() == b"the user's only copy"
