@@ -77,13 +77,27 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return image
 
 
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # 16-bit grey PNG/TIFF (or 32-bit int)
+
+
+def _as_rgb8(img: Image.Image) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB from any PIL image. 16-bit grey is scaled by 255/65535: PIL's own
+    conversion clips it at 255, which turns a 16-bit photo all white. (16-bit colour PNG/TIFF already
+    open as 8-bit RGB: Pillow keeps the high byte.)"""
+    if img.mode in _WIDE_GREY_MODES:
+        wide = np.asarray(img).astype(np.float64)  # (H, W) in [0, 65535]
+        grey = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    return np.asarray(img.convert("RGB"))
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as ``(H, W, 3)`` uint8 RGB."""
+    """Read an image file as ``(H, W, 3)`` uint8 RGB (grey, RGBA, palette and 16-bit images included)."""
     path = _existing(path)
     try:
         with Image.open(path) as img:
             img.load()
-            rgb = np.asarray(img.convert("RGB"))
+            rgb = _as_rgb8(img)
     except (UnidentifiedImageError, OSError) as err:
         raise UserError(f"cannot read image {path}: {err}") from err
     return np.ascontiguousarray(rgb)

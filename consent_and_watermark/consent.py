@@ -35,7 +35,7 @@ from pathlib import Path
 
 import platformdirs
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 
 TECHNIQUES = ("swap", "reenact", "animate", "lipsync")
 OUTPUTS = ("image", "video", "audio")
@@ -122,24 +122,55 @@ class Record:
 
 
 def _parse_time(text: str | None) -> datetime.datetime | None:
-    return datetime.datetime.fromisoformat(text) if text else None
+    """An ISO 8601 timestamp from the ledger; one without a zone is read as UTC."""
+    if not text:
+        return None
+    moment = datetime.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
-def _row_to_record(row: sqlite3.Row) -> Record:
-    return Record(
-        id=row["id"],
-        subject_id=row["subject_id"],
-        display_name=row["display_name"],
-        granted_by=row["granted_by"],
-        techniques=tuple(row["techniques"].split(",")),
-        outputs=tuple(row["outputs"].split(",")),
-        created=_parse_time(row["created"]),
-        expires=_parse_time(row["expires"]),
-        revoked=_parse_time(row["revoked"]),
-        revoke_reason=row["revoke_reason"],
-        evidence_sha256=row["evidence_sha256"],
-        synthetic=bool(row["synthetic"]),
-    )
+def _row_to_record(row: sqlite3.Row, path: Path) -> Record:
+    """A ledger row as a ``Record``; a row that is not one (bad timestamp, missing column, foreign
+    table) is a ``UserError`` naming the ledger as damaged."""
+    try:
+        return Record(
+            id=row["id"],
+            subject_id=row["subject_id"],
+            display_name=row["display_name"],
+            granted_by=row["granted_by"],
+            techniques=tuple(row["techniques"].split(",")),
+            outputs=tuple(row["outputs"].split(",")),
+            created=_parse_time(row["created"]),
+            expires=_parse_time(row["expires"]),
+            revoked=_parse_time(row["revoked"]),
+            revoke_reason=row["revoke_reason"],
+            evidence_sha256=row["evidence_sha256"],
+            synthetic=bool(row["synthetic"]),
+        )
+    except (IndexError, KeyError, TypeError, ValueError, AttributeError) as err:
+        which = f"record {row['id']!r}" if "id" in row.keys() else "a record"
+        reason = "a column is missing" if isinstance(err, IndexError) else first_line(err)
+        message = f"consent ledger {path} is damaged ({which}: {reason}); restore it from a backup"
+        raise UserError(message) from err
+
+
+def sqlite_error(err: sqlite3.Error, what: str, path: Path) -> UserError:
+    """One clear line for an SQLite failure on ``what`` (e.g. "consent ledger") at ``path``.
+
+    Only real damage gets "restore it from a backup": a file that another process holds locked, or one
+    that cannot be written, is fine and must not be replaced.
+    """
+    code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF  # primary code of an extended one
+    reason = first_line(err)
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return UserError(f"{what} {path} is in use by another process (database is locked); try again")
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
+        return UserError(f"{what} {path} cannot be written (read-only): make it writable and try again")
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return UserError(f"{what} {path} cannot be opened or written ({reason}): make its folder writable")
+    if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+        return UserError(f"{what} {path} cannot be written ({reason}): free disk space and try again")
+    return UserError(f"{what} {path} is damaged or not a {what} ({reason}); restore it from a backup")
 
 
 def sha256_file(path: str | Path) -> str:
@@ -173,9 +204,7 @@ class Ledger:
                     conn.execute(_SCHEMA)
                     yield conn
         except sqlite3.DatabaseError as err:
-            raise UserError(
-                f"consent ledger {self.path} is damaged or not a ledger ({err}); restore it from a backup"
-            ) from err
+            raise sqlite_error(err, "consent ledger", self.path) from err
         except OSError as err:
             raise UserError(f"cannot open consent ledger {self.path}: {err.strerror}") from err
 
@@ -236,13 +265,13 @@ class Ledger:
     def get(self, record_id: str) -> Record | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
-        return _row_to_record(row) if row else None
+        return _row_to_record(row, self.path) if row else None
 
     def records(self, active_only: bool = False) -> list[Record]:
         """All records, oldest first; ``active_only`` drops revoked and expired ones."""
         with self._connect() as conn:
             rows = conn.execute("SELECT * FROM records ORDER BY created, id").fetchall()
-        records = [_row_to_record(row) for row in rows]
+        records = [_row_to_record(row, self.path) for row in rows]
         if not active_only:
             return records
         now = utc_now()
@@ -270,7 +299,7 @@ class Ledger:
                 "ORDER BY created LIMIT 1",
                 (subject_id,),
             ).fetchone()
-        return _row_to_record(row) if row else None
+        return _row_to_record(row, self.path) if row else None
 
 
 def register_synthetic_identity(

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import platformdirs
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -173,15 +174,75 @@ def create_keys(folder: Path) -> None:
 
 
 _cache: dict[Path, KeyMaterial] = {}
+_signers_checked: set[Path] = set()
 
 
-def load_keys(folder: Path | None = None) -> KeyMaterial:
-    """Load the key material, creating it on first use. Cached per folder for the process."""
+def _damaged(path: Path, what: str) -> UserError:
+    """The one line for a key file that does not parse: what to do about it."""
+    return UserError(
+        f"{path} is damaged ({what}): restore the keys folder from a backup, or move {path.parent} aside "
+        "to create new keys (files marked before then verify only with the old folder)"
+    )
+
+
+def _certificate(path: Path, data: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(data)
+    except ValueError as err:
+        raise _damaged(path, "not a PEM certificate") from err
+
+
+def _check_signer(keys: KeyMaterial) -> None:
+    """Parse ``signer.pem``/``signer.key`` as c2pa will at the first write: a P-256 key that matches an
+    unexpired certificate. Raises ``UserError`` naming the damaged file."""
+    cert_path, key_path = keys.folder / "signer.pem", keys.folder / "signer.key"
+    cert = _certificate(cert_path, keys.signer_chain_pem[: -len(keys.root_pem)])  # signer.pem alone
+    try:
+        key = serialization.load_pem_private_key(keys.signer_key_pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as err:
+        raise _damaged(key_path, "not an unencrypted PEM private key") from err
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise _damaged(key_path, "not a P-256 (ES256) key")
+    public = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*public) != cert.public_key().public_bytes(*public):
+        raise _damaged(key_path, "it does not match the certificate in signer.pem")
+    expiry = cert.not_valid_after_utc
+    if expiry <= datetime.datetime.now(datetime.UTC):
+        raise UserError(
+            f"the signing certificate {cert_path} expired on {expiry:%Y-%m-%d}: move {keys.folder} aside "
+            "to create new keys (files marked before then verify only with the old folder)"
+        )
+
+
+def load_keys(folder: Path | None = None, *, signing: bool = False) -> KeyMaterial:
+    """Load the key material, creating it on first use. Cached per folder for the process.
+
+    The root certificate and the watermark key are always checked; ``signing=True`` (what the writer
+    asks for, before any compute) also checks the signer's certificate and key. A damaged file is a
+    ``UserError`` that names it.
+    """
     folder = (folder or key_dir()).expanduser().resolve()
-    if folder in _cache:
-        return _cache[folder]
+    if folder not in _cache:
+        _cache[folder] = _read_keys(folder)
+    keys = _cache[folder]
+    if signing and folder not in _signers_checked:
+        _check_signer(keys)
+        _signers_checked.add(folder)
+    return keys
+
+
+def _read_keys(folder: Path) -> KeyMaterial:
+    """Read (creating them first if absent) and check the files every use needs."""
     if not (folder / "root.pem").exists():
-        create_keys(folder)
+        if folder.parent.exists() and not folder.parent.is_dir():
+            raise UserError(f"config folder {folder.parent} is a file: set DEEPFAKE_CONFIG_DIR to a folder")
+        try:
+            create_keys(folder)
+        except OSError as err:
+            raise UserError(
+                f"cannot create keys in {folder} ({err.strerror}: {err.filename}); "
+                "set DEEPFAKE_CONFIG_DIR to a writable folder"
+            ) from err
     try:
         files = {name: (folder / name).read_bytes() for name in _FILES}
     except OSError as err:
@@ -190,16 +251,15 @@ def load_keys(folder: Path | None = None) -> KeyMaterial:
             "move the folder aside to create new keys"
         ) from err
     if len(files["watermark.key"]) != 32:
-        raise UserError(f"{folder / 'watermark.key'} is damaged (expected 32 bytes); move the folder aside")
-    keys = KeyMaterial(
+        raise _damaged(folder / "watermark.key", "expected 32 bytes")
+    _certificate(folder / "root.pem", files["root.pem"])
+    return KeyMaterial(
         folder=folder,
         root_pem=files["root.pem"],
         signer_chain_pem=files["signer.pem"] + files["root.pem"],
         signer_key_pem=files["signer.key"],
         watermark_key=files["watermark.key"],
     )
-    _cache[folder] = keys
-    return keys
 
 
 def medium_key(keys: KeyMaterial, medium: str) -> bytes:

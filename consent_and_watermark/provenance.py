@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import UserError
-from consent_and_watermark.consent import data_dir, utc_now
+from consent_and_watermark.consent import data_dir, sqlite_error, utc_now
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (
@@ -153,9 +153,7 @@ class ProvenanceLog:
             stale = _connections.pop((self.path, os.getpid()), None)
             if stale is not None:
                 stale.close()
-            raise UserError(
-                f"provenance log {self.path} is damaged or not a log ({err}); restore it from a backup"
-            ) from err
+            raise sqlite_error(err, "provenance log", self.path) from err
         except OSError as err:
             raise UserError(f"cannot open provenance log {self.path}: {err.strerror}") from err
 

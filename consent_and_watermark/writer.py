@@ -101,12 +101,14 @@ def begin_run(
     outputs: Iterable[str] = (),
     argv: list[str] | None = None,
 ) -> list[Record]:
-    """What every generation CLI calls first: check consent (``UserError`` on refusal), set the context.
+    """What every generation CLI calls first: check consent and the signing keys (``UserError`` on
+    refusal or damage), set the context.
 
     ``outputs`` lists the kinds the run will write (image / video / audio) so that an out-of-scope
     record is refused before any compute, not at the first write.
     """
     records = check_consent(consent_ids, technique, outputs=outputs)
+    load_keys(signing=True)  # create or check the signing keys now, not after the compute
     if not visible_label:
         log.warning("visible SYNTHETIC label turned off (--no-visible-label); the provenance log records it")
     command = tuple(argv) if argv is not None else tuple(sys.argv)
@@ -266,7 +268,7 @@ def _publish(
     """Reserve a log row, let ``produce`` watermark + encode into a temp file, sign it, log it, rename it."""
     context = get_context()
     _check_scope(context, "image" if kind == "figure" else kind)
-    keys = load_keys()
+    keys = load_keys(signing=True)
     provenance = ProvenanceLog()
     command = context.command if context.command is not None else tuple(sys.argv)
     row_id, payload = provenance.reserve(

@@ -2,7 +2,7 @@
 #   solutions/phase1_face_swap/faceset.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: af6fcfca028ec4e87c410df3ba0b4aa057274d3349de05d197a46e13a2549bab
+# body-sha256: 3cc43a54c8eec26e2d9c8f1b0358ee571249edca54d313e037d86af1890d2627
 """Face sets: the aligned crops (and their landmarks) that the autoencoder trains on.
 
 Extraction = detect -> 68 landmarks -> (optional) keep only the chosen person -> align to the mean
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from common import media
-from common.errors import UserError
+from common.errors import UserError, first_line
 from phase1_face_swap.template_alignment import align_face
 from phase1_face_swap.template_face_detector import MTCNN, detect_faces_hog, landmarks68
 from phase1_face_swap.template_face_encoder import IdentityFilter
@@ -140,18 +140,40 @@ def to_faceset(faces: Iterable[Extracted], coverage: float, what: str) -> FaceSe
     return FaceSet(np.stack([f.crop for f in faces]), np.stack([f.landmarks for f in faces]), coverage)
 
 
+def read_index(index: Path) -> dict:
+    """The `faces.json` that extract.py wrote, checked: UserError naming the file if it is not one."""
+    problem = f"{index} is not a faceset index written by extract.py"
+    try:
+        meta = json.loads(index.read_text())
+        faces = meta["faces"]
+        ok = isinstance(meta["coverage"], (int, float)) and isinstance(faces, list) and all(
+            isinstance(face["file"], str) and np.shape(face["landmarks"]) == (68, 2) for face in faces
+        )
+    except OSError as err:
+        raise UserError(f"cannot read {index}: {err.strerror}") from err
+    except KeyError as err:
+        raise UserError(f"{problem} (no {err.args[0]!r} entry): re-run extract.py") from err
+    except (ValueError, TypeError) as err:  # not JSON (ValueError), or entries of the wrong type
+        raise UserError(f"{problem} ({first_line(err)}): re-run extract.py") from err
+    if not ok:
+        raise UserError(f"{problem} (a coverage or a face entry is malformed): re-run extract.py")
+    return meta
+
+
 def load_faceset(path: str | Path, size: int, coverage: float = 0.6,
                  max_frames: int | None = None) -> FaceSet:
     """A face set at `size` px: from an extract.py folder, or extracted now from images/videos."""
     path = Path(path)
     index = path / INDEX
     if index.is_file():
-        meta = json.loads(index.read_text())
+        meta = read_index(index)
         if abs(meta["coverage"] - coverage) > 1e-6:
             raise UserError(f"{path} was extracted with coverage {meta['coverage']}, not {coverage}")
         if not meta["faces"]:
             raise UserError(f"{path} holds no faces")
-        crops = np.stack([media.read_image(path / face["file"]) for face in meta["faces"]])
+        crops = [media.read_image(path / face["file"]) for face in meta["faces"]]
+        if len({crop.shape for crop in crops}) > 1:
+            raise UserError(f"the crops in {path} differ in size: re-run extract.py")
         landmarks = np.array([face["landmarks"] for face in meta["faces"]], dtype=np.float64)
-        return FaceSet(crops, landmarks, coverage).resized(size)
+        return FaceSet(np.stack(crops), landmarks, coverage).resized(size)
     return to_faceset(extract_from_path(path, size, coverage, max_frames=max_frames), coverage, str(path))

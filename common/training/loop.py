@@ -59,7 +59,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common.errors import UserError
-from common.training.checkpoint import Checkpointer
+from common.training.checkpoint import Checkpointer, plain
 from common.training.device import PRECISIONS
 from common.training.distributed import any_process, is_main_process
 from common.training.metrics_log import MetricsLog, plot_metrics
@@ -171,6 +171,7 @@ def _warn_changed_settings(saved: dict | None, current: dict | None) -> None:
     weights, optimizer state and data position of the old (a run folder is not a fresh start)."""
     if not saved or not current:
         return
+    saved, current = plain(saved), plain(current)  # as stored: tuples as lists, paths as strings
     changed = [f"{key} {saved[key]!r} -> {current[key]!r}"
                for key in sorted(saved.keys() & current.keys()) if saved[key] != current[key]]
     if changed:

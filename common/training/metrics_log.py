@@ -6,12 +6,15 @@
     1,0,0.41,0.8123,0.5521
 
 When a run resumes from a checkpoint at step s, rows after s (written after that checkpoint and
-then lost with the crash) are dropped, so the curve has no duplicated steps.
+then lost with the crash) are dropped, so the curve has no duplicated steps. A file that is not such a
+CSV (other bytes, a header without `step` first, a value that is not a number) is moved aside to
+`metrics.csv.damaged` with a warning and a new log starts: the curve is lost, never the run.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +22,23 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from common.errors import UserError, first_line
 from consent_and_watermark import writer
+
+log = logging.getLogger(__name__)
+
+
+def _check(columns: list[str], rows: list[dict[str, str]]) -> None:
+    """ValueError unless this is a log `MetricsLog` wrote: `step` first, an integer step and numbers."""
+    if columns and columns[0] != "step":
+        raise ValueError(f"the first column is {columns[0]!r}, not 'step'")
+    for row in rows:
+        if None in row:
+            raise ValueError(f"step {row['step']} has more values than the header has columns")
+        int(row["step"])
+        for value in row.values():
+            if value:
+                float(value)
 
 
 class MetricsLog:
@@ -30,15 +49,40 @@ class MetricsLog:
         self._columns: list[str] = []  # header of the file, read once
 
     def _read_rows(self) -> tuple[list[str], list[dict[str, str]]]:
+        """Header and rows; a damaged file is set aside (see the module docstring) and reads as empty."""
         if not self.path.is_file():
             return [], []
-        with self.path.open(newline="") as file:
-            reader = csv.DictReader(file)
-            return list(reader.fieldnames or []), list(reader)
+        try:
+            with self.path.open(newline="", encoding="utf-8") as file:
+                reader = csv.DictReader(file)
+                columns, rows = list(reader.fieldnames or []), list(reader)
+            _check(columns, rows)
+        except (UnicodeDecodeError, csv.Error, ValueError) as err:
+            self._set_aside(first_line(err))
+            return [], []
+        return columns, rows
+
+    def _set_aside(self, reason: str) -> None:
+        """Rename the damaged log to the first free `metrics.csv.damaged[.N]` name."""
+        aside = self.path.with_name(self.path.name + ".damaged")
+        number = 0
+        while aside.exists():
+            number += 1
+            aside = self.path.with_name(f"{self.path.name}.damaged.{number}")
+        try:
+            self.path.rename(aside)
+        except OSError as err:
+            raise UserError(
+                f"{self.path} is damaged ({reason}) and cannot be moved aside ({err.strerror}): "
+                "move it away yourself and resume"
+            ) from err
+        self._columns = []
+        log.warning("%s is damaged (%s): kept it as %s and started a new metrics log", self.path, reason,
+                    aside.name)
 
     def _rewrite(self, columns: list[str], rows: list[dict[str, str]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("w", newline="") as file:
+        with self.path.open("w", newline="", encoding="utf-8") as file:
             out = csv.DictWriter(file, fieldnames=columns, restval="")
             out.writeheader()
             out.writerows(rows)
@@ -54,7 +98,7 @@ class MetricsLog:
             self._columns = columns + [key for key in row if key not in columns]
             self._rewrite(self._columns, rows + [row])
             return
-        with self.path.open("a", newline="") as file:
+        with self.path.open("a", newline="", encoding="utf-8") as file:
             csv.DictWriter(file, fieldnames=self._columns, restval="").writerow(row)
 
     def truncate_after(self, step: int) -> None:

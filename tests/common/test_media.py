@@ -6,6 +6,7 @@ import wave
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -61,6 +62,21 @@ def test_read_image_converts_grayscale_and_rgba_to_rgb(tmp_path):
     assert g.shape == (6, 8, 3) and g.dtype == np.uint8
     np.testing.assert_array_equal(g[..., 0], gray)
     assert a.shape == (6, 8, 3) and tuple(a[0, 0]) == (10, 20, 30)
+
+
+def test_read_image_scales_16_bit_grey_and_colour_to_8_bit(tmp_path):
+    """A 16-bit scan must not read as all white (PIL's own conversion clips 16-bit grey at 255)."""
+    wide = (np.arange(6 * 8, dtype=np.uint16).reshape(6, 8) * 1365).astype(np.uint16)  # 0 .. 64155
+    Image.fromarray(wide).save(tmp_path / "g16.png")  # mode I;16
+    colour = np.dstack([wide, 65535 - wide, wide // 2])
+    cv2.imwrite(str(tmp_path / "c16.png"), np.ascontiguousarray(colour[:, :, ::-1]))  # 16-bit BGR PNG
+    expected = np.rint(wide / 257.0)
+    grey = media.read_image(tmp_path / "g16.png")
+    assert grey.shape == (6, 8, 3) and grey.dtype == np.uint8
+    np.testing.assert_array_equal(grey[..., 0], expected)
+    rgb = media.read_image(tmp_path / "c16.png")
+    assert rgb.shape == (6, 8, 3) and rgb.dtype == np.uint8
+    np.testing.assert_allclose(rgb, np.rint(colour / 257.0), atol=1)  # Pillow keeps the high byte
 
 
 @pytest.mark.parametrize("maker", ["missing", "folder", "garbage"])

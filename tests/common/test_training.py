@@ -214,6 +214,33 @@ def test_resuming_with_other_settings_says_which(tmp_path: Path, caplog):
     assert "other settings" not in caplog.text  # the same settings as the checkpoint: nothing to say
 
 
+def test_resuming_with_the_same_tuples_and_paths_says_nothing(tmp_path: Path, caplog):
+    """The checkpoint stores tuples as lists and paths as strings: equal settings are not "other"."""
+    settings = {"channels": (8, 16), "data": tmp_path / "faces", "nested": {"sizes": (1, 2)}}
+    _Run(tmp_path, init_seed=1).train(2, extra=settings)
+    with caplog.at_level(logging.WARNING):
+        _Run(tmp_path, init_seed=1).train(3, extra=settings)
+    assert "other settings" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        _Run(tmp_path, init_seed=1).train(4, extra={**settings, "channels": (8, 32)})
+    assert "channels [8, 16] -> [8, 32]" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "damage", [b"step,loss\n1,0.5\n\xff\xfe\x00garbage\n", b"loss,step\n0.5,1\n", b"step,loss\n1,oops\n"],
+    ids=["not-utf8", "no-step-first", "not-a-number"],
+)
+def test_a_damaged_metrics_log_is_set_aside_and_the_run_resumes(tmp_path: Path, caplog, damage: bytes):
+    _Run(tmp_path, init_seed=1).train(2)
+    (tmp_path / "metrics.csv").write_bytes(damage)
+    with caplog.at_level(logging.WARNING):
+        result = _Run(tmp_path, init_seed=1).train(3)
+    assert result.step == 3 and (tmp_path / "checkpoints" / "step_00000002.pt").is_file()
+    assert (tmp_path / "metrics.csv.damaged").read_bytes() == damage
+    assert "metrics.csv is damaged" in caplog.text and "metrics.csv.damaged" in caplog.text
+    assert MetricsLog(tmp_path / "metrics.csv").read()["step"].tolist() == [3]
+
+
 def test_loop_writes_previews_checkpoints_and_plot(tmp_path: Path):
     run = _Run(tmp_path, init_seed=3)
     previews = []

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from PIL import Image
 
+from common.errors import UserError
 from consent_and_watermark import c2pa_sign, encode
 from consent_and_watermark.keys import create_keys, load_keys
 from consent_and_watermark.metadata import TRAINED_ALGORITHMIC_MEDIA
@@ -61,6 +62,40 @@ def test_key_files_are_private_and_follow_the_certificate_rules(tmp_path: Path):
     assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
     assert len(keys.watermark_key) == 32
     assert load_keys(folder) is keys  # cached for the process
+
+
+@pytest.mark.parametrize("name", ["root.pem", "signer.pem", "signer.key", "watermark.key"])
+def test_a_damaged_key_file_is_named_in_one_line(tmp_path: Path, name: str):
+    folder = tmp_path / "keys"
+    create_keys(folder)
+    (folder / name).write_bytes(b"not a key at all\n")
+    with pytest.raises(UserError, match=f"{name} is damaged.*move .* aside to create new keys") as err:
+        load_keys(folder, signing=True)
+    assert "\n" not in str(err.value)
+
+
+def test_a_signer_key_from_another_set_is_refused(tmp_path: Path):
+    create_keys(tmp_path / "keys")
+    create_keys(tmp_path / "other")
+    (tmp_path / "keys" / "signer.key").write_bytes((tmp_path / "other" / "signer.key").read_bytes())
+    with pytest.raises(UserError, match="signer.key is damaged .*does not match"):
+        load_keys(tmp_path / "keys", signing=True)
+
+
+def test_a_damaged_signer_does_not_stop_verification(tmp_path: Path):
+    """verify needs only the root and the watermark key: a broken signer must not lock the user out."""
+    folder = tmp_path / "keys"
+    create_keys(folder)
+    (folder / "signer.key").write_bytes(b"garbage")
+    assert len(load_keys(folder).watermark_key) == 32
+    with pytest.raises(UserError, match="signer.key is damaged"):
+        load_keys(folder, signing=True)
+
+
+def test_a_config_dir_that_is_a_file_is_one_clear_error(tmp_path: Path):
+    (tmp_path / "config").write_text("oops")
+    with pytest.raises(UserError, match="is a file: set DEEPFAKE_CONFIG_DIR to a folder"):
+        load_keys(tmp_path / "config" / "keys")
 
 
 def test_signed_png_is_trusted_and_carries_our_assertions(natural_rgb):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,13 @@ import pytest
 from common.cli import run
 from common.errors import UserError
 from consent_and_watermark import __main__ as cli
-from consent_and_watermark import writer
+from consent_and_watermark import consent, writer
 from consent_and_watermark.consent import (
     TECHNIQUES,
     Ledger,
     check_consent,
     register_synthetic_identity,
+    sqlite_error,
     utc_now,
 )
 from consent_and_watermark.provenance import ProvenanceLog
@@ -91,6 +94,55 @@ def test_damaged_ledger_is_one_clear_error(fresh_data_dir: Path):
     with pytest.raises(UserError, match="damaged") as err:
         check_consent(["cr-0000000000"], "swap")
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("column", ["created", "expires"])
+def test_ledger_row_with_a_bad_timestamp_is_a_damaged_ledger_error(column: str, tmp_path: Path, capsys):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    record = _add(ledger)
+    with sqlite3.connect(ledger.path) as conn:
+        conn.execute(f"UPDATE records SET {column} = 'yesterday'")
+    with pytest.raises(UserError, match="damaged .*yesterday"):
+        check_consent([record.id], "swap", ledger=ledger.path)
+    assert run(cli.main, ["consent", "--ledger", str(ledger.path), "list"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is damaged" in err[0]
+
+
+def test_foreign_records_table_is_a_damaged_ledger_error(tmp_path: Path, capsys):
+    path = tmp_path / "l.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE records (id TEXT, subject_id TEXT)")
+        conn.execute("INSERT INTO records VALUES ('cr-x', 'alice')")
+    for action in (["show", "cr-x"], ["list"]):
+        assert run(cli.main, ["consent", "--ledger", str(path), *action]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is damaged" in err[0]
+
+
+def test_locked_ledger_says_in_use_not_damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    record = _add(ledger)
+    holder = sqlite3.connect(ledger.path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    connect = functools.partial(sqlite3.connect, timeout=0)  # fail at once instead of waiting 10 s
+    monkeypatch.setattr(consent.sqlite3, "connect", lambda path, timeout: connect(path))
+    try:
+        with pytest.raises(UserError, match="in use by another process.*try again") as err:
+            ledger.get(record.id)
+    finally:
+        holder.close()
+    assert "damaged" not in str(err.value) and "backup" not in str(err.value)
+
+
+def test_read_only_ledger_says_cannot_be_written_not_damaged(tmp_path: Path):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    _add(ledger)
+    with sqlite3.connect(f"file:{ledger.path}?mode=ro", uri=True) as conn:
+        with pytest.raises(sqlite3.OperationalError) as raised:
+            conn.execute("DELETE FROM records")
+    message = str(sqlite_error(raised.value, "consent ledger", ledger.path))
+    assert "cannot be written (read-only)" in message and "damaged" not in message
 
 
 def test_refusal_happens_before_compute_and_writes_nothing(tmp_path: Path, natural_rgb):

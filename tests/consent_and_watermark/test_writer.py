@@ -18,6 +18,7 @@ from common import media
 from common.errors import UserError
 from consent_and_watermark import c2pa_sign, writer
 from consent_and_watermark.consent import Ledger, register_synthetic_identity
+from consent_and_watermark.keys import create_keys
 from consent_and_watermark.provenance import ProvenanceLog
 from consent_and_watermark.verify import format_report, verify
 
@@ -177,6 +178,17 @@ def test_output_kind_outside_the_consent_scope_is_refused(out_dir: Path):
     with pytest.raises(UserError, match="does not allow video"):
         writer.save_video(out_dir / "clip.mp4", _panning_clip(2), 25)
     assert list(out_dir.iterdir()) == [] and ProvenanceLog().rows() == []
+
+
+def test_damaged_signing_keys_are_refused_by_begin_run_before_compute(tmp_path: Path, monkeypatch):
+    config = tmp_path / "config"
+    monkeypatch.setenv("DEEPFAKE_CONFIG_DIR", str(config))
+    create_keys(config / "keys")
+    (config / "keys" / "signer.key").write_bytes(b"garbage")
+    record = register_synthetic_identity("synth-keys", "Synthetic keys")
+    with pytest.raises(UserError, match="signer.key is damaged"):
+        writer.begin_run("swap", [record], outputs=["image"])
+    assert writer.get_context() == writer.OutputContext()
 
 
 def test_reencoded_output_is_still_traced_by_its_watermark(out_dir: Path, natural_rgb):

@@ -196,3 +196,21 @@ def test_gan_training_runs_and_resumes(trained, tmp_path):
     assert run(train.main, more) == 0
     with pytest.raises(UserError, match="--gan"):
         train.main(more[:-1] + ["--epochs", "3"])  # the same run folder without --gan is refused
+
+
+@pytest.mark.parametrize(
+    "index",
+    ["{bad", '{"size": 96, "faces": []}', '{"coverage": 0.6, "faces": [{"file": "0.png"}]}', "[]"],
+    ids=["not-json", "no-coverage", "no-landmarks", "a-list"],
+)
+def test_train_refuses_a_faceset_index_that_extract_did_not_write(tmp_path, capsys, index):
+    from phase1_face_swap import train
+
+    faces = tmp_path / "A"
+    faces.mkdir()
+    (faces / "faces.json").write_text(index)
+    argv = ["--source", str(faces), "--target", str(faces), "--epochs", "1", "--no-progress"]
+    assert run(train.main, argv + ["--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "faces.json is not a faceset index written by extract.py" in err[0]
+    assert "re-run extract" in err[0] and not (tmp_path / "run").exists()
