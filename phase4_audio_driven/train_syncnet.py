@@ -18,6 +18,13 @@ half the loss on the in-sync pairs and half on the shifted ones (still the BCE o
 50/50 pairs of batch 16 can sit at chance (loss 0.69) for thousands of steps; groups of 4 leave it
 within 250 steps, and with --augment they stop learning the training faces by heart.
 
+`--teacher-step N` (not in the published code) also saves the expert as it stood after N steps, as
+`<run-dir>/lipsync_teacher.pth`, for train.py's `--expert`. The final expert is the sharper judge but
+can be the worse teacher: it gives a young generator's blurry mouths P ~ e^-5 of being in sync, the
+sync loss (-log P, weighted 0.03) then outweighs the L1, and the generator learns to please the expert
+instead of moving the lips. Earlier in its training the expert is less sure of itself and its gradient
+teaches more often than not (benchmarks/wav2lip_sync_quality.py has the figures and their spread).
+
 The published run keeps Adam's learning rate constant; `--warmup N --cosine` ramps it up over N steps and
 then lets it follow half a cosine down to 0 at --steps (the CPU presets: a short run that starts at a
 higher rate without diverging and ends settled). The rate is a function of the step, so a resumed run
@@ -76,6 +83,7 @@ class ExpertConfig:
     warmup: int = 0  # steps of linear learning-rate warm-up (published: none)
     cosine: bool = False  # cosine decay to 0 at the last step (published: constant)
     group: int = 0  # windows per clip, every other window's audio a negative (published: 0, random pairs)
+    teacher_step: int = 0  # also save the expert after this many steps as lipsync_teacher.pth (0: no)
 
 
 @torch.no_grad()
@@ -167,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
         "clip as a negative (G - 1 negatives per window for the encoder cost of one; 0 = the published "
         "50/50 random pairs; default 0)",
     )
+    parser.add_argument(
+        "--teacher-step",
+        type=int,
+        default=d.teacher_step,
+        help="also save the expert as it stood after this many steps as <run-dir>/lipsync_teacher.pth: a "
+        "less confident expert is the better teacher for train.py --expert (0 = no; default 0)",
+    )
     add_schedule_args(parser)
     add_data_args(parser)
     add_train_args(parser, TrainConfig(max_steps=200, checkpoint_every=100, preview_every=0))
@@ -176,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.width <= 0 or args.batch_size < 2 or args.warmup < 0:
-        raise UserError("--width must be positive, --batch-size at least 2 and --warmup at least 0")
+    if args.width <= 0 or args.batch_size < 2 or args.warmup < 0 or not 0 <= args.teacher_step <= args.steps:
+        raise UserError("--width must be positive, --batch-size at least 2, --warmup at least 0 and "
+                        "--teacher-step between 0 and --steps")
     if args.group and (args.group < 2 or args.batch_size % args.group or args.paired):
         raise UserError("--group must be at least 2, divide --batch-size, and go without --paired")
     cfg = ExpertConfig(
@@ -190,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup=args.warmup,
         cosine=args.cosine,
         group=args.group,
+        teacher_step=args.teacher_step,
     )
     dist = init_distributed(args.device)
     seed_everything(args.seed + dist.rank)
@@ -225,9 +242,13 @@ def main(argv: list[str] | None = None) -> int:
             loss = lip_sync.sync_loss(a.float(), v.float(), batch["labels"].to(dist.device))
         loss.backward()
         optimizer.step()
+        if index + 1 == cfg.teacher_step and is_main_process():
+            save_checkpoint(teacher_path, model.checkpoint_dict(
+                unwrap(trained), None, cfg.teacher_step, cfg.teacher_step // cfg.batches_per_epoch))
         return {"sync_loss": loss.item(), "lr": lr}
 
     train_cfg = train_config_from_args(args)
+    teacher_path = train_cfg.run_dir / "lipsync_teacher.pth"
     checkpointer = Checkpointer(
         train_cfg.run_dir / "checkpoints", {"expert": trained, "optimizer": optimizer}
     )
@@ -243,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
             acc = sync_accuracy(unwrap(trained), held_out)
             print(f"held-out accuracy (in sync vs shifted >= 5 frames): {acc:.1%}")
         print(f"expert: {out} (step {result.step})")
+        if cfg.teacher_step and result.step >= cfg.teacher_step:
+            if teacher_path.is_file():
+                print(f"teacher: {teacher_path} (step {cfg.teacher_step})")
+            else:
+                print(f"no teacher: the run was resumed past step {cfg.teacher_step} without "
+                      f"{teacher_path.name} (train a new run folder to get one)")
     return 130 if result.interrupted else 0
 
 

@@ -33,7 +33,7 @@ def test_train_expert_resume_then_generator(tmp_path):
             "--device", "cpu", "--width", "0.0625"]
     expert_dir = tmp_path / "expert"
     argv = [*data, "--run-dir", str(expert_dir), "--batch-size", "2", "--checkpoint-every", "1",
-            "--eval-identities", "0", "--warmup", "2", "--cosine"]
+            "--eval-identities", "0", "--warmup", "2", "--cosine", "--teacher-step", "1"]
     assert train_syncnet.main([*argv, "--steps", "2"]) == 0
     assert train_syncnet.main([*argv, "--steps", "3"]) == 0  # resumes at step 2
     assert [r["step"] for r in rows(expert_dir / "metrics.csv")] == ["1", "2", "3"]
@@ -42,9 +42,12 @@ def test_train_expert_resume_then_generator(tmp_path):
     assert ckpt["global_step"] == 3
     model = load("phase4_audio_driven", "model")
     assert model.load_syncnet(expert_dir / "lipsync_expert.pth").width == 0.0625
+    teacher = torch.load(expert_dir / "lipsync_teacher.pth", weights_only=True)  # the expert after step 1
+    assert teacher["global_step"] == 1
+    assert any(not torch.equal(teacher["state_dict"][k], v) for k, v in ckpt["state_dict"].items())
 
     gen_dir = tmp_path / "generator"
-    assert train.main([*data, "--run-dir", str(gen_dir), "--expert", str(expert_dir / "lipsync_expert.pth"),
+    assert train.main([*data, "--run-dir", str(gen_dir), "--expert", str(expert_dir / "lipsync_teacher.pth"),
                        "--batch-size", "1", "--steps", "2", "--eval-every", "1", "--preview-every", "2",
                        "--sync-threshold", "10", "--sync-weight", "0.05", "--disc"]) == 0
     log = rows(gen_dir / "metrics.csv")
@@ -54,6 +57,26 @@ def test_train_expert_resume_then_generator(tmp_path):
     generator = model.load_generator(gen_dir / "wav2lip.pth")
     assert generator.width == 0.0625
     assert (gen_dir / "visual_quality_disc.pth").is_file()
+
+
+def test_expert_teacher_step_must_lie_within_the_run(tmp_path):
+    from phase4_audio_driven import train_syncnet
+
+    with pytest.raises(UserError, match="--teacher-step"):  # refused before any data is made
+        train_syncnet.main(["--run-dir", str(tmp_path), "--steps", "3", "--teacher-step", "4"])
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_cache_file_of_something_else_is_refused_and_kept(tmp_path):
+    import numpy as np
+
+    from phase4_audio_driven.data import read_cache
+
+    other = tmp_path / "clips.npz"
+    np.savez(other, weights=np.zeros(3))
+    with pytest.raises(UserError, match="not a clip cache"):
+        read_cache(other)
+    assert other.is_file()
 
 
 def test_lr_factor_warmup_then_cosine():
