@@ -34,11 +34,15 @@ sure (the generator's sync loss starts at 0.9-3 and settles at 0.3-0.6). Measure
 (0.003). How good the step-500 teacher is depends on the expert run, not on its accuracy then:
     expert run (teacher accuracy)     r, generator seed 0 / 1
     scratch seed 0 (85.5 %)           0.72 / 0.70
-    this benchmark's (73.0 %)         0.69 / 0.46
+    this benchmark, 1 thread (73.0 %) 0.69 / 0.46
+    this benchmark, 2 threads (71.5 %) 0.59 / -
     scratch seed 2 (57.0 %)           0.60 / 0.62
     scratch seed 1 (76.2 %)           -0.04 / 0.14   (its step-750 teacher: 0.17)
-The full preset (one thread, load 2-3; expert 342 s, training 578 s wall, 618 s in all; rendered
-crops reused) gave: expert 89.8 % (88.9 % on the 6 other people); LSE-D by the final expert 0.776 vs
+The full preset from scratch with 2 threads on the idle machine took 331 s in all (expert 172 s,
+training 302 s, rendering included) and gave: expert 90.2 % (89.9 % on the 6 other people; teacher
+71.5 %); LSE-D by the final expert +66.5 %, by the teacher -9.1 %; r = 0.59 (0.45-0.72 per person).
+A run with one thread (load 2-3; expert 342 s, training 578 s wall, 618 s in all; crops reused)
+gave: expert 89.8 % (88.9 % on the 6 other people); LSE-D by the final expert 0.776 vs
 input 1.077 and truth 0.513 (+51.3 %; seed 1 +44.8 %), by the teacher 0.752 vs 0.757 (-0.7 %; seed 1
 -1.7 %); r = 0.69, every person 0.52-0.83 (seed 1: 0.46; the ground-truth videos' own r averages
 0.70, the ceiling). The LSE-D target holds only by the teacher's judgement, as it held only by the
