@@ -25,7 +25,8 @@ What happens, in order, for each step:
 1. take the next batch (`batches(epoch)` is called again for every epoch);
 2. `step_fn(batch, step)` trains on it and returns scalar metrics;
 3. rank 0 appends the metrics to `metrics.csv`, and every `preview_every` steps saves
-   `preview_fn(step)` (an RGB uint8 image) to `previews/` through the provenance writer;
+   `preview_fn(step)` (an RGB uint8 image) to `previews/` through the provenance writer (one that
+   cannot be written is a warning: the run goes on);
 4. every `checkpoint_every` steps, and at the end, a checkpoint is written (and `metrics.png` drawn).
 
 Resuming: with `resume=True` the loop restarts from the newest checkpoint in the run folder:
@@ -58,7 +59,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 from common.training.checkpoint import Checkpointer, plain
 from common.training.device import PRECISIONS
 from common.training.distributed import any_process, is_main_process
@@ -179,6 +180,16 @@ def _warn_changed_settings(saved: dict | None, current: dict | None) -> None:
                     "(choose another run folder to start afresh)", ", ".join(changed))
 
 
+def _save_preview(path: Path, rgb: np.ndarray) -> None:
+    """A preview is there to be looked at: one that cannot be written (a full disk, a consent record
+    without image outputs) is a warning, not the end of the run and of its unsaved steps."""
+    try:
+        writer.save_image(path, rgb)
+    except (UserError, OSError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else first_line(err)
+        log.warning("preview %s not written (%s); training goes on", path.name, reason)
+
+
 def train_loop(
     step_fn: StepFn,
     batches: BatchesFn,
@@ -243,7 +254,7 @@ def train_loop(
                     row = {"epoch": epoch, "step_seconds": time.perf_counter() - started, **metrics}
                     metrics_log.append(step, row)
                 if main and preview_fn is not None and cfg.preview_every and step % cfg.preview_every == 0:
-                    writer.save_image(run_dir / "previews" / f"step_{step:08d}.png", preview_fn(step))
+                    _save_preview(run_dir / "previews" / f"step_{step:08d}.png", preview_fn(step))
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     save()
                 if any_process(ctrl_c.requested):  # every process must stop at the same step

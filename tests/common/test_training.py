@@ -35,6 +35,7 @@ from common.training import (
     train_config_from_args,
     train_loop,
 )
+from common.training import loop as loop_module
 
 # ---------------------------------------------------------------- seeding, devices, autocast
 
@@ -258,6 +259,18 @@ def test_loop_writes_previews_checkpoints_and_plot(tmp_path: Path):
     assert result.checkpoint.name == "step_00000004.pt"
     assert Image.open(tmp_path / "metrics.png").size[0] > 100
     assert MetricsLog(tmp_path / "metrics.csv").read()["step"].tolist() == [1, 2, 3, 4]
+
+
+def test_a_preview_that_cannot_be_written_does_not_stop_training(tmp_path: Path, monkeypatch, caplog):
+    def full_disk(path, rgb):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(loop_module.writer, "save_image", full_disk)
+    with caplog.at_level(logging.WARNING):
+        result = _Run(tmp_path, init_seed=3).train(
+            4, preview_fn=lambda step: np.zeros((8, 8, 3), np.uint8), preview_every=2)
+    assert result.step == 4 and result.checkpoint.name == "step_00000004.pt"
+    assert "preview step_00000002.png not written (No space left on device)" in caplog.text
 
 
 def test_loop_rejects_empty_data_and_unwanted_resume(tmp_path: Path):
