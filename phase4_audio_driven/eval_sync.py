@@ -17,6 +17,7 @@ not on this scale.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ from common.impl import load
 from common.media import read_audio, read_video, video_info
 from common.training.device import pick_device
 from consent_and_watermark import writer
-from phase4_audio_driven.pipeline import crop, face_boxes, to_network
+from phase4_audio_driven.pipeline import crop, face_boxes, is_silent, to_network
+
+log = logging.getLogger("deepfake.phase4")
 
 
 def evaluate_frames(
@@ -108,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.audio is None and not video_info(args.video).has_audio:
         raise UserError(f"{args.video} has no audio track: pass --audio")
     wav, _ = read_audio(args.audio or args.video, 16000)
+    if is_silent(wav):
+        log.warning("audio %s is silent: the sync scores below mean nothing", args.audio or args.video)
     scores = evaluate_frames(expert, video.frames, wav, video.fps, args.vshift, args.impl)
     print(f"offset {scores.offset:+d} frames   LSE-D {scores.lse_d:.4f}   LSE-C {scores.lse_c:.4f}")
     if args.plot is not None:

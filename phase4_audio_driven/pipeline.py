@@ -29,6 +29,7 @@ from common.parallel import ordered_map
 log = logging.getLogger("deepfake.phase4")
 
 FACE_SIZE = 96  # the published networks' crop size
+SILENCE_PEAK = 1e-4  # audio whose peak stays below this (of full scale 1) is silence
 Box = tuple[int, int, int, int]  # (left, top, right, bottom) pixels
 T = TypeVar("T")
 
@@ -179,6 +180,12 @@ def crop(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
     """The face crop resized to (96, 96, 3) uint8 RGB."""
     left, top, right, bottom = (int(v) for v in box)
     return cv2.resize(rgb[top:bottom, left:right], (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+
+
+def is_silent(wav: np.ndarray) -> bool:
+    """True for audio without a sample above `SILENCE_PEAK`: a mouth driven by it stays closed, and sync
+    scores measured against it mean nothing."""
+    return len(wav) == 0 or float(np.max(np.abs(wav))) < SILENCE_PEAK
 
 
 def to_network(crops_rgb: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

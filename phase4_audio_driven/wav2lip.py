@@ -41,13 +41,12 @@ from common.media import is_image_path, iter_video, read_audio, read_image, vide
 from common.parallel import worker_count
 from common.training.device import pick_device
 from consent_and_watermark import writer
-from phase4_audio_driven.pipeline import BoxConfig, face_boxes, lip_sync, stream_boxes
+from phase4_audio_driven.pipeline import BoxConfig, face_boxes, is_silent, lip_sync, stream_boxes
 
 log = logging.getLogger("deepfake.phase4")
 
 SAMPLE_RATE = 16000
 MIN_AUDIO_S = 0.2  # one 16-column mel window
-SILENCE_PEAK = 1e-4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +137,7 @@ def load_speech(path: Path) -> np.ndarray:
         )
     if not np.all(np.isfinite(wav)):
         raise UserError(f"audio {path} holds NaN or infinite samples")
-    if np.max(np.abs(wav)) < SILENCE_PEAK:
+    if is_silent(wav):
         log.warning("audio %s is silent: the mouth will stay closed", path)
     return wav
 

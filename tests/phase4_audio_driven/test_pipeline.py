@@ -161,3 +161,9 @@ def test_sync_evaluation_of_a_too_short_clip_says_how_many_frames_it_needs():
     crops = np.zeros((4, 96, 96, 3), np.uint8)  # fewer frames than one 5-frame window
     with pytest.raises(UserError, match="at least 35 are needed"):
         evaluate_crops(None, crops, np.zeros(16000, np.float32), 25.0, vshift=15)
+
+
+def test_silence_is_audio_without_a_sample_above_the_peak():
+    assert pipeline.is_silent(np.zeros(16000, np.float32))
+    assert pipeline.is_silent(np.zeros(0, np.float32))
+    assert not pipeline.is_silent(np.full(16000, 10 * pipeline.SILENCE_PEAK, np.float32))
