@@ -49,7 +49,8 @@ input 1.077 and truth 0.513 (+51.3 %; seed 1 +44.8 %), by the teacher 0.752 vs 0
 (then single) expert's before; judged by a grouped expert like the final one, the old preset's
 outputs read +44 % and +48 %, the scratch seed-0 teacher's +26 % and +35 %. Twice the generator steps
 (the 2-thread run resumed to 2000; 171 s more) brought the final expert's LSE-D from +66.5 % to +52.9 %
-and r from 0.59 to 0.51: not adopted.
+and r from 0.59 to 0.51: not adopted. Nor is handing over to the final expert halfway (500 steps with
+the teacher, 500 with the final one, one thread): seed 1 +46.5 %, r 0.59; seed 0 +131 %, r 0.16.
 
 Earlier presets and what they taught (kept as the record; figures measured with the versions then):
 with the published random 50/50 pairs and 5000 steps the expert reached 80.1 % and, as its own teacher,
