@@ -316,6 +316,6 @@ def read_cache(path: Path) -> list[TalkingClip]:
                 )
                 for i in range(n)
             ]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+    except (EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:  # unreadable: cli.run says so
         raise UserError(f"--cache {path} is not a clip cache written by these tools ({first_line(err)}); "
                         "delete it to render the clips again") from err

@@ -77,6 +77,10 @@ def test_a_cache_file_of_something_else_is_refused_and_kept(tmp_path):
     with pytest.raises(UserError, match="not a clip cache"):
         read_cache(other)
     assert other.is_file()
+    empty = tmp_path / "empty.npz"
+    empty.touch()  # e.g. a file made by mistake: np.load raises EOFError
+    with pytest.raises(UserError, match="not a clip cache"):
+        read_cache(empty)
 
 
 def test_lr_factor_warmup_then_cosine():
