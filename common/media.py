@@ -82,11 +82,16 @@ _WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # 16-bit grey PNG/T
 
 def _as_rgb8(img: Image.Image) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB from any PIL image. 16-bit grey is scaled by 255/65535: PIL's own
-    conversion clips it at 255, which turns a 16-bit photo all white. (16-bit colour PNG/TIFF already
-    open as 8-bit RGB: Pillow keeps the high byte.)"""
-    if img.mode in _WIDE_GREY_MODES:
-        wide = np.asarray(img).astype(np.float64)  # (H, W) in [0, 65535]
-        grey = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
+    conversion clips it at 255, which turns a 16-bit photo all white. 32-bit float grey (TIFF) in [0, 1]
+    is scaled by 255 (PIL's conversion would make it black), one in [0, 255] kept, a larger one read as
+    16-bit levels. (16-bit colour PNG/TIFF already open as 8-bit RGB: Pillow keeps the high byte.)"""
+    if img.mode in _WIDE_GREY_MODES or img.mode == "F":
+        wide = np.nan_to_num(np.asarray(img).astype(np.float64))  # (H, W)
+        peak = float(wide.max(initial=0.0))
+        scale = 1 / 257  # integer modes: 16-bit levels
+        if img.mode == "F":  # float: [0, 1], or 8-bit levels, or else 16-bit ones
+            scale = 255.0 if peak <= 1.0 else 1.0 if peak <= 255.0 else 1 / 257
+        grey = np.clip(np.rint(wide * scale), 0, 255).astype(np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2)
     return np.asarray(img.convert("RGB"))
 

@@ -79,6 +79,16 @@ def test_read_image_scales_16_bit_grey_and_colour_to_8_bit(tmp_path):
     np.testing.assert_allclose(rgb, np.rint(colour / 257.0), atol=1)  # Pillow keeps the high byte
 
 
+@pytest.mark.parametrize(("peak", "scale"), [(1.0, 255.0), (200.0, 1.0)])
+def test_read_image_scales_32_bit_float_grey_to_8_bit(tmp_path, peak, scale):
+    """A float TIFF in [0, 1] must not read as black (PIL's own conversion truncates it to 0 and 1)."""
+    values = np.linspace(0.0, peak, 6 * 8, dtype=np.float32).reshape(6, 8)
+    Image.fromarray(values, mode="F").save(tmp_path / "f32.tif")
+    grey = media.read_image(tmp_path / "f32.tif")
+    assert grey.shape == (6, 8, 3) and grey.dtype == np.uint8
+    np.testing.assert_array_equal(grey[..., 1], np.rint(values.astype(np.float64) * scale))
+
+
 @pytest.mark.parametrize("maker", ["missing", "folder", "garbage"])
 def test_bad_image_paths_raise_one_clear_user_error(tmp_path, maker):
     path = tmp_path / "x.png"
