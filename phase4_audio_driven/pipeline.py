@@ -211,18 +211,24 @@ def generator_input(crops_rgb: np.ndarray, device: torch.device | str = "cpu") -
     return torch.cat([masked, faces], dim=1)
 
 
-def paste(rgb: np.ndarray, box: np.ndarray, face_rgb: np.ndarray, seam: float = 0.1) -> np.ndarray:
+def paste(
+    rgb: np.ndarray, box: np.ndarray, face_rgb: np.ndarray, seam: float = 0.1, edge: float = 0.1
+) -> np.ndarray:
     """Put the lower half of a generated 96x96 face back into its box, returning a new frame.
 
     Only the mouth region is replaced: rows below the middle of the box, blended in over a band of
-    `seam` x box height, so the eyes and the upper face stay the original's. (The published
-    inference pastes the whole crop; its upper half is a reconstruction of the masked input.)"""
+    `seam` x box height, so the eyes and the upper face stay the original's. The left, right and bottom
+    sides fade back to the original over `edge` x the box's width or height, so the crop leaves no hard
+    border where the generator's background and neck differ from the frame's. (The published inference
+    pastes the whole crop with hard edges; its upper half is a reconstruction of the masked input.)"""
     left, top, right, bottom = (int(v) for v in box)
     h, w = bottom - top, right - left
     rows = (np.arange(h) + 0.5) / h  # 0 at the top of the box, 1 at the bottom
-    alpha = np.clip((rows - (0.5 - seam / 2)) / seam, 0.0, 1.0).astype(np.float32)  # (h,)
+    cols = (np.arange(w) + 0.5) / w  # 0 at the left side, 1 at the right
+    alpha = np.clip((rows - (0.5 - seam / 2)) / seam, 0.0, 1.0) * np.clip((1 - rows) / edge, 0.0, 1.0)  # (h,)
+    beta = np.clip(np.minimum(cols, 1 - cols) / edge, 0.0, 1.0)  # (w,)
     first = int(np.argmax(alpha > 0))  # rows above it keep the original
-    weight = np.repeat(alpha[first:, None], w, axis=1)  # (h - first, w)
+    weight = np.outer(alpha[first:], beta).astype(np.float32)  # (h - first, w)
     face = cv2.resize(face_rgb, (w, h), interpolation=cv2.INTER_LINEAR)[first:]
     out = rgb.copy()
     region = out[top + first:bottom, left:right]

@@ -65,12 +65,14 @@ def test_network_tensors_are_bgr_and_round_trip():
     assert g[0, :3, 48:].abs().max() == 0 and g[0, :3, :48].max() == 1 and g[0, 3:].min() == 0
 
 
-def test_paste_replaces_only_the_lower_half_of_the_box():
+def test_paste_replaces_only_the_lower_half_of_the_box_with_soft_edges():
     frame = np.zeros((50, 60, 3), np.uint8)
     out = pipeline.paste(frame, np.array([10, 5, 30, 45]), np.full((96, 96, 3), 200, np.uint8))
-    assert (out[5 + 22 : 45, 10:30] == 200).all()  # below the seam (rows 55 %..100 % of the box)
+    assert (out[5 + 22 : 45 - 4, 10 + 2 : 30 - 2] == 200).all()  # below the seam, inside the edges
     assert not out[5 : 5 + 18].any()  # above the seam (0..45 %): the original face
     assert 0 < out[5 + 20, 15, 0] < 200  # inside the seam: a blend
+    assert 0 < out[5 + 30, 10, 0] < out[5 + 30, 11, 0] < 200  # left side fades in over 10 % of the width
+    assert 0 < out[5 + 30, 29, 0] < 200 and 0 < out[44, 20, 0] < 200  # right and bottom sides too
     out[5:45, 10:30] = 0
     assert not out.any()
 
