@@ -41,6 +41,7 @@ sure (the generator's sync loss starts at 0.9-3 and settles at 0.3-0.6). Measure
 The full preset from scratch with 2 threads on the idle machine took 331 s in all (expert 172 s,
 training 302 s, rendering included) and gave: expert 90.2 % (89.9 % on the 6 other people; teacher
 71.5 %); LSE-D by the final expert +66.5 %, by the teacher -9.1 %; r = 0.59 (0.45-0.72 per person).
+(Pasted with soft sides since session 9, the same networks give +63.8 %, -9.2 % and r = 0.58.)
 A run with one thread (load 2-3; expert 342 s, training 578 s wall, 618 s in all; crops reused)
 gave: expert 89.8 % (88.9 % on the 6 other people); LSE-D by the final expert 0.776 vs
 input 1.077 and truth 0.513 (+51.3 %; seed 1 +44.8 %), by the teacher 0.752 vs 0.757 (-0.7 %; seed 1
@@ -143,7 +144,11 @@ wider top of the network (every block at least 16 channels instead of 4: 1.4x th
 L1 0.063), width 0.25 (1.7x the time), batches of 8 or 16 for the same number of windows (L1 only),
 nor lr 5e-4 did better within the budget. With no sync loss at all (L1 only) r is 0.55 while the output
 is judged no closer than the input (LSE-D 1.073 vs 1.064): the mouth follows loudness from the L1 alone,
-and the sync loss is what moves LSE-D.
+and the sync loss is what moves LSE-D. Nor does the visual-quality discriminator (--disc, the published
+s_g = 0.07; 1.4x the generator's step time): at the generator's rate 2e-3 the width-0.125 discriminator
+went silent within 100 steps (0.5 for every face, loss 2 ln 2 throughout) and the output got worse
+(+104.5 %, r 0.39); with its own rate (--disc-lr 2e-4) it stays alive but never wins (loss 1.1-1.7)
+and changes nothing: +66.8 %, r 0.58, the mouth still a dark blot in the previews.
 
 Figures 2 and 3 average 6 held-out people (seeds 700-705; dlib on their ground-truth videos gives
 r = 0.70 on average, the ceiling of figure 3); earlier versions used the first 3 (ceiling 0.76), whose
@@ -226,6 +231,9 @@ def main() -> int:
     parser.add_argument("--generator-warmup", type=int, default=0, help="lr warm-up steps")
     parser.add_argument("--expert-constant-lr", action="store_true", help="no cosine decay (published)")
     parser.add_argument("--generator-cosine", action="store_true", help="cosine decay for the generator too")
+    parser.add_argument("--disc", action="store_true",
+                        help="train the visual-quality discriminator with the generator (wav2lip_gan)")
+    parser.add_argument("--disc-lr", type=float, default=2e-4, help="its learning rate (with --disc)")
     parser.add_argument("--sync-start", type=int, default=10,
                         help="generator step at which the expert sync loss switches on (L1 only before)")
     parser.add_argument("--generator-seed", type=int, default=0, help="generator's training seed (--seed)")
@@ -249,7 +257,8 @@ def main() -> int:
 
     expert_cosine = [] if args.expert_constant_lr else ["--cosine"]
     expert_augment = ["--augment"] if args.expert_augment else []
-    generator_cosine = ["--cosine"] if args.generator_cosine else []
+    generator_extra = ["--cosine"] if args.generator_cosine else []
+    generator_extra += ["--disc", "--disc-lr", str(args.disc_lr)] if args.disc else []
     print(f"load at start {tuple(round(x, 2) for x in os.getloadavg())} {time.strftime('%H:%M:%S')}")
     start, cpu_start = time.perf_counter(), time.process_time()
     data = flags(identities=args.identities, frames=args.frames, device="cpu",
@@ -271,7 +280,7 @@ def main() -> int:
         run_dir=args.out / "generator", expert=teacher_path, steps=args.generator_steps,
         width=args.generator_width, lr=args.generator_lr, sync_threshold="inf", sync_weight=args.sync_weight,
         eval_every=args.sync_start, checkpoint_every=100, warmup=args.generator_warmup,
-        mouth_weight=args.mouth_weight, seed=args.generator_seed), *generator_cosine])
+        mouth_weight=args.mouth_weight, seed=args.generator_seed), *generator_extra])
     if status != 0:
         return status
     t_train = time.perf_counter() - start

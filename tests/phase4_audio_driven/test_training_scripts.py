@@ -49,14 +49,17 @@ def test_train_expert_resume_then_generator(tmp_path):
     gen_dir = tmp_path / "generator"
     assert train.main([*data, "--run-dir", str(gen_dir), "--expert", str(expert_dir / "lipsync_teacher.pth"),
                        "--batch-size", "1", "--steps", "2", "--eval-every", "1", "--preview-every", "2",
-                       "--sync-threshold", "10", "--sync-weight", "0.05", "--disc"]) == 0
+                       "--sync-threshold", "10", "--sync-weight", "0.05", "--disc", "--disc-lr", "3e-5"]) == 0
     log = rows(gen_dir / "metrics.csv")
     assert float(log[0]["sync_weight"]) == pytest.approx(0.05)  # switched on at the first evaluation
     assert float(log[1]["sync"]) > 0
     assert len(list((gen_dir / "previews").glob("*.png"))) == 1
     generator = model.load_generator(gen_dir / "wav2lip.pth")
     assert generator.width == 0.0625
-    assert (gen_dir / "visual_quality_disc.pth").is_file()
+    disc = torch.load(gen_dir / "visual_quality_disc.pth", weights_only=True)
+    assert disc["optimizer"]["param_groups"][0]["lr"] == pytest.approx(3e-5)  # its own rate
+    gen = torch.load(gen_dir / "wav2lip.pth", weights_only=True)
+    assert gen["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)  # the generator's (default)
 
 
 def test_expert_teacher_step_must_lie_within_the_run(tmp_path):
@@ -104,6 +107,8 @@ def test_generator_sync_weight_flag():
     assert parse(["--expert", "e.pth", "--sync-weight", "0.1"]).sync_weight == pytest.approx(0.1)
     with pytest.raises(UserError, match="sync-weight"):
         train.main(["--expert", "e.pth", "--sync-weight", "1.5"])
+    with pytest.raises(UserError, match="disc-lr"):
+        train.main(["--expert", "e.pth", "--disc", "--disc-lr", "0"])
 
 
 @pytest.mark.todo("p4.audio", "p4.sync.loss")
