@@ -137,21 +137,24 @@ the 160-px frame (Gaussian sigma 2 px, or a 4x downscale) moves its LSE-D from 0
 (87.6 % at a 4x downscale, against 67.2 %) for about a point on sharp ones (88.9 % on the 6 other
 people, 91.4 % on the 2 held-out; a second training seed 86.5 / 91.4 %), yet does not rate the output
 closer: +87.5 % (step-500 teacher, r 0.46), and as the generator's teacher itself +86.5 %, r 0.08.
-Dropped. The output is not merely blurred: on training people its lower half is further from the
-truth (L1 0.057-0.086) than the reference frame's lower half copied unchanged (0.055), and its upper
-half, which the masked input shows, is at 0.03-0.09 (eval mode; 0.11-0.13 in train mode). Neither a
-wider top of the network (every block at least 16 channels instead of 4: 1.4x the step time; it fits
-one fixed batch far better, L1 0.010 against 0.027 after 300 steps, but after 1000 steps on the 35
-training people reads upper/lower 0.060/0.054 with the L1 alone and 0.031/0.063 with the sync loss,
-and with the benchmark's seed its output was judged no closer than the input, r 0.03), width 0.25
-(1.7x the time), batches of 8 or 16 for the same number of windows (L1 only), nor lr 5e-4 did better
-within the budget. With no sync loss at all (L1 only) r is 0.55 while the output
-is judged no closer than the input (LSE-D 1.073 vs 1.064): the mouth follows loudness from the L1 alone,
-and the sync loss is what moves LSE-D. Nor does the visual-quality discriminator (--disc, the published
-s_g = 0.07; 1.4x the generator's step time): at the generator's rate 2e-3 the width-0.125 discriminator
-went silent within 100 steps (0.5 for every face, loss 2 ln 2 throughout) and the output got worse
-(+104.5 %, r 0.39); with its own rate (--disc-lr 2e-4) it stays alive but never wins (loss 1.1-1.7)
-and changes nothing: +66.8 %, r 0.58, the mouth still a dark blot in the previews.
+Dropped. The output is not merely blurred: on training people its lower half is further from the truth
+(L1 0.057-0.086) than the reference frame's lower half copied unchanged (0.055), and its upper half,
+which the masked input shows, is at 0.03-0.09 (eval mode; 0.11-0.13 in train mode). Neither a wider top
+of the network (every block at least 16 channels instead of 4: 1.4x the step time; it fits one fixed
+batch far better, L1 0.010 against 0.027 after 300 steps, but after 1000 steps on the 35 training people
+reads upper/lower 0.060/0.054 with the L1 alone and 0.031/0.063 with the sync loss, and with the
+benchmark's seed its output was judged no closer than the input, r 0.03), width 0.25 (1.7x the time),
+batches of 8 or 16 for the same number of windows (L1 only), lr 5e-4, nor a cosine decay
+(--generator-cosine; L1 only: upper/lower 0.034/0.055; the preset with it: +49.9 %, r 0.36) did better
+within the budget. In train mode (batch statistics) every one of these generators reads about 0.11 on
+the upper half whatever the batch (2, 8 or 32 windows): BatchNorm's running averages, not the weights,
+make the eval-mode output as good as it is. With no sync loss at all (L1 only) r is 0.55 while the
+output is judged no closer than the input (LSE-D 1.073 vs 1.064): the mouth follows loudness from the L1
+alone, and the sync loss is what moves LSE-D. Nor does the visual-quality discriminator (--disc, the
+published s_g = 0.07; 1.4x the generator's step time): at the generator's rate 2e-3 the width-0.125
+discriminator went silent within 100 steps (0.5 for every face, loss 2 ln 2 throughout) and the output
+got worse (+104.5 %, r 0.39); with its own rate (--disc-lr 2e-4) it stays alive but never wins (loss
+1.1-1.7) and changes nothing: +66.8 %, r 0.58, the mouth still a dark blot in the previews.
 
 Figures 2 and 3 average 6 held-out people (seeds 700-705; dlib on their ground-truth videos gives
 r = 0.70 on average, the ceiling of figure 3); earlier versions used the first 3 (ceiling 0.76), whose
