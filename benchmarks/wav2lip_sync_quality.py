@@ -148,13 +148,16 @@ batches of 8 or 16 for the same number of windows (L1 only), lr 5e-4, nor a cosi
 (--generator-cosine; L1 only: upper/lower 0.034/0.055; the preset with it: +49.9 %, r 0.36) did better
 within the budget. In train mode (batch statistics) every one of these generators reads about 0.11 on
 the upper half whatever the batch (2, 8 or 32 windows): BatchNorm's running averages, not the weights,
-make the eval-mode output as good as it is. With no sync loss at all (L1 only) r is 0.55 while the
-output is judged no closer than the input (LSE-D 1.073 vs 1.064): the mouth follows loudness from the L1
-alone, and the sync loss is what moves LSE-D. Nor does the visual-quality discriminator (--disc, the
-published s_g = 0.07; 1.4x the generator's step time): at the generator's rate 2e-3 the width-0.125
-discriminator went silent within 100 steps (0.5 for every face, loss 2 ln 2 throughout) and the output
-got worse (+104.5 %, r 0.39); with its own rate (--disc-lr 2e-4) it stays alive but never wins (loss
-1.1-1.7) and changes nothing: +66.8 %, r 0.58, the mouth still a dark blot in the previews.
+make the eval-mode output as good as it is. Training on with BatchNorm frozen at its running statistics
+after step 300 (so that training optimises the function inference runs) did not help: L1 only,
+upper/lower 0.031/0.064; the preset with it +91.1 %, r 0.66. With no sync loss at all (L1 only) r is
+0.55 while the output is judged no closer than the input (LSE-D 1.073 vs 1.064): the mouth follows
+loudness from the L1 alone, and the sync loss is what moves LSE-D. Nor does the visual-quality
+discriminator (--disc, the published s_g = 0.07; 1.4x the generator's step time): at the generator's
+rate 2e-3 the width-0.125 discriminator went silent within 100 steps (0.5 for every face, loss 2 ln 2
+throughout) and the output got worse (+104.5 %, r 0.39); with its own rate (--disc-lr 2e-4) it stays
+alive but never wins (loss 1.1-1.7) and changes nothing: +66.8 %, r 0.58, the mouth still a dark blot in
+the previews.
 
 Figures 2 and 3 average 6 held-out people (seeds 700-705; dlib on their ground-truth videos gives
 r = 0.70 on average, the ceiling of figure 3); earlier versions used the first 3 (ceiling 0.76), whose
