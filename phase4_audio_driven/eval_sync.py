@@ -72,7 +72,7 @@ def offset_figure(curves: dict[str, np.ndarray], vshift: int):
     for name, curve in curves.items():
         ax.plot(shifts, curve, marker=".", label=name)
     ax.axvline(0, color="gray", lw=0.8, ls="--")
-    ax.set_xlabel("audio shift (frames)")
+    ax.set_xlabel("audio shift k (frames); the offset printed is -k at the dip")
     ax.set_ylabel("mean embedding distance")
     ax.set_title("SyncNet offset curves (dip = where lips and audio match)")
     ax.legend(fontsize=8)
