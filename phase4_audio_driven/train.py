@@ -203,11 +203,12 @@ def main(argv: list[str] | None = None) -> int:
             yield generator_batch(train_clips, cfg.batch_size, rng)
 
     def step(batch: dict, index: int) -> dict[str, float]:
-        lr = cfg.lr * lr_factor(index, args.steps, cfg.warmup, cfg.cosine)
+        factor = lr_factor(index, args.steps, cfg.warmup, cfg.cosine)  # one schedule for both networks
+        lr = cfg.lr * factor
         for group in optimizer.param_groups:
             group["lr"] = lr
         for group in disc_opt.param_groups if disc_opt is not None else []:
-            group["lr"] = disc_lr * lr / cfg.lr  # the same schedule
+            group["lr"] = disc_lr * factor
         gen.train()
         optimizer.zero_grad(set_to_none=True)
         with autocast(dist.device, args.precision):
