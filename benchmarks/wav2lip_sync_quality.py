@@ -35,7 +35,7 @@ sure (the generator's sync loss starts at 0.9-3 and settles at 0.3-0.6). Measure
     expert run (teacher accuracy)     r, generator seed 0 / 1
     scratch seed 0 (85.5 %)           0.72 / 0.70
     this benchmark, 1 thread (73.0 %) 0.69 / 0.46
-    this benchmark, 2 threads (71.5 %) 0.59 / -
+    this benchmark, 2 threads (71.5 %) 0.59 / 0.46
     scratch seed 2 (57.0 %)           0.60 / 0.62
     scratch seed 1 (76.2 %)           -0.04 / 0.14   (its step-750 teacher: 0.17)
 The full preset from scratch with 2 threads on the idle machine took 331 s in all (expert 172 s,
