@@ -6,7 +6,8 @@
 For every 5-frame window the expert embeds the mouth and the 0.2 s of audio; the audio embeddings are
 then shifted by -15..+15 frames against the video (the published SyncNet evaluation). The mean
 distance per shift is the offset curve: a synced clip has a clear dip at 0.
-  offset  the shift with the smallest mean distance (frames; positive: the mouth lags the audio)
+  offset  minus the audio shift with the smallest mean distance, as syncnet_python prints it (frames;
+          positive: the mouth lags the audio; audio 6 frames late dips at shift +6: offset -6)
   LSE-D   that smallest mean distance (lower is better)
   LSE-C   median over shifts minus the minimum (higher = a more confident match)
 The numbers depend on the expert: compare videos with the same expert only. The published figures
