@@ -3,11 +3,25 @@ training)."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
+
+
+def benchmark_preset():
+    """benchmarks/wav2lip_sync_quality.py as a module (its constants are the preset; main() is not run)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "wav2lip_sync_quality.py"
+    spec = importlib.util.spec_from_file_location("wav2lip_sync_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_demo_generator_flags_match_benchmark(tmp_path, monkeypatch):
     from phase4_audio_driven import demo, train, train_syncnet
+
+    bench = benchmark_preset()
 
     calls: dict[str, list[str]] = {}
     monkeypatch.setattr(train_syncnet, "main", lambda argv: calls.setdefault("expert", argv) and 0)
@@ -16,12 +30,13 @@ def test_demo_generator_flags_match_benchmark(tmp_path, monkeypatch):
     (tmp_path / "expert" / "lipsync_teacher.pth").touch()  # what the expert run leaves
     demo.train_networks(tmp_path, demo.QUICK)
     expert = train_syncnet.build_parser().parse_args(calls["expert"])
-    assert expert.group == 4 and expert.augment and expert.cosine  # leaves chance within ~250 steps
-    assert expert.teacher_step == 500 and expert.steps == demo.QUICK.expert_steps
+    assert expert.group == bench.EXPERT_GROUP and expert.augment == bench.EXPERT_AUGMENT and expert.cosine
+    assert expert.warmup == bench.EXPERT_WARMUP and expert.teacher_step == bench.TEACHER_STEP
+    assert expert.steps == demo.QUICK.expert_steps
     args = train.build_parser().parse_args(calls["generator"])
     assert args.expert.endswith("lipsync_teacher.pth")  # the early checkpoint teaches
     assert args.sync_threshold == float("inf")  # on at the first check whatever the expert says
-    assert args.mouth_weight == pytest.approx(4.0)  # as benchmarks/wav2lip_sync_quality.py's preset
+    assert args.mouth_weight == pytest.approx(bench.MOUTH_WEIGHT)
     assert args.steps == demo.QUICK.generator_steps
 
 
