@@ -10,12 +10,10 @@ import io
 import logging
 import os
 import struct
-import tempfile
 import wave
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from common.atomic import atomic_path
 from common.errors import UserError
 from common.parallel import ordered_map, worker_count
 
@@ -33,22 +32,6 @@ log = logging.getLogger("deepfake.media")
 ENV_SEGMENTS = "DEEPFAKE_ENCODE_SEGMENTS"
 SEGMENT_FRAMES = 48  # frames per independently encoded run (each opens with an IDR frame)
 AUDIO_CODEC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
-
-
-@contextmanager
-def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it onto ``path`` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def encode_image(

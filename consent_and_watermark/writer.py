@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from common.atomic import atomic_path
 from common.errors import UserError
 from common.parallel import ordered_map
 from consent_and_watermark import c2pa_sign, encode
@@ -275,7 +276,7 @@ def _publish(
         path.resolve(), kind, context.technique, context.consent_ids, command, show_label
     )
     try:
-        with encode.atomic_path(path) as final_tmp:
+        with atomic_path(path) as final_tmp:
             encoded = final_tmp.with_name(final_tmp.stem + ".encoded" + path.suffix)
             try:
                 marks = produce(encoded, payload, keys)

@@ -27,16 +27,15 @@ import builtins
 import difflib
 import hashlib
 import io
-import os
 import re
 import symtable
 import sys
-import tempfile
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from common.atomic import write_atomic
 from common.impl import PHASES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -586,18 +585,6 @@ def _orphans(root: Path, plans: list[Plan], only: str | None) -> list[Path]:
     return found
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(text.encode("utf-8"))
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def generate(
     root: Path | str = REPO_ROOT,
     *,
@@ -657,7 +644,7 @@ def generate(
         return EXIT_OK
 
     for path in inits:
-        _write_atomic(path, "")
+        write_atomic(path, lambda file: file.write(b""))
         print(f"created {path.relative_to(root).as_posix()}", file=out)
     written = kept = 0
     for plan in plans:
@@ -669,7 +656,7 @@ def generate(
             print(f"kept {rel}: edited since it was generated (use --force to overwrite it)", file=err)
             kept += 1
             continue
-        _write_atomic(plan.target, plan.text)
+        write_atomic(plan.target, lambda file, text=plan.text: file.write(text.encode("utf-8")))
         print(f"wrote {rel}", file=out)
         written += 1
     for path in orphans:

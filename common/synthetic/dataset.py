@@ -18,14 +18,13 @@ so they are written directly with numpy/json, atomically (temporary file, then r
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from common.atomic import write_atomic
 from common.synthetic.clip import Clip, render_clip
 from common.synthetic.face_render import POSE_FIELDS
 from common.synthetic.identity import EXPRESSION_FIELDS, Identity, make_identity
@@ -46,22 +45,6 @@ class ExportConfig:
     clip_seed: int = 0
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call `write(file)` on a temporary file next to `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_ground_truth(path: Path, clip: Clip, size: int) -> None:
     """`ground_truth.npz`: every per-frame label of `clip` (plain arrays, no pickles)."""
     segments = clip.speech.segments if clip.speech is not None else []
@@ -79,12 +62,12 @@ def save_ground_truth(path: Path, clip: Clip, size: int) -> None:
         "size": np.int64(size),
         "sample_rate": np.int64(clip.sample_rate or 0),
     }
-    _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    write_atomic(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def save_json(path: Path, data: dict) -> None:
     """Write `data` as indented JSON, atomically."""
-    _atomic_write(path, lambda f: f.write(json.dumps(data, indent=2).encode() + b"\n"))
+    write_atomic(path, lambda f: f.write(json.dumps(data, indent=2).encode() + b"\n"))
 
 
 def load_ground_truth(folder: str | Path) -> dict[str, np.ndarray]:

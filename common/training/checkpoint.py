@@ -19,12 +19,9 @@ Module names become top-level keys, so a phase can match a published layout, e.g
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import pickle
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any, Protocol
@@ -32,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from common.atomic import write_atomic
 from common.errors import UserError, first_line
 from common.training.distributed import gather_objects, get_rank, get_world_size, is_main_process, unwrap
 from common.training.seed import rng_state, set_rng_state
@@ -46,31 +44,9 @@ class Stateful(Protocol):
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write `state` with `torch.save` atomically: temp file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())  # the bytes are on disk before the rename makes them visible
-        os.replace(tmp_name, path)
-    except BaseException:  # also Ctrl-C while writing: the old checkpoint stays, the temp file goes
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)  # make the rename itself survive a power cut
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # some file systems (and Windows) cannot open a folder
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Write `state` with `torch.save` atomically and durably: temp file in the same folder, fsync,
+    rename, fsync of the folder (`common.atomic.write_atomic`)."""
+    return write_atomic(path, lambda file: torch.save(state, file), durable=True)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
