@@ -45,7 +45,7 @@ class VideoInfo:
     width: int
     height: int
     fps: float
-    frames: int  # as declared by the container; may be 0 when unknown
+    frames: int  # as declared by the container, else its packets counted; 0 when unreadable
     duration: float
     has_audio: bool
 
@@ -116,7 +116,7 @@ def _open(path: Path) -> av.container.InputContainer:
 
 
 def video_info(path: str | Path) -> VideoInfo:
-    """Size, frame rate, frame count and whether there is audio, without decoding."""
+    """Size, frame rate, frame count and whether there is audio, without decoding a frame."""
     path = _existing(path)
     with _open(path) as container:
         if not container.streams.video:
@@ -124,11 +124,17 @@ def video_info(path: str | Path) -> VideoInfo:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         duration = float(container.duration / av.time_base) if container.duration else 0.0
+        frames = int(stream.frames or 0)
+        if frames == 0:  # Matroska and WebM declare no count: count the packets (read, not decoded)
+            try:
+                frames = sum(1 for packet in container.demux(stream) if packet.size)
+            except av.error.FFmpegError:
+                frames = 0  # a damaged file: decoding it will say so
         return VideoInfo(
             width=stream.codec_context.width,
             height=stream.codec_context.height,
             fps=float(rate),
-            frames=int(stream.frames or 0),
+            frames=frames,
             duration=duration,
             has_audio=bool(container.streams.audio),
         )

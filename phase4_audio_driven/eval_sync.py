@@ -53,6 +53,9 @@ def evaluate_crops(expert, crops: np.ndarray, wav: np.ndarray, fps: float, vshif
     audio_encoder = load("phase4_audio_driven", "audio_encoder", impl)
     mel = audio_encoder.melspectrogram(wav)
     audio_emb, face_emb = lip_sync.clip_embeddings(expert, to_network(crops), mel, fps)
+    if 0 < len(audio_emb) < len(crops) - 4:
+        print(f"the audio ends before the video: scoring the first {len(audio_emb) + 4} of {len(crops)} "
+              "frames (the rest have no sound to match)")
     if len(audio_emb) < 2 * vshift + 1:
         raise UserError(
             f"the clip gives {len(audio_emb)} windows; at least {2 * vshift + 1} are needed for "

@@ -34,6 +34,10 @@ Box = tuple[int, int, int, int]  # (left, top, right, bottom) pixels
 T = TypeVar("T")
 
 
+class NoFaceError(UserError):
+    """Not one frame shows a face the detector finds (a tool may add what it knows of the cause)."""
+
+
 @dataclass(frozen=True)
 class BoxConfig:
     """How face boxes are found and adjusted."""
@@ -100,7 +104,7 @@ def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int) -> Ite
     if total == 0:
         raise UserError("the video has no frames")
     if last is None:
-        raise UserError("no face found in any frame: use a clip where a frontal face is clearly visible")
+        raise NoFaceError("no face found in any frame: use a clip where a frontal face is clearly visible")
     tail = np.mean(recent, axis=0)  # the last full window (all boxes, in a clip shorter than it)
     for item, _ in pending:
         yield item, tail

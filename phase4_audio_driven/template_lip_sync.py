@@ -2,7 +2,7 @@
 #   solutions/phase4_audio_driven/lip_sync.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: a7c8369ddad3b14df013ad4901d70c53bb2cd5a8ccb9ba752fe8b33d87f2c9ac
+# body-sha256: a6bc95772a74f239e85890dc09f8dbc45dfd16b097da2006fed3f86a7e04140c
 """SyncNet, the lip-sync expert: does this 0.2 s of mouth motion match this 0.2 s of speech?
 
 Chung & Zisserman (2016, "Out of time: automated lip sync in the wild") trained two encoders, one for
@@ -158,11 +158,15 @@ def sync_audio_windows(mel: np.ndarray, n: int, fps: float, cfg: AudioConfig = D
 def clip_embeddings(
     syncnet: SyncNet, faces: torch.Tensor, mel: np.ndarray, fps: float, batch_size: int = 64
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings of every 5-frame window of a clip: faces (T, 3, 96, 96), mel (80, T') -> (N, 512) x 2."""
+    """Embeddings of every 5-frame window of a clip: faces (T, 3, 96, 96), mel (80, T') -> (N, 512) x 2.
+
+    N is the number of windows both cover: where the audio ends before the video, the frames after it
+    have no audio window and are left out."""
     device = next(syncnet.parameters()).device
     face_windows = sync_face_windows(faces)
     audio_windows = sync_audio_windows(mel, face_windows.shape[0], fps)
-    n = min(face_windows.shape[0], audio_windows.shape[0])
+    n = min(face_windows.shape[0], audio_windows.shape[0])  # audio shorter than the video: its frames
+    face_windows, audio_windows = face_windows[:n], audio_windows[:n]
     audio_out, face_out = [], []
     for i in range(0, n, batch_size):
         a, v = syncnet(

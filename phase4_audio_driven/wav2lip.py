@@ -41,7 +41,14 @@ from common.media import is_image_path, iter_video, read_audio, read_image, vide
 from common.parallel import worker_count
 from common.training.device import pick_device
 from consent_and_watermark import writer
-from phase4_audio_driven.pipeline import BoxConfig, face_boxes, is_silent, lip_sync, stream_boxes
+from phase4_audio_driven.pipeline import (
+    BoxConfig,
+    NoFaceError,
+    face_boxes,
+    is_silent,
+    lip_sync,
+    stream_boxes,
+)
 
 log = logging.getLogger("deepfake.phase4")
 
@@ -103,9 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resized(frame: np.ndarray, factor: int) -> np.ndarray:
+    """The frame shrunk `factor` times (--resize-factor); one line when nothing would be left of it."""
     if factor == 1:
         return frame
     h, w = frame.shape[:2]
+    if min(h, w) // factor < 1:
+        raise UserError(f"--resize-factor {factor} leaves nothing of a {w} x {h} frame: use a smaller one")
     return cv2.resize(frame, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
 
 
@@ -160,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (is_image_path(args.face) or args.static) and worker_count() > 1:
             # started now, the detector processes get ready while the model loads
             detect = stack.enter_context(DetectorProcesses(worker_count())).detect
-        return lip_sync_file(args, detect)
+        try:
+            return lip_sync_file(args, detect)
+        except NoFaceError as err:
+            raise NoFaceError(f"{err}{no_face_hint(args)}") from err
 
 
 def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[Box]]) -> int:
@@ -176,7 +189,7 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
 
     wav = load_speech(args.audio)
     box_cfg = BoxConfig(pads=tuple(args.pads), detect_every=args.detect_every)
-    n_src = 1
+    n_src = 0  # a still: repeated, nothing to say
     if is_image_path(args.face) or args.static:
         still = read_image(args.face) if is_image_path(args.face) else next(video_frames_once(args.face, 1))
         still = resized(still, args.resize_factor)
@@ -184,12 +197,12 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
         source = itertools.repeat((still, face_boxes([still], box_cfg, smooth=False)[0]))
     else:
         info = video_info(args.face)
-        fps, n_src = info.fps, info.frames  # the container's frame count (0 when it does not say)
+        fps, n_src = info.fps, info.frames
         source = looped_video(args.face, args.resize_factor, box_cfg, not args.nosmooth, detect)
 
     chunks = audio_encoder.mel_chunks(audio_encoder.melspectrogram(wav), fps)  # (N, 80, 16)
     n_out, seconds = len(chunks), len(wav) / SAMPLE_RATE
-    if 1 < n_src < n_out:
+    if 0 < n_src < n_out:
         print(f"the audio ({seconds:.2f} s) needs {n_out} frames, the video has {n_src}: looping its frames")
     elif n_out < n_src:
         print(
@@ -200,6 +213,16 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
     path = writer.save_video(args.output, synced, fps, audio=wav, sample_rate=SAMPLE_RATE)
     print(f"wrote {path} ({n_out} frames at {fps:g} fps, {seconds:.2f} s of audio)")
     return 0
+
+
+def no_face_hint(args: argparse.Namespace) -> str:
+    """What the flags may have to do with finding no face (appended to the error line)."""
+    hints = []
+    if args.resize_factor > 1:
+        hints.append(f"--resize-factor {args.resize_factor} shrinks every frame that many times")
+    if args.static and not is_image_path(args.face):
+        hints.append("--static uses the video's first frame only")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 if __name__ == "__main__":

@@ -45,8 +45,44 @@ def read_checkpoint(path: str | Path) -> dict:
         raise UserError(f"checkpoint {path} holds a {type(data).__name__}, not a state_dict")
     if "state_dict" not in data:
         data = {"state_dict": data}
-    data["state_dict"] = strip_module_prefix(data["state_dict"])
+    state = data["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        held = ", ".join(map(str, state)) if isinstance(state, dict) else type(state).__name__
+        raise UserError(f"checkpoint {path} holds no state_dict of tensors ({held[:120]}); a training "
+                        "run's checkpoints/step_*.pt are not network files: pass its wav2lip.pth or "
+                        "lipsync_expert.pth")
+    config = data.get("config") or {}
+    width = config.get("width", 1.0) if isinstance(config, dict) else None
+    if not isinstance(width, (int, float)) or not width > 0:
+        raise UserError(f"checkpoint {path} has a damaged config entry: {str(data.get('config'))[:80]}")
+    data["state_dict"] = strip_module_prefix(state)
     return data
+
+
+# A key only one network's state_dict has, to say what a file that does not fit holds instead.
+SIGNATURE_KEYS = {
+    "output_block.1.weight": "a Wav2Lip generator",
+    "binary_pred.0.weight": "a visual-quality discriminator",
+    "face_encoder.0.conv_block.0.weight": "a SyncNet expert",
+}
+
+
+def mismatch(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> str:
+    """Why `state_dict` does not load into `model`, in a few words."""
+    want = model.state_dict()
+    missing = [k for k in want if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in want]
+    resized = [k for k in want if k in state_dict and state_dict[k].shape != want[k].shape]
+    if missing and unexpected:
+        held = next((name for key, name in SIGNATURE_KEYS.items() if key in state_dict), "other keys")
+        return (f"it holds {held} ({len(unexpected)} keys {type(model).__name__} does not have, e.g. "
+                f"{unexpected[0]}; {len(missing)} of its keys missing, e.g. {missing[0]})")
+    if missing or unexpected:
+        keys, how = (missing, "missing") if missing else (unexpected, "not in the network")
+        return f"{len(keys)} keys {how}, e.g. {keys[0]}"
+    k = resized[0]
+    return (f"{len(resized)} tensors of another size (another --width?), e.g. {k}: "
+            f"{tuple(state_dict[k].shape)} in the file, {tuple(want[k].shape)} in the network")
 
 
 def load_weights(model: nn.Module, path: str | Path) -> dict:
@@ -55,8 +91,9 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as err:
-        first = first_line(err)
-        raise UserError(f"checkpoint {path} does not fit {type(model).__name__}: {first}") from err
+        raise UserError(
+            f"checkpoint {path} does not fit {type(model).__name__}: {mismatch(model, ckpt['state_dict'])}"
+        ) from err
     return ckpt
 
 
@@ -79,7 +116,7 @@ def checkpoint_dict(
 
 def checkpoint_width(path: str | Path) -> float:
     """The width multiplier a checkpoint was trained with (1.0 for the published files)."""
-    config = read_checkpoint(path).get("config") or {}
+    config = read_checkpoint(path).get("config") or {}  # checked there: a dict with a positive width
     return float(config.get("width", 1.0))
 
 

@@ -28,6 +28,7 @@ def _write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
 
 
 def _write_mp4(path: Path, frames: np.ndarray, fps: int, audio_rate: int | None = None) -> Path:
+    """An H.264 video (with a 440 Hz tone when `audio_rate` is given) in the container `path` names."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames.shape[1:3]
@@ -112,6 +113,13 @@ def test_read_video_returns_frames_fps_and_audio(tmp_path):
     info = media.video_info(path)
     assert (info.width, info.height, info.has_audio) == (64, 48, True)
     assert len(list(media.iter_video(path, max_frames=3))) == 3
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_video_info_counts_frames_even_where_the_container_declares_none(tmp_path, suffix):
+    frames = np.random.default_rng(0).integers(0, 255, (7, 32, 32, 3), dtype=np.uint8)
+    path = _write_mp4(tmp_path / f"v{suffix}", frames, fps=25, audio_rate=16000)
+    assert media.video_info(path).frames == 7
 
 
 def test_corrupt_video_is_a_user_error(tmp_path):

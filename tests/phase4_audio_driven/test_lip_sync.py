@@ -85,3 +85,11 @@ def test_clip_embeddings_one_per_window(ls, syncnet):
     mel = np.zeros((80, 9 * 80 // 25 + 16), dtype=np.float32)
     a, v = ls.clip_embeddings(syncnet, faces, mel, fps=25.0)
     assert a.shape == v.shape == (5, 512)
+
+
+@pytest.mark.todo("p4.sync.embed")
+def test_clip_embeddings_stop_where_the_audio_ends(ls, syncnet):
+    faces = torch.rand(70, 3, 96, 96)  # 66 windows (more than one batch of 64) ...
+    mel = np.zeros((80, 40 * 80 // 25 + 16), dtype=np.float32)  # ... audio for the first 41 only
+    a, v = ls.clip_embeddings(syncnet, faces, mel, fps=25.0)
+    assert a.shape == v.shape == (41, 512)

@@ -169,3 +169,19 @@ def test_silence_is_audio_without_a_sample_above_the_peak():
     assert pipeline.is_silent(np.zeros(16000, np.float32))
     assert pipeline.is_silent(np.zeros(0, np.float32))
     assert not pipeline.is_silent(np.full(16000, 10 * pipeline.SILENCE_PEAK, np.float32))
+
+
+@pytest.mark.todo("p4.audio", "p4.sync")
+def test_sync_evaluation_scores_only_the_frames_the_audio_covers(capsys):
+    import torch
+
+    from common.impl import load
+    from phase4_audio_driven.eval_sync import evaluate_crops
+
+    torch.manual_seed(0)
+    expert = load("phase4_audio_driven", "lip_sync").SyncNet(0.125).eval()
+    crops = np.random.default_rng(0).integers(0, 255, (60, 96, 96, 3), dtype=np.uint8)
+    scores = evaluate_crops(expert, crops, np.random.default_rng(1).standard_normal(32000).astype(np.float32),
+                            25.0, vshift=15)  # 2 s of audio for a 2.4 s clip
+    assert len(scores.mean_dists) == 31
+    assert "the audio ends before the video" in capsys.readouterr().out

@@ -115,6 +115,13 @@ def test_audio_shorter_than_the_video_trims_it_and_says_so(inputs, tmp_path, cap
     assert f"trimming the video to {n} frames" in capsys.readouterr().out
 
 
+@pytest.mark.todo("p4")
+def test_a_one_frame_video_is_looped_and_says_so(inputs, tmp_path, capsys):
+    one = writer.save_video(tmp_path / "one.mp4", inputs["frames"][:1], 25.0, label=False)
+    assert cli(args(inputs, tmp_path / "looped.mp4", **{"--face": one})) == 0
+    assert "the video has 1: looping its frames" in capsys.readouterr().out
+
+
 def test_refuses_without_consent(inputs, tmp_path, capsys):
     argv = args(inputs, tmp_path / "x.mp4", **{"--consent": None})
     assert cli(argv) == 2
@@ -139,3 +146,12 @@ def test_no_face_in_any_frame_exits_2(inputs, tmp_path, capsys):
     blank = writer.save_video(tmp_path / "blank.mp4", gray, 25.0, label=False)
     assert cli(args(inputs, tmp_path / "c.mp4", **{"--face": blank})) == 2
     assert "no face" in capsys.readouterr().err
+
+
+def test_a_resize_factor_that_leaves_no_frame_or_no_face_says_so(inputs, tmp_path, capsys):
+    assert cli(args(inputs, tmp_path / "a.mp4", **{"--resize-factor": 500})) == 2
+    assert "--resize-factor 500 leaves nothing of a 160 x 160 frame" in capsys.readouterr().err
+    assert cli(args(inputs, tmp_path / "b.mp4", **{"--resize-factor": 8})) == 2  # 20-px frames
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no face found" in err[0] and "--resize-factor 8 shrinks" in err[0]
+    assert not list(tmp_path.glob("*.mp4"))

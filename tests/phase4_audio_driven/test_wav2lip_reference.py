@@ -137,3 +137,36 @@ def test_checkpoint_bare_state_dict_and_bad_files(model, tmp_path):
     with pytest.raises(UserError):
         model.load_weights(torch.nn.Linear(2, 2), tmp_path / "bare.pth")
     assert np.isfinite(tiny()[0].weight.detach().numpy()).all()
+
+
+def test_a_checkpoint_of_the_wrong_network_says_what_it_holds(model, tmp_path):
+    generator, expert, disc = model.build_wav2lip(0.125)
+    for net, name in ((expert, "expert"), (generator, "generator"), (disc, "disc")):
+        torch.save(model.checkpoint_dict(net, None, 0, 0), tmp_path / f"{name}.pth")
+    with pytest.raises(UserError, match="does not fit Wav2Lip: it holds a SyncNet expert"):
+        model.load_generator(tmp_path / "expert.pth")
+    with pytest.raises(UserError, match="does not fit SyncNet: it holds a Wav2Lip generator"):
+        model.load_syncnet(tmp_path / "generator.pth")
+    with pytest.raises(UserError, match="it holds a visual-quality discriminator"):
+        model.load_generator(tmp_path / "disc.pth")
+    wider = model.checkpoint_dict(model.Wav2Lip(0.25), None, 0, 0)
+    wider.pop("config")  # a wider network's weights recorded without their width
+    torch.save(wider, tmp_path / "wider.pth")
+    with pytest.raises(UserError, match=r"tensors of another size \(another --width\?\)"):
+        model.load_weights(model.Wav2Lip(0.125), tmp_path / "wider.pth")
+
+
+def test_malformed_checkpoints_are_one_line_errors(model, tmp_path):
+    good = model.checkpoint_dict(tiny(), None, 0, 0)
+    bad = {
+        "training_state": {"generator": good["state_dict"], "optimizer": {}, "step": 5},
+        "config_not_a_dict": {**good, "config": "tiny"},
+        "width_not_a_number": {**good, "config": {"width": "abc"}},
+        "state_dict_a_list": {**good, "state_dict": [1, 2]},
+    }
+    for name, data in bad.items():
+        torch.save(data, tmp_path / f"{name}.pth")
+        with pytest.raises(UserError, match="checkpoint"):
+            model.checkpoint_width(tmp_path / f"{name}.pth")
+    with pytest.raises(UserError, match="training run's checkpoints"):
+        model.read_checkpoint(tmp_path / "training_state.pth")
