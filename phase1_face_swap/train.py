@@ -129,6 +129,8 @@ def train(
         "preset": preset,
         "coverage": coverage,
         "gan": gan,
+        "lr": lr,
+        "batch_size": batch_size,
         "identities": list(names),
         "impl": faceset.__name__.split(".")[0],
     }

@@ -153,7 +153,8 @@ class Checkpointer:
         return path
 
     def load(self, path: str | Path | None = None, map_location: str | torch.device = "cpu") -> dict:
-        """Restore every object and the random generators from `path` (default: the latest).
+        """Restore every object and the random generators from `path` (default: the latest). Optimizers
+        get their saved state (moments, step counts) but keep the hyperparameters they were built with.
 
         Returns the whole checkpoint dict (`step`, `epoch`, `batch_in_epoch`, `extra`, ...).
         """
@@ -165,8 +166,14 @@ class Checkpointer:
             if name not in state:
                 keys = ", ".join(sorted(k for k in state if k not in self.RESERVED))
                 raise UserError(f"checkpoint {path} has no {name!r} entry (it holds: {keys})")
+            # An optimizer's state_dict also holds its hyperparameters (lr, betas, weight decay): keep
+            # the ones this run was started with, so that `--lr` on a resumed run takes effect
+            settings = [{k: v for k, v in group.items() if k != "params"}
+                        for group in getattr(obj, "param_groups", [])]
             try:
                 unwrap(obj).load_state_dict(state[name])
+                for group, setting in zip(getattr(obj, "param_groups", []), settings, strict=True):
+                    group.update(setting)
             except (RuntimeError, ValueError, KeyError) as exc:
                 hint = f"saved with other settings: use a new run folder or remove {self.directory}"
                 message = f"checkpoint {path}: {name!r} does not fit this model ({first_line(exc)}); {hint}"

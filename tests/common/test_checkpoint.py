@@ -101,3 +101,18 @@ def test_checkpointer_round_trip_keeps_last_and_rejects_mismatch(tmp_path: Path)
         Checkpointer(tmp_path, {"kp_detector": model2}).load()
     with pytest.raises(UserError, match="no checkpoint"):
         Checkpointer(tmp_path / "empty", {"generator": model2}).load()
+
+
+def test_a_resumed_optimizer_keeps_its_state_but_takes_the_new_learning_rate(tmp_path: Path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    Checkpointer(tmp_path, {"model": model, "optimizer": optimizer}).save(1)
+
+    model2 = torch.nn.Linear(3, 2)
+    optimizer2 = torch.optim.Adam(model2.parameters(), lr=1e-2)  # the resumed run's --lr
+    Checkpointer(tmp_path, {"model": model2, "optimizer": optimizer2}).load()
+    assert optimizer2.param_groups[0]["lr"] == 1e-2 and optimizer2.param_groups[0]["betas"] == (0.9, 0.999)
+    moments = [opt.state_dict()["state"][0]["exp_avg"] for opt in (optimizer, optimizer2)]
+    assert torch.equal(*moments)
