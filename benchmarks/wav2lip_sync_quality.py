@@ -325,8 +325,8 @@ def main() -> int:
         face = writer.save_video(args.out / f"face_{seed}.mp4", source.frames, 25.0, label=False)
         speech = writer.save_audio(args.out / f"speech_{seed}.wav", truth.audio, 16000)
         synced = args.out / f"synced_{seed}.mp4"
-        wav2lip.main(flags(face=face, audio=speech, checkpoint=args.out / "generator" / "wav2lip.pth",
-                           output=synced, consent=consent, device="cpu"))
+        wav2lip.main([*flags(face=face, audio=speech, checkpoint=args.out / "generator" / "wav2lip.pth",
+                             output=synced, consent=consent, device="cpu"), "--same-person"])
         writer.set_context(writer.OutputContext())
         out = read_video(synced, with_audio=False).frames
         boxes = face_boxes(source.frames)  # the output keeps the input's geometry

@@ -46,7 +46,8 @@ def make_input(folder: Path, seconds: float, height: int) -> tuple[Path, Path, s
     face = writer.save_video(folder / "face720.mp4", canvas, 25.0, label=False)
     speech = synthesize_speech(seconds, seed=7)
     audio = writer.save_audio(folder / "speech.wav", speech.samples, speech.sample_rate)
-    consent = register_synthetic_identity("synthetic-bench-3", "Synthetic benchmark person")
+    consent = [register_synthetic_identity("synthetic-bench-3", "Synthetic benchmark person"),  # the face
+               register_synthetic_identity("synthetic-bench-voice-7", "Synthetic benchmark voice")]  # speech
     return face, audio, consent
 
 
@@ -197,7 +198,8 @@ def run_benchmark(args: argparse.Namespace, folder: Path) -> int:
     def cli_seconds(face_path: Path, audio_path: Path) -> float:
         writer.set_context(writer.OutputContext())
         argv = ["--face", str(face_path), "--audio", str(audio_path), "--checkpoint", str(ckpt),
-                "--output", str(folder / "cli_out.mp4"), "--consent", consent, "--device", args.device,
+                "--output", str(folder / "cli_out.mp4"), "--consent", consent[0], "--consent", consent[1],
+                "--device", args.device,
                 "--batch-size", str(args.batch_size), "--detect-every", str(args.detect_every)]
         start = time.perf_counter()
         cli.main(argv)

@@ -29,21 +29,40 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed for reproducible runs")
 
 
-def add_consent_args(parser: argparse.ArgumentParser) -> None:
-    """Flags of every tool that generates media of a person: consent records and the visible label."""
+def add_consent_args(parser: argparse.ArgumentParser, roles: tuple[str, ...] = ()) -> None:
+    """Flags of every tool that generates media of a person: consent records and the visible label.
+
+    `roles` names the people a run touches (e.g. "the driver (--source)", "the target (--target)"):
+    it needs a record for each of them, or one with --same-person (see `consent_roles`)."""
+    who = f" ({' and '.join(roles)})" if roles else ""
     parser.add_argument(
         "--consent",
         action="append",
         default=[],
         metavar="ID",
-        help="consent record id for each real identity the run touches (repeat for source and target); "
+        help=f"consent record id of each person the run touches{who}: repeat --consent for each; "
         "see `python -m consent_and_watermark consent --help`",
     )
+    if len(roles) > 1:
+        parser.add_argument(
+            "--same-person",
+            action="store_true",
+            help=f"{' and '.join(roles)} are one person, so one consent record covers them (the "
+            "provenance log keeps the command line, this flag included)",
+        )
+    parser.set_defaults(consent_roles=roles)
     parser.add_argument(
         "--no-visible-label",
         action="store_true",
         help="do not draw the visible SYNTHETIC label (the invisible watermark and metadata stay; logged)",
     )
+
+
+def consent_roles(args: argparse.Namespace) -> tuple[str, ...]:
+    """The people whose consent records a run needs (`writer.begin_run(..., roles=...)`): every role
+    of `add_consent_args`, or a single one when --same-person says they are one person."""
+    roles = tuple(getattr(args, "consent_roles", ()))
+    return (" and ".join(roles),) if getattr(args, "same_person", False) and roles else roles
 
 
 def check_output(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> None:

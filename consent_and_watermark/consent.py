@@ -28,7 +28,7 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,11 +324,14 @@ def check_consent(
     outputs: Iterable[str] = (),
     ledger: str | Path | None = None,
     now: datetime.datetime | None = None,
+    roles: Sequence[str] = (),
 ) -> list[Record]:
     """Return the records for ``ids`` if every one allows ``technique`` (and ``outputs``) now.
 
-    Raises ``UserError`` with one line naming the first problem: no ids, an unknown id, or a record
-    that is revoked, expired or out of scope. Call it before any compute.
+    ``roles`` names the people the run touches (e.g. "the driver" and "the target"): the records must
+    cover at least that many distinct subjects, so that one person's record cannot stand in for two.
+    Raises ``UserError`` with one line naming the first problem: no ids, an unknown id, a record that is
+    revoked, expired or out of scope, or fewer subjects than roles. Call it before any compute.
     """
     if technique not in TECHNIQUES:
         raise ValueError(f"technique must be one of {TECHNIQUES}, got {technique!r}")
@@ -350,4 +353,11 @@ def check_consent(
         if problem:
             raise UserError(f"refused: {problem}")
         records.append(record)
+    subjects = list(dict.fromkeys(record.subject_id for record in records))
+    if len(subjects) < len(roles):
+        raise UserError(
+            f"refused: a {technique} run touches {len(roles)} people ({' and '.join(roles)}), the consent "
+            f"records given cover {len(subjects)} ({', '.join(subjects)}): pass --consent once per person, "
+            "or --same-person when they are one"
+        )
     return records

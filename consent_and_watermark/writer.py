@@ -25,7 +25,7 @@ import io
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,14 +101,16 @@ def begin_run(
     visible_label: bool = True,
     outputs: Iterable[str] = (),
     argv: list[str] | None = None,
+    roles: Sequence[str] = (),
 ) -> list[Record]:
     """What every generation CLI calls first: check consent and the signing keys (``UserError`` on
     refusal or damage), set the context.
 
     ``outputs`` lists the kinds the run will write (image / video / audio) so that an out-of-scope
-    record is refused before any compute, not at the first write.
+    record is refused before any compute, not at the first write. ``roles`` names the people the run
+    touches (`common.cli.consent_roles`): the records must cover that many distinct subjects.
     """
-    records = check_consent(consent_ids, technique, outputs=outputs)
+    records = check_consent(consent_ids, technique, outputs=outputs, roles=roles)
     load_keys(signing=True)  # create or check the signing keys now, not after the compute
     if not visible_label:
         log.warning("visible SYNTHETIC label turned off (--no-visible-label); the provenance log records it")

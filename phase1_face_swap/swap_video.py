@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from common import media
-from common.cli import add_common_args, add_consent_args, check_output, run
+from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
 from common.errors import UserError, first_line
 from common.impl import load
 from common.training import Checkpointer, load_checkpoint, pick_device
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-smooth", action="store_true", help="turn off One-Euro landmark smoothing")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     add_common_args(parser)
-    add_consent_args(parser)
+    add_consent_args(parser, roles=("the face the model puts in (--model)", "the person in --input"))
     args = parser.parse_args(argv)
     if args.impl:
         os.environ["DEEPFAKE_IMPL"] = args.impl
@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         visible_label=not args.no_visible_label,
         outputs=("image",) if is_image else ("video",),
         argv=argv,
+        roles=consent_roles(args),
     )
     if args.detect_every < 1 or (args.max_frames is not None and args.max_frames < 1):
         raise UserError("--detect-every and --max-frames must be at least 1")

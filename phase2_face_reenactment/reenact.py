@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from common import media
-from common.cli import add_common_args, add_consent_args, check_output, run
+from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
 from common.errors import UserError, first_line
 from common.impl import load
 from common.training import Checkpointer, load_checkpoint, pick_device
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run the face detector every N frames and track landmarks in between")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many driver frames")
     add_common_args(parser)
-    add_consent_args(parser)
+    add_consent_args(parser, roles=("the driver (--source)", "the target (--target)"))
     return parser
 
 
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["DEEPFAKE_IMPL"] = args.impl
     # Consent before any compute: a refused record stops the run here, with nothing written.
     writer.begin_run("reenact", args.consent, visible_label=not args.no_visible_label, outputs=("video",),
-                     argv=argv)
+                     argv=argv, roles=consent_roles(args))
     check_args(args)
     device = pick_device(args.device)
     info = media.video_info(args.source)

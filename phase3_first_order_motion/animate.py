@@ -1,10 +1,11 @@
 """Animate a still image with the motion of a driving video (First Order Motion Model, sec. 3.4).
 
     python phase3_first_order_motion/animate.py --source image.jpg --driving driving_video.mp4 \\
-        --checkpoint fomm_checkpoint.pt --output animated.mp4 --consent ID [--consent ID2]
+        --checkpoint fomm_checkpoint.pt --output animated.mp4 --consent ID --consent DRIVER_ID
 
 What happens:
-  1. consent is checked for every identity (`--consent`), before anything is computed;
+  1. consent is checked for both people, the one animated and the one driving (`--consent` twice, or
+     once with `--same-person`), before anything is computed;
   2. the source and every driving frame are resized to the checkpoint's frame size (the tool says so);
   3. the keypoint detector runs once on the source and on batches of driving frames;
   4. relative motion (default): the source moves the way the driving video moves relative to its first
@@ -39,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial import ConvexHull
 
-from common.cli import add_common_args, add_consent_args, check_output, run
+from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
 from common.errors import UserError
 from common.impl import ENV_VAR, load
 from common.media import is_image_path, read_image, read_video
@@ -225,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "batches wait for the compiler, about a minute; vox-256 with bf16, "
                              "--channels-last and batches of 64 on an H100: 1668 instead of 1053 frames/s)")
     add_common_args(parser)
-    add_consent_args(parser)
+    add_consent_args(parser, roles=("the person animated (--source)", "the person driving (--driving)"))
     return parser
 
 
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[ENV_VAR] = args.impl
     check_inputs(args)
     begin_run("animate", args.consent, visible_label=not args.no_visible_label, outputs=("video",),
-              argv=argv)
+              argv=argv, roles=consent_roles(args))
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
     models, config, _ = load(PHASE, "model").load_fomm(args.checkpoint)

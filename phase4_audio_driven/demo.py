@@ -106,8 +106,8 @@ def run_stage(out_dir: Path, quick: bool = True) -> list[ReportItem]:
     speech = synthesize_speech(preset.eval_frames / clip.fps, seed=4242, pitch_hz=person.pitch_hz)
     driving = writer.save_audio(out_dir / "new_speech.wav", speech.samples, speech.sample_rate)
     synced = out_dir / "lip_synced.mp4"
-    wav2lip.main(flags(face=face, audio=driving, checkpoint=generator_path, output=synced, consent=consent,
-                       device="cpu"))
+    wav2lip.main([*flags(face=face, audio=driving, checkpoint=generator_path, output=synced, consent=consent,
+                         device="cpu"), "--same-person"])  # the speech is in the person's own voice
     writer.set_context(writer.OutputContext())  # back to the library default after the tool's run
 
     expert = load("phase4_audio_driven", "model").load_syncnet(expert_path)

@@ -1,10 +1,11 @@
 """Lip-sync a face video (or one photo) to any speech recording with a Wav2Lip generator.
 
     python phase4_audio_driven/wav2lip.py --face video.mp4 --audio speech.wav \\
-        --checkpoint wav2lip.pth --output synced.mp4 --consent ID
+        --checkpoint wav2lip.pth --output synced.mp4 --consent FACE_ID --consent VOICE_ID
 
 What happens (the published inference.py, with dlib's detector and streaming frames):
-  1. consent is checked for every --consent record before anything is computed;
+  1. consent is checked before anything is computed: a record for the face and one for the voice
+     (`--same-person` when the speech is in the person's own voice, and one record covers both);
   2. the audio (any format FFmpeg reads; stereo is averaged, any rate is resampled to 16 kHz) becomes
      an 80-band mel spectrogram, cut into one 0.2 s window per output frame;
   3. the face is found in every frame while the video is decoded, once (dlib's detector in a pool of
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from common import dlib_models
-from common.cli import add_common_args, add_consent_args, check_output, run
+from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
 from common.detector_processes import DetectorProcesses
 from common.dlib_models import Box
 from common.errors import UserError
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=int, default=16, help="faces per generator call (default: 16)")
     add_common_args(parser)
-    add_consent_args(parser)
+    add_consent_args(parser, roles=("the face (--face)", "the voice (--audio)"))
     return parser
 
 
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             raise UserError(f"{flag}: no such file: {path}")
     check_output(args.output, inputs=(args.face, args.audio, args.checkpoint))
-    writer.begin_run("lipsync", args.consent, visible_label=not args.no_visible_label, outputs=("video",))
+    writer.begin_run("lipsync", args.consent, visible_label=not args.no_visible_label, outputs=("video",),
+                     roles=consent_roles(args))
     with contextlib.ExitStack() as stack:
         detect = dlib_models.detect_faces
         if not (is_image_path(args.face) or args.static) and worker_count() > 1:

@@ -63,15 +63,15 @@ def test_an_empty_checkpoint_file_is_a_one_line_error(tmp_path, phase, loader):
 
 @pytest.mark.parametrize("tool, argv", [
     ("phase1_face_swap.swap_video",
-     ["--model", "{d}/model.pt", "--input", "{d}/clip.mp4", "--consent", "{c}"]),
+     ["--model", "{d}/model.pt", "--input", "{d}/clip.mp4", "--consent", "{c}", "--same-person"]),
     ("phase2_face_reenactment.reenact", ["--source", "{d}/driver.mp4", "--target", "{d}/clip.mp4",
-                                         "--consent", "{c}"]),
+                                         "--consent", "{c}", "--same-person"]),
     ("phase3_first_order_motion.animate",
      ["--source", "{d}/face.png", "--driving", "{d}/clip.mp4", "--checkpoint", "{d}/model.pt",
-      "--consent", "{c}"]),
+      "--consent", "{c}", "--same-person"]),
     ("phase3_first_order_motion.crop", ["--input", "{d}/clip.mp4"]),
     ("phase4_audio_driven.wav2lip", ["--face", "{d}/clip.mp4", "--audio", "{d}/speech.wav",
-                                     "--checkpoint", "{d}/model.pt", "--consent", "{c}"]),
+                                     "--checkpoint", "{d}/model.pt", "--consent", "{c}", "--same-person"]),
 ])
 def test_generation_tools_refuse_to_write_over_their_input(tmp_path, tool, argv):
     import importlib
@@ -86,3 +86,19 @@ def test_generation_tools_refuse_to_write_over_their_input(tmp_path, tool, argv)
     with pytest.raises(UserError, match="is the input"):
         main(args)
     assert (tmp_path / "clip.mp4").read_bytes() == b"the user's only copy"
+
+
+def test_consent_roles_are_one_per_person_or_one_with_same_person():
+    import argparse
+
+    from common.cli import add_consent_args, consent_roles
+
+    parser = argparse.ArgumentParser()
+    add_consent_args(parser, roles=("the driver", "the target"))
+    two, one = ["--consent", "a", "--consent", "b"], ["--consent", "a", "--same-person"]
+    assert consent_roles(parser.parse_args(two)) == ("the driver", "the target")
+    assert consent_roles(parser.parse_args(one)) == ("the driver and the target",)
+    single = argparse.ArgumentParser()
+    add_consent_args(single)
+    assert consent_roles(single.parse_args([])) == ()
+    assert "--same-person" not in single.format_help()

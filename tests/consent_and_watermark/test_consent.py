@@ -195,3 +195,19 @@ def test_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture):
     assert run(cli.main, base + ["revoke", "cr-missing"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+
+
+def test_a_two_person_run_needs_records_of_two_subjects(tmp_path):
+    from consent_and_watermark.consent import Ledger, check_consent
+
+    ledger = tmp_path / "ledger.sqlite"
+    book = Ledger(ledger)
+    alice = book.add("alice", "Alice", "Alice", techniques=("swap",)).id
+    alice_again = book.add("alice", "Alice", "Alice", techniques=("swap",)).id
+    bob = book.add("bob", "Bob", "Bob", techniques=("swap",)).id
+    roles = ("the source", "the target")
+    for ids in ([alice], [alice, alice], [alice, alice_again]):  # one person's records, however many
+        with pytest.raises(UserError, match="touches 2 people .* cover 1 .alice."):
+            check_consent(ids, "swap", ledger=ledger, roles=roles)
+    assert len(check_consent([alice, bob], "swap", ledger=ledger, roles=roles)) == 2
+    assert len(check_consent([alice], "swap", ledger=ledger, roles=("the source and the target",))) == 1

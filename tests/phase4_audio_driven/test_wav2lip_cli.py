@@ -33,7 +33,8 @@ def inputs(tmp_path_factory) -> dict:
     torch.manual_seed(0)
     ckpt = folder / "tiny_generator.pth"
     torch.save(model.checkpoint_dict(model.Wav2Lip(0.125), None, 0, 0), ckpt)
-    consent = register_synthetic_identity("synthetic-w2l-5", "Synthetic person 5")
+    consent = [register_synthetic_identity("synthetic-w2l-5", "Synthetic person 5"),  # the face
+               register_synthetic_identity("synthetic-w2l-voice-99", "Synthetic voice 99")]  # the speech
     return {"folder": folder, "face": face, "audio": wav, "ckpt": ckpt, "consent": consent,
             "frames": clip.frames, "samples": speech.samples}
 
@@ -41,7 +42,8 @@ def inputs(tmp_path_factory) -> dict:
 def args(inputs: dict, out: Path, **over) -> list[str]:
     values = {"--face": inputs["face"], "--audio": inputs["audio"], "--checkpoint": inputs["ckpt"],
               "--output": out, "--consent": inputs["consent"], "--device": "cpu", **over}
-    return [str(x) for kv in values.items() if kv[1] is not None for x in kv]
+    return [str(x) for flag, value in values.items() if value is not None
+            for v in (value if isinstance(value, list) else [value]) for x in (flag, v)]
 
 
 def expected_frames(seconds: float, fps: float = 25.0) -> int:
@@ -127,6 +129,14 @@ def test_refuses_without_consent(inputs, tmp_path, capsys):
     assert cli(argv) == 2
     assert "consent" in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_the_face_and_the_voice_need_a_record_each_unless_they_are_one_person(inputs, tmp_path, capsys):
+    face_only = args(inputs, tmp_path / "x.mp4", **{"--consent": inputs["consent"][0]})
+    assert cli(face_only) == 2
+    assert "touches 2 people (the face (--face) and the voice (--audio))" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()
+    assert cli(face_only + ["--same-person"]) == 0  # the person's own voice: one record covers both
 
 
 def test_bad_audio_is_one_line_and_exit_2(inputs, tmp_path, capsys):
