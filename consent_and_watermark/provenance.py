@@ -199,6 +199,16 @@ class ProvenanceLog:
                 (sha256, int(watermarked), note, linked, row_id),
             )
 
+    def moved(self, old_folder: Path, new_folder: Path) -> int:
+        """Point the rows of files written into `old_folder` at `new_folder` (the folder was renamed);
+        returns how many rows changed."""
+        old, new = str(old_folder.resolve()), str(new_folder.resolve())
+        with self._connect() as conn:
+            return conn.execute(
+                "UPDATE outputs SET path = ? || substr(path, ?) WHERE substr(path, 1, ?) = ?",
+                (new, len(old) + 1, len(old) + 1, old + os.sep),
+            ).rowcount
+
     def discard(self, row_id: int) -> None:
         """Drop a reserved row whose file was never written (the write failed)."""
         with self._connect() as conn:

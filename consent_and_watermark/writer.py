@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import io
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from common.atomic import atomic_path
+from common.atomic import atomic_path, current_umask
 from common.errors import UserError
 from common.parallel import ordered_map
 from consent_and_watermark import c2pa_sign, encode
@@ -411,6 +412,20 @@ def save_video(
         return marks
 
     return _publish(path, "video", show_label, produce)
+
+
+def publish_folder(staging: Path, folder: Path) -> Path:
+    """Rename a folder of outputs written into `staging` (a temporary folder beside the target, so that
+    the set appears whole or not at all) onto `folder`, which must not exist or be empty; the provenance
+    log then names the files where they are, and the folder gets the usual permissions (0777 less the
+    umask: `tempfile.mkdtemp` makes it 0700)."""
+    staging, folder = Path(staging), Path(folder)
+    if folder.exists():
+        folder.rmdir()  # empty (anything else is the caller's error, and rmdir says so)
+    os.chmod(staging, 0o777 & ~current_umask())
+    os.replace(staging, folder)
+    ProvenanceLog().moved(staging, folder)
+    return folder
 
 
 def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:

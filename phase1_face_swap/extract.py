@@ -53,9 +53,7 @@ def write_faceset(faces, output: Path, size: int, coverage: float) -> int:
         if not index:
             raise UserError("no face found in the input: use frontal faces at least 40 px wide")
         (tmp / "faces.json").write_text(json.dumps({"size": size, "coverage": coverage, "faces": index}))
-        if output.exists():
-            output.rmdir()
-        os.replace(tmp, output)
+        writer.publish_folder(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

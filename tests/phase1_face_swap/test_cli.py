@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from common import media
+from common.atomic import current_umask
 from common.cli import run
 from common.errors import UserError
 from common.synthetic.clip import render_clip
 from common.synthetic.identity import make_identity
 from consent_and_watermark import writer
 from consent_and_watermark.consent import register_synthetic_identity
+from consent_and_watermark.provenance import ProvenanceLog
 from consent_and_watermark.verify import verify
 
 
@@ -77,6 +80,9 @@ def test_extract_writes_aligned_crops_and_landmarks(trained):
     crop = media.read_image(trained / "A" / index["faces"][0]["file"])
     assert crop.shape == (96, 96, 3)
     assert np.array(index["faces"][0]["landmarks"]).shape == (68, 2)
+    logged = {Path(row.path) for row in ProvenanceLog().rows(limit=1000)}
+    assert (trained / "A" / index["faces"][0]["file"]).resolve() in logged  # not the staging folder's name
+    assert (trained / "A").stat().st_mode & 0o077 == 0o777 & ~current_umask() & 0o077  # not mkdtemp's 0700
 
 
 @pytest.mark.todo("p1")
