@@ -242,6 +242,14 @@ def _check_suffix(path: Path, allowed: tuple[str, ...], what: str) -> None:
         raise UserError(f"cannot write {what} as {path.name!r}: use one of {', '.join(allowed)}")
 
 
+def check_suffix(path: str | Path, kind: str) -> None:
+    """Refuse, before any compute, an output name the writer could not write as `kind` (image, video
+    or audio; a figure is an image): the same one-line `UserError` the write itself would raise."""
+    allowed, what = {"image": (IMAGE_SUFFIXES, "an image"), "video": (VIDEO_SUFFIXES, "a video"),
+                     "audio": (AUDIO_SUFFIXES, "audio")}[kind]
+    _check_suffix(Path(path), allowed, what)
+
+
 def _check_scope(context: OutputContext, kind: str) -> None:
     for record in context.consent:
         if kind not in record.outputs:

@@ -165,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.detect_every < 1 or (args.max_frames is not None and args.max_frames < 1):
         raise UserError("--detect-every and --max-frames must be at least 1")
-    wanted = media.IMAGE_SUFFIXES if is_image else {".mp4"}
-    if args.output.suffix.lower() not in wanted:
-        raise UserError(f"--output must end in {' or '.join(sorted(wanted))} for this input")
+    writer.check_suffix(args.output, "image" if is_image else "video")
     check_output(args.output, inputs=(args.input,))
     device = pick_device(args.device)
     model, extra = load_model(args.model, device)

@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.vshift < 1:
         raise UserError("--vshift must be at least 1")
     if args.plot is not None:
+        writer.check_suffix(args.plot, "image")
         check_output(args.plot, inputs=(args.video, args.audio, args.expert))
     model = load("phase4_audio_driven", "model", args.impl)
     expert = model.load_syncnet(args.expert).to(pick_device(args.device))

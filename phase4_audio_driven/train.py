@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -100,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--expert", required=True, help="trained SyncNet checkpoint (train_syncnet.py output)"
     )
-    parser.add_argument("--width", type=float, default=d.width, help="channel multiplier; 1 = published")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="5-frame windows per step")
+    parser.add_argument("--width", type=float, default=d.width,
+                        help=f"channel multiplier; 1 = published (default {d.width})")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size,
+                        help=f"5-frame windows per step (default {d.batch_size})")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
     parser.add_argument("--disc", action="store_true", help="add the visual-quality discriminator (hq)")
     parser.add_argument(
@@ -140,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_schedule_args(parser)
     add_data_args(parser)
-    add_train_args(parser, TrainConfig(max_steps=200, checkpoint_every=100, preview_every=50))
+    add_train_args(parser, TrainConfig(run_dir=Path("runs/w2l"), max_steps=200, checkpoint_every=100,
+                                        preview_every=50))
     add_common_args(parser)
     return parser
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -184,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_schedule_args(parser)
     add_data_args(parser)
-    add_train_args(parser, TrainConfig(max_steps=200, checkpoint_every=100, preview_every=0))
+    add_train_args(parser, TrainConfig(run_dir=Path("runs/expert"), max_steps=200,
+                                        checkpoint_every=100, preview_every=0))
     add_common_args(parser)
     return parser
 

@@ -220,3 +220,14 @@ def test_train_refuses_a_faceset_index_that_extract_did_not_write(tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "faces.json is not a faceset index written by extract.py" in err[0]
     assert "re-run extract" in err[0] and not (tmp_path / "run").exists()
+
+
+def test_swap_refuses_an_output_suffix_the_writer_cannot_write_before_any_work(tmp_path, capsys):
+    from phase1_face_swap import swap_video
+
+    ids = [register_synthetic_identity(f"synthetic-suffix-{i}", f"Synthetic {i}") for i in range(2)]
+    face = writer.save_image(tmp_path / "face.png", np.full((64, 64, 3), 128, np.uint8), label=False)
+    argv = ["--model", str(tmp_path / "missing.pt"), "--input", str(face),
+            "--output", str(tmp_path / "x.bmp"), "--consent", ids[0], "--consent", ids[1]]
+    assert run(swap_video.main, argv) == 2
+    assert "cannot write an image as 'x.bmp'" in capsys.readouterr().err
