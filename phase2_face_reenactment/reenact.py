@@ -66,14 +66,35 @@ class LandmarkTracker:
     predictor was trained on HOG boxes, so the tracking box keeps the last HOG box's position and
     size *relative to the landmarks* (a tight landmark box sits lower and is narrower, and the
     predictor's answers drift with it).
+
+    A landmark model always answers, face or no face, so a tracked frame must still look like the face
+    last detected: the eyes-and-nose patch under its landmarks (32 x 32 grey, aligned on the eye centres
+    and the nose tip) must correlate with the detected frame's at least `min_similarity` (synthetic
+    talking heads: 0.48-0.86 over 60 frames; a blank or noise frame: about 0). Otherwise the frame has
+    no face and the next one is detected afresh.
     """
 
-    def __init__(self, detect_every: int = 5, detect_size: int = 360, cnn=None):
+    PATCH_POINTS = np.float32([[9, 11], [23, 11], [16, 22]])  # eye centres, nose tip in the 32 x 32 patch
+
+    def __init__(self, detect_every: int = 5, detect_size: int = 360, cnn=None, min_similarity: float = 0.25):
         self.detector = load("phase1_face_swap", "face_detector")
         self.detect_every, self.detect_size, self.cnn = detect_every, detect_size, cnn
+        self.min_similarity = min_similarity
         self._previous: np.ndarray | None = None
         self._relative_box: np.ndarray | None = None  # the last HOG box in landmark units
+        self._patch: np.ndarray | None = None  # (32, 32) unit-norm patch of the last detected face
         self._index = 0
+
+    @classmethod
+    def _face_patch(cls, frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """(32, 32) zero-mean, unit-norm grey patch of the eyes and nose (all zeros on a flat frame)."""
+        points = np.float32([landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0), landmarks[30]])
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        patch = cv2.warpAffine(grey, cv2.getAffineTransform(points, cls.PATCH_POINTS), (32, 32),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        patch -= patch.mean()
+        norm = float(np.linalg.norm(patch))
+        return patch / norm if norm > 1e-6 else patch
 
     @staticmethod
     def _frame(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
@@ -96,6 +117,8 @@ class LandmarkTracker:
                 centre, unit = self._frame(self._previous)
                 box = np.concatenate([centre, centre]) + self._relative_box * unit
                 landmarks = self.detector.landmarks68(frame, tuple(box))
+            if float((self._face_patch(frame, landmarks) * self._patch).sum()) < self.min_similarity:
+                landmarks, self._relative_box = None, None  # lost: detect on the next frame
         else:
             downscale = min(1.0, self.detect_size / min(frame.shape[:2]))
             boxes = self.detector.detect_faces_hog(frame, downscale=downscale)
@@ -104,6 +127,7 @@ class LandmarkTracker:
                 centre, unit = self._frame(landmarks)
                 box = np.asarray(boxes[0], dtype=np.float64)
                 self._relative_box = (box - np.concatenate([centre, centre])) / unit
+                self._patch = self._face_patch(frame, landmarks)
         self._index += 1
         self._previous = landmarks
         return landmarks

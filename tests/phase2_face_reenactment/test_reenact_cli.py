@@ -133,3 +133,12 @@ def test_cnn_landmarks_option_runs_with_a_checkpoint(inputs, tmp_path):
     args = argv(inputs, out, **{"--landmarks": "cnn", "--landmark-checkpoint": ckpt, "--max-frames": "3"})
     assert cli(args) == 0  # an untrained network gives poor landmarks, but the pipeline runs end to end
     assert read_video(out).frames.shape == (3, STILL, STILL, 3)
+
+
+def test_tracking_between_detections_notices_frames_without_a_face():
+    from phase2_face_reenactment.reenact import LandmarkTracker, track_clip
+
+    frames = render_clip(make_identity(23), frames=10, size=SIZE, seed=3).frames.copy()
+    frames[2:5] = 128  # a cut to a blank frame for three frames; detection runs on frames 0 and 5 only
+    track = track_clip(frames, LandmarkTracker(detect_every=5), "the test clip")
+    assert track.found.tolist() == [True, True, False, False, False] + [True] * 5
