@@ -17,7 +17,7 @@ What happens:
 Speed: `--batch-size` driving frames go through the networks at once and the source is encoded once. On
 a GPU large batches, `--precision bf16 --channels-last` (tensor cores) and `--compile` pay; keypoints,
 Jacobians and sampling grids stay in float32; frames travel as uint8. On an NVIDIA H100 (vox-256, 256
-driving frames, benchmarks/fomm_throughput.py) the published one-frame loop renders 66-79 frames/s,
+driving frames, benchmarks/fomm_throughput.py) the published one-frame loop renders 66-82 frames/s,
 batches of 64 in bf16 with --channels-last 1053 (15.6x), and with --compile 1668 (21.2x; batches of 128:
 29.2x; max |difference| to fp32 2e-3). On a CPU small batches are faster (a batch of
 256x256 feature maps no longer fits the caches): the default is 2 frames per call there. Measured with
