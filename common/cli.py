@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
@@ -13,19 +14,31 @@ from common.errors import UserError
 from common.impl import IMPLS
 
 EXIT_USAGE = 2
+EXIT_STDOUT_CLOSED = 128 + 13  # the status of a process that SIGPIPE ends
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """Flags every phase tool takes: which implementation to run, where, and the random seed."""
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on its write end)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout is not a file
+        return False
+
+
+def add_common_args(parser: argparse.ArgumentParser, device: bool = True) -> None:
+    """Flags every phase tool takes: which implementation to run, where (`device=False`: a tool that
+    only runs on the CPU, so --device would be accepted and ignored), and the random seed."""
     parser.add_argument(
         "--impl",
         choices=IMPLS,
         default=None,
         help="run the reference solutions or your own templates (default: $DEEPFAKE_IMPL or solutions)",
     )
-    parser.add_argument(
-        "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto = cuda if present)"
-    )
+    if device:
+        parser.add_argument("--device", default="auto",
+                            help="auto, cpu, cuda, cuda:N or mps (default: auto = cuda if present)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for reproducible runs")
 
 
@@ -94,10 +107,18 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     So is a file-system error on a named path (`OSError.filename` set: a folder that cannot be created,
     a disk that is full, a file that became unreadable): the tools' own writes are atomic, so nothing
     already written is lost. Anything else is a bug and keeps its traceback. Ctrl-C exits with 130
-    after the tool's own handlers (e.g. the training loop's checkpoint) have run.
+    after the tool's own handlers (e.g. the training loop's checkpoint) have run. A reader that closes
+    stdout early (`tool | head`) ends the tool quietly with 141, as SIGPIPE ends a C tool.
     """
     try:
-        return main(argv)
+        status = main(argv)
+        sys.stdout.flush()  # output still buffered meets a closed pipe here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        if not _stdout_closed():  # a pipe to a helper process broke: a bug, keep the traceback
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush writes nowhere
+        return EXIT_STDOUT_CLOSED
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -17,11 +17,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+from pathlib import Path
 
 from common.cli import run
 from common.errors import UserError
 from consent_and_watermark import consent
 from consent_and_watermark.consent import OUTPUTS, TECHNIQUES, Ledger, Record
+
+MAX_DAYS = 36_500  # --days: 100 years; far larger ones overflow the calendar (year 9999)
 
 
 def _expiry(args: argparse.Namespace) -> datetime.datetime | None:
@@ -33,6 +36,9 @@ def _expiry(args: argparse.Namespace) -> datetime.datetime | None:
         except ValueError as err:
             raise UserError(f"--expires wants a date like 2027-06-30, got {args.expires!r}") from err
         return datetime.datetime.combine(day, datetime.time(), datetime.UTC)
+    if not 1 <= args.days <= MAX_DAYS:
+        raise UserError(f"--days must be between 1 and {MAX_DAYS} (100 years), got {args.days}; "
+                        "--no-expiry makes a record that never expires")
     return consent.utc_now() + datetime.timedelta(days=args.days)
 
 
@@ -53,6 +59,7 @@ def _describe(record: Record) -> str:
 
 
 def _consent_command(args: argparse.Namespace) -> int:
+    expires = _expiry(args) if args.action == "add" else None  # bad dates refused before the ledger opens
     ledger = Ledger(args.ledger)
     if args.action == "add":
         record = ledger.add(
@@ -61,7 +68,7 @@ def _consent_command(args: argparse.Namespace) -> int:
             granted_by=args.granted_by,
             techniques=args.technique or TECHNIQUES,
             outputs=args.output or OUTPUTS,
-            expires=_expiry(args),
+            expires=expires,
             evidence_sha256=consent.sha256_file(args.evidence),
         )
         print(f"added consent record {record.id} (ledger: {ledger.path})")
@@ -86,6 +93,8 @@ def _consent_command(args: argparse.Namespace) -> int:
 def _verify_command(args: argparse.Namespace) -> int:
     from consent_and_watermark.verify import format_report, verify
 
+    if Path(args.file).is_dir():
+        raise UserError(f"{args.file} is a folder; name one of the files in it")
     report = verify(args.file)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
@@ -97,6 +106,8 @@ def _verify_command(args: argparse.Namespace) -> int:
 def _log_command(args: argparse.Namespace) -> int:
     from consent_and_watermark.provenance import ProvenanceLog
 
+    if args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
     log = ProvenanceLog()
     rows = log.rows(args.limit)
     for row in rows:
@@ -143,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     when = add.add_mutually_exclusive_group()
     when.add_argument("--expires", help="expiry date YYYY-MM-DD (stops working at 00:00 UTC that day)")
-    when.add_argument("--days", type=int, default=365, help="valid for this many days (default 365)")
+    when.add_argument("--days", type=int, default=365,
+                      help=f"valid for this many days, 1 to {MAX_DAYS} (default 365)")
     when.add_argument("--no-expiry", action="store_true", help="never expires (revocation still works)")
     add.add_argument(
         "--evidence",

@@ -85,18 +85,21 @@ def main(argv: list[str] | None = None) -> int:
         "--detector",
         choices=("hog", "mtcnn"),
         default="hog",
-        help="hog: dlib's HOG (fast, frontal faces); mtcnn: the CNN cascade (more poses, slower)",
+        help="hog: dlib's HOG (fast, frontal faces); mtcnn: the CNN cascade (more poses, slower); "
+        "both run on the CPU",
     )
     parser.add_argument("--every", type=int, default=1, help="use every N-th frame of videos (default 1)")
     parser.add_argument(
         "--max-frames", type=int, default=None, help="read at most this many frames per video"
     )
-    add_common_args(parser)
+    add_common_args(parser, device=False)
     args = parser.parse_args(argv)
     if args.impl:
         os.environ["DEEPFAKE_IMPL"] = args.impl
     if args.size < 32 or args.every < 1:
         raise UserError("--size must be at least 32 and --every at least 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
     if not 0.1 <= args.coverage <= 1.0:
         raise UserError("--coverage must be between 0.1 and 1")
     faceset = load(PHASE, "faceset")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -139,6 +140,22 @@ def train(
     )
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse, before any face is loaded, flags the run would fail on late or misuse silently."""
+    if args.epochs < 1 or args.batch_size < 1:
+        raise UserError("--epochs and --batch-size must be at least 1")
+    if not 0 < args.lr < math.inf:
+        raise UserError(f"--lr must be a positive number, got {args.lr}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
+    if args.source.resolve() == args.target.resolve():
+        raise UserError(f"--source and --target are both {args.source}: a swap needs the faces of two "
+                        "different people")
+    existing = next(p for p in (args.run_dir, *args.run_dir.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"--run-dir {args.run_dir}: {existing} is a file, not a folder; name a folder")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -180,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_common_args(parser)
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1:
-        raise UserError("--epochs and --batch-size must be at least 1")
+    check_args(args)
     if args.impl:
         import os
 

@@ -14,6 +14,7 @@ benchmarks/reenact_quality.py compares it with dlib's predictor on held-out iden
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,15 +80,26 @@ def draw_points(crop: np.ndarray, points: np.ndarray, colour: tuple[int, int, in
     return crop
 
 
-def train(args: argparse.Namespace) -> int:
-    """Build the data and the model, then hand over to the shared training loop."""
-    lmk = load(PHASE, "landmark_detector")
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse, before any face is rendered, flags the run would fail on late or misuse silently."""
     if args.input_size % 8 or args.input_size < 32:
         raise UserError("--input-size must be a multiple of 8, at least 32")
+    if args.steps < 1 or args.batch_size < 1 or args.frames < 1:
+        raise UserError("--steps, --batch-size and --frames must be at least 1")
+    if not 1 <= args.identities <= len(data.TRAIN_SEEDS):
+        raise UserError(f"--identities must be between 1 and {len(data.TRAIN_SEEDS)}, got {args.identities}")
+    if args.identities * args.frames < args.batch_size:
+        raise UserError("--identities x --frames must be at least --batch-size")
+    if not 0 < args.lr < math.inf:
+        raise UserError(f"--lr must be a positive number, got {args.lr}")
+
+
+def train(args: argparse.Namespace) -> int:
+    """Build the data and the model, then hand over to the shared training loop."""
+    check_args(args)
+    lmk = load(PHASE, "landmark_detector")
     settings = LandmarkTrainSettings(args.identities, args.frames, args.render_size, args.batch_size, args.lr,
                                      args.precision, args.seed)
-    if settings.identities * settings.frames < settings.batch_size:
-        raise UserError("--identities x --frames must be at least --batch-size")
     seed_everything(settings.seed)
     device = pick_device(args.device)
     cfg = lmk.LandmarkConfig(input_size=args.input_size)

@@ -72,11 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def train(args: argparse.Namespace) -> int:
-    """Build the data and the model, then hand over to the shared training loop."""
-    x2face = load(PHASE, "x2face")
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse, before any clip is read or rendered, flags the run would fail on late or misuse silently."""
     if args.size % 16 or args.size < 32:
         raise UserError("--size must be a multiple of 16, at least 32")
+    if args.steps < 1 or args.batch_size < 1:
+        raise UserError("--steps and --batch-size must be at least 1")
+    if args.frames < 2:
+        raise UserError(f"--frames must be at least 2 (a pair is two frames of one clip), got {args.frames}")
+    if args.data == "synthetic" and not 1 <= args.identities <= len(data.TRAIN_SEEDS):
+        raise UserError(f"--identities must be between 1 and {len(data.TRAIN_SEEDS)}, got {args.identities}")
+    if not 0 < args.lr < math.inf:
+        raise UserError(f"--lr must be a positive number, got {args.lr}")
+
+
+def train(args: argparse.Namespace) -> int:
+    """Build the data and the model, then hand over to the shared training loop."""
+    check_args(args)
+    x2face = load(PHASE, "x2face")
     settings = X2FaceTrainSettings(args.data, args.identities, args.frames, args.batch_size, args.lr,
                                    args.precision, args.seed)
     seed_everything(settings.seed)

@@ -20,6 +20,7 @@ because a crop is not synthetic: turn it on with --label).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, type=Path, help="any video with one face")
     parser.add_argument("--output", required=True, type=Path, help="the cropped .mp4")
-    parser.add_argument("--size", type=int, default=256, help="output side in pixels (vox-256: 256)")
+    parser.add_argument("--size", type=int, default=256,
+                        help="output side in pixels, even (H.264 video needs even sides; vox-256: 256)")
     parser.add_argument("--every", type=int, default=5, help="detect the face every n frames")
     parser.add_argument("--increase", type=float, default=0.1, help="margin added on each side, in box sizes")
     parser.add_argument("--label", action="store_true", help="draw the visible SYNTHETIC label")
@@ -76,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--output {args.output} must end in .mp4")
     if args.every < 1 or args.size < 16:
         raise UserError("--every must be >= 1 and --size >= 16")
+    if args.size % 2:
+        raise UserError(f"--size must be even (H.264 video needs even sides), got {args.size}")
+    if not 0 <= args.increase < math.inf:
+        raise UserError(f"--increase must be 0 or a positive number of box sizes, got {args.increase}")
     check_output(args.output, inputs=(args.input,))
     video = read_video(args.input)
     x0, y0, x1, y1 = crop_box(video.frames, args.every, args.increase)

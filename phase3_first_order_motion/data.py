@@ -7,7 +7,8 @@ of both. No labels are needed, only many videos of the same kind of object.
 Three sources of videos, all held in memory as (T, size, size, 3) uint8 arrays:
 
 * a folder in the VoxCeleb layout: `DIR/train/<video>.mp4` or `DIR/train/<video>/<frame>.png`
-  (and `DIR/test/...` for held-out videos); a folder without train/ and test/ is used whole;
+  (and `DIR/test/...` for held-out videos); a folder without the split asked for is used whole (and
+  says so: with --split test these may be the very videos trained on);
 * `synthetic`: talking heads of people who do not exist (`common.synthetic`), rendered on the fly.
 
 Everything is decoded up front, which suits the tiny configuration and small folders; VoxCeleb-scale
@@ -52,11 +53,14 @@ def read_any_video(path: Path, size: int, max_frames: int | None = None) -> np.n
 
 def load_video_folder(folder: str | Path, size: int, split: str = "train", max_videos: int | None = None,
                       max_frames: int | None = None) -> list[np.ndarray]:
-    """Every video of `folder/split` (or of `folder` itself when it has no split folders)."""
+    """Every video of `folder/split` (or of `folder` itself, said on stderr, when it has no `split`/)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"--data {folder} is not a folder")
     root = folder / split if (folder / split).is_dir() else folder
+    if root == folder:
+        caveat = "" if split == "train" else f" (maybe the ones trained on: held-out videos go in {split}/)"
+        print(f"data: {folder} has no {split}/ folder, so all its videos are used{caveat}", file=sys.stderr)
     entries = sorted(p for p in root.iterdir() if p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES)
     videos = [read_any_video(p, size, max_frames) for p in entries[:max_videos]]
     videos = [v for v in videos if len(v) >= 2]

@@ -133,12 +133,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-aed", dest="aed", action="store_false",
                         help="skip AED (dlib's 128-D descriptor costs ~0.2 s per face on a CPU)")
     parser.add_argument("--landmark-size", type=int, default=256, help="frames are upscaled to this for dlib")
-    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--json", type=Path, help="also write the figures to this .json file")
     add_common_args(parser)
     args = parser.parse_args(argv)
     if args.impl:
         os.environ[ENV_VAR] = args.impl
+    if args.videos < 1 or args.frame_step < 1:
+        raise UserError("--videos and --frame-step must be at least 1")
+    if args.frames < 2:
+        raise UserError(f"--frames must be at least 2 (frame 0 is the source, the others are driven), "
+                        f"got {args.frames}")
     if args.json:
+        if args.json.suffix.lower() != ".json":
+            raise UserError(f"--json {args.json} must end in .json")
         check_output(args.json, inputs=(args.checkpoint,))
     models, config, _ = load(PHASE, "model").load_fomm(args.checkpoint)
     from phase3_first_order_motion import data

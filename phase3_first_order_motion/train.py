@@ -251,12 +251,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse, before any video is read or rendered, flags the run would fail on late or change silently."""
+    lowest = {"--batch-size": (args.batch_size, 1), "--steps": (args.steps, 1),
+              "--repeats": (args.repeats, 1), "--warmup-steps": (args.warmup_steps, 0),
+              "--threads": (args.threads, 0), "--synthetic-videos": (args.synthetic_videos, 1),
+              "--synthetic-frames": (args.synthetic_frames, 2)}
+    for flag, (value, low) in lowest.items():
+        if value < low:
+            raise UserError(f"{flag} must be at least {low}, got {value}")
+    for flag, value in (("--lr", args.lr), ("--synthetic-fps", args.synthetic_fps)):
+        if not 0 < value < math.inf:
+            raise UserError(f"{flag} must be a positive number, got {value}")
+    if not 0 <= args.clip_grad_norm < math.inf:
+        raise UserError(f"--clip-grad-norm must be 0 (off) or a positive number, got {args.clip_grad_norm}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.impl:
         os.environ[ENV_VAR] = args.impl
-    if args.batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
+    check_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     info = init_distributed(args.device)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from common.cli import EXIT_USAGE, check_output, run
+from common.cli import EXIT_STDOUT_CLOSED, EXIT_USAGE, check_output, run
 from common.errors import UserError, first_line
 
 
@@ -102,3 +107,28 @@ def test_consent_roles_are_one_per_person_or_one_with_same_person():
     add_consent_args(single)
     assert consent_roles(single.parse_args([])) == ()
     assert "--same-person" not in single.format_help()
+
+
+def test_run_keeps_the_traceback_of_a_broken_pipe_that_is_not_stdout():
+    """A helper process that died (its stdin pipe broke) is a bug, not a reader that stopped reading."""
+    def main(argv):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        run(main, [])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="checked where poll() reports a closed pipe")
+def test_run_ends_quietly_when_the_reader_of_stdout_has_gone():
+    """`tool | head`: output still buffered when head exits must not end in a BrokenPipeError traceback."""
+    script = ("import sys\nfrom common.cli import run\n"
+              "def main(argv):\n    print('row\\n' * 10)\n    return 0\n"
+              "sys.exit(run(main))\n")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-c", script], stdout=write_end, stderr=subprocess.PIPE,
+                              cwd=Path(__file__).resolve().parents[2], timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.returncode == EXIT_STDOUT_CLOSED == 141 and done.stderr == b""

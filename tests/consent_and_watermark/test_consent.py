@@ -211,3 +211,15 @@ def test_a_two_person_run_needs_records_of_two_subjects(tmp_path):
             check_consent(ids, "swap", ledger=ledger, roles=roles)
     assert len(check_consent([alice, bob], "swap", ledger=ledger, roles=roles)) == 2
     assert len(check_consent([alice], "swap", ledger=ledger, roles=("the source and the target",))) == 1
+
+
+@pytest.mark.parametrize("days", ["99999999", "36501", "0"])
+def test_cli_add_refuses_days_outside_a_hundred_years_in_one_line(tmp_path: Path, capsys, days):
+    evidence = tmp_path / "statement.txt"
+    evidence.write_text("I agree.")
+    argv = ["consent", "--ledger", str(tmp_path / "l.sqlite"), "add", "--subject", "a", "--name", "A",
+            "--granted-by", "A", "--evidence", str(evidence), "--days", days]
+    assert run(cli.main, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --days must be between 1 and 36500")
+    assert not (tmp_path / "l.sqlite").exists()  # refused before the ledger was opened

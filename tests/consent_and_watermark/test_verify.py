@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -137,3 +140,31 @@ def test_a_detection_with_an_unreadable_payload_is_reported_not_crashed():
     detection = {"detected": True, "payload": None, "bit_errors": 700, "n_bits": 2000, "fpr": 1e-9,
                  "details": {}}
     assert "payload unreadable" in _describe_detection("audio watermark", detection)
+
+
+def test_verify_of_a_folder_says_it_is_a_folder(tmp_path: Path, capsys):
+    assert _verify([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path} is a folder; name one of the files in it\n"
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_log_refuses_a_limit_below_one_in_one_line(out_dir: Path, natural_rgb, capsys, limit):
+    writer.save_image(out_dir / "face.png", natural_rgb)
+    assert run(cli.main, ["log", "--limit", limit]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: --limit must be at least 1, got {limit}\n" and captured.out == ""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="checked where poll() reports a closed pipe")
+def test_log_into_a_pipe_whose_reader_has_gone_exits_quietly(out_dir: Path, natural_rgb):
+    """`python -m consent_and_watermark log | head -5`: head stops reading; log ends without a traceback."""
+    writer.save_image(out_dir / "face.png", natural_rgb)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first row is written
+    try:
+        done = subprocess.run([sys.executable, "-m", "consent_and_watermark", "log"], stdout=write_end,
+                              stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141 and done.stderr == b""

@@ -212,10 +212,11 @@ def test_gan_training_runs_and_resumes(trained, tmp_path):
 def test_train_refuses_a_faceset_index_that_extract_did_not_write(tmp_path, capsys, index):
     from phase1_face_swap import train
 
-    faces = tmp_path / "A"
-    faces.mkdir()
-    (faces / "faces.json").write_text(index)
-    argv = ["--source", str(faces), "--target", str(faces), "--epochs", "1", "--no-progress"]
+    for name in "AB":
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "faces.json").write_text(index)
+    argv = ["--source", str(tmp_path / "A"), "--target", str(tmp_path / "B"), "--epochs", "1",
+            "--no-progress"]
     assert run(train.main, argv + ["--run-dir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "faces.json is not a faceset index written by extract.py" in err[0]
@@ -231,3 +232,72 @@ def test_swap_refuses_an_output_suffix_the_writer_cannot_write_before_any_work(t
             "--output", str(tmp_path / "x.bmp"), "--consent", ids[0], "--consent", ids[1]]
     assert run(swap_video.main, argv) == 2
     assert "cannot write an image as 'x.bmp'" in capsys.readouterr().err
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def _train_argv(tmp_path: Path, *extra: str) -> list[str]:
+    """Two face folders that do not exist: a flag refused up front is refused before they are read."""
+    return ["--source", str(tmp_path / "A"), "--target", str(tmp_path / "B"),
+            "--run-dir", str(tmp_path / "run"), "--no-progress", *extra]
+
+
+@pytest.mark.parametrize("lr", ["nan", "-1", "0", "inf"])
+def test_train_refuses_a_bad_learning_rate_in_one_line(tmp_path, capsys, lr):
+    from phase1_face_swap import train
+
+    assert run(train.main, _train_argv(tmp_path, "--lr", lr)) == 2
+    assert "--lr must be a positive number" in _one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_refuses_the_same_folder_as_source_and_target(tmp_path, capsys):
+    from phase1_face_swap import train
+
+    (tmp_path / "A").mkdir()
+    argv = ["--source", str(tmp_path / "A"), "--target", str(tmp_path / "." / "A" / ""), "--run-dir",
+            str(tmp_path / "run")]
+    assert run(train.main, argv) == 2
+    assert "--source and --target are both" in _one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("run_dir", ["file", "file/deeper"])
+def test_train_refuses_a_run_dir_that_is_a_file_before_loading_faces(tmp_path, capsys, run_dir):
+    from phase1_face_swap import train
+
+    (tmp_path / "file").write_text("the user's notes")
+    argv = _train_argv(tmp_path)[:4] + ["--run-dir", str(tmp_path / run_dir)]
+    assert run(train.main, argv) == 2  # the missing face folders would be the error if faces were read
+    line = _one_error_line(capsys)
+    assert "--run-dir" in line and "is a file, not a folder" in line
+    assert (tmp_path / "file").read_text() == "the user's notes"
+
+
+@pytest.mark.parametrize("tool", ["extract", "train"])
+@pytest.mark.parametrize("frames", ["0", "-1"])
+def test_extract_and_train_refuse_max_frames_below_one(tmp_path, capsys, tool, frames):
+    from phase1_face_swap import extract, train
+
+    if tool == "extract":
+        code = run(extract.main, ["--input", str(tmp_path / "in.mp4"), "--output", str(tmp_path / "faces"),
+                                  "--max-frames", frames])
+    else:
+        code = run(train.main, _train_argv(tmp_path, "--max-frames", frames))
+    assert code == 2
+    assert "--max-frames must be at least 1" in _one_error_line(capsys)
+
+
+def test_extract_has_no_device_flag_since_it_runs_on_the_cpu(tmp_path, capsys):
+    from phase1_face_swap import extract
+
+    with pytest.raises(SystemExit) as stopped:  # argparse's own refusal of an unknown flag
+        run(extract.main, ["--input", str(tmp_path / "in.mp4"), "--output", str(tmp_path / "f"),
+                           "--device", "foo"])
+    assert stopped.value.code == 2
+    assert "unrecognized arguments: --device foo" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()

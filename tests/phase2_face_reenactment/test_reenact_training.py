@@ -61,3 +61,28 @@ def test_train_x2face_reads_a_folder_of_videos_and_frame_folders(tmp_path):
             "--steps", "1", "--preview-every", "0", "--device", "cpu"]
     assert run(main, args) == 0
     assert run(main, ["--run-dir", str(tmp_path / "r2"), "--data", str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.parametrize("tool", ["train_x2face", "train_landmarks"])
+@pytest.mark.parametrize("flags, message", [
+    (["--lr", "-1"], "--lr must be a positive number"),
+    (["--lr", "nan"], "--lr must be a positive number"),
+    (["--steps", "0"], "--steps"),
+    (["--identities", "0"], "--identities must be between 1 and 100"),
+    (["--identities", "-1"], "--identities must be between 1 and 100"),
+], ids=["negative-lr", "nan-lr", "zero-steps", "no-identities", "negative-identities"])
+def test_training_refuses_bad_flags_in_one_line_before_any_work(tmp_path, capsys, tool, flags, message):
+    from phase2_face_reenactment import train_landmarks, train_x2face
+
+    main = {"train_x2face": train_x2face.main, "train_landmarks": train_landmarks.main}[tool]
+    assert run(main, ["--run-dir", str(tmp_path / "run"), "--device", "cpu", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_x2face_refuses_clips_of_one_frame(tmp_path, capsys):
+    from phase2_face_reenactment import train_x2face
+
+    assert run(train_x2face.main, ["--run-dir", str(tmp_path / "run"), "--frames", "1"]) == 2
+    assert "--frames must be at least 2" in capsys.readouterr().err

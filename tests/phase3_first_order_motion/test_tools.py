@@ -141,3 +141,84 @@ def test_clip_grad_norm_bounds_each_network_gradient():
         norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()
                                                      if p.grad is not None]))
         assert 0 < float(norm) <= 1e-3 * (1 + 1e-4)
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+TRAIN_BAD_FLAGS = [
+    (["--lr", "-1"], "--lr must be a positive number"),
+    (["--lr", "nan"], "--lr must be a positive number"),
+    (["--synthetic-videos", "0"], "--synthetic-videos must be at least 1"),
+    (["--synthetic-frames", "1"], "--synthetic-frames must be at least 2"),
+    (["--synthetic-fps", "0"], "--synthetic-fps must be a positive number"),
+    (["--threads", "-1"], "--threads must be at least 0"),
+    (["--warmup-steps", "-3"], "--warmup-steps must be at least 0"),
+    (["--repeats", "0"], "--repeats must be at least 1"),
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--clip-grad-norm", "-1"], "--clip-grad-norm must be 0 (off) or a positive number"),
+]
+
+
+@pytest.mark.parametrize("flags, message", TRAIN_BAD_FLAGS, ids=[" ".join(f) for f, _ in TRAIN_BAD_FLAGS])
+def test_train_refuses_bad_flags_in_one_line_before_any_work(tmp_path, capsys, flags, message):
+    from common.cli import run
+    from phase3_first_order_motion import train
+
+    argv = ["--data", "synthetic", "--run-dir", str(tmp_path / "run"), "--device", "cpu", *flags]
+    assert run(train.main, argv) == 2
+    assert message in _one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--increase", "-5"], "--increase must be 0 or a positive number"),
+    (["--increase", "nan"], "--increase must be 0 or a positive number"),
+    (["--size", "129"], "--size must be even (H.264 video needs even sides), got 129"),
+], ids=["negative-increase", "nan-increase", "odd-size"])
+def test_crop_refuses_a_bad_margin_or_an_odd_size_before_reading_the_video(tmp_path, capsys, flags, message):
+    from common.cli import run
+    from phase3_first_order_motion import crop
+
+    argv = ["--input", str(tmp_path / "missing.mp4"), "--output", str(tmp_path / "out.mp4"), *flags]
+    assert run(crop.main, argv) == 2  # a missing --input would be the error if the video were read
+    assert message in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--frame-step", "0"], "--videos and --frame-step must be at least 1"),
+    (["--frames", "1"], "--frames must be at least 2"),
+    (["--json", "face0.png"], "must end in .json"),
+], ids=["zero-frame-step", "one-frame", "json-not-json"])
+def test_reconstruct_refuses_bad_flags_before_loading_the_checkpoint(tmp_path, capsys, monkeypatch, flags,
+                                                                      message):
+    from common.cli import run
+    from phase3_first_order_motion import reconstruct
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "face0.png").write_bytes(b"the user's picture")
+    argv = ["--checkpoint", str(tmp_path / "missing.pt"), "--data", "synthetic", *flags]
+    assert run(reconstruct.main, argv) == 2  # a missing checkpoint would be the error if it were loaded
+    assert message in _one_error_line(capsys)
+    assert (tmp_path / "face0.png").read_bytes() == b"the user's picture"
+
+
+def test_load_video_folder_says_when_it_has_no_test_folder_and_uses_all_videos(tmp_path, capsys):
+    import cv2
+
+    from phase3_first_order_motion import data
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            cv2.imwrite(str(tmp_path / name / f"{i}.png"), np.full((8, 8, 3), 40 * i, np.uint8))
+    assert len(data.load_video_folder(tmp_path, 8, split="test")) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} has no test/ folder, so all its videos are used" in err and "trained on" in err
+    (tmp_path / "test").mkdir()
+    (tmp_path / "a").rename(tmp_path / "test" / "a")
+    assert len(data.load_video_folder(tmp_path, 8, split="test")) == 1
+    assert "has no test/ folder" not in capsys.readouterr().err
