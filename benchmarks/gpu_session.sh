@@ -120,8 +120,12 @@ tail -n 2 "$WORK/expert/metrics.csv" "$WORK/gen/metrics.csv" 2>/dev/null
 
 if [ -d .gpu/faces1 ]; then
     section "phase 1 training, gpu128 preset, bf16 GAN"
+    # the face sets are synthetic people: records for them (training a swap model needs both)
+    ids=($($PY -c "from consent_and_watermark.consent import register_synthetic_identity as r
+print(r('synthetic-gpu-faces1', 'Synthetic GPU faces 1'), r('synthetic-gpu-faces2', 'Synthetic GPU faces 2'))"))
     run 90 $PY phase1_face_swap/train.py --source .gpu/faces1 --target .gpu/faces2 --preset gpu128 \
-        --epochs 2 --gan --device "$DEVICE" --precision bf16 --no-progress --run-dir "$WORK/p1"
+        --epochs 2 --gan --device "$DEVICE" --precision bf16 --no-progress --run-dir "$WORK/p1" \
+        --consent "${ids[0]}" --consent "${ids[1]}"
     tail -n 2 "$WORK/p1/metrics.csv" 2>/dev/null
 fi
 fi

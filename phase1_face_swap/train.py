@@ -1,8 +1,14 @@
 """Train the DeepFakes face-swap autoencoder (or its FaceSwap-GAN variant) on two people.
 
-    python phase1_face_swap/train.py --source faces/A --target faces/B --epochs 20
-    python phase1_face_swap/train.py --source data/personA --target data/personB --epochs 50 --preset gpu128
-    torchrun --nproc_per_node 4 phase1_face_swap/train.py --source faces/A --target faces/B --epochs 50
+    python phase1_face_swap/train.py --source faces/A --target faces/B --epochs 20 \\
+        --consent ID_A --consent ID_B
+    python phase1_face_swap/train.py --source data/personA --target data/personB --epochs 50 \\
+        --preset gpu128 --consent ID_A --consent ID_B
+    torchrun --nproc_per_node 4 phase1_face_swap/train.py --source faces/A --target faces/B --epochs 50 ...
+
+Training a swap model is already making a deepfake of two people (its previews are swaps), so consent
+comes first, as in swap_video.py: a record that allows "swap" for each of them, checked before any face
+is loaded.
 
 `--source` and `--target` are folders written by extract.py, or folders (or single files) of images
 and videos, which are then extracted in memory. The run folder collects checkpoints (resumed
@@ -22,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from common.cli import add_common_args, run
+from common.cli import add_common_args, add_consent_args, consent_roles, run
 from common.errors import UserError
 from common.impl import load
 from common.training import (
@@ -35,6 +41,7 @@ from common.training import (
     train_loop,
 )
 from common.training.distributed import get_world_size, is_distributed
+from consent_and_watermark import writer
 
 PHASE = "phase1_face_swap"
 
@@ -164,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         "--source", required=True, type=Path, help="person A: extract.py folder, images or videos"
     )
     parser.add_argument("--target", required=True, type=Path, help="person B: the same kinds of input")
-    parser.add_argument("--epochs", type=int, default=10, help="passes over the larger face set (default 10)")
+    parser.add_argument("--epochs", type=int, default=10,
+                        help="passes over the larger face set, of its size // --batch-size steps each "
+                        "(default 10)")
     parser.add_argument(
         "--run-dir",
         type=Path,
@@ -196,8 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coverage", type=float, default=0.6, help="alignment coverage (as in extract.py)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_common_args(parser)
+    add_consent_args(parser, roles=("person A (--source)", "person B (--target)"))
     args = parser.parse_args(argv)
     check_args(args)
+    writer.begin_run("swap", args.consent, visible_label=not args.no_visible_label, outputs=("image",),
+                     argv=argv, roles=consent_roles(args))
     if args.impl:
         import os
 

@@ -46,31 +46,36 @@ def videos(tmp_path_factory, people):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, videos):
+def consent(people) -> list[str]:
+    """`--consent ID` for both people (training a swap model needs them, as swapping does)."""
+    ids = [register_synthetic_identity(p.subject_id, p.display_name) for p in people]
+    return ["--consent", ids[0], "--consent", ids[1]]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, videos, consent):
     """Faces extracted with extract.py and a 1-step train.py run (enough to test the plumbing)."""
     from phase1_face_swap import extract, train
 
     base = tmp_path_factory.mktemp("p1run")
     for name, video in zip("AB", videos, strict=True):
         assert run(extract.main, ["--input", str(video), "--output", str(base / name), "--size", "96"]) == 0
-    code = run(
-        train.main,
-        [
-            "--source",
-            str(base / "A"),
-            "--target",
-            str(base / "B"),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--run-dir",
-            str(base / "run"),
-            "--no-progress",
-        ],
-    )
-    assert code == 0
+    argv = ["--source", str(base / "A"), "--target", str(base / "B"), "--epochs", "1", "--batch-size", "4",
+            "--run-dir", str(base / "run"), "--no-progress", *consent]
+    assert run(train.main, argv) == 0
     return base
+
+
+def test_training_a_swap_model_needs_consent_for_both_people_before_loading_faces(tmp_path, consent, capsys):
+    from phase1_face_swap import train
+
+    argv = ["--source", str(tmp_path / "A"), "--target", str(tmp_path / "B"),
+            "--run-dir", str(tmp_path / "run")]
+    assert run(train.main, argv) == 2
+    assert "no consent record given" in capsys.readouterr().err
+    assert run(train.main, argv + consent[:2]) == 2  # one of the two people
+    assert "touches 2 people (person A (--source) and person B (--target))" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.todo("p1")
@@ -178,7 +183,7 @@ def test_grayscale_and_rgba_images_are_swapped(trained, videos, people, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.todo("p1")
-def test_gan_training_runs_and_resumes(trained, tmp_path):
+def test_gan_training_runs_and_resumes(trained, tmp_path, consent):
     from phase1_face_swap import train
 
     argv = [
@@ -194,6 +199,7 @@ def test_gan_training_runs_and_resumes(trained, tmp_path):
         str(tmp_path / "gan"),
         "--no-progress",
         "--gan",
+        *consent,
     ]
     assert run(train.main, argv) == 0
     state = torch.load(next((tmp_path / "gan" / "checkpoints").glob("step_*.pt")), weights_only=True)
@@ -201,7 +207,7 @@ def test_gan_training_runs_and_resumes(trained, tmp_path):
     more = argv[:5] + ["2"] + argv[6:]  # --epochs 2: resumes from the step-1 checkpoint
     assert run(train.main, more) == 0
     with pytest.raises(UserError, match="--gan"):
-        train.main(more[:-1] + ["--epochs", "3"])  # the same run folder without --gan is refused
+        train.main([a for a in more if a != "--gan"] + ["--epochs", "3"])  # the same run folder without --gan
 
 
 @pytest.mark.parametrize(
@@ -209,14 +215,14 @@ def test_gan_training_runs_and_resumes(trained, tmp_path):
     ["{bad", '{"size": 96, "faces": []}', '{"coverage": 0.6, "faces": [{"file": "0.png"}]}', "[]"],
     ids=["not-json", "no-coverage", "no-landmarks", "a-list"],
 )
-def test_train_refuses_a_faceset_index_that_extract_did_not_write(tmp_path, capsys, index):
+def test_train_refuses_a_faceset_index_that_extract_did_not_write(tmp_path, capsys, index, consent):
     from phase1_face_swap import train
 
     for name in "AB":
         (tmp_path / name).mkdir()
         (tmp_path / name / "faces.json").write_text(index)
     argv = ["--source", str(tmp_path / "A"), "--target", str(tmp_path / "B"), "--epochs", "1",
-            "--no-progress"]
+            "--no-progress", *consent]
     assert run(train.main, argv + ["--run-dir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "faces.json is not a faceset index written by extract.py" in err[0]
