@@ -64,6 +64,20 @@ def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+def clip_path(entry: str | Path) -> Path:
+    """What to read for one entry of a folder of clips: a video file, a folder of frame images, or a
+    clip's own folder as `python -m common.synthetic` writes it (its `frames/` images, else its one
+    video file, e.g. `synthetic-000000/video.mp4`). Anything else is returned as it is."""
+    entry = Path(entry)
+    if not entry.is_dir() or any(p.suffix.lower() in IMAGE_SUFFIXES for p in entry.iterdir()):
+        return entry
+    frames = entry / "frames"
+    if frames.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in frames.iterdir()):
+        return frames
+    videos = [p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
+    return videos[0] if len(videos) == 1 else entry
+
+
 def to_rgb(image: np.ndarray) -> np.ndarray:
     """Convert a grayscale ``(H, W)``/``(H, W, 1)`` or RGBA ``(H, W, 4)`` uint8 image to RGB ``(H, W, 3)``."""
     if image.ndim == 2:

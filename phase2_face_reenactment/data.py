@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
-from common.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, read_video
+from common.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, clip_path, read_image, read_video
 from common.synthetic import make_identity, render_clip
 
 TRAIN_SEEDS = range(1000, 1100)  # synthetic identities for training
@@ -99,7 +99,9 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def read_clip(path: Path, frames: int) -> np.ndarray:
-    """A video file, or a folder of frame images in name order: `(T, H, W, 3)` uint8."""
+    """A video file, or a folder of frame images in name order: `(T, H, W, 3)` uint8 (a clip's own
+    folder as `common.synthetic` writes it reads its video: `common.media.clip_path`)."""
+    path = clip_path(path)
     if path.is_dir():
         names = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:frames]
         if not names:

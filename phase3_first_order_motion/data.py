@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from common.errors import UserError
-from common.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, read_video
+from common.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, clip_path, read_image, read_video
 from common.training.seed import epoch_generator
 
 
@@ -40,7 +40,9 @@ def resize_video(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def read_any_video(path: Path, size: int, max_frames: int | None = None) -> np.ndarray:
-    """An .mp4 (or other video) file, or a folder of frame images in name order, resized."""
+    """An .mp4 (or other video) file, or a folder of frame images in name order, resized (a clip's own
+    folder as `common.synthetic` writes it reads its video: `common.media.clip_path`)."""
+    path = clip_path(path)
     if path.is_dir():
         names = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:max_frames]
         if not names:

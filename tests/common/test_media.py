@@ -171,3 +171,21 @@ def test_video_audio_at_a_rate_aac_cannot_store_is_resampled_and_kept(tmp_path, 
     assert video.sample_rate == 16000
     assert abs(len(video.audio) - 16000 * 10 / 25) <= 2048
     assert "resampled the audio track to 16000 Hz" in caplog.text
+
+
+def test_clip_path_reads_a_synthetic_clip_folder_through_its_video_or_frames(tmp_path):
+    video_clip = tmp_path / "synthetic-000000"  # as `python -m common.synthetic` writes one
+    video_clip.mkdir()
+    for name in ("video.mp4", "speech.wav", "identity.json"):
+        (video_clip / name).write_bytes(b"")
+    assert media.clip_path(video_clip) == video_clip / "video.mp4"
+    frames_clip = tmp_path / "synthetic-000001"
+    (frames_clip / "frames").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(frames_clip / "frames" / "000000.png")
+    (frames_clip / "video.mp4").write_bytes(b"")
+    assert media.clip_path(frames_clip) == frames_clip / "frames"
+    plain = tmp_path / "plain"  # a folder of frame images, and a video file: as they are
+    plain.mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(plain / "0.png")
+    assert media.clip_path(plain) == plain
+    assert media.clip_path(video_clip / "video.mp4") == video_clip / "video.mp4"
