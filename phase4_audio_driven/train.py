@@ -24,6 +24,7 @@ W times the upper half's, which the masked input already shows.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -155,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(
             "--width must be positive, --batch-size and --eval-every at least 1, --warmup at least 0"
         )
+    if not 0 < args.lr < math.inf or args.steps < 1:
+        raise UserError(f"--lr must be a positive number and --steps at least 1, got {args.lr} and "
+                        f"{args.steps}")
     if not 0 <= args.sync_weight < 1:
         raise UserError(f"--sync-weight must be in [0, 1), got {args.sync_weight}")
     if args.mouth_weight <= 0:

@@ -34,6 +34,7 @@ follows the same curve.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -196,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.width <= 0 or args.batch_size < 2 or args.warmup < 0 or not 0 <= args.teacher_step <= args.steps:
         raise UserError("--width must be positive, --batch-size at least 2, --warmup at least 0 and "
                         "--teacher-step between 0 and --steps")
+    if not 0 < args.lr < math.inf or args.steps < 1:
+        raise UserError(f"--lr must be a positive number and --steps at least 1, got {args.lr} and "
+                        f"{args.steps}")
     if args.group and (args.group < 2 or args.batch_size % args.group or args.paired):
         raise UserError("--group must be at least 2, divide --batch-size, and go without --paired")
     cfg = ExpertConfig(

@@ -97,11 +97,20 @@ class LoopResult:
     metrics: dict[str, float] = field(default_factory=dict)  # the last step's metrics
 
 
+def _run_dir(value: str) -> Path:
+    """--run-dir: refused at once when it is (or runs through) a file, not after the data is ready."""
+    path = Path(value)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder; name a folder")
+    return path
+
+
 def add_train_args(parser: argparse.ArgumentParser, defaults: TrainConfig | None = None) -> None:
     """The training-loop flags every `train.py` shares (defaults from the phase's `TrainConfig`)."""
     d = defaults or TrainConfig()
     group = parser.add_argument_group("training loop")
-    group.add_argument("--run-dir", type=Path, default=d.run_dir,
+    group.add_argument("--run-dir", type=_run_dir, default=d.run_dir,
                        help=f"folder for checkpoints, previews and curves; run again to resume "
                        f"(default: {d.run_dir})")
     group.add_argument("--steps", type=int, default=d.max_steps,

@@ -160,3 +160,19 @@ def test_generator_mouth_weight_flag():
     assert parse(["--expert", "e.pth", "--mouth-weight", "4"]).mouth_weight == 4.0
     with pytest.raises(UserError, match="mouth-weight"):
         train.main(["--expert", "e.pth", "--mouth-weight", "0"])
+
+
+@pytest.mark.parametrize("script", ["train", "train_syncnet"])
+@pytest.mark.parametrize("flags", [["--lr", "-1"], ["--lr", "nan"], ["--steps", "0"]],
+                         ids=["neg-lr", "nan-lr", "zero-steps"])
+def test_trainers_refuse_a_bad_learning_rate_or_no_steps_in_one_line(tmp_path, capsys, script, flags):
+    import importlib
+
+    from common.cli import run
+
+    main = importlib.import_module(f"phase4_audio_driven.{script}").main
+    argv = ["--run-dir", str(tmp_path / "run"), "--expert", str(tmp_path / "e.pth"), *flags]
+    assert run(main, argv if script == "train" else argv[:2] + flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--lr must be a positive number and --steps at least 1" in err[0]
+    assert not (tmp_path / "run").exists()
