@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import select
 import sys
@@ -101,6 +102,25 @@ def check_output(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> 
         raise UserError(f"cannot write {path}: {err.strerror} ({folder})") from err
 
 
+def stub_hint(err: NotImplementedError) -> str | None:
+    """For a template's `NotImplementedError("TODO <id>")`: one line naming the TODO, where its stub is,
+    and the two ways on; None for any other NotImplementedError."""
+    message = str(err)
+    if not message.startswith("TODO "):
+        return None
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next  # the innermost frame: the stub itself
+    where = ""
+    if tb is not None:
+        path = Path(tb.tb_frame.f_code.co_filename)
+        with contextlib.suppress(ValueError):
+            path = path.relative_to(Path(__file__).resolve().parents[1])
+        where = f" in {path} (line {tb.tb_lineno})"
+    return (f"{message.split()[1]} is not written yet{where}: finish it (IMPLEMENTATION_GUIDE.md, "
+            "\"How to work on a TODO\") or run the tool with --impl solutions")
+
+
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Call `main(argv)`; turn `UserError` into one line on stderr and exit status 2.
 
@@ -131,3 +151,8 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except NotImplementedError as err:
+        hint = stub_hint(err)
+        if hint:  # a student's unfinished template: say so above the traceback, which shows the caller
+            print(hint, file=sys.stderr)
+        raise

@@ -132,3 +132,17 @@ def test_run_ends_quietly_when_the_reader_of_stdout_has_gone():
     finally:
         os.close(write_end)
     assert done.returncode == EXIT_STDOUT_CLOSED == 141 and done.stderr == b""
+
+
+def test_an_unfinished_template_gets_a_line_naming_its_todo_above_the_traceback(capsys):
+    from common.cli import run, stub_hint
+
+    def main(argv):
+        raise NotImplementedError("TODO p9.demo.step")
+
+    with pytest.raises(NotImplementedError, match="TODO p9.demo.step"):  # the traceback stays
+        run(main, [])
+    err = capsys.readouterr().err
+    assert err.startswith("p9.demo.step is not written yet in tests/common/test_cli.py (line ")
+    assert "--impl solutions" in err
+    assert stub_hint(NotImplementedError("an abstract method")) is None
