@@ -186,13 +186,17 @@ class _ImageMarker:
 
     def _warn_too_small(self, rgb: np.ndarray) -> None:
         height, width = rgb.shape[:2]
+        lasting = ("the visible label is its only mark that survives a re-encode or a metadata strip"
+                   if self.show_label else "and with no visible label nothing on it survives a re-encode "
+                   "or a metadata strip: keep the visible label or write larger frames")
         log.warning(
             "%s of %dx%d px is smaller than the watermark minimum (%d px a side): written without the "
-            "invisible watermark, with metadata and a C2PA manifest only",
+            "invisible watermark, with metadata and a C2PA manifest only; %s",
             self.what,
             width,
             height,
             self.module.MIN_SIZE,
+            lasting,
         )
 
 

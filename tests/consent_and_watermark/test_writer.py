@@ -67,6 +67,10 @@ def test_small_image_is_signed_and_tagged_without_watermark(out_dir: Path, natur
     with caplog.at_level(logging.WARNING, logger="deepfake.provenance"):
         path = writer.save_image(out_dir / "tiny.png", natural_rgb[:64, :96])
     assert "smaller than the watermark minimum" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="deepfake.provenance"):
+        writer.save_image(out_dir / "tiny_unlabelled.png", natural_rgb[:64, :96], label=False)
+    assert "with no visible label nothing on it survives a re-encode" in caplog.text
     report = _assert_fully_marked(path, "image", watermarked=False)
     assert "skipped" in report.watermark["details"] and report.c2pa.payload is None
 
