@@ -36,9 +36,10 @@ templates: $(STAMP)
 templates-check: $(STAMP)
 	$(PY) -m tools.make_templates --check
 
-## grade: run the tests against your templates and print the progress table per TODO
+## grade: run the tests against your templates and print the progress table per TODO (one line per
+## failing test; the details of one TODO: .venv/bin/python -m pytest --impl=templates --todo ID)
 grade: $(STAMP)
-	-$(PYTEST) --impl=templates -q -m "todo and not slow"
+	-$(PYTEST) --impl=templates -q -m "todo and not slow" --tb=no
 
 lint: $(STAMP)
 	$(PY) -m ruff check $(wildcard $(LINTED))

@@ -121,6 +121,19 @@ def stub_hint(err: NotImplementedError) -> str | None:
             "\"How to work on a TODO\") or run the tool with --impl solutions")
 
 
+def _after_traceback(err: BaseException, line: str) -> None:
+    """Print `line` after the interpreter's traceback of `err`, should `err` end the program (a test
+    runner that catches it never prints either)."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb) -> None:
+        previous(kind, value, tb)
+        if value is err:
+            print(line, file=sys.stderr)
+
+    sys.excepthook = hook
+
+
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Call `main(argv)`; turn `UserError` into one line on stderr and exit status 2.
 
@@ -153,6 +166,6 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
         return 130
     except NotImplementedError as err:
         hint = stub_hint(err)
-        if hint:  # a student's unfinished template: say so above the traceback, which shows the caller
-            print(hint, file=sys.stderr)
+        if hint:  # a student's unfinished template: the traceback (which shows the caller), then the hint
+            _after_traceback(err, hint)
         raise

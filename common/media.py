@@ -157,6 +157,9 @@ def video_info(path: str | Path) -> VideoInfo:
 def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
     """Yield the frames of a video one at a time as ``(H, W, 3)`` uint8 RGB (memory stays flat)."""
     path = _existing(path)
+    # Bound here: a generator left open when the program ends is closed after module globals are
+    # cleared, and `except av.error...` would then fail on `av` being None.
+    decode_error = av.error.FFmpegError
     with _open(path) as container:
         if not container.streams.video:
             raise UserError(f"{path} has no video stream")
@@ -169,7 +172,7 @@ def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.n
                 count += 1
                 if max_frames is not None and count >= max_frames:
                     return
-        except av.error.FFmpegError as err:
+        except decode_error as err:
             raise UserError(f"cannot decode video {path}: {err}") from err
 
 

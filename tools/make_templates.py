@@ -616,7 +616,7 @@ def generate(
     orphans = _orphans(root, plans, only)
 
     if check:
-        stale = 0
+        stale, edited = 0, []
         for path in inits:
             print(f"missing {path.relative_to(root).as_posix()}", file=out)
             stale += 1
@@ -624,6 +624,9 @@ def generate(
             rel = plan.target.relative_to(root).as_posix()
             old = plan.target.read_bytes().decode("utf-8") if plan.target.exists() else None
             if old == plan.text:
+                continue
+            if old is not None and is_edited(old):  # a student's work, not a stale file: no diff
+                edited.append(rel)
                 continue
             stale += 1
             diff = difflib.unified_diff(
@@ -637,8 +640,16 @@ def generate(
         for path in orphans:
             print(f"orphan {path.relative_to(root).as_posix()}: its solution no longer exists", file=out)
             stale += 1
+        if edited:
+            print(f"{len(edited)} template file(s) hold your own code ({', '.join(edited)}): that is how the "
+                  "course works, but this check (`make test`) is for the pristine templates. Check your "
+                  "work with `make grade` or `.venv/bin/python -m pytest --impl=templates --todo ID`; "
+                  "do not run `python -m tools.make_templates --force`, which would replace your code "
+                  "with the stubs",
+                  file=err)
         if stale:
             print(f"{stale} template file(s) stale or missing: run `make templates`", file=err)
+        if stale or edited:
             return EXIT_STALE
         print(f"templates up to date ({len(plans)} checked)", file=out)
         return EXIT_OK
@@ -653,7 +664,8 @@ def generate(
         if old == plan.text:
             continue
         if old is not None and not force and is_edited(old):
-            print(f"kept {rel}: edited since it was generated (use --force to overwrite it)", file=err)
+            print(f"kept {rel}: edited since it was generated (--force would overwrite it, and your code "
+                  "in it)", file=err)
             kept += 1
             continue
         write_atomic(plan.target, lambda file, text=plan.text: file.write(text.encode("utf-8")))

@@ -16,6 +16,7 @@ Registered by the repository's root `conftest.py`. It adds:
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ class _State:
     expect_stubs: bool
     prefixes: list[str]
     previous_env: str | None
-    # nodeid -> (the test's todo ids, its outcome: passed / own / other:<id> / failed / skipped)
+    # nodeid -> (the test's todo ids, its outcome: passed / own:<id> / other:<id> / failed / skipped)
     results: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
 
 
@@ -98,12 +99,13 @@ def stub_id(exc: BaseException | None) -> str | None:
 
 
 def classify(ids: tuple[str, ...], exc: BaseException | None) -> str:
-    """Outcome of a failed phase of a test: own (its own stub), other:<id> (another TODO's), failed."""
+    """Outcome of a failed phase of a test: own:<id> (the stub of one of its own TODOs fired),
+    other:<id> (another TODO's), failed."""
     found = stub_id(exc)
     if found is None:
         return "failed"
     if any(covers(mark_id, found) for mark_id in ids):
-        return "own"
+        return f"own:{found}"
     return f"other:{found}"
 
 
@@ -183,6 +185,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     prefixes = config.stash[STATE].prefixes
     if not prefixes:
         return
+    marks = {mark_id for item in items for mark_id in todo_ids(item)}
+    for prefix in prefixes:
+        if not any(mark_id.startswith(prefix) for mark_id in marks):
+            known = sorted(marks | {todo.id for todo in collect_todos(config.rootpath)})
+            close = difflib.get_close_matches(prefix, known, n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(close)}?" if close else "`make grade` lists them"
+            raise pytest.UsageError(f"--todo {prefix}: no test of this run checks a TODO whose id starts "
+                                    f"with it; {hint}")
     keep, drop = [], []
     for item in items:
         wanted = any(mark_id.startswith(prefix) for mark_id in todo_ids(item) for prefix in prefixes)
@@ -221,7 +231,7 @@ def _expect_stubs(
     wanted = ", ".join(f'NotImplementedError("TODO {mark_id}")' for mark_id in ids)
     if report.when == "teardown" or report.skipped:
         return
-    if report.failed and category == "own":
+    if report.failed and category.startswith("own:"):
         report.outcome = "passed"
         report.longrepr = None
         if report.when == "setup":
@@ -278,7 +288,9 @@ class _Row:
     total: int = 0
     own: int = 0
     failed: int = 0
+    blocked: int = 0
     blockers: set[str] = field(default_factory=set)
+    end_to_end: bool = False  # a prefix mark ("p3", "p4.audio"): tests of several TODOs together
 
     @property
     def status(self) -> str:
@@ -286,15 +298,24 @@ class _Row:
             return "skipped"
         if self.passed == self.total:
             return "done"
+        waiting = "blocked by " + ", ".join(sorted(self.blockers))
+        if self.passed and self.passed + self.blocked == self.total:
+            return f"done; {self.blocked} more {'test' if self.blocked == 1 else 'tests'} {waiting}"
         if self.passed or self.failed:
             return "in progress"
         if self.own:
             return "not started"
-        return "blocked by " + ", ".join(sorted(self.blockers))
+        return waiting
 
 
-def progress_rows(results: dict[str, tuple[tuple[str, ...], str]], root: os.PathLike[str]) -> list[_Row]:
-    """One row per todo id (or prefix) that tagged a test of this run, in curriculum order."""
+def progress_rows(results: dict[str, tuple[tuple[str, ...], str]], root: os.PathLike[str],
+                  per_row: bool = True) -> list[_Row]:
+    """One row per todo id (or prefix) that tagged a test of this run, in curriculum order.
+
+    A test tagged with several TODOs (its own and those it builds on) that stopped at one of their
+    stubs counts, with `per_row`, as not started for the rows that stub belongs to and as blocked by
+    it for the others (a finished TODO then reads "done; 1 more test blocked by ..."); without it (the
+    stub check), as stopped at its own stub for every row."""
     todos = collect_todos(root)
     index = {todo.id: (position, todo) for position, todo in enumerate(todos)}
     rows: dict[str, _Row] = {}
@@ -314,16 +335,19 @@ def progress_rows(results: dict[str, tuple[tuple[str, ...], str]], root: os.Path
                     else:
                         hint = "(no such TODO in the solutions)"
                     order = (phase_index, len(todos), mark_id)
-                row = rows[mark_id] = _Row(mark_id, phase, hint, order)
+                row = rows[mark_id] = _Row(mark_id, phase, hint, order, end_to_end=mark_id not in index)
             if category == "skipped":
                 continue
             row.total += 1
             if category == "passed":
                 row.passed += 1
-            elif category == "own":
-                row.own += 1
-            elif category.startswith("other:"):
-                row.blockers.add(category[len("other:") :])
+            elif category.startswith(("own:", "other:")):
+                fired = category.split(":", 1)[1]
+                if category.startswith("own:") and (not per_row or covers(mark_id, fired)):
+                    row.own += 1
+                else:
+                    row.blocked += 1
+                    row.blockers.add(fired)
             else:
                 row.failed += 1
     return sorted(rows.values(), key=lambda row: row.order)
@@ -365,7 +389,7 @@ def _print_table(terminalreporter: pytest.TerminalReporter, config: pytest.Confi
     state = config.stash.get(STATE, None)
     if state is None or not state.results:
         return
-    rows = progress_rows(state.results, config.rootpath)
+    rows = progress_rows(state.results, config.rootpath, per_row=not state.expect_stubs)
     width = getattr(getattr(terminalreporter, "_tw", None), "fullwidth", 120)
     write = terminalreporter.write_line
     if state.expect_stubs:
@@ -383,10 +407,15 @@ def _print_table(terminalreporter: pytest.TerminalReporter, config: pytest.Confi
         if untested:
             write(f"TODOs that no test of this run checks: {', '.join(untested)}")
         return
-    done = sum(row.status == "done" for row in rows)
-    terminalreporter.write_sep("=", f"TODO progress ({state.impl}): {done} of {len(rows)} done")
-    if state.impl == "solutions" and done == len(rows):
-        write(f"all {len(rows)} TODO(s) done by the reference solutions")
+    todos = [row for row in rows if not row.end_to_end]
+    checks = [row for row in rows if row.end_to_end]
+    done = sum(row.status.startswith("done") for row in todos)  # "done; 1 more test blocked by ..." too
+    checked = sum(row.status == "done" for row in checks)
+    counts = f"{done} of {len(todos)} TODOs done" + (
+        f", {checked} of {len(checks)} end-to-end checks passed" if checks else "")
+    terminalreporter.write_sep("=", f"TODO progress ({state.impl}): {counts}")
+    if state.impl == "solutions" and done + checked == len(rows):
+        write(f"every TODO and end-to-end check done by the reference solutions ({counts})")
         return
     for line in format_table(rows, width):
         write(line)

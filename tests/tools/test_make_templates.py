@@ -142,6 +142,17 @@ def test_check_reports_missing_templates_and_orphans(tree: Path) -> None:
     assert status == 1 and "orphan phase1_face_swap/template_helper.py" in out
 
 
+def test_check_on_a_students_edited_template_points_to_grade_not_to_force(tree: Path) -> None:
+    assert run(tree)[0] == 0
+    template = tree / "phase1_face_swap/template_toy.py"
+    template.write_text(template.read_text().replace('raise NotImplementedError("TODO p1.toy.scale")',
+                                                     "return []"))
+    status, out, err = run(tree, check=True)
+    assert status == 1 and "---" not in out  # no diff that reads "your code removed"
+    assert "hold your own code (phase1_face_swap/template_toy.py)" in err
+    assert "make grade" in err and "do not run `python -m tools.make_templates --force`" in err
+
+
 def test_edited_template_is_kept_unless_forced(tree: Path) -> None:
     run(tree)
     template = tree / "phase1_face_swap/template_toy.py"

@@ -162,14 +162,17 @@ def test_environment_variable_is_the_default(toy: pytest.Pytester, monkeypatch: 
 def test_solutions_pass_and_the_table_collapses(toy: pytest.Pytester) -> None:
     result = run(toy, "--impl=solutions", "-q")
     result.assert_outcomes(passed=7)
-    result.stdout.fnmatch_lines(["*TODO progress (solutions): 4 of 4 done*", "all 4 TODO(s) done*"])
+    result.stdout.fnmatch_lines([
+        "*TODO progress (solutions): 2 of 2 TODOs done, 2 of 2 end-to-end checks passed*",
+        "every TODO and end-to-end check done by the reference solutions*",
+    ])
 
 
 def test_templates_table_statuses_and_exit_status(toy: pytest.Pytester) -> None:
     result = run(toy, "--impl=templates", "-q")
     result.assert_outcomes(passed=1, failed=5, errors=1)  # the fixture's stub is a setup error
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*TODO progress (templates): 0 of 4 done*"])
+    result.stdout.fnmatch_lines(["*TODO progress (templates): 0 of 2 TODOs done, 0 of 2 end-to-end*"])
     assert table_row(result, "p1.toy.scale")[2:] == ["0/3", "not started", "Return an empty list."]
     assert table_row(result, "p1.toy.centre")[2:] == [
         "0/1",
@@ -196,8 +199,37 @@ def test_done_in_progress_and_blocked(toy: pytest.Pytester) -> None:
     edit(helper_template, 'raise NotImplementedError("TODO p1.helper.double")', "return x + x")
     result = run(toy, "--impl=templates", "-q")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*TODO progress (templates): 4 of 4 done*"])
+    result.stdout.fnmatch_lines(["*TODO progress (templates): 2 of 2 TODOs done, 2 of 2 end-to-end*"])
     assert table_row(result, "p1.toy.scale")[2:4] == ["3/3", "done"]
+
+
+def test_a_test_tagged_with_the_todo_it_builds_on_counts_as_blocked_for_the_finished_one(
+    toy: pytest.Pytester,
+) -> None:
+    toy.makepyfile(test_inner="""
+import pytest
+
+from common.impl import load
+
+
+@pytest.mark.todo("p1.toy.scale")
+def test_scale_alone():
+    assert load("phase1_face_swap", "toy").scale(None) == []
+
+
+@pytest.mark.todo("p1.toy.scale", "p1.helper.double")
+def test_scale_with_the_helper():
+    assert load("phase1_face_swap", "toy").scale(None) == []
+    assert load("phase1_face_swap", "helper").double(1.0) == 2.0
+""")
+    stub_check = run(toy, "--impl=templates", "--expect-stubs", "-q")  # untouched: each at its own stub
+    assert stub_check.ret == 0
+    stub_check.stdout.fnmatch_lines(["2 of 2 TODO(s): every test stops at its own stub"])
+    toy_template = toy.path / "phase1_face_swap/template_toy.py"
+    edit(toy_template, 'raise NotImplementedError("TODO p1.toy.scale")', "return []")
+    result = run(toy, "--impl=templates", "-q")
+    assert table_row(result, "p1.toy.scale")[2:4] == ["1/2", "done; 1 more test blocked by p1.helper.double"]
+    assert table_row(result, "p1.helper.double")[2:4] == ["0/1", "not started"]
 
 
 def test_todo_option_selects_by_prefix(toy: pytest.Pytester) -> None:
@@ -207,6 +239,13 @@ def test_todo_option_selects_by_prefix(toy: pytest.Pytester) -> None:
     result.assert_outcomes(passed=6, deselected=1)
     result = run(toy, "--impl=solutions", "--todo", "p1.toy.c", "--todo", "p1.helper", "-q")
     result.assert_outcomes(passed=2, deselected=5)
+
+
+def test_a_mistyped_todo_prefix_is_a_usage_error_that_suggests_the_id(toy: pytest.Pytester) -> None:
+    result = run(toy, "--impl=solutions", "--todo", "p1.toy.sacle", "-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    wanted = "*--todo p1.toy.sacle: no test of this run checks*did you mean p1.toy.scale*"
+    result.stderr.fnmatch_lines([wanted])
 
 
 def test_todo_mark_without_ids_is_a_usage_error(toy: pytest.Pytester) -> None:
@@ -270,7 +309,7 @@ def test_stub_ids_are_found_through_chains_groups_and_printed_tracebacks() -> No
     )
     assert stub_id(printed) == "p3.kp.jac"
     assert stub_id(NotImplementedError("not yet")) is None and stub_id(None) is None
-    assert classify(("p3",), stub) == "own" and classify(("p3.kp",), stub) == "own"
+    assert classify(("p3",), stub) == classify(("p3.kp",), stub) == "own:p3.kp.heatmap"
     assert classify(("p3.k",), stub) == "other:p3.kp.heatmap"
     assert classify(("p3.kp.heatmap",), KeyError("x")) == "failed"
     assert (
