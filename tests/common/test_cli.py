@@ -93,6 +93,29 @@ def test_generation_tools_refuse_to_write_over_their_input(tmp_path, tool, argv)
     assert (tmp_path / "clip.mp4").read_bytes() == b"the user's only copy"
 
 
+@pytest.mark.parametrize("tool, argv", [
+    ("phase1_face_swap.swap_video", ["--model", "{d}/model.pt", "--input", "{d}/clip.mp4"]),
+    ("phase2_face_reenactment.reenact", ["--source", "{d}/driver.mp4", "--target", "{d}/clip.mp4"]),
+    ("phase3_first_order_motion.animate",
+     ["--source", "{d}/face.png", "--driving", "{d}/clip.mp4", "--checkpoint", "{d}/model.pt"]),
+    ("phase4_audio_driven.wav2lip", ["--face", "{d}/clip.mp4", "--audio", "{d}/speech.wav",
+                                     "--checkpoint", "{d}/model.pt"]),
+])
+def test_two_person_tools_refuse_one_persons_record_before_any_work(tmp_path, tool, argv):
+    import importlib
+
+    from consent_and_watermark.consent import register_synthetic_identity
+
+    consent = register_synthetic_identity("synthetic-cli-roles", "Synthetic person (roles test)")
+    for name in ("model.pt", "clip.mp4", "driver.mp4", "face.png", "speech.wav"):
+        (tmp_path / name).write_bytes(b"never read")
+    main = importlib.import_module(tool).main
+    args = [a.format(d=tmp_path) for a in argv] + ["--output", str(tmp_path / "out.mp4")]
+    with pytest.raises(UserError, match="touches 2 people .* cover 1 .synthetic-cli-roles."):
+        main(args + ["--consent", consent, "--consent", consent])  # the same person twice
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_consent_roles_are_one_per_person_or_one_with_same_person():
     import argparse
 
