@@ -2,7 +2,7 @@
 #   solutions/phase3_first_order_motion/generator.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 7d4f6a2e57996e0d791c29d628220d4c48a3a2fc16a22f18ec3c7d616a290514
+# body-sha256: 38539fc862c1464d0648bb00996c190253a71e3eaf98e1d63ea3e69a59bab6d7
 """Occlusion-aware generator (FOMM, Siarohin et al., NeurIPS 2019, sec. 3.3).
 
 The generator does not paint the driving frame from scratch. It encodes the *source* image, moves the
@@ -81,7 +81,10 @@ def apply_occlusion(features: torch.Tensor, occlusion_map: torch.Tensor) -> torc
     features (B, C, H, W), occlusion_map (B, 1, h, w) in [0, 1] -> (B, C, H, W).
     """
     # TODO p3.gen.occlusion: Multiply the features by the occlusion map, resized to their size.
-    # Hint: when (h, w) != (H, W), F.interpolate(occlusion_map, size=(H, W), mode="bilinear") first.
+    # Hint: when (h, w) != (H, W), F.interpolate(occlusion_map, size=(H, W), mode="bilinear") first,
+    # Hint: with its default align_corners=False, as the published code does: O is a map of per-pixel
+    # Hint: values, so each low-res pixel stays centred on the block of features it covers (not "nearest",
+    # Hint: and not align_corners=True, which is for coordinate fields such as to_sampling_grid's).
     # Hint: tested by test_generator.py::test_apply_occlusion_*.
     raise NotImplementedError("TODO p3.gen.occlusion")
 

@@ -2,7 +2,7 @@
 #   solutions/phase3_first_order_motion/keypoint_detector.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: c0ff290ef4886d57a7ae03a691ac1fab58c4958471aebe5f0e6694ebfca70f99
+# body-sha256: e793f9628717edc83477034690911cf9269557569b88c003829032778c2f1ff3
 """Unsupervised keypoints and their local affine Jacobians (FOMM, Siarohin et al., NeurIPS 2019, sec. 3).
 
 The keypoint detector sees one frame and returns K points p_k in [-1, 1]^2 with a 2x2 Jacobian J_k
@@ -165,6 +165,8 @@ def spatial_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     # TODO p3.kp.heatmap_softmax: Softmax over all H*W positions of each map, at the given temperature.
     # Hint: flatten the two spatial dims, softmax(logits / temperature) along them, reshape back.
     # Hint: pitfall: F.softmax(..., dim=1) would normalise over keypoints, not over space.
+    # Hint: pitfall: a hand-written exp(l / T) / sum overflows in float32 (one logit of 10 at T = 0.1 is
+    # Hint: exp(100) = inf, and inf / inf = NaN): use F.softmax, or subtract each map's max first.
     # Hint: (B, K, H, W) -> (B, K, H, W); tested by test_keypoint_detector.py::test_heatmap_softmax_*.
     raise NotImplementedError("TODO p3.kp.heatmap_softmax")
 

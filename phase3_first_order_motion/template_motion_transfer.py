@@ -2,7 +2,7 @@
 #   solutions/phase3_first_order_motion/motion_transfer.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: af8e7090f5ea1055ad19f7a40aafcb3b3472b7f7870dea3c2b14db953769d40e
+# body-sha256: 68d00e6a915fff9e1df074df9bcd2aa311e015fff8e8aff0443adbe63f3e5e61
 """From keypoints to a dense motion field (FOMM, Siarohin et al., NeurIPS 2019, sec. 3.1-3.2 and 3.4).
 
 Notation of the paper: S is the source image, D a driving frame, R an abstract reference frame.
@@ -105,7 +105,8 @@ def deform_sources(source: torch.Tensor, motions: torch.Tensor) -> torch.Tensor:
     # Hint: as (B * (K+1), H, W, 2), call F.grid_sample with its defaults (align_corners=False, zeros
     # Hint: padding: the published convention) and view back. Pitfall: input and grid need one dtype; use
     # Hint: the wider of the two (torch.promote_types), so a float32 grid is never rounded to bf16.
-    # Hint: tested by test_motion_transfer.py::test_deform_sources_translation and the reference check.
+    # Hint: tested by test_motion_transfer.py::test_deform_sources_translation_moves_content and the
+    # Hint: reference check (test_reference.py).
     raise NotImplementedError("TODO p3.motion.deformed_source")
 
 

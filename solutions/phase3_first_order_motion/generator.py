@@ -83,7 +83,10 @@ def apply_occlusion(features: torch.Tensor, occlusion_map: torch.Tensor) -> torc
     features (B, C, H, W), occlusion_map (B, 1, h, w) in [0, 1] -> (B, C, H, W).
     """
     # TODO p3.gen.occlusion: Multiply the features by the occlusion map, resized to their size.
-    # Hint: when (h, w) != (H, W), F.interpolate(occlusion_map, size=(H, W), mode="bilinear") first.
+    # Hint: when (h, w) != (H, W), F.interpolate(occlusion_map, size=(H, W), mode="bilinear") first,
+    # Hint: with its default align_corners=False, as the published code does: O is a map of per-pixel
+    # Hint: values, so each low-res pixel stays centred on the block of features it covers (not "nearest",
+    # Hint: and not align_corners=True, which is for coordinate fields such as to_sampling_grid's).
     # Hint: tested by test_generator.py::test_apply_occlusion_*.
     # BEGIN SOLUTION p3.gen.occlusion
     if occlusion_map.shape[2:] != features.shape[2:]:

@@ -164,6 +164,8 @@ def spatial_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     # TODO p3.kp.heatmap_softmax: Softmax over all H*W positions of each map, at the given temperature.
     # Hint: flatten the two spatial dims, softmax(logits / temperature) along them, reshape back.
     # Hint: pitfall: F.softmax(..., dim=1) would normalise over keypoints, not over space.
+    # Hint: pitfall: a hand-written exp(l / T) / sum overflows in float32 (one logit of 10 at T = 0.1 is
+    # Hint: exp(100) = inf, and inf / inf = NaN): use F.softmax, or subtract each map's max first.
     # Hint: (B, K, H, W) -> (B, K, H, W); tested by test_keypoint_detector.py::test_heatmap_softmax_*.
     # BEGIN SOLUTION p3.kp.heatmap_softmax
     b, k, h, w = logits.shape

@@ -125,7 +125,8 @@ def deform_sources(source: torch.Tensor, motions: torch.Tensor) -> torch.Tensor:
     # Hint: as (B * (K+1), H, W, 2), call F.grid_sample with its defaults (align_corners=False, zeros
     # Hint: padding: the published convention) and view back. Pitfall: input and grid need one dtype; use
     # Hint: the wider of the two (torch.promote_types), so a float32 grid is never rounded to bf16.
-    # Hint: tested by test_motion_transfer.py::test_deform_sources_translation and the reference check.
+    # Hint: tested by test_motion_transfer.py::test_deform_sources_translation_moves_content and the
+    # Hint: reference check (test_reference.py).
     # BEGIN SOLUTION p3.motion.deformed_source
     b, c, h, w = source.shape
     n = motions.shape[1]

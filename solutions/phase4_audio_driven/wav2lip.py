@@ -278,8 +278,10 @@ def sync_weight(current: float, eval_sync_loss: float | None, cfg: LossConfig = 
     data) first drops below `sync_threshold`, then `sync_weight_final` for the rest of training."""
     # TODO p4.w2l.schedule: Switch the sync-loss weight on once the generator is close enough.
     # Hint: start at 0 (L1 alone first teaches the generator to copy the reference); when
-    # Hint: eval_sync_loss < 0.75 return 0.03, and never go back (once on, stays on); None = not measured.
-    # Hint: tested by test_wav2lip.py::test_sync_weight_schedule.
+    # Hint: eval_sync_loss < cfg.sync_threshold return cfg.sync_weight_final, and never go back (once on,
+    # Hint: stays on); None = not measured.
+    # Hint: pitfall: the published 0.75 and 0.03 are only cfg's defaults: train.py's --sync-threshold and
+    # Hint: --sync-weight arrive through cfg. Tested by test_wav2lip.py::test_sync_weight_schedule*.
     # BEGIN SOLUTION p4.w2l.schedule
     if current > 0 or (eval_sync_loss is not None and eval_sync_loss < cfg.sync_threshold):
         return cfg.sync_weight_final

@@ -69,7 +69,7 @@ def test_batched_rendering_equals_one_frame_per_call(person):
     frames = person[1].frames[:3]
     batched = np.stack(list(animate.animate(animator, frames[0], frames, batch_size=3)))
     single = np.stack(list(animate.animate(animator, frames[0], frames, batch_size=1)))
-    assert np.abs(batched.astype(int) - single.astype(int)).max() <= 1
+    np.testing.assert_allclose(batched.astype(int), single.astype(int), rtol=0, atol=1)
 
 
 @pytest.mark.slow  # torch.compile builds C++ kernels on a CPU: about a minute
@@ -86,7 +86,7 @@ def test_compiled_rendering_pads_the_short_last_batch_and_matches_eager(person):
     out = np.stack(list(animate.animate(compiled, frames[0], frames, batch_size=2)))
     assert out.shape == eager.shape  # 2 + 2 + 1 frames: the last batch was padded to 2 and cut back
     assert compiled.batch == 2
-    assert np.abs(out.astype(int) - eager.astype(int)).max() <= 1
+    np.testing.assert_allclose(out.astype(int), eager.astype(int), rtol=0, atol=1)
 
 
 def test_default_batch_is_small_on_a_cpu_and_larger_on_accelerators():

@@ -57,6 +57,21 @@ def test_apply_occlusion_multiplies_after_resizing(gen):
     assert gen.apply_occlusion(feat, half).abs().max() == 0
 
 
+@pytest.mark.todo("p3.gen.occlusion")
+def test_apply_occlusion_resizes_bilinearly_with_half_pixel_centres(gen):
+    """A 4x4 map of ramps resized to 8x8 as the published code does (bilinear, align_corners=False).
+
+    Output pixel j reads the map at x = (j + 0.5) / 2 - 0.5, clamped to [0, 3]: the ramp 0, 1/3, 2/3, 1
+    becomes (0, 1, 3, 5, 7, 9, 11, 12) / 12. Nearest gives 0, 0, 1/3, 1/3, ...; align_corners=True j / 7.
+    """
+    ramp = torch.tensor([0.0, 1 / 3, 2 / 3, 1.0], dtype=torch.float64)
+    occ = torch.outer(ramp.flip(0), ramp).expand(2, 1, 4, 4)  # falls down the rows, rises along the columns
+    feat = torch.rand(2, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    up = torch.tensor([0, 1, 3, 5, 7, 9, 11, 12], dtype=torch.float64) / 12
+    want = feat * torch.outer(1 - up, up)  # bilinear is separable: each axis resized on its own
+    np.testing.assert_allclose(gen.apply_occlusion(feat, occ).numpy(), want.numpy(), rtol=0, atol=1e-12)
+
+
 def small_generator_and_still_keypoints(gen, **options):
     """A seeded 4-keypoint generator (eval mode), keypoints for 2 frames and 2 random 32x32 sources."""
     torch.manual_seed(0)

@@ -56,6 +56,23 @@ def test_heatmap_softmax_sums_to_one_and_matches_closed_form(kpd):
     np.testing.assert_allclose(heat.numpy().reshape(2, 4, -1), e / e.sum(-1, keepdims=True), atol=1e-12)
 
 
+@pytest.mark.todo("p3.kp.heatmap_softmax")
+def test_heatmap_softmax_is_stable_for_large_float32_logits(kpd):
+    """At temperature 0.1 a logit of 10 is exp(100), past float32's range: exp / sum gives inf / inf = NaN."""
+    logits = torch.zeros(1, 3, 3, 4)
+    logits[0, 0, 1, 2] = 10.0  # one peak: exp(100) overflows
+    logits[0, 1] = 20.0  # all large and equal: the uniform map
+    logits[0, 2] = -20.0  # all very negative: exp(-200) underflows to 0, and 0 / 0 = NaN
+    logits[0, 2, 0, 3] = -19.0
+    heat = kpd.spatial_softmax(logits, 0.1)
+    assert heat.shape == logits.shape and heat.dtype == torch.float32
+    assert torch.isfinite(heat).all(), f"non-finite heatmap values (overflow in exp?):\n{heat}"
+    flat = logits.double().numpy().reshape(1, 3, -1) / 0.1
+    e = np.exp(flat - flat.max(-1, keepdims=True))
+    want = e / e.sum(-1, keepdims=True)
+    np.testing.assert_allclose(heat.numpy().reshape(1, 3, -1), want, rtol=0, atol=1e-6)
+
+
 @pytest.mark.todo("p3.kp.gaussian2kp")
 def test_soft_argmax_of_a_delta_is_its_location(kpd):
     h, w = 7, 9

@@ -85,6 +85,22 @@ def test_sync_weight_schedule(w2l):
     assert w2l.sync_weight(0.03, None) == pytest.approx(0.03)
 
 
+@pytest.mark.todo("p4.w2l.schedule")
+def test_sync_weight_schedule_follows_cfg(w2l):
+    """train.py's --sync-threshold and --sync-weight reach the schedule through `cfg`, not the defaults."""
+    cfg = w2l.LossConfig(sync_weight_final=0.05, sync_threshold=1.5)
+    assert w2l.sync_weight(0.0, None, cfg) == 0.0
+    assert w2l.sync_weight(0.0, 1.6, cfg) == 0.0
+    assert w2l.sync_weight(0.0, 1.0, cfg) == pytest.approx(0.05)  # above 0.75, below this threshold
+    assert w2l.sync_weight(0.05, 2.0, cfg) == pytest.approx(0.05)  # once on, stays on at cfg's weight
+    assert w2l.sync_weight(0.05, None, cfg) == pytest.approx(0.05)
+    strict = w2l.LossConfig(sync_threshold=0.5)
+    assert w2l.sync_weight(0.0, 0.6, strict) == 0.0  # below 0.75 but not below this threshold
+    assert w2l.sync_weight(0.0, 0.4, strict) == pytest.approx(0.03)
+    always = w2l.LossConfig(sync_threshold=float("inf"))  # the demo's setting: on at the first check
+    assert w2l.sync_weight(0.0, 100.0, always) == pytest.approx(0.03)
+
+
 def test_generator_loss_weights(w2l):
     g, t = torch.full((1, 3, 5, 4, 4), 0.5), torch.zeros(1, 3, 5, 4, 4)
     sync = torch.tensor(2.0)
