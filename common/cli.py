@@ -79,6 +79,27 @@ def consent_roles(args: argparse.Namespace) -> tuple[str, ...]:
     return (" and ".join(roles),) if getattr(args, "same_person", False) and roles else roles
 
 
+DATA_ROLE = "the people in --data"
+
+
+def add_data_consent_args(parser: argparse.ArgumentParser) -> None:
+    """--consent (and --no-visible-label) for a trainer whose --data may hold videos of real people."""
+    add_consent_args(parser, roles=(DATA_ROLE,))
+
+
+def check_data_consent(args: argparse.Namespace, technique: str, argv: list[str] | None = None) -> None:
+    """Before any data is read: training on real people's videos (--data other than 'synthetic') writes
+    previews of them (reenacted, animated, lip-synced), so it needs a consent record that allows
+    `technique`, as the generation tools do. For a dataset of many people, one record whose subject
+    is the dataset (its licence in --granted-by) stands for them. Synthetic data needs none."""
+    if args.data == "synthetic":
+        return
+    from consent_and_watermark import writer
+
+    writer.begin_run(technique, args.consent, visible_label=not args.no_visible_label, outputs=("image",),
+                     argv=argv, roles=consent_roles(args))
+
+
 def check_output(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> None:
     """Refuse, before any compute, an output file the run could not write or that would replace one of
     its own inputs (`UserError`): an existing folder, a path that runs through a file, a folder this

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_common_args, run
+from common.cli import add_common_args, add_data_consent_args, check_data_consent, run
 from common.errors import UserError
 from common.impl import load
 from common.training import (
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
     add_train_args(parser, DEFAULTS)
     add_common_args(parser)
+    add_data_consent_args(parser)
     return parser
 
 
@@ -89,6 +90,7 @@ def check_args(args: argparse.Namespace) -> None:
 def train(args: argparse.Namespace) -> int:
     """Build the data and the model, then hand over to the shared training loop."""
     check_args(args)
+    check_data_consent(args, "reenact")
     x2face = load(PHASE, "x2face")
     settings = X2FaceTrainSettings(args.data, args.identities, args.frames, args.batch_size, args.lr,
                                    args.precision, args.seed)

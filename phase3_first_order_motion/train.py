@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from common.cli import add_common_args, run
+from common.cli import add_common_args, add_data_consent_args, check_data_consent, run
 from common.errors import UserError
 from common.impl import ENV_VAR, load
 from common.training import (
@@ -248,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_args(parser, TrainConfig(run_dir=Path("runs/fomm"), max_steps=300, checkpoint_every=100,
                                        preview_every=50))
     add_common_args(parser)
+    add_data_consent_args(parser)
     return parser
 
 
@@ -272,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.impl:
         os.environ[ENV_VAR] = args.impl
     check_args(args)
+    check_data_consent(args, "animate", argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     info = init_distributed(args.device)

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_common_args, run
+from common.cli import add_common_args, add_data_consent_args, check_data_consent, run
 from common.errors import UserError
 from common.impl import load
 from common.training import (
@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_args(parser, TrainConfig(run_dir=Path("runs/expert"), max_steps=200,
                                         checkpoint_every=100, preview_every=0))
     add_common_args(parser)
+    add_data_consent_args(parser)
     return parser
 
 
@@ -202,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{args.steps}")
     if args.group and (args.group < 2 or args.batch_size % args.group or args.paired):
         raise UserError("--group must be at least 2, divide --batch-size, and go without --paired")
+    check_data_consent(args, "lipsync", argv)
     cfg = ExpertConfig(
         args.width,
         args.batch_size,

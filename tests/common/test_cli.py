@@ -174,3 +174,19 @@ def test_an_unfinished_template_gets_a_line_naming_its_todo_below_the_traceback(
     assert err[-1].startswith("p9.demo.step is not written yet in tests/common/test_cli.py (line ")
     assert "--impl solutions" in err[-1]
     assert stub_hint(NotImplementedError("an abstract method")) is None
+
+
+@pytest.mark.parametrize("tool, extra", [
+    ("phase3_first_order_motion.train", []),
+    ("phase4_audio_driven.train_syncnet", []),
+    ("phase4_audio_driven.train", ["--expert", "e.pth"]),
+])
+def test_training_on_a_folder_of_people_needs_consent_before_reading_it(tmp_path, capsys, tool, extra):
+    import importlib
+
+    main = importlib.import_module(tool).main
+    data = tmp_path / "people"
+    data.mkdir()
+    assert run(main, ["--data", str(data), "--run-dir", str(tmp_path / "run"), *extra]) == 2
+    assert "no consent record given" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
