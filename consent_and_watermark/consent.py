@@ -293,10 +293,11 @@ class Ledger:
         return record
 
     def find_synthetic(self, subject_id: str) -> Record | None:
+        """The synthetic identity's record, revoked or not (a revocation stays: see
+        `register_synthetic_identity`)."""
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT * FROM records WHERE subject_id = ? AND synthetic = 1 AND revoked IS NULL "
-                "ORDER BY created LIMIT 1",
+                "SELECT * FROM records WHERE subject_id = ? AND synthetic = 1 ORDER BY created LIMIT 1",
                 (subject_id,),
             ).fetchone()
         return _row_to_record(row, self.path) if row else None
@@ -308,7 +309,9 @@ def register_synthetic_identity(
     """Record a made-up identity from the synthetic data generator; returns its record id.
 
     Scope: every technique and output, no expiry, no evidence (there is no person to ask). Calling
-    it again for the same ``subject_id`` returns the existing record.
+    it again for the same ``subject_id`` returns the existing record, also once it is revoked: a user
+    who revoked a synthetic identity's record meant it, and rendering the person again must not quietly
+    issue a fresh one (the tools then refuse that identity).
     """
     book = Ledger(ledger)
     existing = book.find_synthetic(subject_id)

@@ -88,6 +88,14 @@ def test_synthetic_identity_is_registered_once_with_full_scope():
         check_consent([first], technique, outputs=["image", "video", "audio"])
 
 
+def test_a_revoked_synthetic_identity_stays_revoked_when_it_is_rendered_again():
+    first = register_synthetic_identity("synth-0008", "Synthetic person 8")
+    Ledger().revoke(first, "not this one")
+    assert register_synthetic_identity("synth-0008", "Synthetic person 8") == first
+    with pytest.raises(UserError, match="revoked"):
+        check_consent([first], "swap")
+
+
 def test_damaged_ledger_is_one_clear_error(fresh_data_dir: Path):
     fresh_data_dir.mkdir(parents=True)
     (fresh_data_dir / "consent.sqlite").write_bytes(b"this is not a database" * 100)
