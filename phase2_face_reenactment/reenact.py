@@ -15,7 +15,8 @@ Methods:
 Consent comes first: each person involved needs a consent record that allows "reenact" (see
 `python -m consent_and_watermark consent --help`). The output keeps the driver's audio and is
 written only through the provenance writer (visible label, watermark, metadata, C2PA manifest).
-The output has the target's size and the driver's frame rate; a target video shorter than the
+The output has the target's size (an odd side gains one repeated row or column: H.264 needs even
+sides) and the driver's frame rate; a target video shorter than the
 driver cuts the output (and its audio) to the target's length, and says so.
 """
 
