@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m common.synthetic",
         description="Render people who do not exist: a face, a voice, motion and the exact ground truth "
         "(68 landmarks, pose, expression, visemes) per frame. Every identity gets a consent record marked "
-        "synthetic; media go through the provenance writer (watermarked, no visible label).",
+        "synthetic; media go through the provenance writer (watermarked, no visible label). A rerun into "
+        "the same --out replaces the earlier run's people.",
     )
     parser.add_argument("--out", required=True, help="output folder (one sub-folder per identity)")
     parser.add_argument("--identities", type=int, default=4, help="how many people (default 4)")
@@ -28,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--frames", type=int, default=100, help="frames per identity (default 100 = 4 s at 25 fps)"
     )
     parser.add_argument(
-        "--size", type=int, default=256, help="frame width and height in pixels (default 256)"
+        "--size", type=int, default=256,
+        help="frame width and height in pixels, 64-2048 (default 256; under 128 the frames are too small "
+        "for the invisible watermark and carry metadata and a C2PA manifest only)"
     )
     parser.add_argument("--fps", type=float, default=25.0, help="frames per second (default 25)")
     parser.add_argument(
@@ -53,8 +56,8 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.identities < 1 or args.frames < 1:
-        raise UserError("--identities and --frames must be at least 1")
+    if args.identities < 1 or args.frames < 1 or args.seed < 0:
+        raise UserError("--identities and --frames must be at least 1 and --seed at least 0")
     if not 64 <= args.size <= 2048:
         raise UserError(f"--size must be between 64 and 2048 pixels, got {args.size}")
     if not 1 <= args.fps <= 120:

@@ -11,13 +11,19 @@ One folder per identity (`synthetic-000123/`):
 * `identity.json` the identity's parameters, its seed, `"synthetic": true` and its consent record id.
 
 Each identity gets a consent record marked synthetic (`register_synthetic_identity`), which is also
-attached to the provenance of every file written for it. The ground-truth files are data, not media,
-so they are written directly with numpy/json, atomically (temporary file, then rename).
+attached to the provenance of every file written for it; one whose record was revoked is refused. The
+ground-truth files are data, not media, so they are written directly with numpy/json, atomically
+(temporary file, then rename). Each identity folder is written in a staging folder and renamed into
+place whole, so a rerun into the same `--out` replaces the earlier run's folders (and removes those of
+people it no longer has) instead of mixing old frames with new ground truth.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from common.atomic import write_atomic
+from common.errors import UserError
 from common.synthetic.clip import Clip, render_clip
 from common.synthetic.face_render import POSE_FIELDS
 from common.synthetic.identity import EXPRESSION_FIELDS, Identity, make_identity
 from common.synthetic.speech import VISEMES
 
 FORMATS = ("mp4", "frames")
+log = logging.getLogger("deepfake.synthetic")
 
 
 @dataclass(frozen=True)
@@ -86,10 +94,39 @@ def export_identity(out_dir: str | Path, identity: Identity, config: ExportConfi
     folder = Path(out_dir) / identity.subject_id
     record_id = register_synthetic_identity(identity.subject_id, identity.display_name)
     record = Ledger().get(record_id)
+    if record is not None and record.revoked is not None:
+        raise UserError(f"the consent record {record_id} of {identity.subject_id} was revoked on "
+                        f"{record.revoked:%Y-%m-%d}: choose other people (another --seed)")
+    if folder.exists() and not _is_identity_folder(folder):
+        raise UserError(f"{folder} exists and is not an identity folder this tool wrote; "
+                        "choose another --out")
     clip = render_clip(
         identity, config.frames, config.size, config.fps, seed=config.clip_seed, speech=config.speech
     )
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        _write_identity(staging, identity, record, record_id, clip, config, writer)
+        if folder.exists():
+            shutil.rmtree(folder)  # an earlier run's folder of this person (checked above)
+        writer.publish_folder(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
 
+
+def _is_identity_folder(folder: Path) -> bool:
+    """Whether `folder` is one `export_identity` wrote (its identity.json says synthetic)."""
+    try:
+        return bool(json.loads((folder / "identity.json").read_text(encoding="utf-8")).get("synthetic"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _write_identity(folder: Path, identity: Identity, record, record_id: str, clip: Clip,
+                    config: ExportConfig, writer) -> None:
+    """Every file of one identity folder (media through `writer`, ground truth as data)."""
     context = writer.OutputContext(consent=(record,) if record is not None else ())
     with writer.output_context(context):
         if "mp4" in config.formats:
@@ -123,7 +160,6 @@ def export_identity(out_dir: str | Path, identity: Identity, config: ExportConfi
             "parameters": identity.to_dict(),
         },
     )
-    return folder
 
 
 def export_dataset(
@@ -139,6 +175,7 @@ def export_dataset(
     """
     config = config or ExportConfig()
     out = Path(out_dir)
+    earlier = _listed_identities(out)
     folders = []
     for i in range(identities):
         folders.append(export_identity(out, make_identity(seed + i), config))
@@ -155,4 +192,21 @@ def export_dataset(
             "formats": list(config.formats),
         },
     )
+    gone = [out / name for name in earlier if name not in {f.name for f in folders}]
+    gone = [folder for folder in gone if folder.is_dir() and _is_identity_folder(folder)]
+    for folder in gone:
+        shutil.rmtree(folder)
+    if earlier:
+        log.warning("%s held a synthetic dataset of %d people from an earlier run: replaced%s", out,
+                    len(earlier), f" ({len(gone)} no longer in it removed)" if gone else "")
     return folders
+
+
+def _listed_identities(out: Path) -> list[str]:
+    """The identity folders an earlier `export_dataset` into `out` listed in its dataset.json."""
+    try:
+        names = json.loads((out / "dataset.json").read_text(encoding="utf-8")).get("identities", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [name for name in names
+            if isinstance(name, str) and "/" not in name and name not in ("", ".", "..")]

@@ -192,6 +192,34 @@ def test_export_writes_marked_media_and_plain_ground_truth(tmp_path):
     assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*"))
 
 
+def test_a_rerun_into_the_same_folder_replaces_the_earlier_dataset_whole(tmp_path):
+    from common.synthetic.dataset import ExportConfig, export_dataset, load_ground_truth
+
+    first = export_dataset(tmp_path, 2, seed=40, config=ExportConfig(frames=5, size=128, formats=("frames",)))
+    (tmp_path / "notes.txt").write_text("the user's own file")
+    again = export_dataset(tmp_path, 1, seed=40, config=ExportConfig(frames=3, size=160, formats=("frames",),
+                                                                         speech=False))
+    assert [f.name for f in again] == [first[0].name] and not first[1].exists()  # the second person: gone
+    folder = again[0]
+    assert sorted(p.name for p in (folder / "frames").iterdir()) == [f"{i:05d}.png" for i in range(3)]
+    assert not (folder / "speech.wav").exists()  # the earlier run's audio does not linger
+    assert int(load_ground_truth(folder)["size"]) == 160
+    assert (tmp_path / "notes.txt").read_text() == "the user's own file"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_a_person_whose_record_was_revoked_is_not_rendered_again(tmp_path):
+    from common.errors import UserError
+    from common.synthetic.dataset import ExportConfig, export_identity
+    from consent_and_watermark.consent import Ledger, register_synthetic_identity
+
+    person = make_identity(48)
+    Ledger().revoke(register_synthetic_identity(person.subject_id, person.display_name), "not this one")
+    with pytest.raises(UserError, match="was revoked"):
+        export_identity(tmp_path, person, ExportConfig(frames=2, size=128, formats=("frames",)))
+    assert not list(tmp_path.iterdir())
+
+
 def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys):
     from common.cli import run
     from common.synthetic.__main__ import main
