@@ -3,7 +3,9 @@
 Each phase folder with a ``demo.py`` contributes a stage: ``run_stage(out_dir, quick) -> list[ReportItem]``.
 Stages train their quick presets on synthetic identities (people who do not exist, with consent records
 marking them synthetic), write their outputs through ``consent_and_watermark`` and return what the report
-should show. Trained checkpoints are cached under ``outputs/<phase>/`` so a second run is fast.
+should show. Trained checkpoints are cached under ``<out>/<stage>/`` so a second run is fast. Each stage
+keeps its part of the report in ``<out>/<stage>/report_section.html``; ``index.html`` joins the parts
+of every stage that has run, so running one stage again updates its part and keeps the others.
 
     python -m tools.demo --out outputs                 # all stages
     python -m tools.demo --out outputs --stages phase3_first_order_motion
@@ -19,6 +21,7 @@ import os
 import time
 from pathlib import Path
 
+from common.atomic import write_atomic
 from common.cli import run
 from common.errors import UserError
 from common.report import ReportItem
@@ -63,8 +66,18 @@ def render_item(item: ReportItem, out_dir: Path) -> str:
     return f"<div class='item'>{title}{body}{caption}</div>"
 
 
-def write_report(out_dir: Path, sections: list[tuple[str, list[ReportItem], float]]) -> Path:
-    """Write ``index.html`` (a text page, not media) linking every output of the stages."""
+SECTION_FILE = "report_section.html"
+
+
+def write_section(out_dir: Path, name: str, title: str, items: list[ReportItem], seconds: float) -> None:
+    """Keep one stage's part of the report (text, not media) in its folder."""
+    part = [f"<h2>{html.escape(title)}</h2><p class='caption'>stage time {seconds:.0f} s</p>"]
+    part.extend(render_item(item, out_dir) for item in items)
+    write_atomic(out_dir / name / SECTION_FILE, lambda file: file.write("\n".join(part).encode("utf-8")))
+
+
+def write_report(out_dir: Path) -> Path:
+    """Write ``index.html`` (a text page, not media) from the parts of every stage that has run."""
     parts = [
         "<!doctype html><meta charset='utf-8'><title>deepfake-creation demo</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
@@ -73,22 +86,22 @@ def write_report(out_dir: Path, sections: list[tuple[str, list[ReportItem], floa
         "<h1>deepfake-creation — demo report</h1>",
         f"<p>{INTRO}</p>",
     ]
-    for title, items, seconds in sections:
-        parts.append(f"<h2>{html.escape(title)}</h2><p class='caption'>stage time {seconds:.0f} s</p>")
-        parts.extend(render_item(item, out_dir) for item in items)
+    for name, _, _ in STAGES:
+        section = out_dir / name / SECTION_FILE
+        if section.is_file():
+            parts.append(section.read_text(encoding="utf-8"))
     report = out_dir / "index.html"
-    tmp = report.with_suffix(".html.tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    tmp.replace(report)
+    write_atomic(report, lambda file: file.write("\n".join(parts).encode("utf-8")))
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m tools.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for outputs and index.html")
-    parser.add_argument("--stages", nargs="*", help="run only these stages (names as in the list above)")
+    parser.add_argument("--stages", nargs="+", metavar="STAGE",
+                        help=f"run only these stages, of: {', '.join(name for name, _, _ in STAGES)}")
     parser.add_argument("--full", action="store_true", help="longer presets instead of the quick ones")
     args = parser.parse_args(argv)
 
@@ -96,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.stages:
         unknown = set(args.stages) - {s[0] for s in stages}
         if unknown:
-            raise UserError(f"unknown or unavailable stage(s): {', '.join(sorted(unknown))}")
+            raise UserError(f"unknown or unavailable stage(s): {', '.join(sorted(unknown))} (available: "
+                            f"{', '.join(name for name, _, _ in stages)})")
         stages = [s for s in stages if s[0] in args.stages]
     args.out.mkdir(parents=True, exist_ok=True)
-    sections = []
     for name, module_name, title in stages:
         print(f"== {title}", flush=True)
         start = time.perf_counter()
@@ -107,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         items = module.run_stage(args.out / name, quick=not args.full)
         seconds = time.perf_counter() - start
         print(f"   done in {seconds:.0f} s, {len(items)} report items", flush=True)
-        sections.append((title, items, seconds))
-    report = write_report(args.out, sections)
+        write_section(args.out, name, title, items, seconds)
+    report = write_report(args.out)
     print(f"report: {report}")
     return 0
 

@@ -54,7 +54,7 @@ def run_stage(out_dir: Path, quick: bool = True) -> list[ReportItem]:
     from consent_and_watermark import writer
 
     out_dir = Path(out_dir)
-    frames = 130 if quick else 250  # >= 5.1 s so the audio track carries its watermark too
+    frames = 130 if quick else 250  # 5.2 s: two periods (2.56 s each) of the audio watermark
     folders = export_dataset(out_dir / "identities", identities=2, seed=100,
                              config=ExportConfig(frames=frames, size=256, formats=("mp4",)))
     sheet = writer.save_image(out_dir / "gallery.png", gallery(range(8)))
