@@ -22,7 +22,9 @@ default, since the machine is shared); the load average is printed with the figu
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -173,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throughput-frames", type=int, default=40)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    scratch = tempfile.mkdtemp(prefix="faceswap-bench-")  # its own ledger, keys and log, not the user's
+    atexit.register(shutil.rmtree, scratch, True)
+    os.environ.setdefault("DEEPFAKE_DATA_DIR", os.path.join(scratch, "data"))
+    os.environ.setdefault("DEEPFAKE_CONFIG_DIR", os.path.join(scratch, "config"))
     faceset = load(PHASE, "faceset")
     people = [make_identity(seed) for seed in SEEDS]
     for person in people:

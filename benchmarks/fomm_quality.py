@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    # previews and clips go through the provenance writer: into a ledger, keys and log of the run folder
+    os.environ.setdefault("DEEPFAKE_DATA_DIR", str((args.run_dir / "user_data").resolve()))
+    os.environ.setdefault("DEEPFAKE_CONFIG_DIR", str((args.run_dir / "user_config").resolve()))
     start, cpu_start = time.perf_counter(), time.process_time()
     checkpoint = train_tiny(args.run_dir, args.steps, args.identities)
     trained, trained_cpu = time.perf_counter() - start, time.process_time() - cpu_start

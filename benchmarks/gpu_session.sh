@@ -27,6 +27,10 @@
 # must stay under the 64 MiB a call carries: send the wheels and run from the tree itself when no
 # helper is editing it).
 set -u
+if [ $# -gt 0 ]; then  # settings come from the environment only: print the header above and stop
+    sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+    exit 2
+fi
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 QUICK=${QUICK:-0}

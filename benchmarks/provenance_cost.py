@@ -2,12 +2,16 @@
 
     python benchmarks/provenance_cost.py
 
-Runs in a temporary DEEPFAKE_DATA_DIR / DEEPFAKE_CONFIG_DIR so it never touches the user's ledger or keys.
+Runs in a temporary DEEPFAKE_DATA_DIR / DEEPFAKE_CONFIG_DIR so it never touches the user's ledger or keys
+(removed at the end: it holds a fresh key set).
 """
 
 from __future__ import annotations
 
+import argparse
+import atexit
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -27,7 +31,10 @@ def _median_ms(fn, repeats: int) -> float:
 
 
 def main() -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    argparse.ArgumentParser(description=__doc__, formatter_class=formatter).parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="provenance-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)
     os.environ["DEEPFAKE_DATA_DIR"], os.environ["DEEPFAKE_CONFIG_DIR"] = (
         str(tmp / "data"),
         str(tmp / "config"),
