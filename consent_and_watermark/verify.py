@@ -122,6 +122,15 @@ def _detect_audio(path: Path, keys: KeyMaterial) -> dict:
     return _detection_dict(module.detect(samples, rate, medium_key(keys, "audio")))
 
 
+def _has_video(path: Path) -> bool:
+    """Whether an MP4-family file holds a video stream (its suffix does not say: .m4a may carry one)."""
+    try:
+        media.video_info(path)
+    except UserError:
+        return False  # no video stream, or not readable: the audio path says which
+    return True
+
+
 def verify(path: str | Path, *, log: ProvenanceLog | None = None) -> VerifyReport:
     """Run every check on ``path``. Raises ``UserError`` for a missing, unreadable or unsupported file."""
     path = Path(path)
@@ -130,6 +139,8 @@ def verify(path: str | Path, *, log: ProvenanceLog | None = None) -> VerifyRepor
     kind = KINDS.get(path.suffix.lower())
     if kind is None:
         raise UserError(f"cannot verify {path.name}: supported formats are {', '.join(sorted(KINDS))}")
+    if path.suffix.lower() in (".mp4", ".m4a"):  # the same container holds video or sound only
+        kind = "video" if _has_video(path) else "audio"
     keys = load_keys()
     try:
         metadata = read_metadata(path)

@@ -134,6 +134,26 @@ def test_transcoded_audio_is_traced_by_its_watermark(out_dir: Path):
     assert report.matched_by == "payload"
 
 
+def test_the_kind_of_an_mp4_family_file_comes_from_its_streams_not_its_suffix(out_dir: Path, natural_rgb):
+    babble = (0.1 * np.random.default_rng(2).standard_normal(16000 * 10)).astype(np.float32)
+    writer.save_audio(out_dir / "voice.wav", babble, 16000)
+    samples, rate = media.read_audio(out_dir / "voice.wav")
+    with av.open(str(out_dir / "voice.mp4"), mode="w") as container:  # sound only, in an .mp4
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    report = verify(out_dir / "voice.mp4")
+    assert report.kind == "audio" and report.audio_watermark is not None  # read as sound, not refused
+    clip = writer.save_video(out_dir / "clip.mp4", np.stack([natural_rgb] * 3), 25.0, label=False)
+    renamed = out_dir / "clip.m4a"  # a video whose name says sound
+    renamed.write_bytes(clip.read_bytes())
+    report = verify(renamed)
+    assert report.kind == "video" and report.watermark is not None  # its frames are looked at
+
+
 def test_a_detection_with_an_unreadable_payload_is_reported_not_crashed():
     from consent_and_watermark.verify import _describe_detection
 
