@@ -29,7 +29,7 @@ from common import media
 from common.errors import UserError
 from consent_and_watermark import c2pa_sign
 from consent_and_watermark.consent import sha256_file
-from consent_and_watermark.keys import KeyMaterial, load_keys, medium_key
+from consent_and_watermark.keys import KeyMaterial, key_dir, load_keys, medium_key
 from consent_and_watermark.metadata import TRAINED_ALGORITHMIC_MEDIA, MetadataReport, read_metadata
 from consent_and_watermark.provenance import ProvenanceLog, Row, payload_time
 
@@ -61,6 +61,7 @@ class VerifyReport:
     marked: bool
     reasons: list[str] = field(default_factory=list)  # why it counts as marked
     sources: list[Row] = field(default_factory=list)  # the earlier outputs it was made from, if logged
+    new_keys: bool = False  # this machine had no keys before this check: only its own marks can be read
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -141,6 +142,7 @@ def verify(path: str | Path, *, log: ProvenanceLog | None = None) -> VerifyRepor
         raise UserError(f"cannot verify {path.name}: supported formats are {', '.join(sorted(KINDS))}")
     if path.suffix.lower() in (".mp4", ".m4a"):  # the same container holds video or sound only
         kind = "video" if _has_video(path) else "audio"
+    new_keys = not (key_dir() / "watermark.key").exists()
     keys = load_keys()
     try:
         metadata = read_metadata(path)
@@ -183,6 +185,7 @@ def verify(path: str | Path, *, log: ProvenanceLog | None = None) -> VerifyRepor
         marked=bool(reasons),
         reasons=reasons,
         sources=[r for r in found if r is not None],
+        new_keys=new_keys,
     )
 
 
@@ -214,6 +217,9 @@ def format_report(report: VerifyReport) -> str:
         lines.append(_describe_detection("watermark", report.watermark))
     if report.audio_watermark is not None or report.kind == "audio":
         lines.append(_describe_detection("audio watermark", report.audio_watermark))
+    if report.new_keys:
+        lines.append(f"note: this machine had no keys before this check (new ones are in {key_dir()}): a "
+                     "watermark is keyed per install, so only the install that marked a file can detect it")
     where = sorted({key.split(":")[0] for key in meta.fields})
     statement = (
         "synthetic (IPTC trainedAlgorithmicMedia)" if meta.synthetic else "no synthetic-media statement"

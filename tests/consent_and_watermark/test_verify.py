@@ -188,3 +188,14 @@ def test_log_into_a_pipe_whose_reader_has_gone_exits_quietly(out_dir: Path, natu
     finally:
         os.close(write_end)
     assert done.returncode == 141 and done.stderr == b""
+
+
+def test_verify_on_a_machine_without_keys_says_why_no_watermark_can_be_read(out_dir, natural_rgb, tmp_path,
+                                                                              monkeypatch, capsys):
+    path = writer.save_image(out_dir / "made_here.png", natural_rgb)
+    monkeypatch.setenv("DEEPFAKE_CONFIG_DIR", str(tmp_path / "another_machine"))
+    _verify([str(path)])
+    out = capsys.readouterr().out
+    assert "watermark: not detected" in out and "this machine had no keys before this check" in out
+    _verify([str(path)])
+    assert "had no keys" not in capsys.readouterr().out  # the keys made by the first check exist now
