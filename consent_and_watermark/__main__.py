@@ -60,6 +60,8 @@ def _describe(record: Record) -> str:
 
 def _consent_command(args: argparse.Namespace) -> int:
     expires = _expiry(args) if args.action == "add" else None  # bad dates refused before the ledger opens
+    if args.ledger and args.action != "add" and not Path(args.ledger).is_file():
+        raise UserError(f"no ledger at {args.ledger} (it is created by `consent --ledger FILE add`)")
     ledger = Ledger(args.ledger)
     if args.action == "add":
         record = ledger.add(
@@ -138,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         "a record says who agreed, to which techniques and outputs, until when, backed by which evidence.",
     )
     con.add_argument(
-        "--ledger", help="ledger file (default: consent.sqlite in $DEEPFAKE_DATA_DIR or the user data dir)"
+        "--ledger",
+        help="ledger file (default: consent.sqlite in $DEEPFAKE_DATA_DIR or the user data dir). The tools "
+        "always read the default one: records added elsewhere are for inspection or a later move only",
     )
     actions = con.add_subparsers(dest="action", required=True)
 

@@ -231,3 +231,12 @@ def test_cli_add_refuses_days_outside_a_hundred_years_in_one_line(tmp_path: Path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --days must be between 1 and 36500")
     assert not (tmp_path / "l.sqlite").exists()  # refused before the ledger was opened
+
+
+def test_consent_commands_on_a_ledger_that_does_not_exist_do_not_create_it(tmp_path, capsys):
+    from common.cli import run
+    from consent_and_watermark.__main__ import main
+
+    typo = tmp_path / "typo" / "ledger.sqlite"
+    assert run(main, ["consent", "--ledger", str(typo), "list"]) == 2
+    assert "no ledger at" in capsys.readouterr().err and not typo.exists()
