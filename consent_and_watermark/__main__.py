@@ -113,7 +113,7 @@ def _log_command(args: argparse.Namespace) -> int:
     log = ProvenanceLog()
     rows = log.rows(args.limit)
     for row in rows:
-        label = "label on" if row.visible_label else "LABEL OFF"
+        label = "no label" if row.kind == "audio" else "label on" if row.visible_label else "LABEL OFF"
         mark = "watermarked" if row.watermarked else "no watermark"
         print(
             f"{row.id:>6}  {row.created}  {row.kind:<6} {row.technique or '-':<8} {label:<9}  {mark:<12}  "

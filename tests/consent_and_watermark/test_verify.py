@@ -110,9 +110,11 @@ def test_damaged_provenance_log_exits_2(out_dir: Path, natural_rgb, tmp_path: Pa
 def test_log_lists_outputs_and_the_label_choice(out_dir: Path, natural_rgb, capsys):
     writer.save_image(out_dir / "on.png", natural_rgb)
     writer.save_image(out_dir / "off.png", natural_rgb, label=False)
+    writer.save_audio(out_dir / "voice.wav", np.zeros(16000 * 3, np.float32), 16000)
     assert run(cli.main, ["log"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and "off.png" in lines[0] and "LABEL OFF" in lines[0] and "label on" in lines[1]
+    assert len(lines) == 3 and "voice.wav" in lines[0] and "no label" in lines[0]  # none to turn off
+    assert "off.png" in lines[1] and "LABEL OFF" in lines[1] and "label on" in lines[2]
 
 
 def test_transcoded_audio_is_traced_by_its_watermark(out_dir: Path):
