@@ -195,7 +195,9 @@ def _describe_detection(name: str, detection: dict | None) -> str:
     if "skipped" in detection["details"]:
         return f"{name}: not checked ({detection['details']['skipped']})"
     if not detection["detected"]:
-        return f"{name}: not detected (best match {detection['bit_errors']}/{detection['n_bits']} errors)"
+        errors, bits = detection["bit_errors"], detection["n_bits"]
+        flat = " (all: a flat picture or silence reads so)" if errors >= bits else ""
+        return f"{name}: not detected (best match {errors}/{bits} errors{flat})"
     payload = detection["payload"]
     if payload is None:  # the bound says marked, but the payload failed its CRC
         return (
