@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
 
     def report(folder: Path) -> None:
-        print(f"{folder}  ({time.perf_counter() - start:.1f} s so far)")
+        record = json.loads((folder / "identity.json").read_text(encoding="utf-8"))["consent_record"]
+        print(f"{folder}  consent record {record}  ({time.perf_counter() - start:.1f} s so far)")
 
     export_dataset(args.out, args.identities, args.seed, config, on_done=report)
     return 0
