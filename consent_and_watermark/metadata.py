@@ -145,7 +145,11 @@ def parse_xmp(packet: str) -> dict[str, str]:
 
 def _image_fields(path: Path) -> dict[str, str]:
     with Image.open(path) as img:
-        fields = {f"text:{k}": str(v) for k, v in getattr(img, "text", {}).items()}
+        try:
+            text = getattr(img, "text", {})  # PNG: decodes the pixels to reach chunks after them
+        except OSError:  # damaged pixel data: the chunks read before it still say what the file claims
+            text = {k: v for k, v in img.info.items() if isinstance(v, str)}
+        fields = {f"text:{k}": str(v) for k, v in text.items()}
         xmp = img.info.get("xmp") or fields.pop("text:XML:com.adobe.xmp", None)
         if isinstance(xmp, bytes):
             xmp = xmp.decode("utf-8", "replace")

@@ -105,7 +105,10 @@ def _detect_pixels(path: Path, kind: str, keys: KeyMaterial) -> dict:
     module = importlib.import_module("consent_and_watermark.watermark_image")
     key = medium_key(keys, "image")
     if kind == "image":
-        rgb = media.read_image(path)
+        try:
+            rgb = media.read_image(path)
+        except UserError as err:  # damaged pixels: the metadata and the manifest can still be read
+            return _skipped(f"pixels unreadable: {err}")
         if min(rgb.shape[:2]) < module.MIN_SIZE:
             return _skipped(f"smaller than {module.MIN_SIZE} px")
         return _detection_dict(module.detect(rgb, key))

@@ -201,3 +201,15 @@ def test_verify_on_a_machine_without_keys_says_why_no_watermark_can_be_read(out_
     assert "watermark: not detected" in out and "this machine had no keys before this check" in out
     _verify([str(path)])
     assert "had no keys" not in capsys.readouterr().out  # the keys made by the first check exist now
+
+
+def test_damaged_pixels_still_get_a_report_of_the_metadata_and_the_manifest(out_dir: Path, natural_rgb):
+    path = writer.save_image(out_dir / "face.png", natural_rgb)
+    data = bytearray(path.read_bytes())
+    data[data.index(b"IDAT") + 200] ^= 0xFF  # one flipped byte in the compressed pixels
+    damaged = out_dir / "damaged.png"
+    damaged.write_bytes(bytes(data))
+    report = verify(damaged)
+    assert "pixels unreadable" in report.watermark["details"]["skipped"]
+    assert report.metadata.synthetic and report.c2pa.state == "Invalid" and not report.marked
+    assert _verify([str(damaged)]) == 1  # a verdict (tampered, not marked), not a refusal
