@@ -100,6 +100,18 @@ def check_data_consent(args: argparse.Namespace, technique: str, argv: list[str]
                      argv=argv, roles=consent_roles(args))
 
 
+def nearest_existing(path: Path) -> Path:
+    """`path` itself or its nearest ancestor that exists (a write there creates the folders below it)."""
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
+def check_folder(path: str | Path, flag: str) -> None:
+    """Refuse a folder flag (e.g. --run-dir) that names a file or runs through one, before any work."""
+    existing = nearest_existing(Path(path))
+    if not existing.is_dir():
+        raise UserError(f"{flag} {path}: {existing} is a file, not a folder; name a folder")
+
+
 def check_output(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> None:
     """Refuse, before any compute, an output file the run could not write or that would replace one of
     its own inputs (`UserError`): an existing folder, a path that runs through a file, a folder this
@@ -111,9 +123,7 @@ def check_output(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> 
         if source is not None and path.exists() and Path(source).exists() and os.path.samefile(path, source):
             raise UserError(f"refused: the output {path} is the input {source}, which writing would destroy; "
                             "choose another output name")
-    folder = path.parent
-    while not folder.exists():  # the nearest existing ancestor (the write creates the rest)
-        folder = folder.parent
+    folder = nearest_existing(path.parent)  # the write creates the rest
     if not folder.is_dir():
         raise UserError(f"cannot write {path}: {folder} is a file, not a folder")
     try:

@@ -241,17 +241,13 @@ def _as_rgb(rgb: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def _check_suffix(path: Path, allowed: tuple[str, ...], what: str) -> None:
-    if path.suffix.lower() not in allowed:
-        raise UserError(f"cannot write {what} as {path.name!r}: use one of {', '.join(allowed)}")
-
-
 def check_suffix(path: str | Path, kind: str) -> None:
     """Refuse, before any compute, an output name the writer could not write as `kind` (image, video
     or audio; a figure is an image): the same one-line `UserError` the write itself would raise."""
     allowed, what = {"image": (IMAGE_SUFFIXES, "an image"), "video": (VIDEO_SUFFIXES, "a video"),
                      "audio": (AUDIO_SUFFIXES, "audio")}[kind]
-    _check_suffix(Path(path), allowed, what)
+    if Path(path).suffix.lower() not in allowed:
+        raise UserError(f"cannot write {what} as {Path(path).name!r}: use one of {', '.join(allowed)}")
 
 
 def _check_scope(context: OutputContext, kind: str) -> None:
@@ -352,7 +348,7 @@ def save_image(path: str | Path, rgb: np.ndarray, *, label: bool | None = None) 
 
 def _save_still(path: Path, rgb: np.ndarray, show_label: bool, kind: str) -> Path:
     """An image or a figure: label, watermark, metadata, encode, sign, log."""
-    _check_suffix(path, IMAGE_SUFFIXES, "an image")
+    check_suffix(path, "image")
 
     def produce(tmp: Path, payload: int, keys: KeyMaterial) -> _Marks:
         marker = _ImageMarker(payload, keys, show_label, kind)
@@ -382,7 +378,7 @@ def save_video(
     the audio watermark when it is long enough.
     """
     path = Path(path)
-    _check_suffix(path, VIDEO_SUFFIXES, "a video")
+    check_suffix(path, "video")
     if audio is not None and not sample_rate:
         raise ValueError("save_video needs sample_rate with audio")
     show_label = get_context().visible_label if label is None else label
@@ -448,7 +444,7 @@ def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray
 def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> Path:
     """Write float32 mono samples in [-1, 1] as a marked 16-bit WAV file."""
     path = Path(path)
-    _check_suffix(path, AUDIO_SUFFIXES, "audio")
+    check_suffix(path, "audio")
 
     def produce(tmp: Path, payload: int, keys: KeyMaterial) -> _Marks:
         marked, ok, _ = _mark_audio(samples, sample_rate, payload, keys, "audio")

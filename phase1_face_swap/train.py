@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from common.cli import add_common_args, add_consent_args, consent_roles, run
+from common.cli import add_common_args, add_consent_args, check_folder, consent_roles, run
 from common.errors import UserError
 from common.impl import load
 from common.training import (
@@ -158,9 +158,7 @@ def check_args(args: argparse.Namespace) -> None:
     if args.source.resolve() == args.target.resolve():
         raise UserError(f"--source and --target are both {args.source}: a swap needs the faces of two "
                         "different people")
-    existing = next(p for p in (args.run_dir, *args.run_dir.parents) if p.exists())
-    if not existing.is_dir():
-        raise UserError(f"--run-dir {args.run_dir}: {existing} is a file, not a folder; name a folder")
+    check_folder(args.run_dir, "--run-dir")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from common.cli import check_folder
 from common.errors import UserError, first_line
 from common.training.checkpoint import Checkpointer, plain
 from common.training.device import PRECISIONS
@@ -99,11 +100,11 @@ class LoopResult:
 
 def _run_dir(value: str) -> Path:
     """--run-dir: refused at once when it is (or runs through) a file, not after the data is ready."""
-    path = Path(value)
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir():
-        raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder; name a folder")
-    return path
+    try:
+        check_folder(value, "--run-dir")
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    return Path(value)
 
 
 def add_train_args(parser: argparse.ArgumentParser, defaults: TrainConfig | None = None) -> None:
