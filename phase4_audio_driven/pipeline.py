@@ -69,7 +69,8 @@ def detect_box(rgb: np.ndarray, cfg: BoxConfig = BoxConfig(),
     return box
 
 
-def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int) -> Iterator[tuple[T, np.ndarray]]:
+def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int,
+                 detect_every: int = 1) -> Iterator[tuple[T, np.ndarray]]:
     """The box rule, in one pass over (item, detected box or None) pairs; yields (item, box (4,) float).
 
     * A frame without a face reuses the last box; frames before the first face use the first one
@@ -77,6 +78,9 @@ def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int) -> Ite
     * Each box is the mean of itself and the next `window - 1` (the published get_smoothened_boxes);
       the last `window - 1` frames use the last full window. So the stream runs `window - 1` frames
       behind its input, and a whole clip is never held in memory.
+
+    `detect_every` > 1 says the boxes of most frames were interpolated (`interpolate_skipped`), so the
+    count of frames without a face in the closing warning is a lower bound, and it says so.
     """
     window = max(1, window)
     pending: deque[tuple[T, np.ndarray]] = deque()  # items whose box waits for the next ones
@@ -109,7 +113,9 @@ def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int) -> Ite
     for item, _ in pending:
         yield item, tail
     if missing:
-        log.warning("no face in %d of %d frames: those frames reuse the last box", missing, total)
+        sampled = (f" (at least: the detector looked at one frame in {detect_every})"
+                   if detect_every > 1 else "")
+        log.warning("no face in %d of %d frames%s: those frames reuse the last box", missing, total, sampled)
 
 
 def stream_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(), smooth: bool = True,
@@ -170,7 +176,7 @@ def interpolate_skipped(
 
 def _settled(detections: Iterable[tuple[np.ndarray, Box | None]], cfg: BoxConfig,
              smooth: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for frame, box in settle_boxes(detections, cfg.smooth_window if smooth else 1):
+    for frame, box in settle_boxes(detections, cfg.smooth_window if smooth else 1, cfg.detect_every):
         yield frame, np.round(box).astype(np.int64)
 
 

@@ -98,6 +98,17 @@ def test_video_encoded_on_parallel_encoders_passes_verify(out_dir: Path, monkeyp
     assert len(list(media.iter_video(path))) == 60
 
 
+def test_odd_sided_frames_are_padded_to_even_and_the_writer_says_so(out_dir: Path, caplog):
+    clip = _panning_clip(3, size=160)[:, :131, :145]  # (3, 131, 145, 3): both sides odd
+    with caplog.at_level(logging.WARNING, logger="deepfake.provenance"):
+        path = writer.save_video(out_dir / "odd.mp4", clip, 25)
+    assert caplog.text.count("145x131 px written as 146x132") == 1
+    info = media.video_info(path)
+    assert (info.width, info.height) == (146, 132)
+    assert "146x132" in ProvenanceLog().find_by_sha256(
+        hashlib.sha256(path.read_bytes()).hexdigest()).note
+
+
 def test_small_video_is_signed_and_tagged_without_watermark(out_dir: Path, caplog):
     with caplog.at_level(logging.WARNING, logger="deepfake.provenance"):
         path = writer.save_video(out_dir / "tiny.mp4", _panning_clip(3, size=64), 25)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,21 @@ def test_detecting_every_third_frame_calls_the_detector_a_third_as_often_with_th
     third = pipeline.face_boxes(frames, pipeline.BoxConfig(detect_every=3), smooth=False, detect=detect)
     assert sorted(calls) == [0, 3, 6, 9]
     np.testing.assert_array_equal(third, every)  # linear motion is interpolated exactly
+
+
+def test_the_faceless_frame_count_says_it_is_a_lower_bound_when_frames_were_skipped(caplog):
+    def detect(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
+        return [] if int(rgb[0, 0, 0]) >= 5 else [(10, 10, 30, 50)]  # the face leaves at frame 5
+
+    frames = moving_face_frames(10)
+    with caplog.at_level(logging.WARNING, logger=pipeline.log.name):
+        pipeline.face_boxes(frames, pipeline.BoxConfig(), detect=detect)
+    assert "no face in 5 of 10 frames:" in caplog.text  # every frame looked at: the exact count
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=pipeline.log.name):
+        pipeline.face_boxes(frames, pipeline.BoxConfig(detect_every=3), detect=detect)
+    # frames 0, 3, 6, 9 looked at; 4 and 5 take frame 3's box, 7 and 8 have none on either side
+    assert "no face in 4 of 10 frames (at least: the detector looked at one frame in 3)" in caplog.text
 
 
 def test_the_command_line_refuses_detect_every_below_one(tmp_path):
