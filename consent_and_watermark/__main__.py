@@ -43,7 +43,9 @@ def _expiry(args: argparse.Namespace) -> datetime.datetime | None:
 
 
 def _describe(record: Record) -> str:
-    if record.revoked:
+    if not record.intact:
+        status = "TAMPERED (changed outside the consent tool: refused)"
+    elif record.revoked:
         status = f"REVOKED {record.revoked:%Y-%m-%d}" + (
             f" ({record.revoke_reason})" if record.revoke_reason else ""
         )

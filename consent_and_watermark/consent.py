@@ -13,10 +13,19 @@ CLI also takes ``--ledger``). Each record holds:
 | ``created``, ``expires``, ``revoked`` | UTC timestamps; usable only while not expired or revoked |
 | ``evidence_sha256`` | SHA-256 of the signed statement or recording the consent rests on |
 | ``synthetic`` | True for identities made up by the project's generator (nobody's real face) |
+| ``seal`` | HMAC-SHA256 of all of the above under a key derived from the install's secret |
 
 Every generation CLI calls :func:`check_consent` *before any compute*; a refusal is one clear line
 (``UserError``: exit status 2) and nothing is written. The ledger records consent, it does not prove
 it: the evidence hash lets someone holding the evidence show which document a record relied on.
+
+**Seals.** The ledger is a plain SQLite file: anyone can open it and widen a record's techniques, move
+its expiry or clear a revocation. Each row therefore carries a seal (a keyed hash of the record, the
+key derived from ``watermark.key``, see ``keys.purpose_key``) written only by this module; a record
+whose seal does not match is shown as TAMPERED and refused. This makes edits *evident*, not
+impossible: whoever holds the key files can reseal, and a ledger from before seals existed is sealed
+as found the first time it is opened (trust on first use). A ledger copied to another install fails
+every seal there (different key).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -36,6 +46,7 @@ from pathlib import Path
 import platformdirs
 
 from common.errors import UserError, first_line
+from consent_and_watermark.keys import load_keys, purpose_key
 
 TECHNIQUES = ("swap", "reenact", "animate", "lipsync")
 OUTPUTS = ("image", "video", "audio")
@@ -54,7 +65,8 @@ CREATE TABLE IF NOT EXISTS records (
     revoked TEXT,
     revoke_reason TEXT,
     evidence_sha256 TEXT,
-    synthetic INTEGER NOT NULL DEFAULT 0
+    synthetic INTEGER NOT NULL DEFAULT 0,
+    seal TEXT
 )
 """
 
@@ -89,6 +101,7 @@ class Record:
     revoke_reason: str | None = None
     evidence_sha256: str | None = None
     synthetic: bool = False
+    intact: bool = True  # the row's seal matches: nobody edited it outside this module
 
     def to_dict(self) -> dict:
         """JSON-ready form (timestamps as ISO 8601 strings)."""
@@ -103,12 +116,20 @@ class Record:
 
         Canonical JSON (sorted keys, no spaces) so the same record always hashes the same.
         """
-        grant = {k: v for k, v in self.to_dict().items() if k not in ("revoked", "revoke_reason")}
-        return hashlib.sha256(json.dumps(grant, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        grant = {k: v for k, v in self.to_dict().items() if k not in ("revoked", "revoke_reason", "intact")}
+        return hashlib.sha256(_canonical(grant)).hexdigest()
+
+    def seal(self, key: bytes) -> str:
+        """HMAC-SHA256 of the whole record (the grant and its revocation) under the ledger's key."""
+        fields = {k: v for k, v in self.to_dict().items() if k != "intact"}
+        return hmac.new(key, _canonical(fields), hashlib.sha256).hexdigest()
 
     def problem(self, technique: str, outputs: Iterable[str], now: datetime.datetime) -> str | None:
         """Why this record does not allow ``technique`` for ``outputs`` at ``now``, or None if it does."""
         who = f"consent record {self.id} ({self.display_name})"
+        if not self.intact:
+            return (f"{who} was changed outside the consent tool (its seal does not match this install's "
+                    "key); add the consent again with `consent add`")
         if self.revoked is not None:
             return f"{who} was revoked on {self.revoked:%Y-%m-%d}"
         if self.expires is not None and now >= self.expires:
@@ -121,19 +142,26 @@ class Record:
         return None
 
 
+def _canonical(fields: dict) -> bytes:
+    """Canonical JSON (sorted keys, no spaces): the same record always gives the same bytes."""
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _aware(moment: datetime.datetime | None) -> datetime.datetime | None:
+    """A timestamp without a zone is UTC (so that a record reads back exactly as it was sealed)."""
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
 def _parse_time(text: str | None) -> datetime.datetime | None:
     """An ISO 8601 timestamp from the ledger; one without a zone is read as UTC."""
-    if not text:
-        return None
-    moment = datetime.datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+    return _aware(datetime.datetime.fromisoformat(text)) if text else None
 
 
-def _row_to_record(row: sqlite3.Row, path: Path) -> Record:
-    """A ledger row as a ``Record``; a row that is not one (bad timestamp, missing column, foreign
-    table) is a ``UserError`` naming the ledger as damaged."""
+def _row_to_record(row: sqlite3.Row, path: Path, key: bytes) -> Record:
+    """A ledger row as a ``Record`` (``intact`` when its seal matches); a row that is not one (bad
+    timestamp, missing column, foreign table) is a ``UserError`` naming the ledger as damaged."""
     try:
-        return Record(
+        record = Record(
             id=row["id"],
             subject_id=row["subject_id"],
             display_name=row["display_name"],
@@ -147,11 +175,14 @@ def _row_to_record(row: sqlite3.Row, path: Path) -> Record:
             evidence_sha256=row["evidence_sha256"],
             synthetic=bool(row["synthetic"]),
         )
+        seal = row["seal"]
     except (IndexError, KeyError, TypeError, ValueError, AttributeError) as err:
         which = f"record {row['id']!r}" if "id" in row.keys() else "a record"
         reason = "a column is missing" if isinstance(err, IndexError) else first_line(err)
         message = f"consent ledger {path} is damaged ({which}: {reason}); restore it from a backup"
         raise UserError(message) from err
+    intact = isinstance(seal, str) and hmac.compare_digest(seal, record.seal(key))
+    return dataclasses.replace(record, intact=intact)
 
 
 def sqlite_error(err: sqlite3.Error, what: str, path: Path) -> UserError:
@@ -190,6 +221,14 @@ class Ledger:
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_ledger_path()
+        self._key: bytes | None = None
+
+    @property
+    def key(self) -> bytes:
+        """The seal key (derived from the install's secret; the keys are created on first use)."""
+        if self._key is None:
+            self._key = purpose_key(load_keys(), "consent-ledger/seal/v1")
+        return self._key
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -202,11 +241,22 @@ class Ledger:
                 # cut (writes are rare here; the provenance log trades this for speed instead).
                 with conn:
                     conn.execute(_SCHEMA)
+                    self._seal_unsealed_ledger(conn)
                     yield conn
         except sqlite3.DatabaseError as err:
             raise sqlite_error(err, "consent ledger", self.path) from err
         except OSError as err:
             raise UserError(f"cannot open consent ledger {self.path}: {err.strerror}") from err
+
+    def _seal_unsealed_ledger(self, conn: sqlite3.Connection) -> None:
+        """A ledger from before seals existed gets the column, and its rows are sealed as found."""
+        columns = {row["name"] for row in conn.execute("PRAGMA table_info(records)")}
+        if "seal" in columns or "id" not in columns:
+            return  # sealed already, or not a ledger at all (reading it says so)
+        conn.execute("ALTER TABLE records ADD COLUMN seal TEXT")
+        for row in conn.execute("SELECT * FROM records").fetchall():
+            record = _row_to_record(row, self.path, self.key)
+            conn.execute("UPDATE records SET seal = ? WHERE id = ?", (record.seal(self.key), record.id))
 
     def add(
         self,
@@ -228,7 +278,7 @@ class Ledger:
                 raise UserError(f"unknown or missing {what} {unknown}; choose from {', '.join(allowed)}")
         if not subject_id.strip() or not display_name.strip() or not granted_by.strip():
             raise UserError("subject id, display name and granted-by must not be empty")
-        now = now or utc_now()
+        now, expires = _aware(now or utc_now()), _aware(expires)
         if expires is not None and expires <= now:
             raise UserError(f"expiry {expires:%Y-%m-%d} is not in the future")
         record = Record(
@@ -246,7 +296,8 @@ class Ledger:
         with self._connect() as conn:
             conn.execute(
                 "INSERT INTO records (id, subject_id, display_name, granted_by, techniques, outputs, "
-                "created, expires, evidence_sha256, synthetic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created, expires, evidence_sha256, synthetic, seal) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     subject_id,
@@ -258,6 +309,7 @@ class Ledger:
                     expires.isoformat() if expires else None,
                     evidence_sha256,
                     int(synthetic),
+                    record.seal(self.key),
                 ),
             )
         return record
@@ -265,32 +317,38 @@ class Ledger:
     def get(self, record_id: str) -> Record | None:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
-        return _row_to_record(row, self.path) if row else None
+        return _row_to_record(row, self.path, self.key) if row else None
 
     def records(self, active_only: bool = False) -> list[Record]:
         """All records, oldest first; ``active_only`` drops revoked and expired ones."""
         with self._connect() as conn:
             rows = conn.execute("SELECT * FROM records ORDER BY created, id").fetchall()
-        records = [_row_to_record(row, self.path) for row in rows]
+        records = [_row_to_record(row, self.path, self.key) for row in rows]
         if not active_only:
             return records
         now = utc_now()
-        return [r for r in records if r.revoked is None and (r.expires is None or r.expires > now)]
+        usable = [r for r in records if r.intact and r.revoked is None]
+        return [r for r in usable if r.expires is None or r.expires > now]
 
     def revoke(self, record_id: str, reason: str = "", now: datetime.datetime | None = None) -> Record:
         """Mark a record revoked. Revocation is permanent; outputs made before it keep their provenance."""
-        now = now or utc_now()
+        now = _aware(now or utc_now())
         with self._connect() as conn:
-            done = conn.execute(
-                "UPDATE records SET revoked = ?, revoke_reason = ? WHERE id = ? AND revoked IS NULL",
-                (now.isoformat(), reason or None, record_id),
-            ).rowcount
-        record = self.get(record_id)
-        if record is None:
-            raise UserError(f"unknown consent record {record_id!r} in {self.path}")
-        if not done:
-            raise UserError(f"consent record {record_id} was already revoked on {record.revoked:%Y-%m-%d}")
-        return record
+            row = conn.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
+            if row is None:
+                raise UserError(f"unknown consent record {record_id!r} in {self.path}")
+            record = _row_to_record(row, self.path, self.key)
+            if record.revoked is not None:
+                raise UserError(f"consent record {record_id} was already revoked on "
+                                f"{record.revoked:%Y-%m-%d}")
+            revoked = dataclasses.replace(record, revoked=now, revoke_reason=reason or None)
+            # A tampered record is revoked but keeps its broken seal: revoking must not launder the edit.
+            seal = revoked.seal(self.key) if record.intact else row["seal"]
+            conn.execute(
+                "UPDATE records SET revoked = ?, revoke_reason = ?, seal = ? WHERE id = ?",
+                (now.isoformat(), reason or None, seal, record_id),
+            )
+        return revoked
 
     def find_synthetic(self, subject_id: str) -> Record | None:
         """The synthetic identity's record, revoked or not (a revocation stays: see
@@ -300,7 +358,7 @@ class Ledger:
                 "SELECT * FROM records WHERE subject_id = ? AND synthetic = 1 ORDER BY created LIMIT 1",
                 (subject_id,),
             ).fetchone()
-        return _row_to_record(row, self.path) if row else None
+        return _row_to_record(row, self.path, self.key) if row else None
 
 
 def register_synthetic_identity(

@@ -11,8 +11,9 @@ every file is 0600 and the folder 0700. Nothing here ever leaves the machine.
   profile (checked on this machine): KeyUsage digitalSignature, BasicConstraints CA:FALSE,
   AuthorityKeyIdentifier present, ExtendedKeyUsage emailProtection (the one EKU accepted without a
   custom trust configuration; serverAuth, anyExtendedKeyUsage or no EKU are rejected).
-- ``watermark.key``: 32 random bytes that key the invisible watermark's pseudo-random sequences.
-  Whoever holds it can detect *and forge* the watermark, so it is as secret as the signing key.
+- ``watermark.key``: 32 random bytes that key the invisible watermark's pseudo-random sequences (and,
+  through ``purpose_key``, the consent ledger's seals). Whoever holds it can detect *and forge* the
+  watermark and reseal an edited consent record, so it is as secret as the signing key.
 """
 
 from __future__ import annotations
@@ -262,7 +263,12 @@ def _read_keys(folder: Path) -> KeyMaterial:
     )
 
 
+def purpose_key(keys: KeyMaterial, purpose: str) -> bytes:
+    """A separate 32-byte key per use of the install secret: HMAC-SHA256(watermark key, purpose), so no
+    two uses (image marks, audio marks, the consent ledger's seals) share a key."""
+    return hmac.new(keys.watermark_key, purpose.encode(), hashlib.sha256).digest()
+
+
 def medium_key(keys: KeyMaterial, medium: str) -> bytes:
-    """A separate 32-byte key per medium: HMAC-SHA256(watermark key, medium), so image and audio
-    watermarks never share a pseudo-random sequence."""
-    return hmac.new(keys.watermark_key, f"watermark/{medium}/v1".encode(), hashlib.sha256).digest()
+    """The watermark key of one medium (image, audio): the two never share a pseudo-random sequence."""
+    return purpose_key(keys, f"watermark/{medium}/v1")

@@ -128,6 +128,56 @@ def test_foreign_records_table_is_a_damaged_ledger_error(tmp_path: Path, capsys)
         assert len(err) == 1 and "is damaged" in err[0]
 
 
+@pytest.mark.parametrize(
+    "edit",
+    ["techniques = 'swap,reenact,animate,lipsync'", "expires = NULL", "revoked = NULL, revoke_reason = NULL"],
+    ids=["widened-techniques", "expiry-removed", "revocation-cleared"],
+)
+def test_a_record_edited_outside_the_consent_tool_is_refused_as_tampered(edit: str, tmp_path: Path, capsys):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    record = _add(ledger, techniques=["animate"], expires=utc_now() + datetime.timedelta(days=3))
+    other = _add(ledger, subject_id="bob")
+    ledger.revoke(record.id, "withdrawn")
+    assert ledger.get(record.id).intact  # adding and revoking through the module keep the seal
+    with sqlite3.connect(ledger.path) as conn:
+        conn.execute(f"UPDATE records SET {edit} WHERE id = ?", (record.id,))
+    with pytest.raises(UserError, match="changed outside the consent tool"):
+        check_consent([record.id], "animate", ledger=ledger.path)
+    assert ledger.records(active_only=True) == [other]
+    assert run(cli.main, ["consent", "--ledger", str(ledger.path), "list", "--all"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listing if "TAMPERED" in line] == [record.id]
+
+
+def test_revoking_a_tampered_record_does_not_reseal_it(tmp_path: Path):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    record = _add(ledger, techniques=["animate"])
+    with sqlite3.connect(ledger.path) as conn:
+        conn.execute("UPDATE records SET techniques = 'swap'")
+    revoked = ledger.revoke(record.id, "found edited")
+    assert revoked.revoked is not None and not revoked.intact and not ledger.get(record.id).intact
+
+
+def test_a_ledger_from_before_seals_is_sealed_as_found_on_first_open(tmp_path: Path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute(consent._SCHEMA.replace(",\n    seal TEXT", ""))
+        conn.execute("INSERT INTO records (id, subject_id, display_name, granted_by, techniques, outputs, "
+                     "created) VALUES ('cr-0123456789', 'alice', 'Alice', 'Alice', 'swap', 'video', "
+                     "'2026-01-01T00:00:00+00:00')")
+    assert [r.id for r in check_consent(["cr-0123456789"], "swap", ledger=path)] == ["cr-0123456789"]
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE records SET techniques = 'swap,lipsync'")
+    with pytest.raises(UserError, match="changed outside the consent tool"):
+        check_consent(["cr-0123456789"], "lipsync", ledger=path)
+
+
+def test_a_ledger_sealed_by_another_install_fails_its_seals(tmp_path: Path, monkeypatch):
+    record = _add(Ledger(tmp_path / "l.sqlite"))
+    monkeypatch.setenv("DEEPFAKE_CONFIG_DIR", str(tmp_path / "other-install"))
+    assert not Ledger(tmp_path / "l.sqlite").get(record.id).intact
+
+
 def test_locked_ledger_says_in_use_not_damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     ledger = Ledger(tmp_path / "l.sqlite")
     record = _add(ledger)
