@@ -276,6 +276,7 @@ def main() -> int:
     os.environ.setdefault("DEEPFAKE_DATA_DIR", str((args.out / "user_data").resolve()))
     os.environ.setdefault("DEEPFAKE_CONFIG_DIR", str((args.out / "user_config").resolve()))
 
+    from common.cli import call_tool
     from common.impl import load
     from common.media import read_video
     from common.synthetic import make_identity, render_clip
@@ -346,8 +347,9 @@ def main() -> int:
         face = writer.save_video(args.out / f"face_{seed}.mp4", source.frames, 25.0, label=False)
         speech = writer.save_audio(args.out / f"speech_{seed}.wav", truth.audio, 16000)
         synced = args.out / f"synced_{seed}.mp4"
-        wav2lip.main([*flags(face=face, audio=speech, checkpoint=args.out / "generator" / "wav2lip.pth",
-                             output=synced, consent=consent, device="cpu"), "--same-person"])
+        generator = args.out / "generator" / "wav2lip.pth"
+        call_tool(wav2lip.main, [*flags(face=face, audio=speech, checkpoint=generator, output=synced,
+                                        consent=consent, device="cpu"), "--same-person"])
         writer.set_context(writer.OutputContext())
         out = read_video(synced, with_audio=False).frames
         boxes = face_boxes(source.frames)  # the output keeps the input's geometry

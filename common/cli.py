@@ -165,6 +165,17 @@ def _after_traceback(err: BaseException, line: str) -> None:
     sys.excepthook = hook
 
 
+def call_tool(main: Callable[[list[str] | None], int], argv: list[str]) -> None:
+    """Run another tool's `main(argv)` from a program (a demo stage) and stop that program too when the
+    tool stopped early: Ctrl-C (the training loop saves a checkpoint and returns 130) becomes
+    KeyboardInterrupt again; any other non-zero status a RuntimeError naming the tool."""
+    status = main(argv)
+    if status == 130:
+        raise KeyboardInterrupt
+    if status != 0:
+        raise RuntimeError(f"{main.__module__} exited with status {status}")
+
+
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Call `main(argv)`; turn `UserError` into one line on stderr and exit status 2.
 

@@ -58,15 +58,18 @@ class DetectorProcesses:
             worker.stdin.write(_HEADER.pack(rgb.shape[0], rgb.shape[1], upsample))
             worker.stdin.write(rgb.data)
             worker.stdin.flush()
-            line = worker.stdout.readline().decode().strip()
+            reply = worker.stdout.readline()  # b"\n" means no face; b"" means the worker is gone
         except OSError as err:
             raise RuntimeError(f"a face-detector process stopped ({err})") from err
         finally:
             self._idle.put(worker)
+        if not reply:
+            status = worker.poll()  # may not be visible yet: the pipe closes as the process ends
+            ended = f", exit status {status}" if status else ""
+            raise RuntimeError(f"a face-detector process stopped{ended}")
+        line = reply.decode().strip()
         if line.startswith("!"):
             raise RuntimeError(f"face-detector process: {line[1:]}")
-        if not line and worker.poll() is not None:
-            raise RuntimeError(f"a face-detector process stopped (exit status {worker.returncode})")
         return [tuple(int(v) for v in box.split(",")) for box in line.split()]
 
     def close(self) -> None:

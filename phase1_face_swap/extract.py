@@ -51,7 +51,8 @@ def write_faceset(faces, output: Path, size: int, coverage: float) -> int:
                 }
             )
         if not index:
-            raise UserError("no face found in the input: use frontal faces at least 40 px wide")
+            min_px = load(PHASE, "faceset").MIN_FACE_PX
+            raise UserError(f"no face found in the input: use frontal faces at least {min_px} px wide")
         (tmp / "faces.json").write_text(json.dumps({"size": size, "coverage": coverage, "faces": index}))
         writer.publish_folder(tmp, output)
     except BaseException:

@@ -2,7 +2,7 @@
 #   solutions/phase1_face_swap/face_encoder.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 2f07200fdfd7449836410490e7b85e2ac99c896947169fec3421e2f94b62418c
+# body-sha256: b283ad8507ef545f86ff7ef299fb2e191a782605d6f5301a39beb1605d8c284c
 """Identity embeddings: "is this the person we want?" when a frame holds several faces.
 
 dlib's face recognition model maps a face to a 128-D descriptor (a ResNet trained with a metric loss,
@@ -10,8 +10,8 @@ in the spirit of FaceNet: Schroff et al. 2015). Two photos of the same person la
 0.6 in Euclidean distance; different people land farther apart. Extraction and swapping use this to
 keep only the chosen person's face, and the phase-1 benchmark uses it to measure identity transfer.
 
-A descriptor costs 0.1-0.3 s per face on a CPU, so the pipeline only computes it when a frame holds
-more than one face.
+A descriptor costs 0.1-0.3 s per face on a CPU, so the pipeline computes descriptors only when it was
+given a reference person (`--reference`), and then only on the frames where it runs the detector.
 """
 
 from __future__ import annotations

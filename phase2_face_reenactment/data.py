@@ -65,7 +65,9 @@ def jittered_crop(image: np.ndarray, landmarks: np.ndarray, lmk, cfg, rng: np.ra
         centre = centre + rng.uniform(-0.08, 0.08, 2) * side
         angle = rng.uniform(-12.0, 12.0)
     matrix = lmk.crop_matrix(centre, side, cfg.input_size, angle)
-    crop = cv2.warpAffine(image, matrix, (cfg.input_size, cfg.input_size), flags=cv2.INTER_AREA,
+    # bilinear, as LandmarkCNN.predict crops at inference (warpAffine has no area filter: INTER_AREA
+    # would silently act as bilinear too)
+    crop = cv2.warpAffine(image, matrix, (cfg.input_size, cfg.input_size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
     if rng is not None:  # lighting: contrast and brightness
         crop = np.clip(crop.astype(np.float32) * rng.uniform(0.75, 1.25) + rng.uniform(-25, 25), 0, 255)

@@ -2,7 +2,7 @@
 #   solutions/phase2_face_reenactment/expression_transfer.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 22ea94ec69a2473a2e6227223415873ff50c2c20c2175a2e30c6e473cb9bf6e6
+# body-sha256: 59340b5c2fbbba34e515db8479ad2c3f69fe142165da74aab749bdae0f1b9781
 """Expression transfer on landmarks: who the face is, where the head is, and what the face is doing.
 
 Reenactment makes a *target* person pull the *source* (driver) person's faces. On 68 landmarks we
@@ -211,8 +211,8 @@ def reenact_landmarks(source_landmarks: np.ndarray, source_neutral: np.ndarray, 
 
 
 def camera_matrix(width: int, height: int) -> np.ndarray:
-    """A plausible pinhole camera `(3, 3)` for an uncalibrated picture: focal length = image width
-    (about a 53 degree horizontal field of view), principal point at the centre."""
+    """A plausible pinhole camera `(3, 3)` for an uncalibrated picture: focal length = the longer image
+    side (about a 53 degree field of view across it), principal point at the centre."""
     focal = float(max(width, height))
     return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
 

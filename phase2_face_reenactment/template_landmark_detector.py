@@ -2,7 +2,7 @@
 #   solutions/phase2_face_reenactment/landmark_detector.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: f855fd2fc9db7a74bd4cedef2251256494f8a21b3018b15e5f015286cf2a441a
+# body-sha256: abd7dc8af209c1ad8e7769ab388be0926cd973ca09b8b87abd31f8992f654310
 """A 68-point landmark detector written from scratch: heatmap regression with a small CNN.
 
 dlib's predictor (an ensemble of regression trees, Kazemi & Sullivan 2014) stays the default for real
@@ -20,7 +20,7 @@ Training uses the synthetic faces' exact landmarks: an L1 loss on the soft-argma
 (integral regression) plus a cross-entropy between each probability map and a Gaussian around the
 true point (it gives useful gradients while the coordinates are still far off).
 
-Coordinates: heatmap pixel (i, j) has its centre at x = j, y = i; a crop pixel is `stride` heatmap
+Coordinates: heatmap pixel (i, j) has its centre at x = j, y = i; a heatmap pixel is `stride` crop
 pixels wide, so crop x = stride * (heatmap x + 0.5) - 0.5.
 """
 
@@ -217,14 +217,15 @@ class LandmarkDetector:
             centre, side = landmark_crop_box(landmarks, self.cfg.crop_scale)
         elif box is not None:
             left, top, right, bottom = (float(v) for v in box[:4])
-            # A HOG box spans brows to chin and misses the forehead: centre a little above its middle.
+            # A HOG box spans brows to chin and misses the forehead: a crop 1.45 box widths wide, centred
+            # on the box, takes it in (the later passes re-centre on the landmarks).
             centre, side = np.array([(left + right) / 2, (top + bottom) / 2]), 1.45 * (right - left)
         else:
             raise ValueError("give a face box or rough landmarks")
         for _ in range(max(1, passes)):
             matrix = crop_matrix(centre, side, size)
-            crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_AREA if side > 2 * size
-                                  else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)  # as training crops (data.py)
             points = transform_points(self.predict_crops(crop[None])[0], invert_affine(matrix))
             centre, new_side = landmark_crop_box(points, self.cfg.crop_scale)
             side = max(new_side, 0.5 * side)  # a collapsed answer (untrained net) must not empty the crop

@@ -2,7 +2,7 @@
 #   solutions/phase2_face_reenactment/x2face.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 9749eb1df1e108a9ad95d67fe67febfdac4eea021706cc7e94f28da06c1f1d5a
+# body-sha256: a71adb92b44c6ed93dd295930258cad53dbbbd2e0676aee3e91583e246532f75
 """X2Face (Wiles, Koepke & Zisserman, ECCV 2018): reenactment with learned sampling fields, no landmarks.
 
 Two networks, and every image they make is *sampled* from an input image (they never paint pixels):
@@ -56,7 +56,7 @@ def sample(image: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
 
 
 def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
-    """The field of "sample with `inner`, then with `outer`" as one field: outer looked up at inner.
+    """The field of "sample with `outer`, then with `inner`" as one field: outer looked up at inner.
 
     generated = sample(sample(src, E), D) = sample(src, compose(E, D)), both `(B, H, W, 2)`.
     """

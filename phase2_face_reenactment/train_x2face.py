@@ -87,10 +87,11 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--lr must be a positive number, got {args.lr}")
 
 
-def train(args: argparse.Namespace) -> int:
-    """Build the data and the model, then hand over to the shared training loop."""
+def train(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """Build the data and the model, then hand over to the shared training loop (`argv`: the command
+    line the provenance log records, when not sys.argv)."""
     check_args(args)
-    check_data_consent(args, "reenact")
+    check_data_consent(args, "reenact", argv)
     x2face = load(PHASE, "x2face")
     settings = X2FaceTrainSettings(args.data, args.identities, args.frames, args.batch_size, args.lr,
                                    args.precision, args.seed)
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.impl:
         os.environ["DEEPFAKE_IMPL"] = args.impl
-    return train(args)
+    return train(args, argv)
 
 
 if __name__ == "__main__":

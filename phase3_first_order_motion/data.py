@@ -4,7 +4,7 @@ FOMM learns from reconstruction (paper sec. 3.5): take two frames of the *same* 
 source S and the other as the driving frame D, and ask the model to render D from S and the keypoints
 of both. No labels are needed, only many videos of the same kind of object.
 
-Three sources of videos, all held in memory as (T, size, size, 3) uint8 arrays:
+Two sources of videos, all held in memory as (T, size, size, 3) uint8 arrays:
 
 * a folder in the VoxCeleb layout: `DIR/train/<video>.mp4` or `DIR/train/<video>/<frame>.png`
   (and `DIR/test/...` for held-out videos); a folder without the split asked for is used whole (and

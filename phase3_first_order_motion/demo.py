@@ -18,6 +18,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from common.cli import call_tool
 from common.impl import load
 from common.report import ReportItem
 
@@ -51,8 +52,7 @@ def train_tiny(run_dir: Path, steps: int, identities: int = 12) -> Path:
             "--threads", "1", *QUICK_OPTIMIZER]
     threads = torch.get_num_threads()
     try:
-        if train.main(argv) != 0:
-            raise RuntimeError("phase 3 training stopped early")
+        call_tool(train.main, argv)
     finally:
         torch.set_num_threads(threads)  # one thread is robust on a shared machine; restore for later stages
     return sorted((run_dir / "checkpoints").glob("step_*.pt"))[-1]

@@ -138,7 +138,8 @@ class FOMMTrainer:
         eq = losses.equivariance_loss({k: v.float() for k, v in kp_driving.items()},
                                       {k: v.float() for k, v in kp_transformed.items()}, transform)
         metrics["equivariance_value"] = s.equivariance_value * eq["value"]
-        metrics["equivariance_jacobian"] = s.equivariance_jacobian * eq["jacobian"]
+        if "jacobian" in eq:  # keypoints without Jacobians (estimate_jacobian=False) have no such term
+            metrics["equivariance_jacobian"] = s.equivariance_jacobian * eq["jacobian"]
         if s.adversarial:
             with autocast(self.device, s.precision):
                 real = self.discriminator({"prediction_1": driving})

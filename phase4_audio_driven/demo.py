@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.cli import call_tool
 from common.impl import load
 from common.media import read_video
 from common.report import ReportItem
@@ -59,7 +60,7 @@ def train_networks(out_dir: Path, preset: DemoPreset) -> tuple[Path, Path]:
     # random colour, framing and audio level (--augment) leave chance within a few hundred steps (the
     # published random 50/50 pairs at a constant 5e-4 sat at chance for this whole run), with a warm-up
     # and a cosine decay; its checkpoint after TEACHER_STEP steps teaches the generator.
-    train_syncnet.main([*data, "--no-progress", "--cosine", "--augment", *flags(
+    call_tool(train_syncnet.main, [*data, "--no-progress", "--cosine", "--augment", *flags(
         run_dir=expert_dir, steps=preset.expert_steps, width=preset.expert_width, lr=1e-3, warmup=300,
         group=4, min_shift=3, eval_identities=0, checkpoint_every=0, teacher_step=TEACHER_STEP)])
     # The published schedule waits for the expert loss on generated windows to drop below 0.75; a run
@@ -73,7 +74,7 @@ def train_networks(out_dir: Path, preset: DemoPreset) -> tuple[Path, Path]:
         print(f"no {teacher.name} in {expert_dir} (delete that folder to retrain): "
               "teaching with the final expert")
         teacher = expert_dir / "lipsync_expert.pth"
-    train.main([*data, "--no-progress", *flags(
+    call_tool(train.main, [*data, "--no-progress", *flags(
         run_dir=generator_dir, expert=teacher, steps=preset.generator_steps,
         width=preset.generator_width, lr=2e-3, sync_threshold="inf", mouth_weight=MOUTH_WEIGHT,
         eval_every=10, preview_every=preset.generator_steps, checkpoint_every=0)])
@@ -106,8 +107,8 @@ def run_stage(out_dir: Path, quick: bool = True) -> list[ReportItem]:
     speech = synthesize_speech(preset.eval_frames / clip.fps, seed=4242, pitch_hz=person.pitch_hz)
     driving = writer.save_audio(out_dir / "new_speech.wav", speech.samples, speech.sample_rate)
     synced = out_dir / "lip_synced.mp4"
-    wav2lip.main([*flags(face=face, audio=driving, checkpoint=generator_path, output=synced, consent=consent,
-                         device="cpu"), "--same-person"])  # the speech is in the person's own voice
+    call_tool(wav2lip.main, [*flags(face=face, audio=driving, checkpoint=generator_path, output=synced,
+                                    consent=consent, device="cpu"), "--same-person"])  # in their own voice
     writer.set_context(writer.OutputContext())  # back to the library default after the tool's run
 
     expert = load("phase4_audio_driven", "model").load_syncnet(expert_path)

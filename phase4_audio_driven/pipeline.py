@@ -55,7 +55,8 @@ def detect_box(rgb: np.ndarray, cfg: BoxConfig = BoxConfig(),
     by `detect` (dlib's HOG detector in this process, or `DetectorProcesses.detect`)."""
     h, w = rgb.shape[:2]
     scale = min(1.0, cfg.detect_max_side / max(h, w))
-    small = rgb if scale == 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)), cv2.INTER_AREA)
+    size = (round(w * scale), round(h * scale))
+    small = rgb if scale == 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     boxes = detect(small)
     if not boxes:
         return None

@@ -2,7 +2,7 @@
 #   solutions/phase4_audio_driven/lip_sync.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: a6bc95772a74f239e85890dc09f8dbc45dfd16b097da2006fed3f86a7e04140c
+# body-sha256: b9f52cddbbf2ed65e044dd773a336052f2750b477f6c8627d3c4e28e9f615c71
 """SyncNet, the lip-sync expert: does this 0.2 s of mouth motion match this 0.2 s of speech?
 
 Chung & Zisserman (2016, "Out of time: automated lip sync in the wild") trained two encoders, one for
@@ -165,7 +165,7 @@ def clip_embeddings(
     device = next(syncnet.parameters()).device
     face_windows = sync_face_windows(faces)
     audio_windows = sync_audio_windows(mel, face_windows.shape[0], fps)
-    n = min(face_windows.shape[0], audio_windows.shape[0])  # audio shorter than the video: its frames
+    n = min(face_windows.shape[0], audio_windows.shape[0])  # audio shorter than the video: fewer windows
     face_windows, audio_windows = face_windows[:n], audio_windows[:n]
     audio_out, face_out = [], []
     for i in range(0, n, batch_size):

@@ -2,7 +2,7 @@
 #   solutions/phase4_audio_driven/model.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: fb8ebd67a6f828a2b33417358ab3653b506337239cb28549839f21d85ee3a03b
+# body-sha256: 2b9b0420a77fcb12dce636b01eeb62580bde1ce7c7194a52ca5575b5ea013730
 """Build the three Wav2Lip networks and read / write checkpoints in the published layout.
 
 The released files (`wav2lip.pth`, `wav2lip_gan.pth`, `lipsync_expert.pth`, `visual_quality_disc.pth`)
@@ -90,9 +90,10 @@ def mismatch(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> str:
             f"{tuple(state_dict[k].shape)} in the file, {tuple(want[k].shape)} in the network")
 
 
-def load_weights(model: nn.Module, path: str | Path) -> dict:
-    """Load a published or project checkpoint into `model` (strict); returns the whole checkpoint dict."""
-    ckpt = read_checkpoint(path)
+def load_weights(model: nn.Module, path: str | Path, ckpt: dict | None = None) -> dict:
+    """Load a published or project checkpoint into `model` (strict); returns the whole checkpoint dict.
+    `ckpt` is the file's contents when the caller has read it already (`read_checkpoint(path)`)."""
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as err:
@@ -119,23 +120,25 @@ def checkpoint_dict(
     return ckpt
 
 
-def checkpoint_width(path: str | Path) -> float:
+def checkpoint_width(path: str | Path, ckpt: dict | None = None) -> float:
     """The width multiplier a checkpoint was trained with (1.0 for the published files)."""
-    config = read_checkpoint(path).get("config") or {}  # checked there: a dict with a positive width
-    return float(config.get("width", 1.0))
+    ckpt = read_checkpoint(path) if ckpt is None else ckpt  # checked there: a dict with a positive width
+    return float((ckpt.get("config") or {}).get("width", 1.0))
 
 
 def load_generator(path: str | Path) -> Wav2Lip:
     """A Wav2Lip generator of the right width with the checkpoint's weights, in eval mode."""
-    generator = Wav2Lip(checkpoint_width(path))
-    load_weights(generator, path)
+    ckpt = read_checkpoint(path)
+    generator = Wav2Lip(checkpoint_width(path, ckpt))
+    load_weights(generator, path, ckpt)
     return generator.eval()
 
 
 def load_syncnet(path: str | Path) -> SyncNet:
     """A frozen SyncNet expert from a checkpoint (e.g. `lipsync_expert.pth`), in eval mode."""
-    expert = SyncNet(checkpoint_width(path))
-    load_weights(expert, path)
+    ckpt = read_checkpoint(path)
+    expert = SyncNet(checkpoint_width(path, ckpt))
+    load_weights(expert, path, ckpt)
     for p in expert.parameters():
         p.requires_grad_(False)
     return expert.eval()

@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"{flag}: no such file: {path}")
     check_output(args.output, inputs=(args.face, args.audio, args.checkpoint))
     writer.begin_run("lipsync", args.consent, visible_label=not args.no_visible_label, outputs=("video",),
-                     roles=consent_roles(args))
+                     argv=argv, roles=consent_roles(args))
     with contextlib.ExitStack() as stack:
         detect = dlib_models.detect_faces
         if not (is_image_path(args.face) or args.static) and worker_count() > 1:

@@ -5,8 +5,8 @@ in the spirit of FaceNet: Schroff et al. 2015). Two photos of the same person la
 0.6 in Euclidean distance; different people land farther apart. Extraction and swapping use this to
 keep only the chosen person's face, and the phase-1 benchmark uses it to measure identity transfer.
 
-A descriptor costs 0.1-0.3 s per face on a CPU, so the pipeline only computes it when a frame holds
-more than one face.
+A descriptor costs 0.1-0.3 s per face on a CPU, so the pipeline computes descriptors only when it was
+given a reference person (`--reference`), and then only on the frames where it runs the detector.
 """
 
 from __future__ import annotations

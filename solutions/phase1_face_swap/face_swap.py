@@ -60,7 +60,7 @@ class SwapStats:
 
     frames: int = 0
     swapped: int = 0
-    no_face: int = 0
+    no_face: int = 0  # frames without any face
     other_person: int = 0  # frames with faces, none of them the chosen person
     landmarks: list[np.ndarray | None] = field(default_factory=list)  # per frame, smoothed (68, 2)
 
@@ -192,10 +192,12 @@ class FaceSwapper:
     def __call__(self, frame: np.ndarray, time_s: float) -> tuple[np.ndarray, bool]:
         """Process one frame taken at `time_s` seconds: (output frame, whether a face was swapped)."""
         self.stats.frames += 1
+        other_before = self.stats.other_person
         landmarks = self.locate(frame)
         self._index += 1
         if landmarks is None:
-            self.stats.no_face += 1
+            if self.stats.other_person == other_before:  # frames of other people are counted apart
+                self.stats.no_face += 1
             self.stats.landmarks.append(None)
             self.filter.reset()
             return frame, False

@@ -225,8 +225,8 @@ def reenact_landmarks(source_landmarks: np.ndarray, source_neutral: np.ndarray, 
 
 
 def camera_matrix(width: int, height: int) -> np.ndarray:
-    """A plausible pinhole camera `(3, 3)` for an uncalibrated picture: focal length = image width
-    (about a 53 degree horizontal field of view), principal point at the centre."""
+    """A plausible pinhole camera `(3, 3)` for an uncalibrated picture: focal length = the longer image
+    side (about a 53 degree field of view across it), principal point at the centre."""
     focal = float(max(width, height))
     return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
 

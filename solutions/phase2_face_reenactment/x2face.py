@@ -51,7 +51,7 @@ def sample(image: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
 
 
 def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
-    """The field of "sample with `inner`, then with `outer`" as one field: outer looked up at inner.
+    """The field of "sample with `outer`, then with `inner`" as one field: outer looked up at inner.
 
     generated = sample(sample(src, E), D) = sample(src, compose(E, D)), both `(B, H, W, 2)`.
     """

@@ -184,7 +184,7 @@ def clip_embeddings(
     device = next(syncnet.parameters()).device
     face_windows = sync_face_windows(faces)
     audio_windows = sync_audio_windows(mel, face_windows.shape[0], fps)
-    n = min(face_windows.shape[0], audio_windows.shape[0])  # audio shorter than the video: its frames
+    n = min(face_windows.shape[0], audio_windows.shape[0])  # audio shorter than the video: fewer windows
     face_windows, audio_windows = face_windows[:n], audio_windows[:n]
     audio_out, face_out = [], []
     for i in range(0, n, batch_size):

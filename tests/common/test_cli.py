@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from common.cli import EXIT_STDOUT_CLOSED, EXIT_USAGE, check_output, run
+from common.cli import EXIT_STDOUT_CLOSED, EXIT_USAGE, call_tool, check_output, run
 from common.errors import UserError, first_line
 
 
@@ -190,3 +190,11 @@ def test_training_on_a_folder_of_people_needs_consent_before_reading_it(tmp_path
     assert run(main, ["--data", str(data), "--run-dir", str(tmp_path / "run"), *extra]) == 2
     assert "no consent record given" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_call_tool_stops_the_caller_when_the_tool_stopped_early():
+    call_tool(lambda argv: 0, [])
+    with pytest.raises(KeyboardInterrupt):  # the tool saw Ctrl-C and saved its checkpoint: stop here too
+        call_tool(lambda argv: 130, [])
+    with pytest.raises(RuntimeError, match="exited with status 2"):
+        call_tool(lambda argv: 2, [])

@@ -59,6 +59,28 @@ def test_frames_without_a_face_pass_through_and_are_counted(swap, clip):
     assert (stats.frames, stats.swapped, stats.no_face) == (4, 2, 2)
 
 
+class _WantedOnce:
+    """An identity filter that recognises the person in the first frame it sees only."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def pick(self, frame, candidates):
+        self.calls += 1
+        return 0 if self.calls == 1 else None
+
+
+@pytest.mark.todo("p1")
+def test_frames_of_other_people_are_counted_apart_from_frames_without_a_face(swap, clip):
+    swapper = _swapper(swap, detect_every=1)
+    swapper.identity_filter = _WantedOnce()
+    blank = np.full((120, 160, 3), 90, np.uint8)
+    for i, frame in enumerate([clip.frames[0], clip.frames[1], blank]):
+        swapper(frame, i / 25)
+    stats = swapper.stats
+    assert (stats.frames, stats.swapped, stats.other_person, stats.no_face) == (3, 1, 1, 1)
+
+
 @pytest.mark.todo("p1")
 def test_tracking_between_detections_follows_the_landmarks(swap, clip):
     swapper = _swapper(swap, detect_every=4, smooth=False)

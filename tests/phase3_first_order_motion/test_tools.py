@@ -143,6 +143,21 @@ def test_clip_grad_norm_bounds_each_network_gradient():
         assert 0 < float(norm) <= 1e-3 * (1 + 1e-4)
 
 
+def test_a_configuration_without_jacobians_trains_without_the_jacobian_term():
+    from dataclasses import replace
+
+    from phase3_first_order_motion import data
+    from phase3_first_order_motion.train import FOMMTrainer, TrainSettings
+
+    config = replace(load(PHASE, "model").get_config("tiny"), estimate_jacobian=False)
+    video = data.synthetic_videos(1, 2, config.frame_size, seed=5)[0]  # (2, H, W, 3) uint8
+    frames = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255
+    torch.manual_seed(0)
+    trainer = FOMMTrainer(config, TrainSettings(), torch.device("cpu"))
+    metrics = trainer.step({"source": frames[:1], "driving": frames[1:]}, 0)
+    assert "equivariance_jacobian" not in metrics and "equivariance_value" in metrics
+
+
 def _one_error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
