@@ -38,6 +38,13 @@ def current_impl() -> str:
     return _checked(value, f"${ENV_VAR}") if value else DEFAULT_IMPL
 
 
+def use_impl(impl: str | None) -> None:
+    """Make a tool's `--impl` the choice of every later `load()` in this process and in the processes
+    it starts (they inherit the environment); None keeps `$DEEPFAKE_IMPL` or the default."""
+    if impl is not None:
+        os.environ[ENV_VAR] = _checked(impl, "--impl")
+
+
 def module_name(phase: str, module: str, impl: str | None = None) -> str:
     """Dotted name of `module` of `phase` for `impl`, e.g. "phase1_face_swap.template_alignment"."""
     impl = current_impl() if impl is None else _checked(impl, "the impl argument")

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from common.cli import add_common_args, run
 from common.errors import UserError
-from common.impl import load
+from common.impl import load, use_impl
 from consent_and_watermark import writer
 
 PHASE = "phase1_face_swap"
@@ -95,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_common_args(parser, device=False)
     args = parser.parse_args(argv)
-    if args.impl:
-        os.environ["DEEPFAKE_IMPL"] = args.impl
+    use_impl(args.impl)
     if args.size < 32 or args.every < 1:
         raise UserError("--size must be at least 32 and --every at least 1")
     if args.max_frames is not None and args.max_frames < 1:

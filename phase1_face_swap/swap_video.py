@@ -18,7 +18,6 @@ several faces appear.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ import torch
 from common import media
 from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
 from common.errors import UserError, first_line
-from common.impl import load
+from common.impl import load, use_impl
 from common.training import Checkpointer, load_checkpoint, pick_device
 from consent_and_watermark import writer
 
@@ -151,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     add_common_args(parser)
     add_consent_args(parser, roles=("the face the model puts in (--model)", "the person in --input"))
     args = parser.parse_args(argv)
-    if args.impl:
-        os.environ["DEEPFAKE_IMPL"] = args.impl
+    use_impl(args.impl)
     is_image = media.is_image_path(args.input)
     # Consent before any compute: refused records stop the run here, with nothing written.
     writer.begin_run(

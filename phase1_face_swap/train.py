@@ -30,7 +30,7 @@ import torch.distributed as dist
 
 from common.cli import add_common_args, add_consent_args, check_folder, consent_roles, run
 from common.errors import UserError
-from common.impl import load
+from common.impl import load, use_impl
 from common.training import (
     Checkpointer,
     TrainConfig,
@@ -208,10 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     check_args(args)
     writer.begin_run("swap", args.consent, visible_label=not args.no_visible_label, outputs=("image",),
                      argv=argv, roles=consent_roles(args))
-    if args.impl:
-        import os
-
-        os.environ["DEEPFAKE_IMPL"] = args.impl
+    use_impl(args.impl)
     faceset = load(PHASE, "faceset")
     autoencoder = load(PHASE, "autoencoder")
     resolution = autoencoder.PRESETS[args.preset].resolution

@@ -23,7 +23,6 @@ driver cuts the output (and its audio) to the target's length, and says so.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ import torch
 from common import media
 from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
 from common.errors import UserError, first_line
-from common.impl import load
+from common.impl import load, use_impl
 from common.training import Checkpointer, load_checkpoint, pick_device
 from consent_and_watermark import writer
 
@@ -342,8 +341,7 @@ def count_frames(path: Path, limit: int | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.impl:
-        os.environ["DEEPFAKE_IMPL"] = args.impl
+    use_impl(args.impl)
     # Consent before any compute: a refused record stops the run here, with nothing written.
     writer.begin_run("reenact", args.consent, visible_label=not args.no_visible_label, outputs=("video",),
                      argv=argv, roles=consent_roles(args))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 
 from common.cli import add_common_args, run
 from common.errors import UserError, first_line
-from common.impl import load
+from common.impl import load, use_impl
 from common.training import (
     Checkpointer,
     TrainConfig,
@@ -163,8 +162,7 @@ def load_detector(path: Path, device: torch.device | str = "cpu"):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.impl:
-        os.environ["DEEPFAKE_IMPL"] = args.impl
+    use_impl(args.impl)
     return train(args)
 
 

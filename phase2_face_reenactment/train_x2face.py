@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 
 from common.cli import add_common_args, add_data_consent_args, check_data_consent, run
 from common.errors import UserError
-from common.impl import load
+from common.impl import load, use_impl
 from common.training import (
     Checkpointer,
     TrainConfig,
@@ -137,8 +136,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.impl:
-        os.environ["DEEPFAKE_IMPL"] = args.impl
+    use_impl(args.impl)
     return train(args, argv)
 
 

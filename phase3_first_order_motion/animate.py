@@ -30,7 +30,6 @@ AMX).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +41,7 @@ from scipy.spatial import ConvexHull
 
 from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
 from common.errors import UserError
-from common.impl import ENV_VAR, load
+from common.impl import load, use_impl
 from common.media import is_image_path, read_image, read_video
 from common.training.device import PRECISIONS, autocast, pick_device
 
@@ -249,8 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from consent_and_watermark.writer import begin_run, save_video
 
-    if args.impl:
-        os.environ[ENV_VAR] = args.impl
+    use_impl(args.impl)
     check_inputs(args)
     begin_run("animate", args.consent, visible_label=not args.no_visible_label, outputs=("video",),
               argv=argv, roles=consent_roles(args))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import torch.nn.functional as F
 
 from common.cli import add_common_args, check_output, run
 from common.errors import UserError
-from common.impl import ENV_VAR, load
+from common.impl import load, use_impl
 from common.training.device import pick_device
 
 PHASE = "phase3_first_order_motion"
@@ -136,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this .json file")
     add_common_args(parser)
     args = parser.parse_args(argv)
-    if args.impl:
-        os.environ[ENV_VAR] = args.impl
+    use_impl(args.impl)
     if args.videos < 1 or args.frame_step < 1:
         raise UserError("--videos and --frame-step must be at least 1")
     if args.frames < 2:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch.distributed as dist
 
 from common.cli import add_common_args, add_data_consent_args, check_data_consent, run
 from common.errors import UserError
-from common.impl import ENV_VAR, load
+from common.impl import load, use_impl
 from common.training import (
     Checkpointer,
     TrainConfig,
@@ -271,8 +270,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.impl:
-        os.environ[ENV_VAR] = args.impl
+    use_impl(args.impl)
     check_args(args)
     check_data_consent(args, "animate", argv)
     if args.threads:
