@@ -38,8 +38,8 @@ sure (the generator's sync loss starts at 0.9-3 and settles at 0.3-0.6). Measure
     this benchmark, 2 threads (71.5 %) 0.59 / 0.46
     scratch seed 2 (57.0 %)           0.60 / 0.62
     scratch seed 1 (76.2 %)           -0.04 / 0.14   (its step-750 teacher: 0.17)
-The full preset from scratch with 2 threads on the idle machine took 331 s in all (expert 172 s,
-training 302 s, rendering included) and gave: expert 90.2 % (89.9 % on the 6 other people; teacher
+The full preset from scratch with 2 threads on the idle machine took 331 s in all (training 302 s,
+of which the expert 172 s; rendering included) and gave: expert 90.2 % (89.9 % on the 6 other people; teacher
 71.5 %); LSE-D by the final expert +66.5 %, by the teacher -9.1 %; r = 0.59 (0.45-0.72 per person).
 (Pasted with soft sides since session 9, the same networks give +63.8 %, -9.2 % and r = 0.58.)
 A run with one thread (load 2-3; expert 342 s, training 578 s wall, 618 s in all; crops reused)

@@ -5,7 +5,8 @@ Four models are used across the phases:
 * the HOG + linear SVM frontal face detector (Dalal & Triggs 2005, as trained in dlib),
 * the 68-point shape predictor (an ensemble of regression trees, Kazemi & Sullivan 2014,
   trained on iBUG 300-W: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67),
-* the 5-point shape predictor (eye corners and the bottom of the nose),
+* the 5-point shape predictor (eye corners and the bottom of the nose), which places a detected
+  face for the descriptor,
 * the 128-D face descriptor (a ResNet trained for face verification; two photos of the same
   person sit closer than about 0.6 in Euclidean distance).
 
@@ -123,11 +124,6 @@ def _shape_to_array(shape) -> np.ndarray:
 def landmarks68(rgb: np.ndarray, box: Box) -> np.ndarray:
     """68 landmarks `(68, 2)` float (x, y) in pixels for the face in `box`."""
     return _shape_to_array(shape_predictor_68()(_check_rgb(rgb), _rect(box)))
-
-
-def landmarks5(rgb: np.ndarray, box: Box) -> np.ndarray:
-    """5 landmarks `(5, 2)` float (x, y) in pixels for the face in `box`."""
-    return _shape_to_array(shape_predictor_5()(_check_rgb(rgb), _rect(box)))
 
 
 def _full_object_detection(points: np.ndarray):

@@ -2,7 +2,9 @@
 
 - images: ``(H, W, 3)`` uint8 RGB (grayscale and RGBA inputs are converted);
 - video: ``(T, H, W, 3)`` uint8 RGB frames plus ``fps``, and the audio track if there is one;
-- audio: float32 mono samples in [-1, 1] plus ``sample_rate``.
+- audio: float32 mono samples in [-1, 1] plus ``sample_rate``;
+- one clip of a data folder (`read_clip`): a video file or a folder of frame images, as video frames;
+  `resize_frames` brings frames to a model's square frame size.
 
 Decoding goes through PyAV (FFmpeg's libraries), so anything FFmpeg reads works. Writing is *not* here:
 every file the project writes goes through ``consent_and_watermark.writer``.
@@ -17,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -76,19 +79,6 @@ def clip_path(entry: str | Path) -> Path:
         return frames
     videos = [p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
     return videos[0] if len(videos) == 1 else entry
-
-
-def to_rgb(image: np.ndarray) -> np.ndarray:
-    """Convert a grayscale ``(H, W)``/``(H, W, 1)`` or RGBA ``(H, W, 4)`` uint8 image to RGB ``(H, W, 3)``."""
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
-    if image.shape[2] == 4:
-        return np.ascontiguousarray(image[:, :, :3])
-    if image.shape[2] != 3:
-        raise UserError(f"unsupported image with {image.shape[2]} channels")
-    return image
 
 
 _WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # 16-bit grey PNG/TIFF (or 32-bit int)
@@ -187,6 +177,33 @@ def read_video(path: str | Path, max_frames: int | None = None, with_audio: bool
     if with_audio and info.has_audio:
         audio, rate = read_audio(path)
     return Video(frames=np.stack(frames), fps=info.fps, audio=audio, sample_rate=rate)
+
+
+def read_clip(entry: str | Path, max_frames: int | None = None) -> np.ndarray:
+    """One clip of a data folder as ``(T, H, W, 3)`` uint8 RGB, without its audio: a video file, or a
+    folder of frame images in name order (`clip_path` resolves a clip folder as `common.synthetic`
+    writes it). A folder without frame images, or whose images differ in size, is a UserError."""
+    path = clip_path(entry)
+    if not path.is_dir():
+        return read_video(path, max_frames=max_frames, with_audio=False).frames
+    names = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:max_frames]
+    if not names:
+        raise UserError(f"{path} holds no frame images")
+    frames = [read_image(p) for p in names]
+    if len({frame.shape for frame in frames}) > 1:
+        raise UserError(f"the frame images of {path} differ in size")
+    return np.stack(frames)
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """``(T, H, W, 3)`` uint8 -> ``(T, size, size, 3)`` uint8 (a non-square frame is stretched).
+
+    Shrinking averages the source pixels each output pixel covers (area), which does not alias;
+    enlarging interpolates bilinearly. Frames already of that size come back unchanged."""
+    if frames.shape[1:3] == (size, size):
+        return frames
+    interpolation = cv2.INTER_AREA if frames.shape[1] > size else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(frame, (size, size), interpolation=interpolation) for frame in frames])
 
 
 def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:

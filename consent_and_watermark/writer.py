@@ -420,7 +420,8 @@ def save_video(
         marks.watermarked = bool(marker.marked) or audio_marked
         small = "" if marker.marked else ", too small for the watermark"
         marks.notes.insert(0, f"{marker.frames} frames{small}")
-        marks.sources = marker.sources() + marks.sources
+        # frames and soundtrack of one earlier output (a video fed back in) name it once
+        marks.sources = list(dict.fromkeys(marker.sources() + marks.sources))
         return marks
 
     return _publish(path, "video", show_label, produce)

@@ -93,7 +93,7 @@ def run_stage(out_dir: Path, quick: bool = True) -> list[ReportItem]:
 
 
 def _run_stage(out_dir: Path, quick: bool) -> list[ReportItem]:
-    from phase1_face_swap.swap_video import load_model
+    from phase1_face_swap.swap_video import load_model, swapped_stream
     from phase1_face_swap.train import train
 
     settings = QUICK if quick else FULL
@@ -126,7 +126,7 @@ def _run_stage(out_dir: Path, quick: bool) -> list[ReportItem]:
     model, extra = load_model(run_dir, torch.device("cpu"))
     held_out = render_clip(people[1], 70, 256, seed=7)  # unseen person B; 2.8 s carries an audio mark
     swapper = face_swap.FaceSwapper(model, face_swap.SwapConfig(coverage=extra["coverage"]))
-    swapped = np.stack([swapper(frame, i / held_out.fps)[0] for i, frame in enumerate(held_out.frames)])
+    swapped = np.stack(list(swapped_stream(swapper, held_out.frames, held_out.fps)))  # (T, H, W, 3)
 
     context = writer.OutputContext(technique="swap", consent=tuple(records), command=("make", "demo"))
     with writer.output_context(context):

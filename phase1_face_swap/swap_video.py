@@ -18,7 +18,9 @@ several faces appear.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,28 +29,24 @@ from common import media
 from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
 from common.errors import UserError, first_line
 from common.impl import load, use_impl
-from common.training import Checkpointer, load_checkpoint, pick_device
+from common.training import find_checkpoint, load_checkpoint, pick_device
 from consent_and_watermark import writer
+
+if TYPE_CHECKING:  # type hints only: the code loads solutions or templates with load()
+    from solutions.phase1_face_swap.autoencoder import FaceSwapAutoencoder
+    from solutions.phase1_face_swap.face_encoder import IdentityFilter
+    from solutions.phase1_face_swap.face_swap import FaceSwapper
 
 PHASE = "phase1_face_swap"
 
 
-def checkpoint_path(model: Path) -> Path:
-    """A checkpoint file, or the newest checkpoint of a train.py run folder."""
-    if model.is_dir():
-        latest = Checkpointer(model / "checkpoints", {}).latest() or Checkpointer(model, {}).latest()
-        if latest is None:
-            raise UserError(f"no checkpoint in {model} (train one with phase1_face_swap/train.py)")
-        return latest
-    return model
-
-
-def load_model(model: Path, device: torch.device, resolution: int | None = None):
-    """The autoencoder of a phase-1 checkpoint and the checkpoint's `extra` settings.
+def load_model(model: Path, device: torch.device,
+               resolution: int | None = None) -> tuple[FaceSwapAutoencoder, dict]:
+    """The autoencoder of a phase-1 checkpoint (file or train.py run folder) and its `extra` settings.
 
     `resolution`, when given, must match the checkpoint's (a clear error instead of a shape mismatch).
     """
-    path = checkpoint_path(model)
+    path = find_checkpoint(model, "phase1_face_swap/train.py")
     state = load_checkpoint(path)
     extra = state.get("extra", {})
     if "model" not in state or "autoencoder" not in extra:
@@ -67,7 +65,7 @@ def load_model(model: Path, device: torch.device, resolution: int | None = None)
     return model_.to(device).eval(), extra
 
 
-def reference_filter(path: Path):
+def reference_filter(path: Path) -> IdentityFilter:
     """An identity filter from photos (or a video) of the person to swap."""
     encoder = load(PHASE, "face_encoder")
     faceset = load(PHASE, "faceset")
@@ -84,8 +82,9 @@ def reference_filter(path: Path):
     return encoder.IdentityFilter(np.stack(descriptors))
 
 
-def make_swapper(model, extra: dict, args: argparse.Namespace, device: torch.device, identity_filter=None):
-    """The per-clip swapper with the CLI's settings."""
+def make_swapper(model: FaceSwapAutoencoder, extra: dict, args: argparse.Namespace, device: torch.device,
+                 identity_filter: IdentityFilter | None = None) -> FaceSwapper:
+    """The per-clip swapper with the CLI's settings (`extra`: the checkpoint's, for its coverage)."""
     face_swap = load(PHASE, "face_swap")
     cfg = face_swap.SwapConfig(
         draw_identity=0 if args.draw == "source" else 1,
@@ -98,8 +97,11 @@ def make_swapper(model, extra: dict, args: argparse.Namespace, device: torch.dev
     return face_swap.FaceSwapper(model, cfg, identity_filter, device)
 
 
-def swapped_stream(swapper, frames, fps: float):
-    """Swap frame by frame; refuses (UserError, nothing written) when no frame held a face."""
+def swapped_stream(swapper: FaceSwapper, frames: Iterable[np.ndarray], fps: float) -> Iterator[np.ndarray]:
+    """Swapped frames `(H, W, 3)` uint8, one at a time (memory stays flat for long videos).
+
+    Refuses (UserError, nothing written) at the end when no frame held a face.
+    """
     for index, frame in enumerate(frames):
         yield swapper(frame, index / fps)[0]
     if swapper.stats.swapped == 0:

@@ -24,39 +24,31 @@ import logging
 import math
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-import torch.distributed as dist
 
 from common.cli import add_common_args, add_consent_args, check_folder, consent_roles, run
 from common.errors import UserError
 from common.impl import load, use_impl
 from common.training import (
     Checkpointer,
+    LoopResult,
     TrainConfig,
+    average_gradients,
+    cleanup,
     init_distributed,
     is_main_process,
     load_checkpoint,
     seed_everything,
     train_loop,
 )
-from common.training.distributed import get_world_size, is_distributed
 from consent_and_watermark import writer
 
+if TYPE_CHECKING:  # type hints only: the code loads solutions or templates with load()
+    from solutions.phase1_face_swap.faceset import FaceSet
+
 PHASE = "phase1_face_swap"
-
-
-def average_gradients(model: torch.nn.Module) -> None:
-    """Data parallelism by hand: every process averages its gradients with the others' (all-reduce).
-
-    (DDP does the same inside `backward`; here each step runs the model twice, once per identity,
-    which DDP's hooks do not allow, so we reduce explicitly.)
-    """
-    world = get_world_size()
-    for param in model.parameters():
-        if param.grad is not None:
-            dist.all_reduce(param.grad)
-            param.grad /= world
 
 
 def check_resume(run_dir: Path, autoencoder: dict, gan: bool) -> None:
@@ -78,8 +70,8 @@ def check_resume(run_dir: Path, autoencoder: dict, gan: bool) -> None:
 
 
 def train(
-    source,
-    target,
+    source: Path | FaceSet,
+    target: Path | FaceSet,
     run_dir: Path,
     *,
     preset: str = "cpu64",
@@ -96,10 +88,12 @@ def train(
     coverage: float = 0.6,
     max_frames: int | None = None,
     names: tuple[str, str] = ("A", "B"),
-):
+) -> LoopResult:
     """Train on two face sources (paths or `FaceSet`s); returns the training loop's result.
 
     Used by this CLI and by the phase-1 demo. `steps` counts optimizer steps over the whole run.
+    Under torchrun each process averages its gradients with the others' after every `backward`
+    (`average_gradients`: the step runs the model once per identity, which DDP does not allow).
     """
     faceset = load(PHASE, "faceset")
     training = load(PHASE, "training")
@@ -121,8 +115,8 @@ def train(
     trainer = training.FaceSwapTrainer(model, info.device, gan=gan, lr=lr, precision=precision)
     batches = training.Batches(sets, batch_size, seed + info.rank)  # each process its own samples
 
-    def step_fn(batch, step: int) -> dict[str, float]:
-        return trainer.step(batch, step, average_gradients if is_distributed() else None)
+    def step_fn(batch: tuple[dict, dict], step: int) -> dict[str, float]:
+        return trainer.step(batch, step, average_gradients)
 
     checkpointer = Checkpointer(run_dir / "checkpoints", trainer.stateful())
     loop_cfg = TrainConfig(
@@ -211,29 +205,33 @@ def main(argv: list[str] | None = None) -> int:
     use_impl(args.impl)
     faceset = load(PHASE, "faceset")
     autoencoder = load(PHASE, "autoencoder")
+    training = load(PHASE, "training")
     resolution = autoencoder.PRESETS[args.preset].resolution
     sets = [
         faceset.load_faceset(p, resolution, args.coverage, args.max_frames)
         for p in (args.source, args.target)
     ]
-    steps = args.epochs * max(1, max(len(s) for s in sets) // args.batch_size)
-    result = train(
-        *sets,
-        args.run_dir,
-        preset=args.preset,
-        steps=steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        gan=args.gan,
-        device=args.device,
-        precision=args.precision,
-        seed=args.seed,
-        progress=False if args.no_progress else None,
-        coverage=args.coverage,
-        names=(args.source.name, args.target.name),
-    )
-    if is_main_process():
-        print(f"step {result.step}: checkpoint {result.checkpoint}")
+    steps = args.epochs * training.steps_per_epoch(sets, args.batch_size)
+    try:
+        result = train(
+            *sets,
+            args.run_dir,
+            preset=args.preset,
+            steps=steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            gan=args.gan,
+            device=args.device,
+            precision=args.precision,
+            seed=args.seed,
+            progress=False if args.no_progress else None,
+            coverage=args.coverage,
+            names=(args.source.name, args.target.name),
+        )
+        if is_main_process():
+            print(f"step {result.step}: checkpoint {result.checkpoint}")
+    finally:
+        cleanup()  # leave the process group train() joined under torchrun (nothing to do otherwise)
     return 130 if result.interrupted else 0
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
-from common.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, clip_path, read_image, read_video
+from common.media import VIDEO_SUFFIXES, read_clip, resize_frames
 from common.synthetic import make_identity, render_clip
 
 TRAIN_SEEDS = range(1000, 1100)  # synthetic identities for training
@@ -92,26 +92,6 @@ def landmark_batches(faces: FaceFrames, lmk, cfg, batch_size: int, seed: int,
 # ----------------------------------------------------------------------------------------------
 
 
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8."""
-    if frames.shape[1:3] == (size, size):
-        return frames
-    interpolation = cv2.INTER_AREA if frames.shape[1] > size else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(f, (size, size), interpolation=interpolation) for f in frames])
-
-
-def read_clip(path: Path, frames: int) -> np.ndarray:
-    """A video file, or a folder of frame images in name order: `(T, H, W, 3)` uint8 (a clip's own
-    folder as `common.synthetic` writes it reads its video: `common.media.clip_path`)."""
-    path = clip_path(path)
-    if path.is_dir():
-        names = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:frames]
-        if not names:
-            return np.zeros((0, 1, 1, 3), np.uint8)
-        return np.stack([read_image(p) for p in names])
-    return read_video(path, max_frames=frames, with_audio=False).frames
-
-
 def video_clips(data: str, size: int, identities: int, frames: int) -> list[np.ndarray]:
     """`synthetic` (training identities rendered in memory), or a folder whose videos (or sub-folders
     of frame images) are one clip each, resized to `size`."""
@@ -124,7 +104,8 @@ def video_clips(data: str, size: int, identities: int, frames: int) -> list[np.n
     paths = sorted(p for p in folder.iterdir() if p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES)
     if not paths:
         raise UserError(f"{folder} holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) or frame folders")
-    clips = [resize_frames(clip, size) for clip in (read_clip(p, frames) for p in paths) if len(clip) >= 2]
+    clips = [resize_frames(read_clip(p, frames), size) for p in paths]
+    clips = [clip for clip in clips if len(clip) >= 2]
     if not clips:
         raise UserError(f"every video in {folder} has fewer than 2 frames")
     return clips

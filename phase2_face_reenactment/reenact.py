@@ -23,9 +23,10 @@ driver cuts the output (and its audio) to the target's length, and says so.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -35,8 +36,12 @@ from common import media
 from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
 from common.errors import UserError, first_line
 from common.impl import load, use_impl
-from common.training import Checkpointer, load_checkpoint, pick_device
+from common.training import find_checkpoint, load_checkpoint, pick_device
 from consent_and_watermark import writer
+
+if TYPE_CHECKING:  # type hints only: the code loads solutions or templates with load()
+    from solutions.phase2_face_reenactment.landmark_detector import LandmarkDetector
+    from solutions.phase2_face_reenactment.x2face import X2Face
 
 PHASE = "phase2_face_reenactment"
 
@@ -63,9 +68,8 @@ class LandmarkTracker:
 
     Between detections the landmark model (dlib's predictor, or the phase-2 CNN when `cnn` is given)
     is seeded from the previous frame's landmarks, which is much cheaper than the detector. dlib's
-    predictor was trained on HOG boxes, so the tracking box keeps the last HOG box's position and
-    size *relative to the landmarks* (a tight landmark box sits lower and is narrower, and the
-    predictor's answers drift with it).
+    predictor was trained on HOG boxes, so the tracking box is the last HOG box carried *in landmark
+    units* (phase 1's face_detector.py explains why: in a tight landmark box its answers drift).
 
     A landmark model always answers, face or no face, so a tracked frame must still look like the face
     last detected: the eyes-and-nose patch under its landmarks (32 x 32 grey, aligned on the eye centres
@@ -76,7 +80,8 @@ class LandmarkTracker:
 
     PATCH_POINTS = np.float32([[9, 11], [23, 11], [16, 22]])  # eye centres, nose tip in the 32 x 32 patch
 
-    def __init__(self, detect_every: int = 5, detect_size: int = 360, cnn=None, min_similarity: float = 0.25):
+    def __init__(self, detect_every: int = 5, detect_size: int = 360, cnn: LandmarkDetector | None = None,
+                 min_similarity: float = 0.25) -> None:
         self.detector = load("phase1_face_swap", "face_detector")
         self.detect_every, self.detect_size, self.cnn = detect_every, detect_size, cnn
         self.min_similarity = min_similarity
@@ -96,13 +101,7 @@ class LandmarkTracker:
         norm = float(np.linalg.norm(patch))
         return patch / norm if norm > 1e-6 else patch
 
-    @staticmethod
-    def _frame(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
-        """Centre of the eye corners and outer-eye-corner distance: a landmark-based unit."""
-        centre = landmarks[[36, 39, 42, 45]].mean(axis=0)
-        return centre, float(np.linalg.norm(landmarks[45] - landmarks[36]))
-
-    def _from_box(self, frame: np.ndarray, box) -> np.ndarray:
+    def _from_box(self, frame: np.ndarray, box: tuple[int, ...]) -> np.ndarray:
         if self.cnn is not None:
             return self.cnn.predict(frame, box=box)
         return self.detector.landmarks68(frame, box)
@@ -114,9 +113,8 @@ class LandmarkTracker:
             if self.cnn is not None:
                 landmarks = self.cnn.predict(frame, landmarks=self._previous)
             else:
-                centre, unit = self._frame(self._previous)
-                box = np.concatenate([centre, centre]) + self._relative_box * unit
-                landmarks = self.detector.landmarks68(frame, tuple(box))
+                box = self.detector.box_from_landmark_units(self._relative_box, self._previous)
+                landmarks = self.detector.landmarks68(frame, box)
             if float((self._face_patch(frame, landmarks) * self._patch).sum()) < self.min_similarity:
                 landmarks, self._relative_box = None, None  # lost: detect on the next frame
         else:
@@ -124,16 +122,14 @@ class LandmarkTracker:
             boxes = self.detector.detect_faces_hog(frame, downscale=downscale)
             landmarks = self._from_box(frame, boxes[0]) if boxes else None
             if landmarks is not None:
-                centre, unit = self._frame(landmarks)
-                box = np.asarray(boxes[0], dtype=np.float64)
-                self._relative_box = (box - np.concatenate([centre, centre])) / unit
+                self._relative_box = self.detector.box_to_landmark_units(boxes[0], landmarks)
                 self._patch = self._face_patch(frame, landmarks)
         self._index += 1
         self._previous = landmarks
         return landmarks
 
 
-def track_clip(frames, tracker: LandmarkTracker, what: str) -> Track:
+def track_clip(frames: Iterable[np.ndarray], tracker: LandmarkTracker, what: str) -> Track:
     """Landmarks of every frame; frames without a face borrow the nearest detected frame's landmarks.
 
     A clip with no face at all is a UserError (profile views and faces under ~80 px are not found).
@@ -199,8 +195,8 @@ def transferred_landmarks(driver: Track, target: Track, driver_size: tuple[int, 
     ])
 
 
-def render_warp(driver_frames, target_frames, driver: Track, target: Track, new_landmarks: np.ndarray,
-                mouth: bool = True) -> Iterator[np.ndarray]:
+def render_warp(driver_frames: Iterable[np.ndarray], target_frames: Iterable[np.ndarray], driver: Track,
+                target: Track, new_landmarks: np.ndarray, mouth: bool = True) -> Iterator[np.ndarray]:
     """Redraw each target frame with its new landmarks (streamed, one frame at a time)."""
     video = load(PHASE, "video_generator")
     cfg = video.RenderConfig(mouth=mouth)
@@ -216,15 +212,9 @@ def render_warp(driver_frames, target_frames, driver: Track, target: Track, new_
 # ----------------------------------------------------------------------------------------------
 
 
-def load_x2face(path: Path, device: torch.device):
+def load_x2face(path: Path, device: torch.device) -> X2Face:
     """An X2Face model from a train_x2face.py checkpoint (file or run folder)."""
-    if path.is_dir():
-        latest = Checkpointer(path / "checkpoints", {}).latest() or Checkpointer(path, {}).latest()
-        if latest is None:
-            raise UserError(f"no checkpoint in {path} (train one with train_x2face.py)")
-        path = latest
-    if not path.is_file():
-        raise UserError(f"X2Face checkpoint not found: {path}")
+    path = find_checkpoint(path, "train_x2face.py")
     state = load_checkpoint(path)  # UserError for a missing, truncated or foreign file
     x2face = load(PHASE, "x2face")
     settings = dict(state.get("extra", {}).get("x2face", {}))
@@ -246,8 +236,8 @@ def to_tensor(frame: np.ndarray, size: int, device: torch.device) -> torch.Tenso
 
 
 @torch.no_grad()
-def render_x2face(model, driver_frames, target_frames, output_size: tuple[int, int],
-                  device: torch.device) -> Iterator[np.ndarray]:
+def render_x2face(model: X2Face, driver_frames: Iterable[np.ndarray], target_frames: Iterable[np.ndarray],
+                  output_size: tuple[int, int], device: torch.device) -> Iterator[np.ndarray]:
     """Each driver frame re-rendered from the target's pixels by the two sampling fields."""
     size = model.cfg.size
     for source, target_frame in zip(driver_frames, target_frames, strict=False):
@@ -325,7 +315,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError("--transfer-rotation needs --mode 3d")
 
 
-def load_landmark_cnn(path: Path, device: torch.device):
+def load_landmark_cnn(path: Path, device: torch.device) -> LandmarkDetector:
     """The phase-2 landmark CNN from a train_landmarks.py checkpoint, wrapped as a detector."""
     from phase2_face_reenactment.train_landmarks import load_detector
 

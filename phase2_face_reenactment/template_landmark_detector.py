@@ -2,7 +2,7 @@
 #   solutions/phase2_face_reenactment/landmark_detector.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: abd7dc8af209c1ad8e7769ab388be0926cd973ca09b8b87abd31f8992f654310
+# body-sha256: 5d0baeaeeea33c88601cf95d0995e4d94e30f70f680f423e44f37339e15f1844
 """A 68-point landmark detector written from scratch: heatmap regression with a small CNN.
 
 dlib's predictor (an ensemble of regression trees, Kazemi & Sullivan 2014) stays the default for real
@@ -52,10 +52,6 @@ class LandmarkConfig:
     @property
     def stride(self) -> int:
         return 4
-
-    @property
-    def heatmap_size(self) -> int:
-        return self.input_size // self.stride
 
 
 # ----------------------------------------------------------------------------------------------

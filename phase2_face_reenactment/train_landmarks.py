@@ -17,6 +17,7 @@ import argparse
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -30,6 +31,7 @@ from common.training import (
     TrainConfig,
     add_train_args,
     autocast,
+    find_checkpoint,
     load_checkpoint,
     pick_device,
     seed_everything,
@@ -37,6 +39,9 @@ from common.training import (
     train_loop,
 )
 from phase2_face_reenactment import data
+
+if TYPE_CHECKING:  # type hints only: the code loads solutions or templates with load()
+    from solutions.phase2_face_reenactment.landmark_detector import LandmarkDetector
 
 PHASE = "phase2_face_reenactment"
 DEFAULTS = TrainConfig(run_dir=Path("runs/phase2_landmarks"), max_steps=1500, checkpoint_every=250,
@@ -137,15 +142,9 @@ def train(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
-def load_detector(path: Path, device: torch.device | str = "cpu"):
+def load_detector(path: Path, device: torch.device | str = "cpu") -> LandmarkDetector:
     """A `LandmarkDetector` from a checkpoint file or a run folder (its newest checkpoint)."""
-    if path.is_dir():
-        latest = Checkpointer(path / "checkpoints", {}).latest() or Checkpointer(path, {}).latest()
-        if latest is None:
-            raise UserError(f"no checkpoint in {path} (train one with train_landmarks.py)")
-        path = latest
-    if not path.is_file():
-        raise UserError(f"landmark checkpoint not found: {path}")
+    path = find_checkpoint(path, "train_landmarks.py")
     state = load_checkpoint(path)  # UserError for a missing, truncated or foreign file
     settings = dict(state.get("extra", {}).get("landmarks", {}))
     if "model" not in state or not settings:

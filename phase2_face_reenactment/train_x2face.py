@@ -1,7 +1,7 @@
 """Train X2Face self-supervised on videos: two frames of one person, rebuild the second from the first.
 
     python phase2_face_reenactment/train_x2face.py --run-dir runs/x2face --steps 2000
-    python phase2_face_reenactment/train_x2face.py --data /data/videos --size 128 --steps 50000
+    python phase2_face_reenactment/train_x2face.py --data /data/videos --size 128 --steps 50000 --consent ID
 
 Each step takes (source, driving) pairs, two frames of the same clip (Wiles et al. 2018, sec. 3.3):
 the embedding network samples the source into a canonical face, the driving network samples that

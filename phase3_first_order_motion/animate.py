@@ -36,13 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy.spatial import ConvexHull
 
 from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
 from common.errors import UserError
 from common.impl import load, use_impl
-from common.media import is_image_path, read_image, read_video
+from common.media import is_image_path, read_image, read_video, resize_frames
 from common.training.device import PRECISIONS, autocast, pick_device
 
 PHASE = "phase3_first_order_motion"
@@ -58,17 +56,13 @@ def to_frames(images: torch.Tensor) -> np.ndarray:
     return (images.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def resize_frames(frames: np.ndarray, size: int, what: str, say: bool = True) -> np.ndarray:
-    """Resize (T, H, W, 3) uint8 frames to (T, size, size, 3) (area/bilinear), telling the user once."""
-    if frames.shape[1:3] == (size, size):
-        return frames
-    if say:
+def fit_to_model(frames: np.ndarray, size: int, what: str) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8 (`common.media.resize_frames`: area to shrink,
+    bilinear to enlarge), telling the user when the frames change size."""
+    if frames.shape[1:3] != (size, size):
         print(f"{what}: resizing {frames.shape[2]}x{frames.shape[1]} to {size}x{size} (the model's frame "
               f"size); non-square inputs are stretched, crop them first with crop.py", file=sys.stderr)
-    x = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float()
-    mode = "area" if frames.shape[1] > size else "bilinear"
-    x = F.interpolate(x, size=(size, size), mode=mode)
-    return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return resize_frames(frames, size)
 
 
 def normalized_landmarks(rgb: np.ndarray) -> np.ndarray | None:
@@ -79,7 +73,7 @@ def normalized_landmarks(rgb: np.ndarray) -> np.ndarray | None:
     if points is None:
         return None
     points = points - points.mean(axis=0)
-    return points / np.sqrt(ConvexHull(points).volume)
+    return points / np.sqrt(load(PHASE, "motion_transfer").hull_area(points))
 
 
 def find_best_frame(source: np.ndarray, driving: np.ndarray) -> int:
@@ -170,6 +164,8 @@ class Animator:
 
     @torch.no_grad()
     def initial_keypoints(self, frame: np.ndarray) -> dict[str, torch.Tensor]:
+        """Keypoints of the driving frame (H, W, 3) uint8 that relative motion is measured from:
+        {'value': (1, K, 2), and 'jacobian': (1, K, 2, 2) when the model estimates them}."""
         return self._keypoints(self._images(frame[None]))
 
 
@@ -262,11 +258,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if not detect_faces(source):
         print(f"warning: no face found in {args.source}; animating it anyway", file=sys.stderr)
-    source = resize_frames(source[None], size, "source")[0]
+    source = fit_to_model(source[None], size, "source")[0]
     video = read_video(args.driving)
     if len(video.frames) < 2:
         raise UserError(f"--driving {args.driving} has only {len(video.frames)} frame; at least 2 are needed")
-    driving = resize_frames(video.frames, size, "driving video")
+    driving = fit_to_model(video.frames, size, "driving video")
     start = find_best_frame(source, driving) if args.find_best_frame else 0
     if args.find_best_frame:
         print(f"best driving frame: {start}", file=sys.stderr)

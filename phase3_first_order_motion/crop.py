@@ -28,8 +28,7 @@ import numpy as np
 
 from common.cli import check_output, run
 from common.errors import UserError
-from common.media import read_video
-from phase3_first_order_motion.data import resize_video
+from common.media import read_video, resize_frames
 
 
 def union_box(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     x0, y0, x1, y1 = crop_box(video.frames, args.every, args.increase)
     print(f"crop box: x {x0}-{x1}, y {y0}-{y1} of {video.frames.shape[2]}x{video.frames.shape[1]}",
           file=sys.stderr)
-    frames = resize_video(video.frames[:, y0:y1, x0:x1], args.size)
+    frames = resize_frames(video.frames[:, y0:y1, x0:x1], args.size)
     path = save_video(args.output, frames, video.fps, audio=video.audio, sample_rate=video.sample_rate,
                       label=args.label)
     print(f"wrote {path} ({len(frames)} frames, {args.size}x{args.size})")

@@ -23,34 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from common.errors import UserError
-from common.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, clip_path, read_image, read_video
+from common.media import VIDEO_SUFFIXES, read_clip, resize_frames
 from common.training.seed import epoch_generator
-
-
-def resize_video(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8 (area downsampling, bilinear upsampling)."""
-    if frames.shape[1:3] == (size, size):
-        return frames
-    x = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(size, size), mode="area" if frames.shape[1] > size else "bilinear")
-    return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def read_any_video(path: Path, size: int, max_frames: int | None = None) -> np.ndarray:
-    """An .mp4 (or other video) file, or a folder of frame images in name order, resized (a clip's own
-    folder as `common.synthetic` writes it reads its video: `common.media.clip_path`)."""
-    path = clip_path(path)
-    if path.is_dir():
-        names = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:max_frames]
-        if not names:
-            raise UserError(f"{path} holds no frame images")
-        frames = np.stack([resize_video(read_image(p)[None], size)[0] for p in names])
-    else:
-        frames = resize_video(read_video(path, max_frames=max_frames, with_audio=False).frames, size)
-    return frames
 
 
 def load_video_folder(folder: str | Path, size: int, split: str = "train", max_videos: int | None = None,
@@ -64,7 +40,7 @@ def load_video_folder(folder: str | Path, size: int, split: str = "train", max_v
         caveat = "" if split == "train" else f" (maybe the ones trained on: held-out videos go in {split}/)"
         print(f"data: {folder} has no {split}/ folder, so all its videos are used{caveat}", file=sys.stderr)
     entries = sorted(p for p in root.iterdir() if p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES)
-    videos = [read_any_video(p, size, max_frames) for p in entries[:max_videos]]
+    videos = [resize_frames(read_clip(p, max_frames), size) for p in entries[:max_videos]]
     videos = [v for v in videos if len(v) >= 2]
     if not videos:
         raise UserError(f"no videos with at least 2 frames in {root} (expected .mp4 files or frame folders)")

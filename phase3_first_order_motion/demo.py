@@ -88,10 +88,9 @@ def motion_figure(models: dict, source: np.ndarray, driving: np.ndarray) -> Figu
             out = models["generator"](x[:1], kp_driving=kp_d, kp_source=kp_s)
     finally:
         hook.remove()
-    b, num_kp, hh, hw = logits["kp"].shape
-    # the spatial softmax of sec. 3.1, as in the detector: each map sums to 1
-    heatmaps = torch.softmax(logits["kp"].reshape(b, num_kp, -1) / detector.temperature, dim=2)
-    heatmaps = heatmaps.view(b, num_kp, hh, hw)  # (2, K, h', w')
+    num_kp, hh, hw = logits["kp"].shape[1:]
+    spatial_softmax = load(PHASE, "keypoint_detector").spatial_softmax  # the detector's own (sec. 3.1)
+    heatmaps = spatial_softmax(logits["kp"], detector.temperature)  # (2, K, h', w'), each map sums to 1
     size = source.shape[0]
     colors = [matplotlib.colormaps["tab10"](k % 10) for k in range(num_kp)]
 

@@ -75,6 +75,7 @@ class FaceMetrics:
             self.aed_values.append(float(np.linalg.norm(d_real - d_pred)))
 
     def result(self) -> dict[str, float]:
+        """Mean AKD (and AED) over the pairs with a face (NaN if none), and how many pairs had none."""
         out = {"akd": float(np.mean(self.akd)) if self.akd else float("nan"),
                "pairs_without_face": self.skipped}
         if self.aed:
@@ -86,17 +87,17 @@ class FaceMetrics:
 def reconstruct(models: dict, video: np.ndarray, device: torch.device, batch_size: int = 16) -> np.ndarray:
     """Every frame of `video` (T, H, W, 3) uint8 rendered from frame 0 with absolute keypoints."""
     kp_detector, generator = models["kp_detector"].to(device).eval(), models["generator"].to(device).eval()
-    x = torch.from_numpy(np.array(video)).permute(0, 3, 1, 2).float().div(255)
-    source = x[:1].to(device)
+    x = torch.from_numpy(np.array(video)).permute(0, 3, 1, 2).float().div(255)  # (T, 3, H, W) in [0, 1]
+    source = x[:1].to(device)  # (1, 3, H, W)
     kp_source = kp_detector(source)
     features = generator.encode_source(source)
     out = []
     for i in range(0, len(x), batch_size):
-        driving = x[i:i + batch_size].to(device)
+        driving = x[i:i + batch_size].to(device)  # (B, 3, H, W)
         b = driving.shape[0]
         kp_s = {k: v.expand(b, *v.shape[1:]) for k, v in kp_source.items()}
         pred = generator(source.expand(b, -1, -1, -1), kp_driving=kp_detector(driving),
-                         kp_source=kp_s, source_features=features)["prediction"]
+                         kp_source=kp_s, source_features=features)["prediction"]  # (B, 3, H, W)
         out.append((pred.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(out)
 

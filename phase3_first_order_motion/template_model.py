@@ -2,7 +2,7 @@
 #   solutions/phase3_first_order_motion/model.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 2e5bcb515325005ab6b6778ebc1a913c54f49f2bc6fdf1e656ca28c20293ea70
+# body-sha256: 22fb21c78151909e7b76cdf9f249ca51cf7d4e586aa8ab9be863d7b0b7cf7650
 """FOMM configurations, model building and checkpoints in the published layout.
 
 Two configurations:
@@ -27,7 +27,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.errors import UserError, first_line
+from common.atomic import write_atomic
+from common.errors import UserError
+from common.training import load_checkpoint
 from phase3_first_order_motion.template_discriminator import MultiScaleDiscriminator
 from phase3_first_order_motion.template_generator import OcclusionAwareGenerator
 from phase3_first_order_motion.template_keypoint_detector import KPDetector
@@ -36,28 +38,35 @@ from phase3_first_order_motion.template_motion_transfer import normalize_kp
 
 @dataclass
 class KPDetectorConfig:
-    temperature: float = 0.1  # softmax temperature of the heatmaps
-    block_expansion: int = 32  # channels of the first hourglass block (doubles per block)
-    max_features: int = 1024
+    """The keypoint detector's hourglass (`kp_detector_params` of the published yaml; sec. 3.1)."""
+
+    temperature: float = 0.1  # softmax temperature of the heatmaps (lower: sharper peaks)
+    block_expansion: int = 32  # base channel count: block i has block_expansion * 2^(i+1)
+    max_features: int = 1024  # cap on the channels of any block
     scale_factor: float = 0.25  # the detector sees a 4x smaller image
-    num_blocks: int = 5  # hourglass depth
+    num_blocks: int = 5  # hourglass depth: down blocks, each halving the resolution
 
 
 @dataclass
 class DenseMotionConfig:
-    block_expansion: int = 64
-    max_features: int = 1024
-    num_blocks: int = 5
+    """The dense motion network's hourglass, which turns K sparse motions into masks, the dense motion
+    field and the occlusion map (`dense_motion_params` inside the published generator_params; sec. 3.2)."""
+
+    block_expansion: int = 64  # base channel count: block i has block_expansion * 2^(i+1)
+    max_features: int = 1024  # cap on the channels of any block
+    num_blocks: int = 5  # hourglass depth: down blocks, each halving the resolution
     scale_factor: float = 0.25  # the motion field lives at 1/4 resolution
 
 
 @dataclass
 class GeneratorConfig:
-    block_expansion: int = 64
-    max_features: int = 512
-    num_down_blocks: int = 2
-    num_bottleneck_blocks: int = 6
-    estimate_occlusion_map: bool = True
+    """The occlusion-aware generator (`generator_params` of the published yaml; sec. 3.3)."""
+
+    block_expansion: int = 64  # channels of the first conv (doubled by each down block)
+    max_features: int = 512  # cap on the channels of any block
+    num_down_blocks: int = 2  # encoder down blocks, each halving the resolution the features are warped at
+    num_bottleneck_blocks: int = 6  # residual blocks on the warped features
+    estimate_occlusion_map: bool = True  # predict where the source does not show the driving frame
     dense_motion_params: DenseMotionConfig = field(default_factory=DenseMotionConfig)
     # Options of ours, not the paper's (off in vox-256, whose weights and model_params stay the published
     # ones; they appear in model_params only when on): sample at the pixel centres the keypoint grid names
@@ -74,10 +83,12 @@ OPTIONS_OF_OURS = ("exact_warp", "blend_warped_source", "denoise_source")
 
 @dataclass
 class DiscriminatorConfig:
-    scales: list[float] = field(default_factory=lambda: [1])
-    block_expansion: int = 32
-    max_features: int = 512
-    num_blocks: int = 4
+    """The patch discriminator used in training (`discriminator_params` of the published yaml)."""
+
+    scales: list[float] = field(default_factory=lambda: [1])  # image scales, one discriminator each
+    block_expansion: int = 32  # base channel count: block i has block_expansion * 2^(i+1)
+    max_features: int = 512  # cap on the channels of any block
+    num_blocks: int = 4  # 4x4 conv blocks
     sn: bool = True  # spectral normalisation on every conv
 
 
@@ -205,8 +216,8 @@ OPTIMIZERS = {f"optimizer_{name}": name for name in MODULES}
 def save_checkpoint(path: str | Path, modules: dict[str, nn.Module], config: FOMMConfig, epoch: int = 0,
                     optimizers: dict[str, torch.optim.Optimizer] | None = None,
                     extra: dict | None = None) -> Path:
-    """Write a checkpoint in the published layout (atomically: temp file, then rename)."""
-    path = Path(path)
+    """Write a checkpoint in the published layout, whole or not at all (`common.atomic.write_atomic`:
+    temporary file, fsync, rename)."""
     state: dict = {name: module.state_dict() for name, module in modules.items()}
     for name, opt in (optimizers or {}).items():
         state[name] = opt.state_dict()
@@ -214,23 +225,14 @@ def save_checkpoint(path: str | Path, modules: dict[str, nn.Module], config: FOM
     state["model_params"] = config.model_params()
     state["frame_size"] = config.frame_size
     state.update(extra or {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, lambda file: torch.save(state, file), durable=True)
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """torch.load(weights_only=True) of a checkpoint, with one-line errors for missing or bad files."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input problem
-        raise UserError(f"cannot read checkpoint {path}: {first_line(err)}") from err
-    if not isinstance(state, dict) or "kp_detector" not in state or "generator" not in state:
+    """A FOMM checkpoint's dict (`common.training.load_checkpoint`: weights only, a one-line UserError for
+    a missing or unreadable file), which must hold 'kp_detector' and 'generator' entries."""
+    state = load_checkpoint(path)
+    if "kp_detector" not in state or "generator" not in state:
         raise UserError(f"{path} is not a FOMM checkpoint (no 'kp_detector' and 'generator' entries)")
     return state
 

@@ -1,8 +1,9 @@
 """Train the First Order Motion Model by reconstruction (Siarohin et al., NeurIPS 2019, sec. 3.5).
 
     python phase3_first_order_motion/train.py --data synthetic --config tiny --steps 300
-    python phase3_first_order_motion/train.py --data /data/vox --config vox-256 --batch-size 16
-    torchrun --nproc_per_node 4 phase3_first_order_motion/train.py --data /data/vox --config vox-256
+    python phase3_first_order_motion/train.py --data /data/vox --config vox-256 --batch-size 16 --consent ID
+    torchrun --nproc_per_node 4 phase3_first_order_motion/train.py --data /data/vox --config vox-256 \\
+        --consent ID
 
 Each step takes two frames of the same video, S and D, and minimises
 
@@ -23,6 +24,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,6 +38,8 @@ from common.training import (
     TrainConfig,
     add_train_args,
     autocast,
+    average_gradients,
+    cleanup,
     init_distributed,
     load_checkpoint,
     seed_everything,
@@ -43,6 +47,9 @@ from common.training import (
     train_loop,
 )
 from common.training.schedule import lr_factor
+
+if TYPE_CHECKING:  # type hints only: the code loads solutions or templates with load()
+    from solutions.phase3_first_order_motion.model import FOMMConfig
 
 PHASE = "phase3_first_order_motion"
 
@@ -77,9 +84,10 @@ def learning_rate(settings: TrainSettings, step: int) -> float:
 class FOMMTrainer:
     """The modules, optimizers and losses of one run, with the step and preview functions of the loop."""
 
-    def __init__(self, config, settings: TrainSettings, device: torch.device, world_size: int = 1) -> None:
+    def __init__(self, config: FOMMConfig, settings: TrainSettings, device: torch.device,
+                 world_size: int = 1) -> None:
         model, losses = load(PHASE, "model"), load(PHASE, "losses")
-        self.config, self.settings, self.device, self.world_size = config, settings, device, world_size
+        self.config, self.settings, self.device = config, settings, device
         built = model.build_fomm(config)
         self.kp_detector = built["kp_detector"].to(device).train()
         self.generator = built["generator"].to(device).train()
@@ -87,9 +95,8 @@ class FOMMTrainer:
         def adam(module: torch.nn.Module) -> torch.optim.Adam:
             return torch.optim.Adam(module.parameters(), settings.lr, betas=(0.5, 0.999))
 
-        self.optimizers = {"optimizer_kp_detector": adam(self.kp_detector),
-                           "optimizer_generator": adam(self.generator),
-                           "optimizer_discriminator": adam(self.discriminator)}
+        # the published checkpoint names: {"optimizer_kp_detector": "kp_detector", ...}
+        self.optimizers = {key: adam(getattr(self, name)) for key, name in model.OPTIMIZERS.items()}
         if world_size > 1:  # every process starts from rank 0's weights (DDP does this when wrapping)
             for module in (self.kp_detector, self.generator, self.discriminator):
                 for tensor in module.state_dict().values():
@@ -103,21 +110,13 @@ class FOMMTrainer:
         return {"kp_detector": self.kp_detector, "generator": self.generator,
                 "discriminator": self.discriminator, **self.optimizers}
 
-    def _average_gradients(self, modules: list[torch.nn.Module]) -> None:
-        """Data parallelism by hand: sum every gradient over the processes and divide by their number.
-
-        (DistributedDataParallel would do this during backward, but the keypoint detector runs three
-        times per step, which DDP's one-forward-per-backward bookkeeping does not allow by default.)
-        BatchNorm statistics stay per process, as with plain DDP."""
-        if self.world_size == 1:
-            return
-        for module in modules:
-            for p in module.parameters():
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad /= self.world_size
-
     def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        """One optimisation step on `source`, `driving` (B, 3, H, W) frame pairs; returns the losses.
+
+        Under torchrun each network's gradients are averaged over the processes by hand
+        (`average_gradients`): the keypoint detector runs three times per step, which DDP's
+        one-forward-per-backward bookkeeping does not allow. BatchNorm statistics stay per process.
+        """
         s, losses = self.settings, self.losses
         lr = learning_rate(s, step)
         for opt in self.optimizers.values():
@@ -127,13 +126,13 @@ class FOMMTrainer:
         if self.preview_pair is None:
             self.preview_pair = {"source": source[:1].clone(), "driving": driving[:1].clone()}
         with autocast(self.device, s.precision):
-            kp_source = self.kp_detector(source)
+            kp_source = self.kp_detector(source)  # "value" (B, K, 2) in [-1, 1] [, "jacobian" (B, K, 2, 2)]
             kp_driving = self.kp_detector(driving)
             out = self.generator(source, kp_driving=kp_driving, kp_source=kp_source)
-            prediction = out["prediction"].float()
+            prediction = out["prediction"].float()  # (B, 3, H, W) in [0, 1]: D_hat
             metrics = {"perceptual": self.perceptual(prediction, driving)}
             transform = losses.RandomTPS(driving.shape[0], device=self.device)
-            kp_transformed = self.kp_detector(transform.transform_frame(driving))
+            kp_transformed = self.kp_detector(transform.transform_frame(driving))  # keypoints of Y(D)
         eq = losses.equivariance_loss({k: v.float() for k, v in kp_driving.items()},
                                       {k: v.float() for k, v in kp_transformed.items()}, transform)
         metrics["equivariance_value"] = s.equivariance_value * eq["value"]
@@ -150,7 +149,8 @@ class FOMMTrainer:
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         total.backward()
-        self._average_gradients([self.kp_detector, self.generator])
+        average_gradients(self.kp_detector)
+        average_gradients(self.generator)
         if s.clip_grad_norm > 0:
             for module in (self.kp_detector, self.generator):
                 torch.nn.utils.clip_grad_norm_(module.parameters(), s.clip_grad_norm)
@@ -163,7 +163,7 @@ class FOMMTrainer:
                 fake = self.discriminator({"prediction_1": prediction.detach()})
             d_loss = losses.gan_losses(real, fake, self.discriminator.scales)["discriminator"]
             d_loss.backward()
-            self._average_gradients([self.discriminator])
+            average_gradients(self.discriminator)
             self.optimizers["optimizer_discriminator"].step()
             metrics["discriminator"] = d_loss
         metrics = {k: float(v.detach()) for k, v in metrics.items()}
@@ -187,7 +187,7 @@ class FOMMTrainer:
         return (row.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-def check_resumable(checkpointer: Checkpointer, config) -> None:
+def check_resumable(checkpointer: Checkpointer, config: FOMMConfig) -> None:
     """A run folder whose newest checkpoint holds another network configuration (e.g. made before the
     tiny configuration changed) is one clear error, not a state_dict size mismatch."""
     latest = checkpointer.latest()
@@ -298,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = train_config_from_args(args, TrainConfig(run_dir=args.run_dir))
     extra = {"model_params": config.model_params(), "frame_size": config.frame_size, "config": args.config,
              "settings": asdict(settings)}
-    result = train_loop(trainer.step, batches, cfg, checkpointer, preview_fn=trainer.preview, extra=extra)
+    try:
+        result = train_loop(trainer.step, batches, cfg, checkpointer, preview_fn=trainer.preview, extra=extra)
+    finally:
+        cleanup()  # leave the process group init_distributed joined under torchrun (nothing to do otherwise)
     if result.checkpoint is not None:
         print(f"checkpoint: {result.checkpoint} (step {result.step}); animate with: "
               f"python {PHASE}/animate.py --checkpoint {result.checkpoint} ...", file=sys.stderr)

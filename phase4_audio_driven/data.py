@@ -14,14 +14,17 @@ for frame j one frame earlier, at int(80 (j - 1) / 25).
 
 from __future__ import annotations
 
+import argparse
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
 import torch
 
+from common.atomic import write_atomic
 from common.cli import check_output
 from common.errors import UserError, first_line
 from common.media import read_audio, read_image
@@ -44,14 +47,16 @@ class TalkingClip:
     usable: np.ndarray  # (T,) bool: a training window may start at this frame
 
 
-def make_clip(faces: np.ndarray, wav: np.ndarray, fps: float, audio_encoder) -> TalkingClip:
+def make_clip(faces: np.ndarray, wav: np.ndarray, fps: float, audio_encoder: ModuleType) -> TalkingClip:
+    """A clip of face crops (T, 96, 96, 3) and its 16 kHz audio (N,): the mel spectrogram and, per frame,
+    where the expert's and the generator's audio windows start (`audio_encoder` is the module loaded)."""
     mel = audio_encoder.melspectrogram(wav)  # (80, T_mel)
     idx = audio_encoder.training_mel_starts(mel.shape[1], len(faces), fps)
     return TalkingClip(faces, mel, fps, idx["syncnet"], idx["indiv"], idx["usable"])
 
 
 def synthetic_clips(
-    audio_encoder, identities: int, frames: int, seed: int = 0, size: int = 160
+    audio_encoder: ModuleType, identities: int, frames: int, seed: int = 0, size: int = 160
 ) -> list[TalkingClip]:
     """Render `identities` synthetic people (seeds seed, seed+1, ...) talking for `frames` frames each."""
     clips = []
@@ -63,7 +68,9 @@ def synthetic_clips(
     return clips
 
 
-def lrs2_clips(audio_encoder, root: Path, filelist: Path, limit: int | None = None) -> list[TalkingClip]:
+def lrs2_clips(
+    audio_encoder: ModuleType, root: Path, filelist: Path, limit: int | None = None
+) -> list[TalkingClip]:
     """Clips of the published preprocessed layout listed in `filelist` (lines `speaker/clip`, 25 fps)."""
     if not filelist.is_file():
         raise UserError(
@@ -94,6 +101,7 @@ def lower_halves(faces: np.ndarray) -> torch.Tensor:
 
 
 def mel_window(clip: TalkingClip, start: int) -> torch.Tensor:
+    """The 16 mel steps (0.2 s) of `clip` from step `start`: (1, 80, 16) float32."""
     return torch.from_numpy(np.ascontiguousarray(clip.mel[:, start : start + MEL_STEP])).unsqueeze(0)
 
 
@@ -226,7 +234,7 @@ def generator_batch(clips: list[TalkingClip], batch: int, rng: np.random.Generat
     }
 
 
-def add_data_args(parser, identities: int = 6, frames: int = 100) -> None:
+def add_data_args(parser: argparse.ArgumentParser, identities: int = 6, frames: int = 100) -> None:
     """--data synthetic|LRS2_ROOT, --filelist, --identities, --frames, --frame-size."""
     group = parser.add_argument_group("data")
     group.add_argument(
@@ -261,7 +269,7 @@ def add_data_args(parser, identities: int = 6, frames: int = 100) -> None:
     )
 
 
-def load_clips(args, audio_encoder, seed: int) -> list[TalkingClip]:
+def load_clips(args: argparse.Namespace, audio_encoder: ModuleType, seed: int) -> list[TalkingClip]:
     """The clips the data flags describe."""
     if args.data == "synthetic":
         if args.identities < 1 or args.frames < 3 * WINDOW:
@@ -294,10 +302,7 @@ def write_cache(path: Path, clips: list[TalkingClip]) -> None:
                 f"{i}_fps": np.float64(c.fps),
             }
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    write_atomic(path, lambda file: np.savez(file, **arrays))
 
 
 def read_cache(path: Path) -> list[TalkingClip]:

@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from torch import nn
 
 from common.cli import add_common_args, check_output, run
 from common.errors import UserError
@@ -31,12 +33,16 @@ from common.training.device import pick_device
 from consent_and_watermark import writer
 from phase4_audio_driven.pipeline import crop, face_boxes, is_silent, to_network
 
+if TYPE_CHECKING:  # the result's type, for annotations only: the code runs the module `load` picks
+    from solutions.phase4_audio_driven.lip_sync import SyncScores
+
 log = logging.getLogger("deepfake.phase4")
 
 
 def evaluate_frames(
-    expert, frames: np.ndarray, wav: np.ndarray, fps: float, vshift: int = 15, impl=None, boxes=None
-):
+    expert: nn.Module, frames: np.ndarray, wav: np.ndarray, fps: float, vshift: int = 15,
+    impl: str | None = None, boxes: np.ndarray | None = None
+) -> SyncScores:
     """SyncScores of RGB frames (T, H, W, 3) against 16 kHz audio; faces found with the CLI's pipeline
     unless `boxes` (T, 4) are given (e.g. those of the input video a lip-synced output was made from)."""
     boxes = face_boxes(frames) if boxes is None else boxes
@@ -44,8 +50,12 @@ def evaluate_frames(
     return evaluate_crops(expert, crops, wav, fps, vshift, impl)
 
 
-def evaluate_crops(expert, crops: np.ndarray, wav: np.ndarray, fps: float, vshift: int = 15, impl=None):
-    """SyncScores of 96x96 RGB face crops (T, 96, 96, 3) against 16 kHz audio."""
+def evaluate_crops(
+    expert: nn.Module, crops: np.ndarray, wav: np.ndarray, fps: float, vshift: int = 15,
+    impl: str | None = None
+) -> SyncScores:
+    """SyncScores of 96x96 RGB face crops (T, 96, 96, 3) against 16 kHz audio (N,), searched over
+    +-`vshift` frames with the lip_sync and audio_encoder of `impl` (None: `common.impl`'s choice)."""
     if len(crops) - 4 < 2 * vshift + 1:  # one 5-frame window per frame but the last 4
         raise UserError(f"the clip has {len(crops)} frames; at least {2 * vshift + 5} are needed for a "
                         f"+-{vshift}-frame search (use a longer clip or a smaller --vshift)")

@@ -1,7 +1,8 @@
 """Train the Wav2Lip generator against a frozen lip-sync expert (`wav2lip_train.py` / `hq_wav2lip_train.py`).
 
-    python phase4_audio_driven/train.py --expert runs/expert/lipsync_expert.pth --run-dir runs/w2l
-    python phase4_audio_driven/train.py --expert lipsync_expert.pth --data LRS2/main \\
+    python phase4_audio_driven/train.py --expert runs/expert/lipsync_teacher.pth --run-dir runs/w2l \\
+        --identities 12 --frames 50 --steps 300 --lr 2e-3 --sync-threshold inf --mouth-weight 4   # CPU
+    python phase4_audio_driven/train.py --expert lipsync_expert.pth --data LRS2/main --consent LRS2 \\
         --filelist filelists/train.txt --width 1 --batch-size 16 --disc --steps 300000 --device cuda
     torchrun --nproc-per-node 4 phase4_audio_driven/train.py ...
 
@@ -73,15 +74,19 @@ class GeneratorConfig:
 
 
 class SyncWeight:
-    """s_w, saved in checkpoints so that a resumed run keeps its schedule."""
+    """The sync-loss weight s_w, saved in checkpoints so that a resumed run keeps its schedule: 0 until
+    the expert's loss on generated held-out windows first drops below --sync-threshold, then on for good
+    (`wav2lip.sync_weight`)."""
 
     def __init__(self) -> None:
         self.value = 0.0
 
     def state_dict(self) -> dict:
+        """{'value': s_w}, what the Checkpointer stores."""
         return {"value": self.value}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore s_w from a checkpoint's {'value': s_w}."""
         self.value = float(state["value"])
 
 

@@ -1,8 +1,10 @@
 """Train the SyncNet lip-sync expert (Wav2Lip's `color_syncnet_train.py`), resumably.
 
-    python phase4_audio_driven/train_syncnet.py --run-dir runs/expert --steps 400          # synthetic
+    python phase4_audio_driven/train_syncnet.py --run-dir runs/expert --identities 12 --frames 50 \\
+        --steps 1500 --lr 1e-3 --warmup 300 --cosine --group 4 --augment --min-shift 3 \\
+        --teacher-step 500                                            # synthetic, CPU (make demo's)
     python phase4_audio_driven/train_syncnet.py --data LRS2/main --filelist filelists/train.txt \\
-        --width 1 --batch-size 64 --steps 200000 --device cuda                           # the real thing
+        --width 1 --batch-size 64 --lr 1e-4 --steps 250000 --device cuda --consent LRS2   # the real thing
     torchrun --nproc-per-node 4 phase4_audio_driven/train_syncnet.py ...                   # several GPUs
 
 Each batch holds 5-frame windows of lower-half face crops with either their own 0.2 s of audio
@@ -90,15 +92,16 @@ class ExpertConfig:
 
 @torch.no_grad()
 def sync_accuracy(
-    expert: torch.nn.Module, clips: list[TalkingClip], pairs: int = 128, min_shift: int = 5, seed: int = 0
+    expert: torch.nn.Module, clips: list[TalkingClip], pairs: int = 128, min_shift: int = 5, seed: int = 0,
+    impl: str | None = None
 ) -> float:
     """Fraction of pairs (half in sync, half shifted >= min_shift frames) the expert classifies right
-    (cosine > 0.5 means "in sync")."""
+    (P_sync = cosine > 0.5 means "in sync"; `lip_sync.sync_probability` of `impl`)."""
     expert.eval()
     batch = syncnet_batch(clips, pairs, np.random.default_rng(seed), min_shift=min_shift)
     device = next(expert.parameters()).device
-    a, v = expert(batch["audio"].to(device), batch["faces"].to(device))
-    prob = torch.nn.functional.cosine_similarity(a, v).cpu()
+    a, v = expert(batch["audio"].to(device), batch["faces"].to(device))  # (B, 512) each
+    prob = load("phase4_audio_driven", "lip_sync", impl).sync_probability(a, v).cpu()  # (B,)
     return float(((prob > 0.5).float() == batch["labels"][:, 0]).float().mean())
 
 
@@ -160,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--augment",
         action="store_true",
-        help="random colour, crop shift/zoom and audio gain per window (slows the start of training: off "
-        "in the CPU presets)",
+        help="random colour, crop shift/zoom and audio gain per window: with --group it keeps the expert "
+        "from learning the training faces by heart (the CPU presets use both)",
     )
     parser.add_argument(
         "--eval-identities",
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.data == "synthetic" and args.eval_identities > 0:
             held_out_args = {**vars(args), "cache": None, "identities": args.eval_identities}
             held_out = load_clips(argparse.Namespace(**held_out_args), audio_encoder, seed=HELD_OUT_SEED)
-            acc = sync_accuracy(unwrap(trained), held_out)
+            acc = sync_accuracy(unwrap(trained), held_out, impl=args.impl)
             print(f"held-out accuracy (in sync vs shifted >= 5 frames): {acc:.1%}")
         print(f"expert: {out} (step {result.step})")
         if cfg.teacher_step and result.step >= cfg.teacher_step:

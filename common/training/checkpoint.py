@@ -57,13 +57,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower():
+        # torch's safe unpickler says "Unsupported global" for a class it will not build (a pickled
+        # object: the file may be fine, but loading it could run code) and fails otherwise on junk
+        if "unsupported global" in str(exc).lower():
             raise UserError(f"checkpoint {path} holds Python objects that a safe load refuses "
                             "(only tensors and plain containers are allowed)") from exc
-        raise UserError(f"checkpoint {path} is corrupt (not a torch checkpoint)") from exc
+        raise UserError(f"checkpoint {path} is corrupt or not a PyTorch checkpoint") from exc
     except Exception as exc:  # a damaged file can fail anywhere inside the unpickler
-        raise UserError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}); "
-                        "delete it or pick an older one") from exc
+        raise UserError(f"checkpoint {path} is corrupt, truncated or not a PyTorch checkpoint "
+                        f"({type(exc).__name__}); delete it or pick an older one") from exc
     if not isinstance(state, dict):
         raise UserError(f"checkpoint {path} holds a {type(state).__name__}, expected a dict")
     return state
@@ -183,3 +185,19 @@ class Checkpointer:
             same_world = len(rngs) == get_world_size()
             set_rng_state(rngs[get_rank()] if same_world else rngs[0])
         return state
+
+
+def find_checkpoint(path: str | Path, trained_by: str) -> Path:
+    """`path` itself when it is not a folder, else the newest checkpoint of the run folder `path`
+    (in its `checkpoints/` subfolder or directly inside it).
+
+    `trained_by` names the script that writes such runs, for the error when the folder holds none;
+    a missing file is left to `load_checkpoint`, which says so.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    latest = Checkpointer(path / "checkpoints", {}).latest() or Checkpointer(path, {}).latest()
+    if latest is None:
+        raise UserError(f"no checkpoint in {path} (train one with {trained_by})")
+    return latest

@@ -9,11 +9,13 @@ Launch the same script once per GPU (or CPU process) with `torchrun`::
 its machine), MASTER_ADDR and MASTER_PORT. Every process holds a full copy of the model and trains
 on its own slice of each batch; during `backward`, DDP averages the gradients of all processes
 (an all-reduce), so every copy takes the same optimizer step. With WORLD_SIZE processes of
-batch b, that is one step on a batch of WORLD_SIZE * b.
+batch b, that is one step on a batch of WORLD_SIZE * b. A step that runs a module more than once
+per `backward`, which DDP does not allow, calls `average_gradients` after `backward` instead.
 
 Backends: NCCL talks between NVIDIA GPUs, Gloo between CPU processes. Without torchrun every
 helper here falls back to a single process, so the same script runs on a laptop unchanged.
-Only rank 0 (`is_main_process()`) writes checkpoints, previews, metrics and progress bars.
+Only rank 0 (`is_main_process()`) writes checkpoints, previews, metrics and progress bars, and
+`cleanup()` leaves the process group when the run ends.
 """
 
 from __future__ import annotations
@@ -93,6 +95,23 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
+def average_gradients(module: torch.nn.Module) -> None:
+    """Data parallelism by hand: replace each gradient of `module` by its mean over the processes.
+
+    Call it between `backward` and the optimizer step. DDP does the same all-reduce inside
+    `backward`, but allows one forward per backward; a step that runs a module several times
+    (phase 1: once per identity; FOMM: the keypoint detector three times) averages here instead.
+    Does nothing for one process.
+    """
+    if not is_distributed():
+        return
+    world_size = get_world_size()
+    for param in module.parameters():
+        if param.grad is not None:
+            dist.all_reduce(param.grad)  # the sum over the processes, on every process
+            param.grad /= world_size
+
+
 def distributed_sampler(
     dataset: Dataset, *, shuffle: bool = True, seed: int = 0
 ) -> DistributedSampler | None:
@@ -106,12 +125,6 @@ def distributed_sampler(
     return DistributedSampler(
         dataset, num_replicas=get_world_size(), rank=get_rank(), shuffle=shuffle, seed=seed
     )
-
-
-def barrier() -> None:
-    """Wait until every process reaches this line (no-op for one process)."""
-    if is_distributed():
-        dist.barrier()
 
 
 def any_process(flag: bool) -> bool:

@@ -58,12 +58,28 @@ def landmarks68(rgb: np.ndarray, box) -> np.ndarray:
     return dlib_models.landmarks68(rgb, tuple(int(round(v)) for v in box[:4]))
 
 
-def box_from_landmarks(landmarks: np.ndarray, margin: float = 0.1) -> tuple[int, int, int, int]:
-    """A detector-like box around landmarks, used to track a face between detections."""
-    x1, y1 = landmarks.min(axis=0)
-    x2, y2 = landmarks.max(axis=0)
-    pad_x, pad_y = margin * (x2 - x1), margin * (y2 - y1)
-    return int(x1 - pad_x), int(y1 - pad_y), int(x2 + pad_x), int(y2 + pad_y)
+# Tracking between detections re-fits the 68 landmarks inside a box carried over from the last frame.
+# dlib's predictor was trained on HOG boxes, and a tight box around the landmarks (lower and narrower)
+# makes its answers drift; so the last HOG box is stored relative to its landmarks (origin: the centre
+# of the eye corners, unit: the outer-eye-corner distance) and moves and scales with them.
+
+
+def landmark_frame(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+    """Origin (2,) and unit of a face that move and scale with it: eye-corner centre, outer-eye distance."""
+    centre = landmarks[[36, 39, 42, 45]].mean(axis=0)
+    return centre, float(np.linalg.norm(landmarks[45] - landmarks[36]))
+
+
+def box_to_landmark_units(box: tuple[float, ...], landmarks: np.ndarray) -> np.ndarray:
+    """A box `(left, top, right, bottom)` in pixels -> (4,) relative to `landmarks`' `landmark_frame`."""
+    centre, unit = landmark_frame(landmarks)
+    return (np.asarray(box, dtype=np.float64) - np.tile(centre, 2)) / unit
+
+
+def box_from_landmark_units(relative: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Inverse of `box_to_landmark_units`: the box (4,) in pixels for the face with these landmarks."""
+    centre, unit = landmark_frame(landmarks)
+    return np.tile(centre, 2) + relative * unit
 
 
 # ----------------------------------------------------------------------------------------------

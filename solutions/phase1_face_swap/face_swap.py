@@ -31,7 +31,12 @@ from solutions.phase1_face_swap.alignment import (
 )
 from solutions.phase1_face_swap.autoencoder import FaceSwapAutoencoder
 from solutions.phase1_face_swap.blending import COLOR_TRANSFERS, alpha_blend, build_mask, poisson_blend
-from solutions.phase1_face_swap.face_detector import detect_faces_hog, landmarks68
+from solutions.phase1_face_swap.face_detector import (
+    box_from_landmark_units,
+    box_to_landmark_units,
+    detect_faces_hog,
+    landmarks68,
+)
 from solutions.phase1_face_swap.face_encoder import IdentityFilter
 from solutions.phase1_face_swap.smoothing import OneEuroFilter
 
@@ -88,12 +93,6 @@ class FaceSwapper:
 
     # -- finding the face ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _landmark_frame(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
-        """Eye-corner centre (2,) and outer-eye-corner distance: moves and scales with the face."""
-        centre = landmarks[[36, 39, 42, 45]].mean(axis=0)
-        return centre, float(np.linalg.norm(landmarks[45] - landmarks[36]))
-
     def _detect(self, frame: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]] | None:
         """Landmarks (68, 2) of the face to swap and its HOG box (left, top, right, bottom), or None."""
         downscale = min(1.0, self.cfg.detect_size / min(frame.shape[:2]))
@@ -118,18 +117,15 @@ class FaceSwapper:
     def locate(self, frame: np.ndarray) -> np.ndarray | None:
         """Raw 68 landmarks of the face to swap, or None: detect every `detect_every` frames, else track.
 
-        Tracking re-fits the landmarks inside a box carried over from last frame. dlib's predictor was
-        trained on HOG boxes, so a tight box around the landmarks (which sits lower and is narrower)
-        makes its answers drift; instead we store the last HOG box relative to its landmarks (eye centre
-        as origin, eye distance as unit) and move and scale it with the landmarks each frame.
+        Tracking re-fits the landmarks inside the last HOG box, carried in landmark units so that it
+        moves and scales with the face (dlib's predictor drifts in other boxes; see face_detector.py).
         The shape predictor always returns 68 points, even on a wall, so the tracked face is checked:
         its aligned crop must correlate with the previous one (normalised cross-correlation
         > `track_min_ncc`), else we detect again.
         """
         landmarks = None
         if self._tracked is not None and self._index % self.cfg.detect_every != 0:
-            centre, unit = self._landmark_frame(self._tracked)
-            box = np.tile(centre, 2) + self._relative_box * unit  # (4,) left, top, right, bottom
+            box = box_from_landmark_units(self._relative_box, self._tracked)  # (4,) left, top, right, bottom
             landmarks = landmarks68(frame, box)
             look = self._appearance(frame, landmarks)
             if float((look * self._look).sum()) < self.cfg.track_min_ncc:
@@ -138,8 +134,7 @@ class FaceSwapper:
             found = self._detect(frame)
             if found is not None:
                 landmarks, box = found
-                centre, unit = self._landmark_frame(landmarks)
-                self._relative_box = (np.asarray(box, dtype=np.float64) - np.tile(centre, 2)) / unit
+                self._relative_box = box_to_landmark_units(box, landmarks)
         self._tracked = landmarks
         if landmarks is not None:
             self._look = self._appearance(frame, landmarks)
@@ -206,9 +201,3 @@ class FaceSwapper:
         self.stats.landmarks.append(landmarks)
         self.stats.swapped += 1
         return self.swap_face(frame, landmarks), True
-
-
-def swap_frames(swapper: FaceSwapper, frames, fps: float):
-    """Generator: swapped frames of an iterable of frames (memory stays flat for long videos)."""
-    for index, frame in enumerate(frames):
-        yield swapper(frame, index / fps)[0]

@@ -15,7 +15,7 @@ loss. The bookkeeping (checkpoints, previews, resume, Ctrl-C) is `common.trainin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,16 +69,20 @@ def make_batch(faces: FaceSet, maps: np.ndarray, indices: np.ndarray, rng: np.ra
     return {"warped": to_t(warped), "target": to_t(target), "weight": to_t(weight), "hull": to_t(hull)}
 
 
+def steps_per_epoch(sets: Sequence[FaceSet], batch_size: int) -> int:
+    """Steps in one epoch: one pass over the larger face set (at least one step)."""
+    return max(1, max(len(faces) for faces in sets) // batch_size)
+
+
 class Batches:
     """`batches(epoch)` for the training loop: depends only on (seed, epoch), so resume is exact."""
 
     def __init__(self, sets: tuple[FaceSet, FaceSet], batch_size: int, seed: int,
-                 aug: AugmentConfig | None = None, steps_per_epoch: int | None = None,
-                 eye_mouth_weight: float = 3.0):
+                 aug: AugmentConfig | None = None, eye_mouth_weight: float = 3.0):
         self.sets, self.batch_size, self.seed = sets, batch_size, seed
         self.aug = aug or AugmentConfig()
         self.maps = [loss_maps(faces, eye_mouth_weight) for faces in sets]
-        self.steps = steps_per_epoch or max(1, max(len(s) for s in sets) // batch_size)
+        self.steps = steps_per_epoch(sets, batch_size)
 
     def __call__(self, epoch: int):
         seed = int(epoch_generator(self.seed, epoch).initial_seed())

@@ -48,10 +48,6 @@ class LandmarkConfig:
     def stride(self) -> int:
         return 4
 
-    @property
-    def heatmap_size(self) -> int:
-        return self.input_size // self.stride
-
 
 # ----------------------------------------------------------------------------------------------
 # Heatmaps: targets and decoding

@@ -59,6 +59,7 @@ def test_bad_files_raise_one_line_user_error(tmp_path: Path):
         with pytest.raises(UserError) as info:
             load_checkpoint(bad)
         assert "\n" not in str(info.value) and str(bad) in str(info.value)
+        assert "corrupt" in str(info.value) and "safe load" not in str(info.value)  # junk, not unsafe
 
     unsafe = tmp_path / "unsafe.pt"
     torch.save({"obj": Path("x")}, unsafe)  # a pickled Python object: refused by weights_only

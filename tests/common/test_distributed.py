@@ -1,10 +1,10 @@
-"""DDP on two CPU processes (Gloo): the averaged gradients equal one process on the whole batch.
+"""Two CPU processes (Gloo): averaged gradients, by DDP or by hand, equal one process on the whole batch.
 
 We start two plain Python processes with the environment `torchrun` would give them (RANK,
 WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); that is cheaper than torchrun's agent and
 exercises the same `init_distributed` path. Each process backpropagates its half of the batch
-(in one piece, then in two accumulated micro-batches) and saves its gradients, then runs two
-steps of `train_loop` to check that only rank 0 writes files.
+(through DDP, then through the plain model followed by `average_gradients`) and saves its
+gradients, then runs two steps of `train_loop` to check that only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ WORKER = textwrap.dedent(
     import torch
 
     from common.training import (
-        Checkpointer, TrainConfig, accumulate_gradients, init_distributed, train_loop, wrap_ddp,
+        Checkpointer, TrainConfig, average_gradients, init_distributed, train_loop, wrap_ddp,
     )
     from common.training.distributed import cleanup, get_world_size, is_main_process
 
@@ -45,10 +45,10 @@ WORKER = textwrap.dedent(
     torch.nn.functional.mse_loss(ddp(x[half]), y[half]).backward()  # DDP averages the gradients
     torch.save([p.grad.clone() for p in model.parameters()], out / f"grads_rank{info.rank}.pt")
 
-    model.zero_grad()  # the same again in two micro-batches: only the last one all-reduces
-    accumulate_gradients(lambda c: torch.nn.functional.mse_loss(ddp(c[0]), c[1]), (x[half], y[half]),
-                         micro_batches=2, model=ddp)
-    torch.save([p.grad for p in model.parameters()], out / f"accumulated_rank{info.rank}.pt")
+    model.zero_grad()  # the same again by hand: the plain model, then an explicit all-reduce
+    torch.nn.functional.mse_loss(model(x[half]), y[half]).backward()
+    average_gradients(model)
+    torch.save([p.grad for p in model.parameters()], out / f"averaged_rank{info.rank}.pt")
 
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
 
@@ -75,7 +75,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_ddp_gradients_equal_whole_batch(tmp_path: Path):
+def test_ddp_and_averaged_gradients_equal_whole_batch(tmp_path: Path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     port = str(_free_port())
@@ -96,7 +96,7 @@ def test_ddp_gradients_equal_whole_batch(tmp_path: Path):
     data = torch.Generator().manual_seed(1)
     x, y = torch.randn(8, 5, generator=data), torch.randn(8, 1, generator=data)
     torch.nn.functional.mse_loss(model(x), y).backward()
-    for name in ("grads_rank0", "grads_rank1", "accumulated_rank0", "accumulated_rank1"):
+    for name in ("grads_rank0", "grads_rank1", "averaged_rank0", "averaged_rank1"):
         grads = torch.load(tmp_path / f"{name}.pt", weights_only=True)
         for got, param in zip(grads, model.parameters(), strict=True):
             torch.testing.assert_close(got, param.grad, atol=1e-6, rtol=0)

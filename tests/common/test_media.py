@@ -189,3 +189,44 @@ def test_clip_path_reads_a_synthetic_clip_folder_through_its_video_or_frames(tmp
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(plain / "0.png")
     assert media.clip_path(plain) == plain
     assert media.clip_path(video_clip / "video.mp4") == video_clip / "video.mp4"
+
+
+def test_read_clip_reads_a_video_or_a_folder_of_frames_in_name_order(tmp_path):
+    frames = np.stack([np.full((16, 16, 3), 40 * i, np.uint8) for i in range(4)])
+    video = _write_mp4(tmp_path / "a.mp4", frames, fps=25)
+    assert media.read_clip(video, max_frames=3).shape == (3, 16, 16, 3)
+    folder = tmp_path / "b"
+    folder.mkdir()
+    for i in (2, 0, 1):  # written out of order
+        Image.fromarray(frames[i]).save(folder / f"{i:03d}.png")
+    (folder / "notes.txt").write_text("not a frame")
+    np.testing.assert_array_equal(media.read_clip(folder), frames[:3])
+    np.testing.assert_array_equal(media.read_clip(folder, max_frames=2), frames[:2])
+
+
+def test_read_clip_refuses_a_folder_without_frames_or_with_frames_of_two_sizes(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="holds no frame images"):
+        media.read_clip(tmp_path / "empty")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(mixed / "0.png")
+    Image.fromarray(np.zeros((8, 6, 3), np.uint8)).save(mixed / "1.png")
+    with pytest.raises(UserError, match="differ in size"):
+        media.read_clip(mixed)
+
+
+def test_resize_frames_averages_areas_to_shrink_and_interpolates_to_enlarge():
+    frames = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype(np.uint8)
+    small = media.resize_frames(frames, 4)
+    blocks = frames.reshape(2, 4, 2, 4, 2, 3).astype(np.float64).mean(axis=(2, 4))  # 2x2 block means
+    assert small.shape == (2, 4, 4, 3) and small.dtype == np.uint8
+    np.testing.assert_allclose(small, blocks, atol=0.5 + 1e-9)
+    ramp = np.broadcast_to((30 * np.arange(8, dtype=np.uint8))[None, None, :, None], (1, 8, 8, 3))
+    big = media.resize_frames(np.ascontiguousarray(ramp), 16)
+    assert big.shape == (1, 16, 16, 3)
+    x = np.clip((np.arange(16) + 0.5) / 2 - 0.5, 0, 7)  # bilinear with half-pixel centres, edges held
+    np.testing.assert_allclose(big[0, 5, :, 0], 30 * x, atol=1)
+    assert media.resize_frames(frames, 8) is frames
+    wide = media.resize_frames(np.zeros((1, 6, 10, 3), np.uint8), 4)  # non-square: stretched
+    assert wide.shape == (1, 4, 4, 3)

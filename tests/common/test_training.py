@@ -1,4 +1,4 @@
-"""Training utilities: seeding, devices, autocast, gradient accumulation, metrics log, the loop.
+"""Training utilities: seeding, devices, autocast, finding a run's checkpoint, metrics log, the loop.
 
 The loop tests train a tiny MLP with dropout and random augmentation from all three global
 generators (Python, NumPy, torch) across an epoch boundary, and check that stopping and resuming
@@ -25,13 +25,13 @@ from common.training import (
     Checkpointer,
     MetricsLog,
     TrainConfig,
-    accumulate_gradients,
     add_train_args,
     autocast,
     epoch_generator,
+    find_checkpoint,
     pick_device,
+    save_checkpoint,
     seed_everything,
-    split_batch,
     train_config_from_args,
     train_loop,
 )
@@ -80,32 +80,18 @@ def test_autocast_cpu():
         autocast(cpu, "int8")
 
 
-# ---------------------------------------------------------------- gradient accumulation
+# ---------------------------------------------------------------- a run's checkpoint
 
 
-def test_split_batch_keeps_structure():
-    batch = {"x": torch.arange(10).view(5, 2), "meta": "clip-3", "pair": (torch.arange(5), torch.zeros(5, 1))}
-    parts = split_batch(batch, 2)
-    assert [p["x"].shape[0] for p in parts] == [3, 2]
-    assert parts[1]["meta"] == "clip-3" and torch.equal(parts[1]["pair"][0], torch.tensor([3, 4]))
-
-
-def test_accumulated_gradients_equal_whole_batch():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
-    batch = {"x": torch.randn(10, 6), "y": torch.randn(10, 1)}
-
-    def loss_fn(chunk: dict) -> torch.Tensor:
-        return torch.nn.functional.mse_loss(model(chunk["x"]), chunk["y"])
-
-    whole = loss_fn(batch)
-    whole.backward()
-    expected = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    total = accumulate_gradients(loss_fn, batch, micro_batches=3)  # chunks of 4, 3, 3
-    assert total == pytest.approx(whole.item(), rel=1e-6)
-    for p, g in zip(model.parameters(), expected, strict=True):
-        torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-6)
+@pytest.mark.parametrize("layout", ["run/checkpoints", "run"])
+def test_find_checkpoint_takes_a_file_or_the_newest_checkpoint_of_a_run_folder(tmp_path: Path, layout: str):
+    for step in (2, 10):  # step 10 is the newer one, although "step_2" sorts after it as text
+        save_checkpoint(tmp_path / layout / f"step_{step}.pt", {"step": step})
+    assert find_checkpoint(tmp_path / "run", "train.py") == tmp_path / layout / "step_10.pt"
+    assert find_checkpoint(tmp_path / "any.pt", "train.py") == tmp_path / "any.pt"  # loading says if missing
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"no checkpoint in .*empty \(train one with train\.py\)"):
+        find_checkpoint(tmp_path / "empty", "train.py")
 
 
 # ---------------------------------------------------------------- metrics log

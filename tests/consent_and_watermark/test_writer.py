@@ -147,6 +147,20 @@ def test_a_soundtrack_from_an_earlier_output_keeps_its_mark_and_is_linked(out_di
     assert "made from: row" in format_report(report)
 
 
+def test_a_video_fed_back_whole_names_its_source_once(out_dir: Path):
+    rate, seconds = 16000, 10
+    t = np.arange(rate * seconds) / rate
+    syllables = 0.5 * (1 + np.sin(2 * np.pi * 4 * t))
+    babble = (0.1 * syllables * np.random.default_rng(2).standard_normal(t.size)).astype(np.float32)
+    first = verify(writer.save_video(out_dir / "a.mp4", _panning_clip(5 * seconds, size=128), 5,
+                                     audio=babble, sample_rate=rate))
+    video = media.read_video(out_dir / "a.mp4")  # frames and soundtrack both carry the first payload
+    again = _assert_fully_marked(writer.save_video(out_dir / "b.mp4", video.frames, video.fps,
+                                                   audio=video.audio, sample_rate=video.sample_rate), "video")
+    assert again.provenance.sources == (first.provenance.payload,)
+    assert format_report(again).count("made from:") == 1
+
+
 def test_audio_passes_verify(out_dir: Path):
     rng = np.random.default_rng(0)
     samples = (0.1 * rng.standard_normal(16000 * 10)).astype(np.float32)

@@ -108,6 +108,17 @@ def test_hog_on_a_downscaled_frame_scales_boxes_back(det):
     np.testing.assert_allclose(np.array(half) / 2, full, atol=4)
 
 
+def test_a_box_in_landmark_units_moves_and_scales_with_the_face(det):
+    rng = np.random.default_rng(3)
+    landmarks = rng.uniform(100, 200, size=(68, 2))
+    box = (90.0, 110.0, 210.0, 230.0)
+    relative = det.box_to_landmark_units(box, landmarks)
+    np.testing.assert_allclose(det.box_from_landmark_units(relative, landmarks), box)
+    moved = landmarks * 2 + np.array([30.0, -40.0])  # the face twice as large, elsewhere
+    expected = np.array(box) * 2 + np.array([30.0, -40.0, 30.0, -40.0])
+    np.testing.assert_allclose(det.box_from_landmark_units(relative, moved), expected)
+
+
 @pytest.mark.todo(
     "p1.mtcnn.nms", "p1.mtcnn.pyramid", "p1.mtcnn.pnet_stage", "p1.mtcnn.bbox_reg", "p1.align.umeyama"
 )

@@ -101,6 +101,7 @@ def test_checkpoint_round_trip_in_the_published_layout(model, tmp_path):
     opt = torch.optim.Adam(m["generator"].parameters(), lr=1e-4, betas=(0.5, 0.999))
     path = model.save_checkpoint(tmp_path / "ck.pt", {n: m[n] for n in model.MODULES}, cfg, epoch=3,
                                  optimizers={"optimizer_generator": opt})
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]  # written through a temporary file, renamed
     raw = torch.load(path, weights_only=True)
     assert {"kp_detector", "generator", "discriminator", "optimizer_generator", "epoch"} <= raw.keys()
     assert raw["epoch"] == 3 and not any(k.startswith("module.") for k in raw["generator"])
@@ -111,17 +112,20 @@ def test_checkpoint_round_trip_in_the_published_layout(model, tmp_path):
             assert torch.equal(loaded[name].state_dict()[key], value)
 
 
-def test_checkpoint_of_another_config_is_one_clear_error(model, tmp_path):
+def test_a_checkpoint_of_another_config_or_a_bad_file_is_one_clear_error(model, tmp_path):
     cfg = model.get_config("tiny")
     m = model.build_fomm(cfg)
     path = model.save_checkpoint(tmp_path / "tiny.pt", {n: m[n] for n in model.MODULES}, cfg)
     with pytest.raises(UserError, match="another FOMM configuration"):
         model.load_fomm(path, expect=model.get_config("vox-256"))
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="cannot read checkpoint"):
+    with pytest.raises(UserError, match=r"^checkpoint .*junk\.pt [^\n]*$"):  # one line naming the file
         model.load_fomm(tmp_path / "junk.pt")
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(UserError, match="checkpoint not found"):
         model.load_fomm(tmp_path / "missing.pt")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="is not a FOMM checkpoint"):
+        model.load_fomm(tmp_path / "other.pt")
 
 
 def test_published_checkpoint_without_model_params_is_recognised(model, tmp_path):

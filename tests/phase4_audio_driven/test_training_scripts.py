@@ -86,6 +86,48 @@ def test_a_cache_file_of_something_else_is_refused_and_kept(tmp_path):
         read_cache(empty)
 
 
+def _clip(frames: int = 30, seed: int = 0):
+    """A TalkingClip of random crops and mel with the published index rules, no audio encoder needed."""
+    import numpy as np
+
+    from phase4_audio_driven.data import WINDOW, TalkingClip
+
+    rng = np.random.default_rng(seed)
+    starts = (80 * np.arange(frames)) // 25  # the expert's rule: window of frame n at int(80 n / 25)
+    usable = np.arange(frames) <= frames - WINDOW
+    return TalkingClip(rng.integers(0, 256, (frames, 96, 96, 3), dtype=np.uint8),
+                       rng.standard_normal((80, int(starts[-1]) + 16)).astype(np.float32), 25.0,
+                       np.where(usable, starts, -1), np.where(usable, starts, -1), usable)
+
+
+def test_the_clip_cache_round_trips_and_leaves_no_temporary_file(tmp_path):
+    import numpy as np
+
+    from phase4_audio_driven.data import read_cache, write_cache
+
+    clips = [_clip(seed=0), _clip(20, seed=1)]
+    write_cache(tmp_path / "clips.npz", clips)
+    assert [p.name for p in tmp_path.iterdir()] == ["clips.npz"]
+    for read, written in zip(read_cache(tmp_path / "clips.npz"), clips, strict=True):
+        assert read.fps == written.fps
+        for name in ("faces", "mel", "syncnet_start", "indiv_start", "usable"):
+            np.testing.assert_array_equal(getattr(read, name), getattr(written, name))
+
+
+def test_sync_accuracy_of_an_expert_that_calls_everything_in_sync_is_one_half():
+    from phase4_audio_driven import train_syncnet
+
+    class AlwaysInSync(torch.nn.Module):  # the same embedding for every window: P_sync = 1
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = torch.nn.Parameter(torch.ones(1, 512))
+
+        def forward(self, audio: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.embedding.expand(len(audio), -1), self.embedding.expand(len(faces), -1)
+
+    assert train_syncnet.sync_accuracy(AlwaysInSync(), [_clip()], pairs=16) == 0.5  # the in-sync half
+
+
 def test_lr_factor_warmup_then_cosine():
     from common.training.schedule import lr_factor
 
