@@ -24,9 +24,9 @@ and this module does the bookkeeping around it::
 What happens, in order, for each step:
 1. take the next batch (`batches(epoch)` is called again for every epoch);
 2. `step_fn(batch, step)` trains on it and returns scalar metrics;
-3. rank 0 appends the metrics to `metrics.csv`, and every `preview_every` steps saves
-   `preview_fn(step)` (an RGB uint8 image) to `previews/` through the provenance writer (one that
-   cannot be written is a warning: the run goes on);
+3. rank 0 appends the metrics to `metrics.csv`, and every `preview_every` steps and at the last step
+   saves `preview_fn(step)` (an RGB uint8 image) to `previews/` through the provenance writer (one
+   that cannot be written is a warning: the run goes on);
 4. every `checkpoint_every` steps, and at the end, a checkpoint is written (and `metrics.png` drawn).
 
 Resuming: with `resume=True` the loop restarts from the newest checkpoint in the run folder:
@@ -263,7 +263,8 @@ def train_loop(
                 if main and (step % cfg.log_every == 0 or step == cfg.max_steps):
                     row = {"epoch": epoch, "step_seconds": time.perf_counter() - started, **metrics}
                     metrics_log.append(step, row)
-                if main and preview_fn is not None and cfg.preview_every and step % cfg.preview_every == 0:
+                if main and preview_fn is not None and cfg.preview_every and (
+                        step % cfg.preview_every == 0 or step == cfg.max_steps):  # and the last one
                     _save_preview(run_dir / "previews" / f"step_{step:08d}.png", preview_fn(step))
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     save()

@@ -238,14 +238,14 @@ def test_loop_writes_previews_checkpoints_and_plot(tmp_path: Path):
         return np.full((128, 128, 3), 10 * step, dtype=np.uint8)
 
     run.checkpointer.keep_last = 2
-    result = run.train(4, preview_fn=preview, preview_every=2, checkpoint_every=1)
-    assert previews == [2, 4]
+    result = run.train(5, preview_fn=preview, preview_every=2, checkpoint_every=1)
+    assert previews == [2, 4, 5]  # every second step, and the last (a short run still shows one)
     saved = Image.open(tmp_path / "previews" / "step_00000004.png")
     assert saved.size == (128, 128)
-    assert [p.name for p in run.checkpointer.checkpoints()] == ["step_00000003.pt", "step_00000004.pt"]
-    assert result.checkpoint.name == "step_00000004.pt"
+    assert [p.name for p in run.checkpointer.checkpoints()] == ["step_00000004.pt", "step_00000005.pt"]
+    assert result.checkpoint.name == "step_00000005.pt"
     assert Image.open(tmp_path / "metrics.png").size[0] > 100
-    assert MetricsLog(tmp_path / "metrics.csv").read()["step"].tolist() == [1, 2, 3, 4]
+    assert MetricsLog(tmp_path / "metrics.csv").read()["step"].tolist() == [1, 2, 3, 4, 5]
 
 
 def test_a_preview_that_cannot_be_written_does_not_stop_training(tmp_path: Path, monkeypatch, caplog):
