@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from common.errors import UserError
 
@@ -45,7 +45,7 @@ class Video:
 class VideoInfo:
     """What a video holds, read from its header without decoding every frame."""
 
-    width: int
+    width: int  # as displayed: a phone video stored sideways with a rotation tag reads upright
     height: int
     fps: float
     frames: int  # as declared by the container, else its packets counted; 0 when unreadable
@@ -100,13 +100,15 @@ def _as_rgb8(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as ``(H, W, 3)`` uint8 RGB (grey, RGBA, palette and 16-bit images included)."""
+def read_image(path: str | Path, upright: bool = True) -> np.ndarray:
+    """Read an image file as ``(H, W, 3)`` uint8 RGB (grey, RGBA, palette and 16-bit images included),
+    turned as its EXIF orientation says (a phone photo); ``upright=False`` gives the pixels as stored
+    (what a watermark detector must read: the mark was put into those)."""
     path = _existing(path)
     try:
         with Image.open(path) as img:
             img.load()
-            rgb = _as_rgb8(img)
+            rgb = _as_rgb8(ImageOps.exif_transpose(img) if upright else img)
     except (UnidentifiedImageError, OSError) as err:
         raise UserError(f"cannot read image {path}: {err}") from err
     return np.ascontiguousarray(rgb)
@@ -119,8 +121,27 @@ def _open(path: Path) -> av.container.InputContainer:
         raise UserError(f"cannot read media file {path}: {err}") from err
 
 
+def _upright(rgb: np.ndarray, rotation: float) -> np.ndarray:
+    """A decoded frame ``(H, W, 3)`` turned as its display matrix says (``VideoFrame.rotation``: degrees
+    counter-clockwise; phones store portrait video sideways with -90 or 90). FFmpeg's command line does
+    this by itself, the library does not. Quarter turns only; other angles are left alone."""
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+def _rotation(path: Path) -> float:
+    """The first frame's display rotation in degrees (0 without one, or when nothing decodes)."""
+    with _open(path) as container:
+        try:
+            frame = next(container.decode(container.streams.video[0]), None)
+        except av.error.FFmpegError:
+            return 0.0
+        return float(frame.rotation) if frame is not None else 0.0
+
+
 def video_info(path: str | Path) -> VideoInfo:
-    """Size, frame rate, frame count and whether there is audio, without decoding a frame."""
+    """Size (as displayed), frame rate, frame count and whether there is audio; decodes one frame at
+    most (the display rotation is a property of frames)."""
     path = _existing(path)
     with _open(path) as container:
         if not container.streams.video:
@@ -134,18 +155,17 @@ def video_info(path: str | Path) -> VideoInfo:
                 frames = sum(1 for packet in container.demux(stream) if packet.size)
             except av.error.FFmpegError:
                 frames = 0  # a damaged file: decoding it will say so
-        return VideoInfo(
-            width=stream.codec_context.width,
-            height=stream.codec_context.height,
-            fps=float(rate),
-            frames=frames,
-            duration=duration,
-            has_audio=bool(container.streams.audio),
-        )
+        width, height = stream.codec_context.width, stream.codec_context.height
+        has_audio = bool(container.streams.audio)
+    if round(_rotation(path) / 90) % 2:  # a quarter turn swaps the sides
+        width, height = height, width
+    return VideoInfo(width=width, height=height, fps=float(rate), frames=frames, duration=duration,
+                     has_audio=has_audio)
 
 
-def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield the frames of a video one at a time as ``(H, W, 3)`` uint8 RGB (memory stays flat)."""
+def iter_video(path: str | Path, max_frames: int | None = None, upright: bool = True) -> Iterator[np.ndarray]:
+    """Yield the frames of a video one at a time as ``(H, W, 3)`` uint8 RGB (memory stays flat), turned
+    as the display rotation says (``upright=False``: as stored, see `read_image`)."""
     path = _existing(path)
     # Bound here: a generator left open when the program ends is closed after module globals are
     # cleared, and `except av.error...` would then fail on `av` being None.
@@ -158,7 +178,8 @@ def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.n
         count = 0
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                rgb = frame.to_ndarray(format="rgb24")
+                yield _upright(rgb, frame.rotation) if upright else rgb
                 count += 1
                 if max_frames is not None and count >= max_frames:
                     return

@@ -106,7 +106,7 @@ def _detect_pixels(path: Path, kind: str, keys: KeyMaterial) -> dict:
     key = medium_key(keys, "image")
     if kind == "image":
         try:
-            rgb = media.read_image(path)
+            rgb = media.read_image(path, upright=False)
         except UserError as err:  # damaged pixels: the metadata and the manifest can still be read
             return _skipped(f"pixels unreadable: {err}")
         if min(rgb.shape[:2]) < module.MIN_SIZE:
@@ -115,7 +115,7 @@ def _detect_pixels(path: Path, kind: str, keys: KeyMaterial) -> dict:
     info = media.video_info(path)
     if min(info.width, info.height) < module.MIN_SIZE:
         return _skipped(f"frames smaller than {module.MIN_SIZE} px")
-    return _detection_dict(module.detect_video(media.iter_video(path), key, max_frames=60))
+    return _detection_dict(module.detect_video(media.iter_video(path, upright=False), key, max_frames=60))
 
 
 def _detect_audio(path: Path, keys: KeyMaterial) -> dict:

@@ -27,12 +27,16 @@ def _write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
     return path
 
 
-def _write_mp4(path: Path, frames: np.ndarray, fps: int, audio_rate: int | None = None) -> Path:
-    """An H.264 video (with a 440 Hz tone when `audio_rate` is given) in the container `path` names."""
+def _write_mp4(path: Path, frames: np.ndarray, fps: int, audio_rate: int | None = None,
+               rotation: int = 0) -> Path:
+    """An H.264 video (with a 440 Hz tone when `audio_rate` is given) in the container `path` names;
+    `rotation` tags it to be shown turned that many degrees counter-clockwise (as phones do)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
         astream = container.add_stream("aac", rate=audio_rate) if audio_rate else None
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
@@ -113,6 +117,30 @@ def test_read_video_returns_frames_fps_and_audio(tmp_path):
     info = media.video_info(path)
     assert (info.width, info.height, info.has_audio) == (64, 48, True)
     assert len(list(media.iter_video(path, max_frames=3))) == 3
+
+
+@pytest.mark.parametrize("rotation, turns", [(90, 1), (-90, 3), (180, 2)])
+def test_a_video_tagged_with_a_rotation_reads_upright(tmp_path, rotation, turns):
+    stored = np.zeros((3, 48, 64, 3), np.uint8)
+    stored[:, :16, :16] = 255  # a white block in the stored frame's top-left corner
+    path = _write_mp4(tmp_path / "phone.mp4", stored, fps=25, rotation=rotation)
+    shown = np.rot90(stored, turns, axes=(1, 2))  # what a player shows
+    frames = media.read_video(path).frames
+    assert frames.shape == shown.shape
+    assert np.abs(frames.astype(int) - shown).mean() < 4  # the block is where the viewer sees it
+    info = media.video_info(path)
+    assert (info.height, info.width) == shown.shape[1:3]
+
+
+def test_a_photo_with_an_exif_orientation_reads_upright(tmp_path):
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:10, :10] = 255
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display", what a phone held upright writes
+    image.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    rgb = media.read_image(tmp_path / "phone.jpg")
+    assert rgb.shape == (60, 40, 3) and rgb[:10, -10:].mean() > 200  # the block now top-right
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])

@@ -79,6 +79,16 @@ def test_tampered_file_fails_c2pa_but_keeps_its_watermark(out_dir: Path, natural
     assert report.matched_by == "payload"  # the hash changed, the payload did not
 
 
+def test_an_orientation_tag_added_later_does_not_hide_the_watermark(out_dir: Path, natural_rgb):
+    marked = Image.open(writer.save_image(out_dir / "face.png", natural_rgb))
+    exif = marked.getexif()
+    exif[0x0112] = 6  # "show turned 90 degrees": viewers (and the tools) turn it, the pixels stay
+    marked.save(out_dir / "tagged.png", exif=exif)
+    assert media.read_image(out_dir / "tagged.png").shape[:2] == natural_rgb.shape[1::-1]
+    report = verify(out_dir / "tagged.png")
+    assert report.watermark["detected"] and report.matched_by == "payload"  # read as stored
+
+
 @pytest.mark.parametrize(
     "name, content, message",
     [
