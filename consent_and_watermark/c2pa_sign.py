@@ -52,7 +52,7 @@ class ManifestFacts:
     title: str
     payload: int | None  # watermark payload for the soft binding (None: too small to watermark)
     technique: str | None = None
-    consent: tuple[dict, ...] = ()  # {"id", "sha256", "techniques", "outputs", "synthetic"} per record
+    consent: tuple[dict, ...] = ()  # {"id", "sha256", "techniques", "outputs", "expires", "synthetic"} each
     visible_label: bool = False
 
 
@@ -115,6 +115,7 @@ def _sign_context(keys: KeyMaterial) -> c2pa.Context:
 
 
 def mime_type(path: str | Path) -> str:
+    """The MIME type c2pa needs for a file, from its suffix."""
     suffix = Path(path).suffix.lower()
     if suffix not in MIME_TYPES:
         raise ValueError(f"C2PA signing not supported for {suffix!r}")

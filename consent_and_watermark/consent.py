@@ -78,10 +78,12 @@ def data_dir() -> Path:
 
 
 def default_ledger_path() -> Path:
+    """``consent.sqlite`` in `data_dir()`."""
     return data_dir() / "consent.sqlite"
 
 
 def utc_now() -> datetime.datetime:
+    """The current time in UTC, to the second (what the ledger stores)."""
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
@@ -185,6 +187,12 @@ def _row_to_record(row: sqlite3.Row, path: Path, key: bytes) -> Record:
     return dataclasses.replace(record, intact=intact)
 
 
+def is_transient(err: sqlite3.Error) -> bool:
+    """True when the database is fine and only busy: another process holds it locked."""
+    code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF  # primary code of an extended one
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 def sqlite_error(err: sqlite3.Error, what: str, path: Path) -> UserError:
     """One clear line for an SQLite failure on ``what`` (e.g. "consent ledger") at ``path``.
 
@@ -193,7 +201,7 @@ def sqlite_error(err: sqlite3.Error, what: str, path: Path) -> UserError:
     """
     code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF  # primary code of an extended one
     reason = first_line(err)
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+    if is_transient(err):
         return UserError(f"{what} {path} is in use by another process (database is locked); try again")
     if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
         return UserError(f"{what} {path} cannot be written (read-only): make it writable and try again")
@@ -270,7 +278,11 @@ class Ledger:
         synthetic: bool = False,
         now: datetime.datetime | None = None,
     ) -> Record:
-        """Store a new record and return it (the id is fresh and random)."""
+        """Store a new record and return it (the id is fresh and random).
+
+        A synthetic identity has one record, revoked or not: adding it again returns the one there is
+        (looked up and inserted in one write transaction, so two processes rendering the same person at
+        once still make one; see `register_synthetic_identity`)."""
         techniques, outputs = tuple(dict.fromkeys(techniques)), tuple(dict.fromkeys(outputs))
         for value, allowed, what in ((techniques, TECHNIQUES, "technique"), (outputs, OUTPUTS, "output")):
             unknown = [v for v in value if v not in allowed]
@@ -294,6 +306,15 @@ class Ledger:
             synthetic=synthetic,
         )
         with self._connect() as conn:
+            if synthetic:
+                if not conn.in_transaction:
+                    conn.execute("BEGIN IMMEDIATE")  # the write lock before the look: no one in between
+                row = conn.execute(
+                    "SELECT * FROM records WHERE subject_id = ? AND synthetic = 1 ORDER BY created LIMIT 1",
+                    (subject_id,),
+                ).fetchone()
+                if row is not None:
+                    return _row_to_record(row, self.path, self.key)
             conn.execute(
                 "INSERT INTO records (id, subject_id, display_name, granted_by, techniques, outputs, "
                 "created, expires, evidence_sha256, synthetic, seal) "
@@ -315,6 +336,7 @@ class Ledger:
         return record
 
     def get(self, record_id: str) -> Record | None:
+        """The record with this id, or None."""
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
         return _row_to_record(row, self.path, self.key) if row else None
@@ -350,16 +372,6 @@ class Ledger:
             )
         return revoked
 
-    def find_synthetic(self, subject_id: str) -> Record | None:
-        """The synthetic identity's record, revoked or not (a revocation stays: see
-        `register_synthetic_identity`)."""
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT * FROM records WHERE subject_id = ? AND synthetic = 1 ORDER BY created LIMIT 1",
-                (subject_id,),
-            ).fetchone()
-        return _row_to_record(row, self.path, self.key) if row else None
-
 
 def register_synthetic_identity(
     subject_id: str, display_name: str, *, ledger: str | Path | None = None
@@ -371,11 +383,7 @@ def register_synthetic_identity(
     who revoked a synthetic identity's record meant it, and rendering the person again must not quietly
     issue a fresh one (the tools then refuse that identity).
     """
-    book = Ledger(ledger)
-    existing = book.find_synthetic(subject_id)
-    if existing is not None:
-        return existing.id
-    return book.add(subject_id, display_name, SYNTHETIC_GRANTOR, synthetic=True).id
+    return Ledger(ledger).add(subject_id, display_name, SYNTHETIC_GRANTOR, synthetic=True).id
 
 
 def check_consent(
@@ -403,7 +411,7 @@ def check_consent(
             "(create one with `python -m consent_and_watermark consent add`)"
         )
     book = Ledger(ledger)
-    now = now or utc_now()
+    now = _aware(now or utc_now())
     outputs = tuple(outputs)
     records = []
     for record_id in ids:

@@ -237,6 +237,9 @@ def _read_keys(folder: Path) -> KeyMaterial:
     if not (folder / "root.pem").exists():
         if folder.parent.exists() and not folder.parent.is_dir():
             raise UserError(f"config folder {folder.parent} is a file: set DEEPFAKE_CONFIG_DIR to a folder")
+        if folder.is_dir() and any(folder.iterdir()):  # keys were there once: never overwrite what is left
+            raise UserError(f"key material in {folder} is incomplete (no root.pem); "
+                            "move the folder aside to create new keys")
         try:
             create_keys(folder)
         except OSError as err:

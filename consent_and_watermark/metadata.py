@@ -52,6 +52,7 @@ class SyntheticInfo:
     created: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     def description(self) -> str:
+        """The human-readable sentence written into every metadata format."""
         what = f"made with {self.technique}" if self.technique else "made"
         return f"Synthetic media {what} by {GENERATOR} (AI-generated; not a recording of real events)."
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import UserError
-from consent_and_watermark.consent import data_dir, sqlite_error, utc_now
+from consent_and_watermark.consent import data_dir, is_transient, sqlite_error, utc_now
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (
@@ -47,6 +47,7 @@ _ADDED_COLUMNS = (("sources", "TEXT"),)
 
 
 def default_log_path() -> Path:
+    """``provenance.sqlite`` beside the consent ledger."""
     return data_dir() / "provenance.sqlite"
 
 
@@ -83,6 +84,7 @@ class Row:
     sources: tuple[int, ...] = ()  # payloads of the earlier outputs it was made from (their marks found)
 
     def to_dict(self) -> dict:
+        """JSON-ready form (payloads as 16 hex digits)."""
         out = dict(self.__dict__)
         out["payload"] = f"{self.payload:016x}" if self.payload is not None else None
         out["sources"] = [f"{p:016x}" for p in self.sources]
@@ -144,18 +146,22 @@ class ProvenanceLog:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            with _lock:
+        """The shared connection inside one transaction, held by one thread at a time. A damaged file
+        drops the connection (the next call opens it afresh) while the lock is still held, so no other
+        thread can be using it; a busy one keeps it."""
+        with _lock:
+            try:
                 conn = _open(self.path)
                 with conn:
                     yield conn
-        except sqlite3.DatabaseError as err:
-            stale = _connections.pop((self.path, os.getpid()), None)
-            if stale is not None:
-                stale.close()
-            raise sqlite_error(err, "provenance log", self.path) from err
-        except OSError as err:
-            raise UserError(f"cannot open provenance log {self.path}: {err.strerror}") from err
+            except sqlite3.DatabaseError as err:
+                if not is_transient(err):
+                    stale = _connections.pop((self.path, os.getpid()), None)
+                    if stale is not None:
+                        stale.close()
+                raise sqlite_error(err, "provenance log", self.path) from err
+            except OSError as err:
+                raise UserError(f"cannot open provenance log {self.path}: {err.strerror}") from err
 
     def reserve(
         self,
@@ -215,6 +221,7 @@ class ProvenanceLog:
             conn.execute("DELETE FROM outputs WHERE id = ? AND sha256 IS NULL", (row_id,))
 
     def find_by_sha256(self, sha256: str) -> Row | None:
+        """The newest completed row of the file with this SHA-256, or None."""
         with self._connect() as conn:
             row = conn.execute(
                 "SELECT * FROM outputs WHERE sha256 = ? ORDER BY id DESC", (sha256,)
@@ -222,6 +229,7 @@ class ProvenanceLog:
         return _row(row) if row else None
 
     def find_by_payload(self, payload: int) -> Row | None:
+        """The completed row whose watermark payload this is, or None (a re-encoded output)."""
         with self._connect() as conn:
             row = conn.execute(
                 "SELECT * FROM outputs WHERE payload = ? AND sha256 IS NOT NULL", (f"{payload:016x}",)

@@ -64,6 +64,7 @@ class VerifyReport:
     new_keys: bool = False  # this machine had no keys before this check: only its own marks can be read
 
     def to_dict(self) -> dict:
+        """JSON-ready form (`verify --json`)."""
         out = asdict(self)
         out["provenance"] = self.provenance.to_dict() if self.provenance else None
         out["sources"] = [row.to_dict() for row in self.sources]
@@ -121,6 +122,8 @@ def _detect_pixels(path: Path, kind: str, keys: KeyMaterial) -> dict:
 def _detect_audio(path: Path, keys: KeyMaterial) -> dict:
     module = importlib.import_module("consent_and_watermark.watermark_audio")
     samples, rate = media.read_audio(path)
+    if rate < module.MIN_RATE:
+        return _skipped(f"sampled at {rate} Hz, below {module.MIN_RATE} Hz")
     if len(samples) < module.MIN_SECONDS * rate:
         return _skipped(f"shorter than {module.MIN_SECONDS} s")
     return _detection_dict(module.detect(samples, rate, medium_key(keys, "audio")))

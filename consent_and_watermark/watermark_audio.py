@@ -102,6 +102,7 @@ CONFIG = AudioWatermarkConfig()
 # One full period (2.56 s): the shortest audio that holds every chip. ~3 s of speech is detected
 # reliably when untouched; surviving MP3/AAC/resampling was measured on 10 s (benchmarks/).
 MIN_SECONDS = CONFIG.period * CONFIG.frames_per_block * CONFIG.hop / CONFIG.rate
+MIN_RATE = 8000  # Hz: below it the 300-3400 Hz band does not fit
 
 
 @dataclass(frozen=True)
@@ -186,8 +187,9 @@ def _from_internal(x: np.ndarray, rate: int, sample_rate: int, length: int) -> n
 def _check(samples: np.ndarray, sample_rate: int) -> None:
     if samples.ndim != 1:
         raise ValueError(f"expected mono (N,) samples, got shape {samples.shape}")
-    if sample_rate < 8000:
-        raise ValueError(f"sample rate {sample_rate} Hz is below 8 kHz: the 300-3400 Hz band does not fit")
+    if sample_rate < MIN_RATE:
+        raise ValueError(f"sample rate {sample_rate} Hz is below {MIN_RATE} Hz: the 300-3400 Hz band "
+                         "does not fit")
 
 
 def _power(x: np.ndarray) -> float:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -43,6 +44,9 @@ from consent_and_watermark.keys import KeyMaterial, load_keys, medium_key
 from consent_and_watermark.label import draw_label
 from consent_and_watermark.metadata import SyntheticInfo, image_fields, mp4_tags, wav_info
 from consent_and_watermark.provenance import ProvenanceLog
+
+if TYPE_CHECKING:  # matplotlib is imported by whoever draws the figure, not by every writer user
+    from matplotlib.figure import Figure
 
 log = logging.getLogger("deepfake.provenance")
 
@@ -210,14 +214,23 @@ def _mark_audio(
 ) -> tuple[np.ndarray, bool, int | None]:
     """Return ``(samples, carries the new payload, earlier payload kept)``.
 
-    Audio shorter than the module's minimum is left unmarked. With ``keep_earlier`` (a video's soundtrack),
+    Audio shorter than the module's minimum, or sampled below 8 kHz, is left unmarked (and says so).
+    ``samples`` must be mono, ``(N,)`` or ``(N, 1)``. With ``keep_earlier`` (a video's soundtrack),
     audio that already carries this project's mark (a tool muxed in an earlier output's audio) keeps it
     untouched: a second mark on top costs ~5 dB of SNR and can leave both payloads unreadable; the frames
     carry the new payload, and the log links the soundtrack's own row.
     """
     module = _watermarker("watermark_audio")
     key = medium_key(keys, "audio")
-    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 2 and samples.shape[1] == 1:
+        samples = samples[:, 0]
+    if samples.ndim != 1:  # flattening (N, 2) would interleave the channels into a clip twice as long
+        raise ValueError(f"expected mono audio, (N,) or (N, 1) samples, got shape {samples.shape}")
+    if sample_rate < module.MIN_RATE:
+        log.warning("%s at %d Hz is below the audio watermark's %d Hz: written without it", what,
+                    sample_rate, module.MIN_RATE)
+        return samples, False, None
     if len(samples) < module.MIN_SECONDS * sample_rate:
         log.warning(
             "%s of %.2f s is shorter than the audio watermark minimum (%.1f s): written without it",
@@ -302,13 +315,19 @@ def _publish(
             finally:
                 encoded.unlink(missing_ok=True)
             digest = sha256_file(final_tmp)
-        # The file is in place (renamed on leaving the block): now the log may point at it.
+    except BaseException:
+        provenance.discard(row_id)  # nothing was written: the reserved row goes too
+        raise
+    # The file is in place (renamed on leaving the block): now the log may point at it. Should that
+    # fail (e.g. the log locked for over 10 s), the file keeps all its marks and its row stays reserved,
+    # as after a crash: verify then finds no log row for it, and the error says so.
+    try:
         provenance.complete(
             row_id, digest, marks.watermarked, "; ".join(marks.notes) or None, tuple(marks.sources)
         )
-    except BaseException:
-        provenance.discard(row_id)
-        raise
+    except UserError as err:
+        raise UserError(f"{path} was written with all its marks, but its provenance row was not "
+                        f"completed: {err}") from err
     return path
 
 
@@ -468,7 +487,7 @@ def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> Path:
     return _publish(path, "audio", False, produce)
 
 
-def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     """Render a matplotlib figure (a plot) to a marked PNG: watermark if big enough, no visible label."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)

@@ -96,6 +96,24 @@ def test_a_revoked_synthetic_identity_stays_revoked_when_it_is_rendered_again():
         check_consent([first], "swap")
 
 
+def test_processes_registering_one_synthetic_identity_at_once_make_one_record(tmp_path: Path):
+    import multiprocessing
+
+    path = tmp_path / "l.sqlite"
+    Ledger(path).records()  # the ledger exists; the keys were made by this process
+    register = functools.partial(register_synthetic_identity, "synth-race", "Synthetic racer", ledger=path)
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        ids = pool.starmap(register, [()] * 8)
+    assert len(set(ids)) == 1 and [r.id for r in Ledger(path).records()] == ids[:1]
+
+
+def test_a_check_at_a_time_without_a_zone_reads_it_as_utc():
+    record = _add(Ledger(), expires=utc_now() + datetime.timedelta(days=3))
+    later = (utc_now() + datetime.timedelta(days=4)).replace(tzinfo=None)
+    with pytest.raises(UserError, match="expired"):
+        check_consent([record.id], "swap", now=later)
+
+
 def test_damaged_ledger_is_one_clear_error(fresh_data_dir: Path):
     fresh_data_dir.mkdir(parents=True)
     (fresh_data_dir / "consent.sqlite").write_bytes(b"this is not a database" * 100)

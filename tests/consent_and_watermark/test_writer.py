@@ -168,6 +168,22 @@ def test_audio_passes_verify(out_dir: Path):
     _assert_fully_marked(path, "audio")
 
 
+def test_audio_below_8_khz_is_written_unmarked_and_verify_says_why(out_dir: Path, caplog):
+    samples = (0.1 * np.random.default_rng(0).standard_normal(6000 * 5)).astype(np.float32)
+    with caplog.at_level(logging.WARNING, logger="deepfake.provenance"):
+        path = writer.save_audio(out_dir / "phone.wav", samples, 6000)
+    assert "6000 Hz is below the audio watermark's 8000 Hz" in caplog.text
+    report = _assert_fully_marked(path, "audio", watermarked=False)  # metadata, manifest, log row
+    assert "below 8000 Hz" in report.audio_watermark["details"]["skipped"]
+
+
+def test_stereo_samples_are_refused_not_interleaved_into_one_longer_track(out_dir: Path):
+    stereo = np.zeros((16000 * 4, 2), np.float32)
+    with pytest.raises(ValueError, match="mono"):
+        writer.save_audio(out_dir / "stereo.wav", stereo, 16000)
+    assert not (out_dir / "stereo.wav").exists()
+
+
 def test_figure_is_marked_without_label(out_dir: Path):
     fig = Figure(figsize=(4, 3))
     fig.add_subplot().plot(np.arange(10), np.arange(10) ** 2)
@@ -220,6 +236,17 @@ def test_damaged_signing_keys_are_refused_by_begin_run_before_compute(tmp_path: 
     assert writer.get_context() == writer.OutputContext()
 
 
+def test_a_key_folder_that_lost_its_root_says_so_and_is_left_alone(tmp_path: Path):
+    from consent_and_watermark.keys import load_keys
+
+    folder = tmp_path / "keys"
+    create_keys(folder)
+    (folder / "root.pem").unlink()
+    with pytest.raises(UserError, match="incomplete .no root.pem.; move the folder aside"):
+        load_keys(folder)
+    assert (folder / "watermark.key").is_file()  # what was left is not replaced
+
+
 def test_reencoded_output_is_still_traced_by_its_watermark(out_dir: Path, natural_rgb):
     original = verify(writer.save_image(out_dir / "face.png", natural_rgb))
     copy = out_dir / "copy.jpg"
@@ -264,6 +291,20 @@ def test_a_failed_write_leaves_the_old_file_and_no_log_row(out_dir: Path, natura
         writer.save_image(path, natural_rgb[::-1])
     assert path.read_bytes() == before and sorted(p.name for p in out_dir.iterdir()) == ["face.png"]
     assert len(ProvenanceLog().rows()) == 1
+
+
+def test_a_log_that_fails_after_the_rename_keeps_the_file_and_its_reserved_row(out_dir, natural_rgb,
+                                                                                 monkeypatch):
+    def locked(*args, **kwargs):
+        raise UserError("provenance log is in use by another process (database is locked); try again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ProvenanceLog, "complete", locked)
+        with pytest.raises(UserError, match="written with all its marks, but its provenance row was not"):
+            writer.save_image(out_dir / "face.png", natural_rgb)
+    assert verify(out_dir / "face.png").watermark["detected"]  # the file is there, marked
+    with ProvenanceLog()._connect() as conn:  # and its row is kept (reserved, no hash), not deleted
+        assert conn.execute("SELECT count(*) FROM outputs WHERE sha256 IS NULL").fetchone()[0] == 1
 
 
 def test_a_frame_source_failing_midway_writes_nothing(out_dir: Path):
