@@ -214,7 +214,9 @@ def _mark_audio(
 ) -> tuple[np.ndarray, bool, int | None]:
     """Return ``(samples, carries the new payload, earlier payload kept)``.
 
-    Audio shorter than the module's minimum, or sampled below 8 kHz, is left unmarked (and says so).
+    Audio shorter than the module's minimum, or sampled below 8 kHz, is left unmarked (and says so), as
+    is audio the mark cannot be read back from once embedded (silence: the mark is scaled to the
+    signal, so none is added), so that the log and the manifest never claim a mark that is not there.
     ``samples`` must be mono, ``(N,)`` or ``(N, 1)``. With ``keep_earlier`` (a video's soundtrack),
     audio that already carries this project's mark (a tool muxed in an earlier output's audio) keeps it
     untouched: a second mark on top costs ~5 dB of SNR and can leave both payloads unreadable; the frames
@@ -244,7 +246,11 @@ def _mark_audio(
         if found.detected and found.payload is not None:
             log.info("%s already carries this project's watermark (payload %016x): kept", what, found.payload)
             return samples, False, found.payload
-    return np.asarray(module.embed(samples, sample_rate, payload, key), dtype=np.float32), True, None
+    marked = np.asarray(module.embed(samples, sample_rate, payload, key), dtype=np.float32)
+    if module.detect(marked, sample_rate, key).payload != payload:  # ~3 ms per second of audio
+        log.warning("%s carries no readable audio watermark (silent or nearly so): written without it", what)
+        return samples, False, None
+    return marked, True, None
 
 
 def _as_rgb(rgb: np.ndarray) -> np.ndarray:

@@ -177,6 +177,14 @@ def test_audio_below_8_khz_is_written_unmarked_and_verify_says_why(out_dir: Path
     assert "below 8000 Hz" in report.audio_watermark["details"]["skipped"]
 
 
+def test_silent_audio_is_written_unmarked_rather_than_claiming_a_mark_it_lacks(out_dir: Path, caplog):
+    with caplog.at_level(logging.WARNING, logger="deepfake.provenance"):
+        path = writer.save_audio(out_dir / "silence.wav", np.zeros(16000 * 3, np.float32), 16000)
+    assert "no readable audio watermark (silent or nearly so)" in caplog.text
+    report = _assert_fully_marked(path, "audio", watermarked=False)
+    assert report.c2pa.payload is None  # the manifest binds no payload either
+
+
 def test_stereo_samples_are_refused_not_interleaved_into_one_longer_track(out_dir: Path):
     stereo = np.zeros((16000 * 4, 2), np.float32)
     with pytest.raises(ValueError, match="mono"):
