@@ -63,8 +63,16 @@ def _existing(path: str | Path) -> Path:
 
 
 def is_image_path(path: str | Path) -> bool:
-    """True when the suffix names an image format (used by tools that take an image or a video)."""
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+    """True when the suffix names an image format (used by tools that take an image or a video); a
+    GIF is an image when it holds one frame (a still), a video when it is animated."""
+    path = Path(path)
+    if path.suffix.lower() == ".gif" and path.is_file():
+        try:
+            with Image.open(path) as img:
+                return getattr(img, "n_frames", 1) == 1
+        except (UnidentifiedImageError, OSError):
+            return False  # not a readable GIF: reading it as a video says what is wrong
+    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def clip_path(entry: str | Path) -> Path:
@@ -139,6 +147,28 @@ def _rotation(path: Path) -> float:
         return float(frame.rotation) if frame is not None else 0.0
 
 
+def _frame_rate(stream: av.video.stream.VideoStream) -> Fraction:
+    """The stream's frame rate: its average (frames over duration, also right for a variable-rate
+    clip), else the codec's, else 25."""
+    return stream.average_rate or stream.guessed_rate or Fraction(25)
+
+
+def is_turned(path: str | Path) -> bool:
+    """True when a file is shown turned or mirrored from how its pixels are stored: a photo's EXIF
+    orientation other than 1, a video's display rotation other than 0."""
+    path = _existing(path)
+    if is_image_path(path) or path.suffix.lower() in IMAGE_SUFFIXES:
+        try:
+            with Image.open(path) as img:
+                return img.getexif().get(0x0112, 1) not in (0, 1)
+        except (UnidentifiedImageError, OSError):
+            return False
+    try:
+        return round(_rotation(path)) % 360 != 0
+    except UserError:
+        return False
+
+
 def video_info(path: str | Path) -> VideoInfo:
     """Size (as displayed), frame rate, frame count and whether there is audio; decodes one frame at
     most (the display rotation is a property of frames)."""
@@ -147,7 +177,7 @@ def video_info(path: str | Path) -> VideoInfo:
         if not container.streams.video:
             raise UserError(f"{path} has no video stream")
         stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        rate = _frame_rate(stream)
         duration = float(container.duration / av.time_base) if container.duration else 0.0
         frames = int(stream.frames or 0)
         if frames == 0:  # Matroska and WebM declare no count: count the packets (read, not decoded)
@@ -165,7 +195,13 @@ def video_info(path: str | Path) -> VideoInfo:
 
 def iter_video(path: str | Path, max_frames: int | None = None, upright: bool = True) -> Iterator[np.ndarray]:
     """Yield the frames of a video one at a time as ``(H, W, 3)`` uint8 RGB (memory stays flat), turned
-    as the display rotation says (``upright=False``: as stored, see `read_image`)."""
+    as the display rotation says (``upright=False``: as stored, see `read_image`).
+
+    The frames come at the constant rate `video_info` reports, as a player shows them: a phone's
+    variable-rate clip (frames further apart when it is dark) has each frame placed at its own time,
+    repeated to fill a gap or dropped when two fall on one frame slot, so that frame i is the picture
+    at i / fps seconds and the sound stays in sync (what ffmpeg's constant-rate output does).
+    """
     path = _existing(path)
     # Bound here: a generator left open when the program ends is closed after module globals are
     # cleared, and `except av.error...` would then fail on `av` being None.
@@ -175,16 +211,35 @@ def iter_video(path: str | Path, max_frames: int | None = None, upright: bool = 
             raise UserError(f"{path} has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        count = 0
+        rate, base = _frame_rate(stream), stream.time_base
+        count = repeated = dropped = 0  # frames yielded; copies and drops for the constant rate
+        start = previous = None
         try:
             for frame in container.decode(stream):
+                if frame.pts is None or base is None:
+                    slot = count  # no timestamps: every frame is the next one
+                else:
+                    start = frame.pts if start is None else start
+                    slot = round((frame.pts - start) * base * rate)  # the frame's place at the constant rate
+                if slot < count:  # a second frame on a slot already shown
+                    dropped += 1
+                    continue
                 rgb = frame.to_ndarray(format="rgb24")
-                yield _upright(rgb, frame.rotation) if upright else rgb
-                count += 1
+                rgb = _upright(rgb, frame.rotation) if upright else rgb
+                while count < slot and previous is not None:  # a gap: the last picture stays on screen
+                    yield previous
+                    count, repeated = count + 1, repeated + 1
+                    if max_frames is not None and count >= max_frames:
+                        return
+                yield rgb
+                count, previous = count + 1, rgb
                 if max_frames is not None and count >= max_frames:
                     return
         except decode_error as err:
             raise UserError(f"cannot decode video {path}: {err}") from err
+        if repeated or dropped:
+            log.warning("%s has a variable frame rate: read at a constant %.4g fps (%d frames repeated, %d "
+                        "dropped) to stay in sync with its sound", path.name, float(rate), repeated, dropped)
 
 
 def read_video(path: str | Path, max_frames: int | None = None, with_audio: bool = True) -> Video:
@@ -228,16 +283,21 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream of any file FFmpeg reads (wav, mp3, m4a, mp4...).
+    """Decode the audio of any file FFmpeg reads (wav, mp3, m4a, mp4...): its default stream, as a
+    player would choose (the first when none is marked default); a log line names the others.
 
     Returns float32 mono samples in [-1, 1] and the sample rate. Stereo is averaged to mono. When
     ``sample_rate`` is given and differs from the file's, the audio is resampled and a log line says so.
     """
     path = _existing(path)
     with _open(path) as container:
-        if not container.streams.audio:
+        streams = container.streams.audio
+        if not streams:
             raise UserError(f"{path} has no audio stream")
-        stream = container.streams.audio[0]
+        stream = next((s for s in streams if s.disposition & av.stream.Disposition.default), streams[0])
+        if len(streams) > 1:
+            log.warning("%s has %d audio streams: using #%d (the default), the others are left out",
+                        path.name, len(streams), stream.index)
         source_rate = stream.codec_context.sample_rate
         target_rate = sample_rate or source_rate
         # Planar float keeps the channels apart; we average them ourselves (FFmpeg's own downmix

@@ -197,12 +197,17 @@ def transferred_landmarks(driver: Track, target: Track, driver_size: tuple[int, 
 
 def render_warp(driver_frames: Iterable[np.ndarray], target_frames: Iterable[np.ndarray], driver: Track,
                 target: Track, new_landmarks: np.ndarray, mouth: bool = True) -> Iterator[np.ndarray]:
-    """Redraw each target frame with its new landmarks (streamed, one frame at a time)."""
+    """Redraw each target frame with its new landmarks (streamed, one frame at a time). A target frame
+    without a face passes through unchanged: its borrowed landmarks would paint a face (and the driver's
+    mouth) where there is none."""
     video = load(PHASE, "video_generator")
     cfg = video.RenderConfig(mouth=mouth)
     for i, (source, target_frame) in enumerate(zip(driver_frames, target_frames, strict=False)):
         if i >= len(new_landmarks):
             break
+        if not target.found[i]:
+            yield target_frame
+            continue
         yield video.render_frame(target_frame, target.landmarks[i], new_landmarks[i], source,
                                  driver.landmarks[i], cfg)
 
@@ -391,8 +396,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"could not estimate a head pose ({err}); try --mode 2d") from err
         frames = render_warp(media.iter_video(args.source, max_frames=count), target_frames(), driver, target,
                              new, mouth=not args.no_mouth)
-        notes += [f"{n} {what} frames without a face used the nearest detected frame's landmarks"
-                  for n, what in ((driver.missing, "driver"), (target.missing, "target")) if n]
+        if driver.missing:
+            notes.append(f"{driver.missing} driver frames without a face used the nearest detected frame's "
+                         "landmarks")
+        if target.missing:
+            notes.append(f"{target.missing} target frames without a face were left as they are")
 
     audio, rate = media.read_audio(args.source) if info.has_audio else (None, None)
     if audio is not None:

@@ -253,19 +253,21 @@ def main(argv: list[str] | None = None) -> int:
     models, config, _ = load(PHASE, "model").load_fomm(args.checkpoint)
     size = config.frame_size
 
-    source = read_image(args.source)
+    photo = read_image(args.source)
     from common.dlib_models import detect_faces
 
-    if not detect_faces(source):
+    if not detect_faces(photo):
         print(f"warning: no face found in {args.source}; animating it anyway", file=sys.stderr)
-    source = fit_to_model(source[None], size, "source")[0]
     video = read_video(args.driving)
     if len(video.frames) < 2:
         raise UserError(f"--driving {args.driving} has only {len(video.frames)} frame; at least 2 are needed")
-    driving = fit_to_model(video.frames, size, "driving video")
-    start = find_best_frame(source, driving) if args.find_best_frame else 0
-    if args.find_best_frame:
+    start = 0
+    if args.find_best_frame:  # on frames of at least 256 px: in a small model's 64 px dlib finds no face
+        seen = max(size, 256)
+        start = find_best_frame(resize_frames(photo[None], seen)[0], resize_frames(video.frames, seen))
         print(f"best driving frame: {start}", file=sys.stderr)
+    source = fit_to_model(photo[None], size, "source")[0]
+    driving = fit_to_model(video.frames, size, "driving video")
 
     animator = Animator(models, device, args.precision, args.channels_last, args.compile)
     frames = animate(animator, source, driving, relative=args.relative, adapt_scale=args.adapt_scale,

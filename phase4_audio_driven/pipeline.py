@@ -81,7 +81,9 @@ def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int,
       behind its input, and a whole clip is never held in memory.
 
     `detect_every` > 1 says the boxes of most frames were interpolated (`interpolate_skipped`), so the
-    count of frames without a face in the closing warning is a lower bound, and it says so.
+    count of frames without a face in the closing warning is a lower bound, and it says so. The warning
+    comes when the stream ends or is closed (a caller that needs fewer frames than the clip has: it then
+    counts the frames read).
     """
     window = max(1, window)
     pending: deque[tuple[T, np.ndarray]] = deque()  # items whose box waits for the next ones
@@ -89,34 +91,38 @@ def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int,
     before_first: list[T] = []  # items before the first face
     last: np.ndarray | None = None
     total = missing = 0
-    for item, box in detections:
-        total += 1
-        missing += box is None
-        if box is None and last is None:
-            before_first.append(item)
-            continue
-        if box is not None:
-            if last is None:
-                pending.extend((waiting, np.asarray(box, np.float64)) for waiting in before_first)
-                recent.extend(b for _, b in pending)
-                before_first.clear()
-            last = np.asarray(box, np.float64)
-        pending.append((item, last))
-        recent.append(last)
-        while len(pending) >= window:
-            mean = np.mean([b for _, b in itertools.islice(pending, window)], axis=0)  # (4,)
-            yield pending.popleft()[0], mean
-    if total == 0:
-        raise UserError("the video has no frames")
-    if last is None:
-        raise NoFaceError("no face found in any frame: use a clip where a frontal face is clearly visible")
-    tail = np.mean(recent, axis=0)  # the last full window (all boxes, in a clip shorter than it)
-    for item, _ in pending:
-        yield item, tail
-    if missing:
-        sampled = (f" (at least: the detector looked at one frame in {detect_every})"
-                   if detect_every > 1 else "")
-        log.warning("no face in %d of %d frames%s: those frames reuse the last box", missing, total, sampled)
+    try:
+        for item, box in detections:
+            total += 1
+            missing += box is None
+            if box is None and last is None:
+                before_first.append(item)
+                continue
+            if box is not None:
+                if last is None:
+                    pending.extend((waiting, np.asarray(box, np.float64)) for waiting in before_first)
+                    recent.extend(b for _, b in pending)
+                    before_first.clear()
+                last = np.asarray(box, np.float64)
+            pending.append((item, last))
+            recent.append(last)
+            while len(pending) >= window:
+                mean = np.mean([b for _, b in itertools.islice(pending, window)], axis=0)  # (4,)
+                yield pending.popleft()[0], mean
+        if total == 0:
+            raise UserError("the video has no frames")
+        if last is None:
+            raise NoFaceError("no face found in any frame: use a clip where a frontal face is clearly "
+                              "visible")
+        tail = np.mean(recent, axis=0)  # the last full window (all boxes, in a clip shorter than it)
+        for item, _ in pending:
+            yield item, tail
+    finally:
+        if missing and last is not None:
+            sampled = (f" (at least: the detector looked at one frame in {detect_every})"
+                       if detect_every > 1 else "")
+            log.warning("no face in %d of %d frames%s: those frames reuse the last box", missing, total,
+                        sampled)
 
 
 def stream_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(), smooth: bool = True,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -126,6 +125,12 @@ def video_frames_once(path: Path, factor: int) -> Iterator[np.ndarray]:
         yield resized(frame, factor)
 
 
+def repeated(item: tuple[np.ndarray, np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """A still's (frame, box) for as long as it is asked for."""
+    while True:
+        yield item
+
+
 def looped_video(
     path: Path, factor: int, cfg: BoxConfig, smooth: bool, detect: Callable[[np.ndarray], list[Box]]
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -196,7 +201,7 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
         still = read_image(args.face) if is_image_path(args.face) else next(video_frames_once(args.face, 1))
         still = resized(still, args.resize_factor)
         fps = args.fps if is_image_path(args.face) else video_info(args.face).fps
-        source = itertools.repeat((still, face_boxes([still], box_cfg, smooth=False)[0]))
+        source = repeated((still, face_boxes([still], box_cfg, smooth=False)[0]))
     else:
         info = video_info(args.face)
         fps, n_src = info.fps, info.frames
@@ -213,6 +218,7 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
         )
     synced = lip_sync(generator, source, chunks, args.batch_size, device)
     path = writer.save_video(args.output, synced, fps, audio=wav, sample_rate=SAMPLE_RATE)
+    source.close()  # the box stream's closing line (frames without a face) comes now, not at exit
     print(f"wrote {path} ({n_out} frames at {fps:g} fps, {seconds:.2f} s of audio)")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import wave
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -130,6 +131,42 @@ def test_a_video_tagged_with_a_rotation_reads_upright(tmp_path, rotation, turns)
     assert np.abs(frames.astype(int) - shown).mean() < 4  # the block is where the viewer sees it
     info = media.video_info(path)
     assert (info.height, info.width) == shown.shape[1:3]
+
+
+def test_a_variable_frame_rate_video_reads_at_a_constant_rate_in_sync(tmp_path, caplog):
+    times_ms = [0, 40, 80, 120, 160, 400, 640, 880, 920, 960, 1000]  # 25 fps, a 240 ms gap, 25 fps
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    fps = media.video_info(path).fps
+    with caplog.at_level("WARNING", logger="deepfake.media"):
+        frames = list(media.iter_video(path))
+    assert "variable frame rate" in caplog.text
+    shown = [int(round(f.mean() / 20)) for f in frames]  # which input frame each output frame shows
+    slots = [round(t / 1000 * fps) for t in times_ms]  # where each input frame falls at the constant rate
+    assert len(frames) == slots[-1] + 1  # the clip lasts as long as before: the sound stays in sync
+    for i, index in enumerate(shown):  # the first frame of slot i, else (a gap) the one shown before
+        assert index == (slots.index(i) if i in slots else shown[i - 1]), (i, shown, slots)
+    assert shown[slots[5]] == 5 and shown[slots[5] - 1] == shown[slots[4]]  # the gap repeats frame 4
+
+
+def test_a_still_gif_is_an_image_and_an_animated_one_a_video(tmp_path):
+    frames = [Image.fromarray(np.full((32, 32, 3), 60 * i, np.uint8)) for i in range(3)]
+    frames[0].save(tmp_path / "still.gif")
+    frames[0].save(tmp_path / "moving.gif", save_all=True, append_images=frames[1:], duration=40)
+    assert media.is_image_path(tmp_path / "still.gif")
+    assert media.read_image(tmp_path / "still.gif").shape == (32, 32, 3)
+    assert not media.is_image_path(tmp_path / "moving.gif")
+    assert len(list(media.iter_video(tmp_path / "moving.gif"))) == 3
 
 
 def test_a_photo_with_an_exif_orientation_reads_upright(tmp_path):

@@ -23,6 +23,16 @@ def test_settle_boxes_reuses_the_last_box_and_the_first_for_frames_before_it():
         list(pipeline.settle_boxes([], window=5))
 
 
+def test_frames_without_a_face_are_reported_also_when_the_caller_stops_early(caplog):
+    a = (1, 2, 3, 4)
+    boxes = pipeline.settle_boxes(enumerate([a, None, None, a, a, a, a, a]), window=1)
+    with caplog.at_level("WARNING", logger=pipeline.log.name):
+        taken = [next(boxes) for _ in range(4)]  # the audio needs only 4 frames of the clip
+        assert "no face" not in caplog.text
+        boxes.close()
+    assert len(taken) == 4 and "no face in 2 of 4 frames" in caplog.text
+
+
 def test_settle_boxes_smooths_with_a_forward_window_mean():
     ramp = [(i, (i, i, i, i)) for i in range(8)]
     out = np.array([box[0] for _, box in pipeline.settle_boxes(ramp, window=5)])
