@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,67 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture
+def fresh_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty consent ledger and provenance log for this test alone (``DEEPFAKE_DATA_DIR``; the keys
+    stay the session's). Every provenance test gets one (``consent_and_watermark/conftest.py``); a test
+    elsewhere that revokes or expires records asks for it, so the session ledger other tests share
+    never holds a record it narrowed."""
+    folder = tmp_path / "user-data"
+    monkeypatch.setenv("DEEPFAKE_DATA_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def unusable_consent(fresh_data_dir: Path):
+    """``make(problem, technique, subject_id)``: a record in this test's own ledger that a ``technique``
+    run must refuse, and the words the refusal must use. ``problem`` is "expired" (granted a month
+    ago for a day), "revoked" or "technique" (it covers every technique but this one)."""
+    import datetime
+
+    from consent_and_watermark.consent import TECHNIQUES, Ledger, utc_now
+
+    def make(problem: str, technique: str, subject_id: str = "unusable-consent") -> tuple[str, str]:
+        ledger, person = Ledger(), (subject_id, f"Person {subject_id}", "the person themself")
+        if problem == "expired":
+            then = utc_now() - datetime.timedelta(days=30)
+            record = ledger.add(*person, expires=then + datetime.timedelta(days=1), now=then)
+            return record.id, f"expired on {record.expires:%Y-%m-%d}"
+        if problem == "revoked":
+            record = ledger.revoke(ledger.add(*person).id, "withdrawn")
+            return record.id, f"was revoked on {record.revoked:%Y-%m-%d}"
+        if problem == "technique":
+            record = ledger.add(*person, techniques=[t for t in TECHNIQUES if t != technique])
+            return record.id, f"does not cover '{technique}'"
+        raise ValueError(f"unknown problem {problem!r}")
+
+    return make
+
+
+@pytest.fixture
+def one_error_line(capsys: pytest.CaptureFixture):
+    """``read()``: what a CLI run through `common.cli.run` printed on stderr since the last read, which
+    must be one line starting ``error: ``; returns that line."""
+
+    def read() -> str:
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: "), err
+        return err[0]
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def psnr():
+    """``psnr(a, b)``: peak signal-to-noise ratio in dB of two uint8-range arrays (peak 255)."""
+
+    def compute(a, b) -> float:
+        mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+        return float(10 * np.log10(255.0**2 / mse))
+
+    return compute
 
 
 @pytest.fixture(scope="session")

@@ -208,16 +208,20 @@ def test_a_rerun_into_the_same_folder_replaces_the_earlier_dataset_whole(tmp_pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
-def test_a_person_whose_record_was_revoked_is_not_rendered_again(tmp_path):
+def test_a_person_whose_record_was_revoked_is_not_rendered_again(tmp_path, fresh_data_dir):
+    """Revoked in this test's own ledger (`fresh_data_dir`): the session's, which other tests render
+    people with, keeps its records."""
     from common.errors import UserError
     from common.synthetic.dataset import ExportConfig, export_identity
     from consent_and_watermark.consent import Ledger, register_synthetic_identity
 
     person = make_identity(48)
     Ledger().revoke(register_synthetic_identity(person.subject_id, person.display_name), "not this one")
+    out = tmp_path / "dataset"
+    out.mkdir()
     with pytest.raises(UserError, match="was revoked"):
-        export_identity(tmp_path, person, ExportConfig(frames=2, size=128, formats=("frames",)))
-    assert not list(tmp_path.iterdir())
+        export_identity(out, person, ExportConfig(frames=2, size=128, formats=("frames",)))
+    assert not list(out.iterdir())
 
 
 def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys):

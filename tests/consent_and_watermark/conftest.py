@@ -16,12 +16,9 @@ from skimage import data
 
 
 @pytest.fixture(autouse=True)
-def fresh_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty ledger + provenance log for this test."""
-    folder = tmp_path / "user-data"
-    monkeypatch.setenv("DEEPFAKE_DATA_DIR", str(folder))
-    return folder
-
+def _fresh_data_dir_for_every_test(fresh_data_dir: Path) -> Path:
+    """An empty ledger + provenance log for every test here (``fresh_data_dir``, tests/conftest.py)."""
+    return fresh_data_dir
 
 
 @pytest.fixture(scope="session")

@@ -123,7 +123,8 @@ def test_damaged_ledger_is_one_clear_error(fresh_data_dir: Path):
 
 
 @pytest.mark.parametrize("column", ["created", "expires"])
-def test_ledger_row_with_a_bad_timestamp_is_a_damaged_ledger_error(column: str, tmp_path: Path, capsys):
+def test_ledger_row_with_a_bad_timestamp_is_a_damaged_ledger_error(column: str, tmp_path: Path,
+                                                                   one_error_line):
     ledger = Ledger(tmp_path / "l.sqlite")
     record = _add(ledger)
     with sqlite3.connect(ledger.path) as conn:
@@ -131,19 +132,17 @@ def test_ledger_row_with_a_bad_timestamp_is_a_damaged_ledger_error(column: str, 
     with pytest.raises(UserError, match="damaged .*yesterday"):
         check_consent([record.id], "swap", ledger=ledger.path)
     assert run(cli.main, ["consent", "--ledger", str(ledger.path), "list"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "is damaged" in err[0]
+    assert "is damaged" in one_error_line()
 
 
-def test_foreign_records_table_is_a_damaged_ledger_error(tmp_path: Path, capsys):
+def test_foreign_records_table_is_a_damaged_ledger_error(tmp_path: Path, one_error_line):
     path = tmp_path / "l.sqlite"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE records (id TEXT, subject_id TEXT)")
         conn.execute("INSERT INTO records VALUES ('cr-x', 'alice')")
     for action in (["show", "cr-x"], ["list"]):
         assert run(cli.main, ["consent", "--ledger", str(path), *action]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "is damaged" in err[0]
+        assert "is damaged" in one_error_line()
 
 
 @pytest.mark.parametrize(
@@ -290,14 +289,13 @@ def test_a_two_person_run_needs_records_of_two_subjects(tmp_path):
 
 
 @pytest.mark.parametrize("days", ["99999999", "36501", "0"])
-def test_cli_add_refuses_days_outside_a_hundred_years_in_one_line(tmp_path: Path, capsys, days):
+def test_cli_add_refuses_days_outside_a_hundred_years_in_one_line(tmp_path: Path, one_error_line, days):
     evidence = tmp_path / "statement.txt"
     evidence.write_text("I agree.")
     argv = ["consent", "--ledger", str(tmp_path / "l.sqlite"), "add", "--subject", "a", "--name", "A",
             "--granted-by", "A", "--evidence", str(evidence), "--days", days]
     assert run(cli.main, argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: --days must be between 1 and 36500")
+    assert one_error_line().startswith("error: --days must be between 1 and 36500")
     assert not (tmp_path / "l.sqlite").exists()  # refused before the ledger was opened
 
 

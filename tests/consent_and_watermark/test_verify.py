@@ -146,6 +146,30 @@ def test_transcoded_audio_is_traced_by_its_watermark(out_dir: Path):
     assert report.matched_by == "payload"
 
 
+def test_a_marked_video_re_encoded_at_crf_28_is_traced_by_its_watermark(out_dir: Path, natural_rgb):
+    """A marked MP4 decoded and encoded again by another program (libx264, CRF 28): the manifest and
+    metadata are gone, the watermark still names the payload of the original's provenance row."""
+    frames = np.stack([natural_rgb] * 12)  # a still shot (detected up to about CRF 32 here)
+    writer.save_video(out_dir / "clip.mp4", frames, 25.0)
+    (written,) = ProvenanceLog().rows()
+    copy = out_dir / "copy.mp4"
+    with av.open(str(out_dir / "clip.mp4")) as source, av.open(str(copy), mode="w") as target:
+        stream = target.add_stream("libx264", rate=25, options={"crf": "28"})
+        stream.width, stream.height, stream.pix_fmt = natural_rgb.shape[1], natural_rgb.shape[0], "yuv420p"
+        for frame in source.decode(video=0):
+            image = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+            for packet in stream.encode(image):
+                target.mux(packet)
+        for packet in stream.encode(None):
+            target.mux(packet)
+    assert copy.read_bytes() != (out_dir / "clip.mp4").read_bytes()
+    assert len(media.read_video(copy).frames) == len(frames)
+    report = verify(copy)
+    assert report.c2pa.state == "absent" and not report.metadata.synthetic
+    assert report.marked and report.watermark["detected"] and report.watermark["payload"] == written.payload
+    assert report.matched_by == "payload"
+
+
 def test_the_kind_of_an_mp4_family_file_comes_from_its_streams_not_its_suffix(out_dir: Path, natural_rgb):
     babble = (0.1 * np.random.default_rng(2).standard_normal(16000 * 10)).astype(np.float32)
     writer.save_audio(out_dir / "voice.wav", babble, 16000)

@@ -17,19 +17,14 @@ KEY = bytes(range(32))
 PAYLOAD = 0xDEADBEEF01234567
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255.0**2 / mse)
-
-
 @pytest.fixture(scope="module")
 def marked(natural_rgb: np.ndarray) -> np.ndarray:
     return wm.embed(natural_rgb, PAYLOAD, KEY)
 
 
-def test_round_trip_and_quality(natural_rgb, marked):
+def test_round_trip_and_quality(natural_rgb, marked, psnr):
     assert marked.shape == natural_rgb.shape and marked.dtype == np.uint8
-    assert _psnr(natural_rgb, marked) >= 40.0
+    assert psnr(natural_rgb, marked) >= 40.0
     found = wm.detect(marked, KEY)
     assert found.detected and found.payload == PAYLOAD
     assert found.fpr < 1e-6 and 0 <= found.bit_errors < found.n_bits
@@ -51,21 +46,21 @@ def test_survives_a_small_crop(marked):
     assert found.detected and found.payload == PAYLOAD
 
 
-def test_remove_takes_out_a_known_mark(natural_rgb, marked):
+def test_remove_takes_out_a_known_mark(natural_rgb, marked, psnr):
     cleaned = wm.remove(marked, PAYLOAD, KEY)
     assert not wm.detect(cleaned, KEY).detected
-    assert _psnr(natural_rgb, cleaned) > _psnr(natural_rgb, marked) + 3.0  # closer to the original
+    assert psnr(natural_rgb, cleaned) > psnr(natural_rgb, marked) + 3.0  # closer to the original
 
 
-def test_remove_leaves_a_replaced_region_alone(natural_rgb, marked):
+def test_remove_leaves_a_replaced_region_alone(natural_rgb, marked, psnr):
     part = marked.copy()
     part[128:] = natural_rgb[128:]  # the lower half replaced by unmarked content, as a tool pastes a mouth
     cleaned = wm.remove(part, PAYLOAD, KEY)
-    assert _psnr(natural_rgb[128:], cleaned[128:]) > 48.0  # no negative mark where there was none
-    assert _psnr(natural_rgb[:128], cleaned[:128]) > _psnr(natural_rgb[:128], part[:128]) + 3.0
+    assert psnr(natural_rgb[128:], cleaned[128:]) > 48.0  # no negative mark where there was none
+    assert psnr(natural_rgb[:128], cleaned[:128]) > psnr(natural_rgb[:128], part[:128]) + 3.0
 
 
-def test_remover_takes_a_videos_grid_from_its_first_frame():
+def test_remover_takes_a_videos_grid_from_its_first_frame(psnr):
     frames = [cv2.resize(image, (320, 256), interpolation=cv2.INTER_AREA)
               for image in (data.coffee(), data.chelsea())]
     marked = [wm.embed(frame, PAYLOAD, KEY) for frame in frames]
@@ -73,17 +68,17 @@ def test_remover_takes_a_videos_grid_from_its_first_frame():
     for frame, mark in zip(frames, marked, strict=True):
         cleaned = remover(mark)
         assert np.array_equal(cleaned, wm.remove(mark, PAYLOAD, KEY))  # same grid: same result
-        assert _psnr(frame, cleaned) > _psnr(frame, mark) + 3.0
+        assert psnr(frame, cleaned) > psnr(frame, mark) + 3.0
 
 
 @pytest.mark.parametrize("size", [(256, 256), (720, 1280)])
-def test_remarking_after_removal_carries_only_the_new_payload(size):
+def test_remarking_after_removal_carries_only_the_new_payload(size, psnr):
     image = cv2.resize(data.coffee(), size[::-1], interpolation=cv2.INTER_AREA)
     once = wm.embed(image, PAYLOAD, KEY)
     again = wm.embed(wm.remove(once, PAYLOAD, KEY), PAYLOAD ^ 0xFF, KEY)
     found = wm.detect(again, KEY)
     assert found.detected and found.payload == PAYLOAD ^ 0xFF
-    assert _psnr(image, again) > _psnr(image, wm.embed(once, PAYLOAD ^ 0xFF, KEY)) + 2.0  # one mark's noise
+    assert psnr(image, again) > psnr(image, wm.embed(once, PAYLOAD ^ 0xFF, KEY)) + 2.0  # one mark's noise
 
 
 def test_unmarked_natural_images_are_not_detected():
@@ -128,13 +123,13 @@ def test_rotation_and_zoom_found_from_the_autocorrelation(angle, scale):
     assert found.details["geometry"] == "estimated"
 
 
-def test_informed_embedding_cancels_host_interference(natural_rgb, monkeypatch):
+def test_informed_embedding_cancels_host_interference(natural_rgb, monkeypatch, psnr):
     """Shaping the chips to the host (same RMS budget) leaves fewer raw chip errors than the plain tile."""
     informed = wm.detect(wm.embed(natural_rgb, PAYLOAD, KEY), KEY)
     monkeypatch.setattr(wm, "CONFIG", dataclasses.replace(wm.CONFIG, informed_max_tiles=0))
     plain_image = wm.embed(natural_rgb, PAYLOAD, KEY)
     plain = wm.detect(plain_image, KEY)
-    assert _psnr(natural_rgb, plain_image) >= 40.0
+    assert psnr(natural_rgb, plain_image) >= 40.0
     assert informed.payload == plain.payload == PAYLOAD
     assert informed.bit_errors < plain.bit_errors  # 200 vs 292 of 2124 chips here (277 with gamma 0.25)
 
@@ -166,7 +161,7 @@ def test_small_frames_spend_the_budget_in_flat_areas(natural_rgb):
     assert _flat_to_textured_ratio(large, wm.embed(large, PAYLOAD, KEY)) < 0.8  # 0.64 here
 
 
-def test_texture_only_small_frames_get_more_strength(natural_rgb):
+def test_texture_only_small_frames_get_more_strength(natural_rgb, psnr):
     """A 256-px frame that is texture from edge to edge outvotes a 40 dB mark: the embedder sees it from its
     own reading of the host and spends up to 1.5x the strength there; a photograph keeps the default."""
     noise = np.random.default_rng(3).normal(0, 1, (256, 256)).astype(np.float32)
@@ -175,7 +170,7 @@ def test_texture_only_small_frames_get_more_strength(natural_rgb):
     texture = np.repeat(grey[..., None], 3, axis=2)  # (256, 256, 3) fine texture, no flat area
     adaptive = wm.embed(texture, PAYLOAD, KEY)
     fixed = wm.embed(texture, PAYLOAD, KEY, strength=wm.CONFIG.strength)
-    assert 36.9 <= _psnr(texture, adaptive) < 39.0  # 1.4x the RMS: 37.0 dB here
+    assert 36.9 <= psnr(texture, adaptive) < 39.0  # 1.4x the RMS: 37.0 dB here
     found, plain = wm.detect(adaptive, KEY), wm.detect(fixed, KEY)
     assert found.detected and found.payload == PAYLOAD
     assert found.bit_errors < plain.bit_errors - 0.03 * found.n_bits  # 32 % vs 38 % of the chips here

@@ -23,11 +23,6 @@ from consent_and_watermark.provenance import ProvenanceLog
 from consent_and_watermark.verify import format_report, verify
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / mse))
-
-
 def _assert_fully_marked(path: Path, kind: str, watermarked: bool = True):
     """verify finds every mark, and they all agree on the same payload and provenance row."""
     report = verify(path)
@@ -53,12 +48,12 @@ def test_images_pass_verify(out_dir: Path, natural_rgb, suffix):
     assert sorted(p.name for p in out_dir.iterdir()) == [path.name]  # no temporary files left behind
 
 
-def test_visible_label_is_on_by_default_and_can_be_turned_off(out_dir: Path, natural_rgb):
+def test_visible_label_is_on_by_default_and_can_be_turned_off(out_dir: Path, natural_rgb, psnr):
     labelled = media.read_image(writer.save_image(out_dir / "on.png", natural_rgb))
     plain = media.read_image(writer.save_image(out_dir / "off.png", natural_rgb, label=False))
     corner = (slice(200, 256), slice(0, 128))  # the label sits in the bottom-left corner
-    assert _psnr(plain, natural_rgb) > 38  # only the invisible watermark
-    assert _psnr(labelled[corner], natural_rgb[corner]) < 25  # a dark box with white text
+    assert psnr(plain, natural_rgb) > 38  # only the invisible watermark
+    assert psnr(labelled[corner], natural_rgb[corner]) < 25  # a dark box with white text
     rows = {Path(r.path).name: r for r in ProvenanceLog().rows()}
     assert rows["on.png"].visible_label and not rows["off.png"].visible_label
 
@@ -266,7 +261,7 @@ def test_reencoded_output_is_still_traced_by_its_watermark(out_dir: Path, natura
     assert report.matched_by == "payload" and report.provenance.id == original.provenance.id
 
 
-def test_an_earlier_output_fed_back_is_remarked_not_marked_twice(out_dir: Path, natural_rgb):
+def test_an_earlier_output_fed_back_is_remarked_not_marked_twice(out_dir: Path, natural_rgb, psnr):
     first = verify(writer.save_image(out_dir / "first.png", natural_rgb, label=False))
     with Image.open(out_dir / "first.png") as img:
         source = np.asarray(img.convert("RGB"))
@@ -276,7 +271,7 @@ def test_an_earlier_output_fed_back_is_remarked_not_marked_twice(out_dir: Path, 
     assert [row.id for row in second.sources] == [first.provenance.id]  # verify follows the link
     assert "made from: row" in format_report(second)
     with Image.open(out_dir / "second.png") as img:
-        assert _psnr(natural_rgb, np.asarray(img.convert("RGB"))) > 39.0  # one mark's noise, not two
+        assert psnr(natural_rgb, np.asarray(img.convert("RGB"))) > 39.0  # one mark's noise, not two
 
 
 def test_unmarked_natural_images_are_not_detected(out_dir: Path):
@@ -336,7 +331,7 @@ def test_bad_arguments_are_refused(out_dir: Path, natural_rgb):
     assert list(out_dir.iterdir()) == []
 
 
-def test_figure_bytes_are_a_plain_render(out_dir: Path):
+def test_figure_bytes_are_a_plain_render(out_dir: Path, psnr):
     """save_figure keeps what matplotlib drew (watermark aside): compare with an in-memory render."""
     fig = Figure(figsize=(3, 2))
     fig.add_subplot().bar([1, 2, 3], [3, 1, 2])
@@ -344,7 +339,7 @@ def test_figure_bytes_are_a_plain_render(out_dir: Path):
     fig.savefig(buffer, format="png", dpi=100)
     expected = np.asarray(Image.open(buffer).convert("RGB"))
     written = media.read_image(writer.save_figure(fig, out_dir / "bars.png"))
-    assert written.shape == expected.shape and _psnr(written, expected) > 38
+    assert written.shape == expected.shape and psnr(written, expected) > 38
 
 
 def test_a_log_from_before_the_source_column_is_upgraded(tmp_path: Path):

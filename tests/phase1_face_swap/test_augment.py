@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -50,11 +51,28 @@ def test_displacement_scales_with_jitter_and_image_size(aug):
         assert 0.1 * 0.04 * size < shifts[0.04] < 2.0 * 0.04 * size  # jitter is a share of the size
 
 
-def test_random_affine_applies_the_same_transform_to_every_image(aug):
-    rng = np.random.default_rng(3)
-    image = _ramp(64)
-    copy = image.copy()
-    mask = np.ones((64, 64, 1), np.float32)
-    out_a, out_b, out_mask = aug.random_affine([image, copy, mask], rng, aug.AugmentConfig())
-    np.testing.assert_array_equal(out_a, out_b)
-    assert out_mask.shape == (64, 64, 1)
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_random_affine_applies_the_same_transform_to_every_image(aug, seed):
+    """Two coordinate maps ride along with a face and its mask: after the call they say, for every output
+    pixel, where it was read from. That map must be one affine transform (not the identity), and the face
+    and the mask, unlike each other and the maps, must have been read through it too."""
+    size = 64
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    face = cv2.GaussianBlur(rng.normal(0, 1, (size, size, 3)).astype(np.float32), (0, 0), 3)
+    face = (face - face.min()) / np.ptp(face) * 255  # smooth content, so interpolation is nearly exact
+    mask = ((xx - 24) ** 2 + (yy - 36) ** 2 < 15**2).astype(np.float32)[..., None]  # off-centre disc
+    out_x, out_y, out_face, out_mask = aug.random_affine([xx, yy, face, mask], rng, aug.AugmentConfig())
+    assert out_face.shape == face.shape and out_mask.shape == (size, size, 1)
+    inside = (out_x >= 1) & (out_x <= size - 2) & (out_y >= 1) & (out_y <= size - 2)  # no border fill
+    assert inside.mean() > 0.5
+    moved = np.hypot(out_x - xx, out_y - yy)[inside]
+    assert moved.max() > 1.0  # not the identity
+    rows, cols = np.nonzero(inside)
+    design = np.stack([cols, rows, np.ones_like(cols)], axis=1).astype(np.float64)
+    source = np.stack([out_x[inside], out_y[inside]], axis=1)
+    fit, *_ = np.linalg.lstsq(design, source, rcond=None)
+    assert np.abs(design @ fit - source).max() < 0.1  # one affine map for the whole image
+    for image, out in ((face, out_face), (mask, out_mask)):
+        expected = cv2.remap(image, out_x, out_y, cv2.INTER_LINEAR).reshape(image.shape)
+        np.testing.assert_allclose(out[inside], expected[inside], rtol=0, atol=0.02 * np.ptp(image))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from skimage.color import rgb2lab
@@ -22,9 +23,11 @@ def _smooth_image(seed: int, base: tuple[float, float, float], size: int = 64) -
     return np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
 
 
-def _disc(size: int = 64) -> np.ndarray:
+def _disc(size: int = 64, radius: float | None = None) -> np.ndarray:
+    """A centred disc of 1s, radius size / 3 unless given, as float32 (size, size)."""
     yy, xx = np.mgrid[0:size, 0:size]
-    return ((xx - size / 2) ** 2 + (yy - size / 2) ** 2 < (size / 3) ** 2).astype(np.float32)
+    radius = size / 3 if radius is None else radius
+    return ((xx - size / 2) ** 2 + (yy - size / 2) ** 2 < radius**2).astype(np.float32)
 
 
 @pytest.mark.todo("p1.blend.reinhard")
@@ -85,7 +88,7 @@ def test_alpha_blend_leaves_pixels_outside_the_mask_untouched(blend):
     np.testing.assert_allclose(out[30:35, 20:40].astype(float), expected, rtol=0, atol=1)
 
 
-def test_poisson_blend_leaves_pixels_outside_the_mask_untouched(blend):
+def test_poisson_blend_clones_the_face_detail_inside_and_leaves_the_outside_untouched(blend):
     frame = _smooth_image(6, (100, 100, 100), 80)
     face = _smooth_image(7, (180, 120, 90), 80)
     mask = _disc(80)
@@ -93,3 +96,11 @@ def test_poisson_blend_leaves_pixels_outside_the_mask_untouched(blend):
     far = np.ones((80, 80), bool)
     far[10:70, 10:70] = False
     np.testing.assert_array_equal(out[far], frame[far])
+    inner = _disc(80, radius=80 / 3 - 4) > 0  # well inside the mask
+    assert np.mean(out[inner] != frame[inner]) > 0.5  # the inside was replaced ...
+
+    def detail(image: np.ndarray) -> np.ndarray:  # the Laplacian: what Poisson cloning carries over
+        return cv2.Laplacian(image.astype(np.float64), cv2.CV_64F)[inner].ravel()
+
+    assert np.corrcoef(detail(out), detail(face))[0, 1] > 0.9  # ... by the face's detail (its noise),
+    assert abs(np.corrcoef(detail(out), detail(frame))[0, 1]) < 0.3  # not the frame's

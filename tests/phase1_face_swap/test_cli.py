@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,10 @@ from common import media
 from common.atomic import current_umask
 from common.cli import run
 from common.errors import UserError
+from common.impl import load
 from common.synthetic.clip import render_clip
 from common.synthetic.identity import make_identity
+from common.training import Checkpointer
 from consent_and_watermark import writer
 from consent_and_watermark.consent import register_synthetic_identity
 from consent_and_watermark.provenance import ProvenanceLog
@@ -116,6 +119,9 @@ def test_swapped_clip_keeps_its_audio_and_passes_verify(trained, videos, people,
     source, result = media.read_video(videos[1]), media.read_video(out)
     assert result.frames.shape == source.frames.shape
     assert result.audio is not None and abs(len(result.audio) - len(source.audio)) < 0.05 * source.sample_rate
+    assert result.sample_rate == source.sample_rate
+    n = min(len(source.audio), len(result.audio))
+    assert np.corrcoef(source.audio[:n], result.audio[:n])[0, 1] > 0.9  # the input's sound, not another
     report = verify(out)
     assert report.marked, report.reasons
 
@@ -140,6 +146,41 @@ def test_refusals_write_nothing(trained, videos, people, tmp_path, capsys):
     writer.save_image(gray, np.full((80, 80, 3), 50, np.uint8), label=False)
     assert run(extract.main, ["--input", str(gray), "--output", str(tmp_path / "faces")]) == 2
     assert not (tmp_path / "faces").exists()
+
+
+@pytest.fixture(scope="module")
+def untrained_model(tmp_path_factory) -> Path:
+    """A train.py-style run folder with a random-weight 32 px autoencoder: what swap_video.py loads, made
+    without training (no TODO code runs, so it is built on the templates too)."""
+    autoencoder = load("phase1_face_swap", "autoencoder")
+    cfg = autoencoder.AutoencoderConfig(resolution=32, encoder_channels=(8, 16, 32), latent_dim=16,
+                                        bottleneck_channels=8, decoder_channels=(16, 8))
+    torch.manual_seed(0)
+    run_dir = tmp_path_factory.mktemp("untrained")
+    Checkpointer(run_dir / "checkpoints", {"model": autoencoder.FaceSwapAutoencoder(cfg)}).save(
+        1, extra={"autoencoder": asdict(cfg), "coverage": 0.6})
+    return run_dir
+
+
+@pytest.mark.parametrize("problem", ["expired", "revoked", "technique"])
+def test_swap_refuses_an_unusable_consent_record_in_one_line_and_writes_nothing(
+    untrained_model, videos, people, tmp_path, unusable_consent, one_error_line, problem
+):
+    """A record that expired, was revoked or does not cover "swap" stops the run before any work: no
+    output, nothing staged, no provenance row (this test's own ledger and log)."""
+    from phase1_face_swap import swap_video
+
+    bad, words = unusable_consent(problem, "swap", people[0].subject_id)
+    good = register_synthetic_identity(people[1].subject_id, people[1].display_name)
+    out = tmp_path / "refused.mp4"
+    argv = ["--model", str(untrained_model), "--input", str(videos[1]), "--output", str(out),
+            "--consent", bad, "--consent", good]
+    logged = ProvenanceLog().rows(limit=1000)
+    assert run(swap_video.main, argv) == 2
+    line = one_error_line()
+    assert f"consent record {bad} " in line and words in line, line
+    assert not out.exists() and not list(tmp_path.glob(".*refused*"))
+    assert ProvenanceLog().rows(limit=1000) == logged
 
 
 @pytest.mark.todo("p1")
@@ -215,7 +256,7 @@ def test_gan_training_runs_and_resumes(trained, tmp_path, consent):
     ["{bad", '{"size": 96, "faces": []}', '{"coverage": 0.6, "faces": [{"file": "0.png"}]}', "[]"],
     ids=["not-json", "no-coverage", "no-landmarks", "a-list"],
 )
-def test_train_refuses_a_faceset_index_that_extract_did_not_write(tmp_path, capsys, index, consent):
+def test_train_refuses_a_faceset_index_that_extract_did_not_write(tmp_path, one_error_line, index, consent):
     from phase1_face_swap import train
 
     for name in "AB":
@@ -224,9 +265,9 @@ def test_train_refuses_a_faceset_index_that_extract_did_not_write(tmp_path, caps
     argv = ["--source", str(tmp_path / "A"), "--target", str(tmp_path / "B"), "--epochs", "1",
             "--no-progress", *consent]
     assert run(train.main, argv + ["--run-dir", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "faces.json is not a faceset index written by extract.py" in err[0]
-    assert "re-run extract" in err[0] and not (tmp_path / "run").exists()
+    line = one_error_line()
+    assert "faces.json is not a faceset index written by extract.py" in line
+    assert "re-run extract" in line and not (tmp_path / "run").exists()
 
 
 def test_swap_refuses_an_output_suffix_the_writer_cannot_write_before_any_work(tmp_path, capsys):
@@ -240,12 +281,6 @@ def test_swap_refuses_an_output_suffix_the_writer_cannot_write_before_any_work(t
     assert "cannot write an image as 'x.bmp'" in capsys.readouterr().err
 
 
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
-
-
 def _train_argv(tmp_path: Path, *extra: str) -> list[str]:
     """Two face folders that do not exist: a flag refused up front is refused before they are read."""
     return ["--source", str(tmp_path / "A"), "--target", str(tmp_path / "B"),
@@ -253,40 +288,40 @@ def _train_argv(tmp_path: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.parametrize("lr", ["nan", "-1", "0", "inf"])
-def test_train_refuses_a_bad_learning_rate_in_one_line(tmp_path, capsys, lr):
+def test_train_refuses_a_bad_learning_rate_in_one_line(tmp_path, one_error_line, lr):
     from phase1_face_swap import train
 
     assert run(train.main, _train_argv(tmp_path, "--lr", lr)) == 2
-    assert "--lr must be a positive number" in _one_error_line(capsys)
+    assert "--lr must be a positive number" in one_error_line()
     assert not (tmp_path / "run").exists()
 
 
-def test_train_refuses_the_same_folder_as_source_and_target(tmp_path, capsys):
+def test_train_refuses_the_same_folder_as_source_and_target(tmp_path, one_error_line):
     from phase1_face_swap import train
 
     (tmp_path / "A").mkdir()
     argv = ["--source", str(tmp_path / "A"), "--target", str(tmp_path / "." / "A" / ""), "--run-dir",
             str(tmp_path / "run")]
     assert run(train.main, argv) == 2
-    assert "--source and --target are both" in _one_error_line(capsys)
+    assert "--source and --target are both" in one_error_line()
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("run_dir", ["file", "file/deeper"])
-def test_train_refuses_a_run_dir_that_is_a_file_before_loading_faces(tmp_path, capsys, run_dir):
+def test_train_refuses_a_run_dir_that_is_a_file_before_loading_faces(tmp_path, one_error_line, run_dir):
     from phase1_face_swap import train
 
     (tmp_path / "file").write_text("the user's notes")
     argv = _train_argv(tmp_path)[:4] + ["--run-dir", str(tmp_path / run_dir)]
     assert run(train.main, argv) == 2  # the missing face folders would be the error if faces were read
-    line = _one_error_line(capsys)
+    line = one_error_line()
     assert "--run-dir" in line and "is a file, not a folder" in line
     assert (tmp_path / "file").read_text() == "the user's notes"
 
 
 @pytest.mark.parametrize("tool", ["extract", "train"])
 @pytest.mark.parametrize("frames", ["0", "-1"])
-def test_extract_and_train_refuse_max_frames_below_one(tmp_path, capsys, tool, frames):
+def test_extract_and_train_refuse_max_frames_below_one(tmp_path, one_error_line, tool, frames):
     from phase1_face_swap import extract, train
 
     if tool == "extract":
@@ -295,7 +330,7 @@ def test_extract_and_train_refuse_max_frames_below_one(tmp_path, capsys, tool, f
     else:
         code = run(train.main, _train_argv(tmp_path, "--max-frames", frames))
     assert code == 2
-    assert "--max-frames must be at least 1" in _one_error_line(capsys)
+    assert "--max-frames must be at least 1" in one_error_line()
 
 
 def test_extract_has_no_device_flag_since_it_runs_on_the_cpu(tmp_path, capsys):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import skimage.data
 
 from common import dlib_models
 from common.impl import load
+from common.synthetic import make_identity, render_clip
 
 
 @pytest.fixture
@@ -47,11 +49,18 @@ def test_filter_rejects_strangers_and_empty_frames(enc):
 
 
 @pytest.mark.todo("p1.encoder.identity_filter")
-def test_filter_on_dlib_descriptors_of_a_photo_and_its_mirror(enc):
+def test_filter_on_dlib_descriptors_picks_the_mirrored_photo_over_a_stranger(enc):
+    """One frame, two faces: a synthetic stranger (left) and the reference photo mirrored (right)."""
     image = skimage.data.astronaut()
-    mirrored = np.ascontiguousarray(image[:, ::-1])
-    landmarks = dlib_models.largest_face_landmarks(image)
-    reference = enc.descriptor(image, landmarks)
+    reference = enc.descriptor(image, dlib_models.largest_face_landmarks(image))
     assert reference.shape == (128,)
-    mirror_landmarks = dlib_models.largest_face_landmarks(mirrored)
-    assert enc.IdentityFilter(reference[None]).pick(mirrored, [mirror_landmarks]) == 0
+    stranger = render_clip(make_identity(7), 1, 256, speech=False).frames[0]
+    stranger = cv2.resize(stranger, image.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+    frame = np.ascontiguousarray(np.concatenate([stranger, image[:, ::-1]], axis=1))
+    boxes = sorted(dlib_models.detect_faces(frame))  # left to right
+    assert len(boxes) == 2 and boxes[1][0] >= image.shape[1]  # the stranger's face, then the photo's
+    landmarks = [dlib_models.landmarks68(frame, box) for box in boxes]
+    person = enc.IdentityFilter(reference[None])
+    assert person.pick(frame, landmarks) == 1
+    assert person.pick(frame, landmarks[::-1]) == 0
+    assert person.pick(frame, landmarks[:1]) is None  # the stranger alone is nobody to swap

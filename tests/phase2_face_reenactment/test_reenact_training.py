@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 from common.cli import run
@@ -12,6 +14,27 @@ def _steps(run_dir) -> list[int]:
     return sorted(int(p.stem.split("_")[1]) for p in (run_dir / "checkpoints").glob("step_*.pt"))
 
 
+def _run_then_resume(main, run_dir, args: list[str]) -> None:
+    """Train 2 steps (a checkpoint after each), then ask for 3: the second run must pick up at step 2.
+
+    A run that started over would rewrite the first run's checkpoints (new files) and log steps 1 and 2
+    again (their timings would differ); a resumed one leaves both as they were and adds step 3."""
+    every = ["--checkpoint-every", "1"]
+    assert run(main, args + every + ["--steps", "2"]) == 0
+    first = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+             for p in (run_dir / "checkpoints").glob("step_*.pt")}
+    assert sorted(first) == ["step_00000001.pt", "step_00000002.pt"]
+    logged = (run_dir / "metrics.csv").read_text().splitlines()
+    assert run(main, args + every + ["--steps", "3"]) == 0
+    assert _steps(run_dir) == [1, 2, 3]
+    for name, (inode, mtime, data) in first.items():
+        path = run_dir / "checkpoints" / name
+        assert (path.stat().st_ino, path.stat().st_mtime_ns) == (inode, mtime) and path.read_bytes() == data
+    with (run_dir / "metrics.csv").open(newline="") as file:
+        assert [row["step"] for row in csv.DictReader(file)] == ["1", "2", "3"]
+    assert (run_dir / "metrics.csv").read_text().splitlines()[: len(logged)] == logged  # rows 1, 2 kept
+
+
 @pytest.mark.todo("p2.lmk")
 def test_train_landmarks_runs_resumes_and_loads(tmp_path):
     from phase2_face_reenactment.train_landmarks import load_detector, main
@@ -19,12 +42,10 @@ def test_train_landmarks_runs_resumes_and_loads(tmp_path):
     run_dir = tmp_path / "lmk"
     args = ["--run-dir", str(run_dir), "--identities", "2", "--frames", "3", "--render-size", "128",
             "--batch-size", "2", "--input-size", "32", "--preview-every", "0", "--device", "cpu"]
-    assert run(main, args + ["--steps", "2"]) == 0
-    assert run(main, args + ["--steps", "3"]) == 0
-    assert _steps(run_dir)[-1] == 3
+    _run_then_resume(main, run_dir, args)
     detector = load_detector(run_dir)
     assert detector.cfg.input_size == 32
-    assert Checkpointer(run_dir / "checkpoints", {}).latest() is not None
+    assert Checkpointer(run_dir / "checkpoints", {}).latest() == run_dir / "checkpoints" / "step_00000003.pt"
 
 
 @pytest.mark.todo("p2.x2f")
@@ -34,9 +55,7 @@ def test_train_x2face_runs_and_resumes(tmp_path):
     run_dir = tmp_path / "x2f"
     args = ["--run-dir", str(run_dir), "--identities", "2", "--frames", "3", "--size", "32",
             "--batch-size", "2", "--preview-every", "0", "--device", "cpu"]
-    assert run(main, args + ["--steps", "2"]) == 0
-    assert run(main, args + ["--steps", "3"]) == 0
-    assert _steps(run_dir)[-1] == 3
+    _run_then_resume(main, run_dir, args)
 
 
 def test_training_refuses_bad_sizes(tmp_path):
@@ -76,13 +95,13 @@ def test_train_x2face_reads_a_folder_of_videos_and_frame_folders(tmp_path):
     (["--identities", "0"], "--identities must be between 1 and 100"),
     (["--identities", "-1"], "--identities must be between 1 and 100"),
 ], ids=["negative-lr", "nan-lr", "zero-steps", "no-identities", "negative-identities"])
-def test_training_refuses_bad_flags_in_one_line_before_any_work(tmp_path, capsys, tool, flags, message):
+def test_training_refuses_bad_flags_in_one_line_before_any_work(tmp_path, one_error_line, tool, flags,
+                                                                message):
     from phase2_face_reenactment import train_landmarks, train_x2face
 
     main = {"train_x2face": train_x2face.main, "train_landmarks": train_landmarks.main}[tool]
     assert run(main, ["--run-dir", str(tmp_path / "run"), "--device", "cpu", *flags]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert message in one_error_line()
     assert not (tmp_path / "run").exists()
 
 

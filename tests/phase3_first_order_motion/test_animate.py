@@ -10,6 +10,7 @@ from common.cli import run
 from common.impl import load
 from common.synthetic.clip import render_clip
 from common.synthetic.identity import make_identity
+from phase3_first_order_motion import animate
 
 PHASE = "phase3_first_order_motion"
 
@@ -53,7 +54,6 @@ def argv(files, **over) -> list[str]:
 def test_animate_writes_a_marked_video_with_the_driving_audio(files, person):
     from common.media import read_video
 
-    animate = pytest.importorskip("phase3_first_order_motion.animate")
     assert run(animate.main, argv(files) + ["--adapt-scale"]) == 0
     video = read_video(files["dir"] / "out.mp4")
     assert video.frames.shape == (5, 64, 64, 3)
@@ -62,7 +62,6 @@ def test_animate_writes_a_marked_video_with_the_driving_audio(files, person):
 
 @pytest.mark.todo("p3")
 def test_batched_rendering_equals_one_frame_per_call(person):
-    animate = pytest.importorskip("phase3_first_order_motion.animate")
     model = load(PHASE, "model")
     torch.manual_seed(1)
     animator = animate.Animator(model.build_fomm(model.get_config("tiny")), torch.device("cpu"))
@@ -75,7 +74,6 @@ def test_batched_rendering_equals_one_frame_per_call(person):
 @pytest.mark.slow  # torch.compile builds C++ kernels on a CPU: about a minute
 @pytest.mark.todo("p3")
 def test_compiled_rendering_pads_the_short_last_batch_and_matches_eager(person):
-    animate = pytest.importorskip("phase3_first_order_motion.animate")
     model = load(PHASE, "model")
     torch.manual_seed(1)
     models = model.build_fomm(model.get_config("tiny"))
@@ -90,7 +88,6 @@ def test_compiled_rendering_pads_the_short_last_batch_and_matches_eager(person):
 
 
 def test_default_batch_is_small_on_a_cpu_and_larger_on_accelerators():
-    animate = pytest.importorskip("phase3_first_order_motion.animate")
     assert animate.default_batch_size(torch.device("cpu")) == 2  # 256 px feature maps stay in the caches
     assert animate.default_batch_size(torch.device("cuda")) == 8
 
@@ -98,23 +95,44 @@ def test_default_batch_is_small_on_a_cpu_and_larger_on_accelerators():
 def test_bad_inputs_are_one_line_exit_2(files, person, capsys):
     from consent_and_watermark.writer import save_video
 
-    animate = pytest.importorskip("phase3_first_order_motion.animate")
-    one = save_video(files["dir"] / "one.mp4", person[1].frames[:1], 25.0, label=False)
-    (files["dir"] / "junk.pt").write_bytes(b"junk")
-    cases = [argv(files, driving=one), argv(files, checkpoint=files["dir"] / "junk.pt"),
-             argv(files, consent=None), argv(files, source=files["dir"] / "missing.png"),
-             argv(files) + ["--batch-size", "0"]]
-    for case in cases:
+    folder = files["dir"]
+    one = save_video(folder / "one.mp4", person[1].frames[:1], 25.0, label=False)
+    (folder / "junk.pt").write_bytes(b"junk")
+    cases = [
+        (argv(files, driving=one), f"--driving {one} has only 1 frame; at least 2 are needed"),
+        (argv(files, checkpoint=folder / "junk.pt"),
+         f"checkpoint {folder / 'junk.pt'} is corrupt, truncated or not a PyTorch checkpoint"),
+        (argv(files, consent=None), "no consent record given: pass --consent ID"),
+        (argv(files, source=folder / "missing.png"), f"--source {folder / 'missing.png'} does not exist"),
+        (argv(files) + ["--batch-size", "0"], "--batch-size must be at least 1"),
+    ]
+    for case, message in cases:
         assert run(animate.main, case) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) >= 1 and err[-1].startswith("error: ")
-    assert not (files["dir"] / "out.mp4").exists()
+        err = capsys.readouterr().err.strip().splitlines()  # a warning may come first (the source's face)
+        errors = [line for line in err if line.startswith("error: ")]
+        assert len(errors) == 1 and err[-1] == errors[0] and message in errors[0], (message, err)
+    assert not (folder / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("problem", ["expired", "revoked", "technique"])
+def test_an_unusable_consent_record_is_refused_in_one_line_and_nothing_is_written(files, unusable_consent,
+                                                                                  one_error_line, problem):
+    """A record that expired, was revoked or does not cover "animate" stops the run before any work: no
+    output, nothing staged, no provenance row (this test's own ledger and log)."""
+    from consent_and_watermark.provenance import ProvenanceLog
+
+    bad, words = unusable_consent(problem, "animate")
+    logged = ProvenanceLog().rows(limit=1000)
+    assert run(animate.main, argv(files, consent=bad)) == 2  # --same-person: one record for both roles
+    line = one_error_line()
+    assert f"consent record {bad} " in line and words in line, line
+    assert not (files["dir"] / "out.mp4").exists() and not list(files["dir"].glob(".*out*"))
+    assert ProvenanceLog().rows(limit=1000) == logged
 
 
 def test_find_best_frame_picks_the_closest_normalised_landmarks(monkeypatch):
     """Frames are stand-ins: each 'frame' is its own landmark set; the closest pose after centring and
     scaling by sqrt(hull area) wins, so a shifted and enlarged copy of the source pose beats the others."""
-    animate = pytest.importorskip("phase3_first_order_motion.animate")
     from scipy.spatial import ConvexHull
 
     rng = np.random.default_rng(0)

@@ -158,12 +158,6 @@ def test_a_configuration_without_jacobians_trains_without_the_jacobian_term():
     assert "equivariance_jacobian" not in metrics and "equivariance_value" in metrics
 
 
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
-
-
 TRAIN_BAD_FLAGS = [
     (["--lr", "-1"], "--lr must be a positive number"),
     (["--lr", "nan"], "--lr must be a positive number"),
@@ -179,13 +173,13 @@ TRAIN_BAD_FLAGS = [
 
 
 @pytest.mark.parametrize("flags, message", TRAIN_BAD_FLAGS, ids=[" ".join(f) for f, _ in TRAIN_BAD_FLAGS])
-def test_train_refuses_bad_flags_in_one_line_before_any_work(tmp_path, capsys, flags, message):
+def test_train_refuses_bad_flags_in_one_line_before_any_work(tmp_path, one_error_line, flags, message):
     from common.cli import run
     from phase3_first_order_motion import train
 
     argv = ["--data", "synthetic", "--run-dir", str(tmp_path / "run"), "--device", "cpu", *flags]
     assert run(train.main, argv) == 2
-    assert message in _one_error_line(capsys)
+    assert message in one_error_line()
     assert not (tmp_path / "run").exists()
 
 
@@ -194,13 +188,14 @@ def test_train_refuses_bad_flags_in_one_line_before_any_work(tmp_path, capsys, f
     (["--increase", "nan"], "--increase must be 0 or a positive number"),
     (["--size", "129"], "--size must be even (H.264 video needs even sides), got 129"),
 ], ids=["negative-increase", "nan-increase", "odd-size"])
-def test_crop_refuses_a_bad_margin_or_an_odd_size_before_reading_the_video(tmp_path, capsys, flags, message):
+def test_crop_refuses_a_bad_margin_or_an_odd_size_before_reading_the_video(tmp_path, one_error_line, flags,
+                                                                           message):
     from common.cli import run
     from phase3_first_order_motion import crop
 
     argv = ["--input", str(tmp_path / "missing.mp4"), "--output", str(tmp_path / "out.mp4"), *flags]
     assert run(crop.main, argv) == 2  # a missing --input would be the error if the video were read
-    assert message in _one_error_line(capsys)
+    assert message in one_error_line()
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -208,8 +203,8 @@ def test_crop_refuses_a_bad_margin_or_an_odd_size_before_reading_the_video(tmp_p
     (["--frames", "1"], "--frames must be at least 2"),
     (["--json", "face0.png"], "must end in .json"),
 ], ids=["zero-frame-step", "one-frame", "json-not-json"])
-def test_reconstruct_refuses_bad_flags_before_loading_the_checkpoint(tmp_path, capsys, monkeypatch, flags,
-                                                                      message):
+def test_reconstruct_refuses_bad_flags_before_loading_the_checkpoint(tmp_path, one_error_line, monkeypatch,
+                                                                      flags, message):
     from common.cli import run
     from phase3_first_order_motion import reconstruct
 
@@ -217,7 +212,7 @@ def test_reconstruct_refuses_bad_flags_before_loading_the_checkpoint(tmp_path, c
     (tmp_path / "face0.png").write_bytes(b"the user's picture")
     argv = ["--checkpoint", str(tmp_path / "missing.pt"), "--data", "synthetic", *flags]
     assert run(reconstruct.main, argv) == 2  # a missing checkpoint would be the error if it were loaded
-    assert message in _one_error_line(capsys)
+    assert message in one_error_line()
     assert (tmp_path / "face0.png").read_bytes() == b"the user's picture"
 
 

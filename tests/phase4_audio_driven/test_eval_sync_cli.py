@@ -5,7 +5,7 @@ from __future__ import annotations
 from common.cli import run
 
 
-def test_a_plot_name_the_writer_cannot_write_is_refused_before_any_work(tmp_path, capsys):
+def test_a_plot_name_the_writer_cannot_write_is_refused_before_any_work(tmp_path, one_error_line):
     from phase4_audio_driven.eval_sync import main
 
     video = tmp_path / "clip.mp4"
@@ -13,5 +13,4 @@ def test_a_plot_name_the_writer_cannot_write_is_refused_before_any_work(tmp_path
     argv = ["--video", str(video), "--expert", str(tmp_path / "missing.pth"),
             "--plot", str(tmp_path / "c.pdf")]
     assert run(main, argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: cannot write an image as 'c.pdf': use one of .png, .jpg, .jpeg"]
+    assert one_error_line() == "error: cannot write an image as 'c.pdf': use one of .png, .jpg, .jpeg"

@@ -79,17 +79,44 @@ def test_offset_search_finds_shift(ls, lag):
     assert scores.lse_c > 0.2
 
 
+def _window_by_hand(syncnet, faces: torch.Tensor, mel: np.ndarray, i: int) -> tuple[torch.Tensor, ...]:
+    """SyncNet on window i of a 25 fps clip, built here: the lower halves of frames i..i+4 stacked on the
+    channels (frame by frame), and the 16 mel columns from 80 * i / 25 (80 columns a second)."""
+    face = torch.cat([faces[i + k, :, 48:] for k in range(5)])[None]  # (1, 15, 48, 96)
+    start = i * 80 // 25
+    audio = torch.from_numpy(np.ascontiguousarray(mel[:, start : start + 16]))[None, None]  # (1, 1, 80, 16)
+    with torch.no_grad():
+        a, v = syncnet(audio, face)
+    return a[0], v[0]
+
+
+def _random_mel(columns: int, seed: int) -> np.ndarray:
+    """(80, columns) float32 in the spectrogram's range [-4, 4]."""
+    return np.random.default_rng(seed).uniform(-4, 4, (80, columns)).astype(np.float32)
+
+
 @pytest.mark.todo("p4.sync.embed")
 def test_clip_embeddings_one_per_window(ls, syncnet):
+    torch.manual_seed(1)
     faces = torch.rand(9, 3, 96, 96)  # 9 frames -> 5 windows of 5 frames
-    mel = np.zeros((80, 9 * 80 // 25 + 16), dtype=np.float32)
+    mel = _random_mel(9 * 80 // 25 + 16, seed=1)
     a, v = ls.clip_embeddings(syncnet, faces, mel, fps=25.0)
     assert a.shape == v.shape == (5, 512)
+    for i in range(5):  # row i is window i: its own frames and its own slice of the audio
+        want_a, want_v = _window_by_hand(syncnet, faces, mel, i)
+        torch.testing.assert_close(a[i], want_a, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(v[i], want_v, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(a[0], a[1]) and not torch.allclose(v[0], v[1])  # the windows differ
 
 
 @pytest.mark.todo("p4.sync.embed")
 def test_clip_embeddings_stop_where_the_audio_ends(ls, syncnet):
+    torch.manual_seed(2)
     faces = torch.rand(70, 3, 96, 96)  # 66 windows (more than one batch of 64) ...
-    mel = np.zeros((80, 40 * 80 // 25 + 16), dtype=np.float32)  # ... audio for the first 41 only
-    a, v = ls.clip_embeddings(syncnet, faces, mel, fps=25.0)
+    mel = _random_mel(40 * 80 // 25 + 16, seed=2)  # ... audio for the first 41 only
+    a, v = ls.clip_embeddings(syncnet, faces, mel, fps=25.0, batch_size=16)
     assert a.shape == v.shape == (41, 512)
+    for i in (0, 15, 16, 40):  # either side of a batch boundary, and the last window the audio covers
+        want_a, want_v = _window_by_hand(syncnet, faces, mel, i)
+        torch.testing.assert_close(a[i], want_a, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(v[i], want_v, rtol=1e-4, atol=1e-5)

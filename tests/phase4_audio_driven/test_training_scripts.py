@@ -9,14 +9,6 @@ import torch
 
 from common.errors import UserError
 from common.impl import load
-from consent_and_watermark import writer
-
-
-@pytest.fixture(autouse=True)
-def default_output_context():
-    writer.set_context(writer.OutputContext())
-    yield
-    writer.set_context(writer.OutputContext())
 
 
 def rows(path) -> list[dict]:
@@ -207,7 +199,7 @@ def test_generator_mouth_weight_flag():
 @pytest.mark.parametrize("script", ["train", "train_syncnet"])
 @pytest.mark.parametrize("flags", [["--lr", "-1"], ["--lr", "nan"], ["--steps", "0"]],
                          ids=["neg-lr", "nan-lr", "zero-steps"])
-def test_trainers_refuse_a_bad_learning_rate_or_no_steps_in_one_line(tmp_path, capsys, script, flags):
+def test_trainers_refuse_a_bad_learning_rate_or_no_steps_in_one_line(tmp_path, one_error_line, script, flags):
     import importlib
 
     from common.cli import run
@@ -215,6 +207,5 @@ def test_trainers_refuse_a_bad_learning_rate_or_no_steps_in_one_line(tmp_path, c
     main = importlib.import_module(f"phase4_audio_driven.{script}").main
     argv = ["--run-dir", str(tmp_path / "run"), "--expert", str(tmp_path / "e.pth"), *flags]
     assert run(main, argv if script == "train" else argv[:2] + flags) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--lr must be a positive number and --steps at least 1" in err[0]
+    assert "--lr must be a positive number and --steps at least 1" in one_error_line()
     assert not (tmp_path / "run").exists()

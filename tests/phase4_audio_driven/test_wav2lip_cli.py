@@ -9,12 +9,14 @@ import pytest
 import scipy.io.wavfile
 import torch
 
+from common import dlib_models
 from common.cli import run
 from common.impl import load
 from common.media import read_audio, read_video
 from common.synthetic import make_identity, render_clip, synthesize_speech
 from consent_and_watermark import writer
 from consent_and_watermark.consent import register_synthetic_identity
+from consent_and_watermark.provenance import ProvenanceLog
 from consent_and_watermark.verify import verify
 
 SPEECH_S = 0.8
@@ -92,6 +94,12 @@ def test_any_rate_and_stereo_audio_is_resampled(inputs, tmp_path, rate, channels
     assert cli(args(inputs, out, **{"--audio": path})) == 0
     video = read_video(out)
     assert video.sample_rate == 16000 and video.frames.shape[0] == expected_frames(SPEECH_S)
+    sound = video.audio[: int(SPEECH_S * 16000)]  # the tone, not the codec's padding after it
+    spectrum = np.abs(np.fft.rfft(sound * np.hanning(len(sound))))
+    peak = np.fft.rfftfreq(len(sound), 1 / 16000)[np.argmax(spectrum)]
+    assert abs(peak - 220) < 3  # the same pitch: resampled to the new rate, not played faster or slower
+    rms = np.sqrt(np.mean(sound[800:-800] ** 2))
+    assert rms == pytest.approx(np.sqrt(np.mean(mono**2)), rel=0.1)  # stereo channels averaged, not summed
 
 
 @pytest.mark.todo("p4")
@@ -105,6 +113,12 @@ def test_image_face_and_frames_without_face(inputs, tmp_path):
     frames[5:10] = 128  # no face in 5 frames: they reuse the last box
     gaps = writer.save_video(tmp_path / "gaps.mp4", frames, 25.0, label=False)
     assert cli(args(inputs, tmp_path / "gaps_out.mp4", **{"--face": gaps})) == 0
+    out = read_video(tmp_path / "gaps_out.mp4").frames
+    ((left, top, right, bottom),) = dlib_models.detect_faces(frames[4])  # the last face before the gap
+    for i in range(5, 10):
+        change = np.abs(out[i].astype(int) - 128).max(axis=-1)
+        assert change[(top + bottom) // 2 : bottom, left:right].mean() > 8, i  # a mouth pasted in that box
+        assert change[:top].mean() < 4, i  # above the box: the gray frame, as it came in
 
 
 @pytest.mark.todo("p4")
@@ -123,6 +137,23 @@ def test_a_one_frame_video_is_looped_and_says_so(inputs, tmp_path, capsys):
     one = writer.save_video(tmp_path / "one.mp4", inputs["frames"][:1], 25.0, label=False)
     assert cli(args(inputs, tmp_path / "looped.mp4", **{"--face": one})) == 0
     assert "the video has 1: looping its frames" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("problem", ["expired", "revoked", "technique"])
+def test_an_unusable_consent_record_is_refused_in_one_line_and_nothing_is_written(
+    inputs, tmp_path, unusable_consent, one_error_line, problem
+):
+    """A record that expired, was revoked or does not cover "lipsync" stops the run before any work: no
+    output, nothing staged, no provenance row (this test's own ledger and log)."""
+    bad, words = unusable_consent(problem, "lipsync", "synthetic-w2l-5")
+    voice = register_synthetic_identity("synthetic-w2l-voice-99", "Synthetic voice 99")
+    out = tmp_path / "refused.mp4"
+    logged = ProvenanceLog().rows(limit=1000)
+    assert cli(args(inputs, out, **{"--consent": [bad, voice]})) == 2
+    line = one_error_line()
+    assert f"consent record {bad} " in line and words in line, line
+    assert not out.exists() and not list(tmp_path.glob(".*refused*"))
+    assert ProvenanceLog().rows(limit=1000) == logged
 
 
 def test_refuses_without_consent(inputs, tmp_path, capsys):
@@ -159,10 +190,10 @@ def test_no_face_in_any_frame_exits_2(inputs, tmp_path, capsys):
     assert "no face" in capsys.readouterr().err
 
 
-def test_a_resize_factor_that_leaves_no_frame_or_no_face_says_so(inputs, tmp_path, capsys):
+def test_a_resize_factor_that_leaves_no_frame_or_no_face_says_so(inputs, tmp_path, capsys, one_error_line):
     assert cli(args(inputs, tmp_path / "a.mp4", **{"--resize-factor": 500})) == 2
     assert "--resize-factor 500 leaves nothing of a 160 x 160 frame" in capsys.readouterr().err
     assert cli(args(inputs, tmp_path / "b.mp4", **{"--resize-factor": 8})) == 2  # 20-px frames
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no face found" in err[0] and "--resize-factor 8 shrinks" in err[0]
+    line = one_error_line()
+    assert "no face found" in line and "--resize-factor 8 shrinks" in line
     assert not list(tmp_path.glob("*.mp4"))

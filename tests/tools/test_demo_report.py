@@ -26,13 +26,32 @@ def test_unknown_stage_is_a_user_error(tmp_path):
         demo.main(["--out", str(tmp_path), "--stages", "phase9"])
 
 
-def test_running_one_stage_again_keeps_the_other_stages_in_the_report(tmp_path, capsys):
+def test_running_one_stage_again_keeps_the_other_stages_in_the_report(tmp_path, capsys, monkeypatch):
+    """The merge, with a stand-in for the synthetic stage's work (its real run is tested above): a stage
+    run again replaces its own part of index.html and keeps the parts of stages it did not run, in the
+    order of `demo.STAGES`."""
+    from common.report import ReportItem
+    from common.synthetic import demo as synthetic_demo
+
+    runs = []
+
+    def fake_stage(out_dir, quick=True):
+        runs.append((out_dir, quick))
+        return [ReportItem(f"stand-in item of run {len(runs)}", None, "text")]
+
+    monkeypatch.setattr(synthetic_demo, "run_stage", fake_stage)
     earlier = tmp_path / "phase1_face_swap"
     earlier.mkdir()
     (earlier / demo.SECTION_FILE).write_text("<h2>Phase 1 — from an earlier run</h2>")
-    assert demo.main(["--out", str(tmp_path), "--stages", "synthetic"]) == 0
+    for _ in range(2):
+        assert demo.main(["--out", str(tmp_path), "--stages", "synthetic"]) == 0
+    assert runs == [(tmp_path / "synthetic", True)] * 2  # only the stage asked for, quick presets
     page = (tmp_path / "index.html").read_text()
-    assert page.index("Synthetic consented identities") < page.index("Phase 1 — from an earlier run")
+    assert page.count("Synthetic consented identities") == 1 and page.count("<h2>") == 2
+    assert "stand-in item of run 2" in page and "stand-in item of run 1" not in page  # replaced
+    assert page.index("Synthetic consented identities") < page.index("stand-in item of run 2")
+    assert page.index("stand-in item of run 2") < page.index("Phase 1 — from an earlier run")  # kept, after
+    assert "stand-in item of run 2" in (tmp_path / "synthetic" / demo.SECTION_FILE).read_text()
 
 
 def test_stages_without_names_is_refused_not_read_as_all(tmp_path, capsys):
