@@ -89,6 +89,18 @@ def test_an_orientation_tag_added_later_does_not_hide_the_watermark(out_dir: Pat
     assert report.watermark["detected"] and report.matched_by == "payload"  # read as stored
 
 
+def test_an_output_stored_turned_with_an_orientation_tag_is_still_traced(out_dir: Path, natural_rgb):
+    marked = media.read_image(writer.save_image(out_dir / "face.png", natural_rgb))
+    turned = Image.fromarray(np.ascontiguousarray(np.rot90(marked, -1)))  # the pixels turned clockwise...
+    exif = turned.getexif()
+    exif[0x0112] = 8  # ...and tagged "turn back 90 degrees to show": it looks as before
+    turned.save(out_dir / "turned.png", exif=exif)
+    np.testing.assert_array_equal(media.read_image(out_dir / "turned.png"), marked)
+    report = verify(out_dir / "turned.png")
+    assert report.watermark["detected"] and report.matched_by == "payload"  # read as shown
+    assert report.watermark["fpr"] < 1e-6
+
+
 @pytest.mark.parametrize(
     "name, content, message",
     [

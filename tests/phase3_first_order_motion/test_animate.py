@@ -130,6 +130,20 @@ def test_an_unusable_consent_record_is_refused_in_one_line_and_nothing_is_writte
     assert ProvenanceLog().rows(limit=1000) == logged
 
 
+@pytest.mark.todo("p3")
+def test_find_best_frame_sees_faces_that_a_small_model_would_shrink_away(files, capsys):
+    from consent_and_watermark.writer import save_image, save_video
+
+    clip = render_clip(make_identity(3), 24, size=256, seed=2)  # faces dlib finds at 256 px, not at 64
+    frames = clip.frames[[0, 23]]  # two moments far apart: the second is the source's pose
+    source = save_image(files["dir"] / "big_source.png", frames[1], label=False)
+    driving = save_video(files["dir"] / "big_driving.mp4", frames, clip.fps, label=False)
+    assert run(animate.main, argv(files, source=source, driving=driving) + ["--find-best-frame"]) == 0
+    err = capsys.readouterr().err
+    assert "no face in the source" not in err
+    assert "best driving frame: 1" in err
+
+
 def test_find_best_frame_picks_the_closest_normalised_landmarks(monkeypatch):
     """Frames are stand-ins: each 'frame' is its own landmark set; the closest pose after centring and
     scaling by sqrt(hull area) wins, so a shifted and enlarged copy of the source pose beats the others."""
