@@ -189,6 +189,9 @@ def read_wav_info(data: bytes) -> dict[str, str]:
     return out
 
 
+METADATA_SUFFIXES = (".png", ".jpg", ".jpeg", ".wav", ".mp4", ".m4a", ".mp3", ".mov")  # what it reads
+
+
 def read_metadata(path: str | Path) -> MetadataReport:
     """Read the synthetic-media metadata of a PNG, JPEG, MP4/M4A, MP3 or WAV file.
 

@@ -32,18 +32,15 @@ from consent_and_watermark import c2pa_sign
 from consent_and_watermark.consent import sha256_file
 from consent_and_watermark.detection import FPR_THRESHOLD, Detection
 from consent_and_watermark.keys import KeyMaterial, key_dir, load_keys, medium_key
-from consent_and_watermark.metadata import TRAINED_ALGORITHMIC_MEDIA, MetadataReport, read_metadata
+from consent_and_watermark.metadata import (
+    METADATA_SUFFIXES,
+    TRAINED_ALGORITHMIC_MEDIA,
+    MetadataReport,
+    read_metadata,
+)
 from consent_and_watermark.provenance import ProvenanceLog, Row, payload_time
 
-KINDS = {
-    ".png": "image",
-    ".jpg": "image",
-    ".jpeg": "image",
-    ".mp4": "video",
-    ".wav": "audio",
-    ".m4a": "audio",
-    ".mp3": "audio",
-}
+AUDIO_SUFFIXES = {".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac"}
 SIGNED_STATES = ("Trusted", "Valid")
 
 
@@ -156,6 +153,21 @@ def _detect_audio(path: Path, keys: KeyMaterial) -> dict:
     return _detection_dict(module.detect(samples, rate, medium_key(keys, "audio")))
 
 
+def _kind(path: Path) -> str:
+    """image, video or audio, from the suffix and, for containers that may hold either (.mp4, .m4a,
+    .mov, ...), from the streams. Besides the formats the project writes, any picture or media file a
+    copy may have been converted to (WebP, GIF, TIFF, MKV, FLAC, Ogg, ...): its watermark can survive."""
+    suffix = path.suffix.lower()
+    if media.is_image_path(path):
+        return "image"
+    if suffix in media.VIDEO_SUFFIXES | {".gif", ".m4a"}:
+        return "video" if _has_video(path) else "audio"
+    if suffix in AUDIO_SUFFIXES:
+        return "audio"
+    formats = sorted(media.IMAGE_SUFFIXES | media.VIDEO_SUFFIXES | AUDIO_SUFFIXES | {".gif"})
+    raise UserError(f"cannot verify {path.name}: supported formats are {', '.join(formats)}")
+
+
 def _has_video(path: Path) -> bool:
     """Whether an MP4-family file holds a video stream (its suffix does not say: .m4a may carry one)."""
     try:
@@ -170,22 +182,24 @@ def verify(path: str | Path, *, log: ProvenanceLog | None = None) -> VerifyRepor
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no such file: {path}")
-    kind = KINDS.get(path.suffix.lower())
-    if kind is None:
-        raise UserError(f"cannot verify {path.name}: supported formats are {', '.join(sorted(KINDS))}")
-    if path.suffix.lower() in (".mp4", ".m4a"):  # the same container holds video or sound only
-        kind = "video" if _has_video(path) else "audio"
+    kind = _kind(path)
     new_keys = not (key_dir() / "watermark.key").exists()
     keys = load_keys()
-    try:
-        metadata = read_metadata(path)
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read {path}: {err}") from err
+    suffix = path.suffix.lower()
+    if suffix in METADATA_SUFFIXES:
+        try:
+            metadata = read_metadata(path)
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot read {path}: {err}") from err
+    else:  # a format the project never writes (a converted copy): only the watermark can be there
+        metadata = MetadataReport(synthetic=False, digital_source_type=None, payload=None, fields={})
     watermark = _detect_pixels(path, kind, keys) if kind in ("image", "video") else None
     has_audio = kind == "audio" or media.video_info(path).has_audio
     audio_watermark = _detect_audio(path, keys) if has_audio else None
-    with open(path, "rb") as stream:
-        c2pa = c2pa_sign.read_manifest(stream, c2pa_sign.mime_type(path), keys)
+    c2pa = c2pa_sign.C2paReport(state="absent")
+    if suffix in c2pa_sign.MIME_TYPES:
+        with open(path, "rb") as stream:
+            c2pa = c2pa_sign.read_manifest(stream, c2pa_sign.mime_type(path), keys)
 
     digest = sha256_file(path)
     log = log or ProvenanceLog()

@@ -1,6 +1,6 @@
 """Training data for FOMM: videos of one moving object each, sampled as (source, driving) frame pairs.
 
-FOMM learns from reconstruction (paper sec. 3.5): take two frames of the *same* video, use one as the
+FOMM learns from reconstruction (paper sec. 3.3): take two frames of the *same* video, use one as the
 source S and the other as the driving frame D, and ask the model to render D from S and the keypoints
 of both. No labels are needed, only many videos of the same kind of object.
 

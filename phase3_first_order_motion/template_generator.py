@@ -2,8 +2,8 @@
 #   solutions/phase3_first_order_motion/generator.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 38539fc862c1464d0648bb00996c190253a71e3eaf98e1d63ea3e69a59bab6d7
-"""Occlusion-aware generator (FOMM, Siarohin et al., NeurIPS 2019, sec. 3.3).
+# body-sha256: 0c84f6445abb77ba38e65349aa5cce1ae1546cc719c6e45a1a0244d62877e614
+"""Occlusion-aware generator (FOMM, Siarohin et al., NeurIPS 2019, sec. 3.2).
 
 The generator does not paint the driving frame from scratch. It encodes the *source* image, moves the
 encoded features with the dense motion field T_hat_{S<-D} (backward warping with grid_sample), dims

@@ -2,7 +2,7 @@
 #   solutions/phase3_first_order_motion/keypoint_detector.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: e793f9628717edc83477034690911cf9269557569b88c003829032778c2f1ff3
+# body-sha256: 13659f19b7618f04a310cad4faedcb10c00362c92e65601074db8f5a2a9170e8
 """Unsupervised keypoints and their local affine Jacobians (FOMM, Siarohin et al., NeurIPS 2019, sec. 3).
 
 The keypoint detector sees one frame and returns K points p_k in [-1, 1]^2 with a 2x2 Jacobian J_k
@@ -185,7 +185,7 @@ def gaussian2kp(heatmap: torch.Tensor) -> torch.Tensor:
 
 
 def heatmap_jacobians(heatmap: torch.Tensor, jacobian_map: torch.Tensor) -> torch.Tensor:
-    """Each keypoint's 2x2 Jacobian J_k: its 4 jacobian maps averaged under its heatmap (paper sec. 3.2).
+    """Each keypoint's 2x2 Jacobian J_k: its 4 jacobian maps averaged under its heatmap (paper sec. 3.1).
 
     heatmap (B, K, H, W), jacobian_map (B, 4K, H, W) -> (B, K, 2, 2), row-major [[a, b], [c, d]].
     """

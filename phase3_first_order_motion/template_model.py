@@ -2,7 +2,7 @@
 #   solutions/phase3_first_order_motion/model.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 22fb21c78151909e7b76cdf9f249ca51cf7d4e586aa8ab9be863d7b0b7cf7650
+# body-sha256: 5474a57852d69b639c38f28c60e79c645e8960f6ac3a9f32d60d5c0c7eee6e63
 """FOMM configurations, model building and checkpoints in the published layout.
 
 Two configurations:
@@ -50,7 +50,8 @@ class KPDetectorConfig:
 @dataclass
 class DenseMotionConfig:
     """The dense motion network's hourglass, which turns K sparse motions into masks, the dense motion
-    field and the occlusion map (`dense_motion_params` inside the published generator_params; sec. 3.2)."""
+    field and the occlusion map (`dense_motion_params` inside the published generator_params;
+    sec. 3.1-3.2)."""
 
     block_expansion: int = 64  # base channel count: block i has block_expansion * 2^(i+1)
     max_features: int = 1024  # cap on the channels of any block
@@ -60,7 +61,7 @@ class DenseMotionConfig:
 
 @dataclass
 class GeneratorConfig:
-    """The occlusion-aware generator (`generator_params` of the published yaml; sec. 3.3)."""
+    """The occlusion-aware generator (`generator_params` of the published yaml; sec. 3.2)."""
 
     block_expansion: int = 64  # channels of the first conv (doubled by each down block)
     max_features: int = 512  # cap on the channels of any block

@@ -2,7 +2,7 @@
 #   solutions/phase3_first_order_motion/motion_transfer.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 68d00e6a915fff9e1df074df9bcd2aa311e015fff8e8aff0443adbe63f3e5e61
+# body-sha256: 9ec3fcdac8058b41f7236680c35c78a59cb4a757168482364de864b0b77fd0d9
 """From keypoints to a dense motion field (FOMM, Siarohin et al., NeurIPS 2019, sec. 3.1-3.2 and 3.4).
 
 Notation of the paper: S is the source image, D a driving frame, R an abstract reference frame.
@@ -19,7 +19,7 @@ and predicts K+1 soft masks M_k (softmax over k) that blend the motions into one
 
     T_hat_{S<-D}(z) = M_0 z + sum_k M_k (p_k^S + J_k (z - p_k^D))
 
-and an occlusion map O in [0, 1] (sec. 3.3). Everything runs at 1/4 resolution (64x64 for 256x256).
+and an occlusion map O in [0, 1] (sec. 3.2). Everything runs at 1/4 resolution (64x64 for 256x256).
 
 `normalize_kp` implements relative motion transfer (sec. 3.4, eq. 8): the source moves the way the
 driving video moves *relative to its first frame*, not to the driving frame's absolute pose.
@@ -96,7 +96,7 @@ def sparse_motions(height: int, width: int, kp_driving: Keypoints, kp_source: Ke
 
 
 def deform_sources(source: torch.Tensor, motions: torch.Tensor) -> torch.Tensor:
-    """Warp the source by each of the K+1 motions: S(T_k(z)) (the dense motion net's input, sec. 3.2).
+    """Warp the source by each of the K+1 motions: S(T_k(z)) (the dense motion net's input, sec. 3.1).
 
     source (B, C, H, W), motions (B, K+1, H, W, 2) -> (B, K+1, C, H, W).
     """
@@ -143,7 +143,7 @@ def to_sampling_grid(field: torch.Tensor, height: int, width: int) -> torch.Tens
 
 
 class DenseMotionNetwork(nn.Module):
-    """Predicts the dense backward motion T_hat_{S<-D}, the K+1 masks and the occlusion map (sec. 3.2-3.3)."""
+    """Predicts the dense backward motion T_hat_{S<-D}, the K+1 masks and the occlusion map (sec. 3.1-3.2)."""
 
     def __init__(self, block_expansion: int, num_blocks: int, max_features: int, num_kp: int,
                  num_channels: int, estimate_occlusion_map: bool = False, scale_factor: float = 1,

@@ -1,4 +1,4 @@
-"""Occlusion-aware generator (FOMM, Siarohin et al., NeurIPS 2019, sec. 3.3).
+"""Occlusion-aware generator (FOMM, Siarohin et al., NeurIPS 2019, sec. 3.2).
 
 The generator does not paint the driving frame from scratch. It encodes the *source* image, moves the
 encoded features with the dense motion field T_hat_{S<-D} (backward warping with grid_sample), dims

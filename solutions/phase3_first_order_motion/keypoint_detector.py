@@ -191,7 +191,7 @@ def gaussian2kp(heatmap: torch.Tensor) -> torch.Tensor:
 
 
 def heatmap_jacobians(heatmap: torch.Tensor, jacobian_map: torch.Tensor) -> torch.Tensor:
-    """Each keypoint's 2x2 Jacobian J_k: its 4 jacobian maps averaged under its heatmap (paper sec. 3.2).
+    """Each keypoint's 2x2 Jacobian J_k: its 4 jacobian maps averaged under its heatmap (paper sec. 3.1).
 
     heatmap (B, K, H, W), jacobian_map (B, 4K, H, W) -> (B, K, 2, 2), row-major [[a, b], [c, d]].
     """

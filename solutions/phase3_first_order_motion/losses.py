@@ -1,11 +1,11 @@
-"""FOMM training losses (Siarohin et al., NeurIPS 2019, sec. 3.5 and the supplementary material).
+"""FOMM training losses (Siarohin et al., NeurIPS 2019, sec. 3.3 and the supplementary material).
 
 * Reconstruction: a perceptual loss on a 4-level image pyramid (1, 1/2, 1/4, 1/8). Each level compares
   VGG19 features relu1_1 .. relu5_1 of prediction and driving frame with L1, weight 10 each (Johnson et
   al. 2016; the paper's eq. 9 family). VGG19 with ImageNet weights is used only if torchvision's cache
   already holds them (nothing is downloaded); otherwise the loss says so once and compares the pyramid
   levels' pixels instead.
-* Equivariance (sec. 3.5, eq. 10-11): warp the driving frame with a random thin-plate-spline Y and
+* Equivariance (sec. 3.3, eq. 10-11): warp the driving frame with a random thin-plate-spline Y and
   detect again; the keypoints must move with the warp, p^D = Y(p^{Y(D)}), and the Jacobians too,
   J^D = (d Y / d p) J^{Y(D)}, checked as (J^D)^{-1} (d Y / d p) J^{Y(D)} = identity.
 * Adversarial (optional, vox-adv style): least-squares GAN on the multi-scale discriminator plus

@@ -45,7 +45,8 @@ class KPDetectorConfig:
 @dataclass
 class DenseMotionConfig:
     """The dense motion network's hourglass, which turns K sparse motions into masks, the dense motion
-    field and the occlusion map (`dense_motion_params` inside the published generator_params; sec. 3.2)."""
+    field and the occlusion map (`dense_motion_params` inside the published generator_params;
+    sec. 3.1-3.2)."""
 
     block_expansion: int = 64  # base channel count: block i has block_expansion * 2^(i+1)
     max_features: int = 1024  # cap on the channels of any block
@@ -55,7 +56,7 @@ class DenseMotionConfig:
 
 @dataclass
 class GeneratorConfig:
-    """The occlusion-aware generator (`generator_params` of the published yaml; sec. 3.3)."""
+    """The occlusion-aware generator (`generator_params` of the published yaml; sec. 3.2)."""
 
     block_expansion: int = 64  # channels of the first conv (doubled by each down block)
     max_features: int = 512  # cap on the channels of any block

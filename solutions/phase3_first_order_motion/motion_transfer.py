@@ -14,7 +14,7 @@ and predicts K+1 soft masks M_k (softmax over k) that blend the motions into one
 
     T_hat_{S<-D}(z) = M_0 z + sum_k M_k (p_k^S + J_k (z - p_k^D))
 
-and an occlusion map O in [0, 1] (sec. 3.3). Everything runs at 1/4 resolution (64x64 for 256x256).
+and an occlusion map O in [0, 1] (sec. 3.2). Everything runs at 1/4 resolution (64x64 for 256x256).
 
 `normalize_kp` implements relative motion transfer (sec. 3.4, eq. 8): the source moves the way the
 driving video moves *relative to its first frame*, not to the driving frame's absolute pose.
@@ -116,7 +116,7 @@ def sparse_motions(height: int, width: int, kp_driving: Keypoints, kp_source: Ke
 
 
 def deform_sources(source: torch.Tensor, motions: torch.Tensor) -> torch.Tensor:
-    """Warp the source by each of the K+1 motions: S(T_k(z)) (the dense motion net's input, sec. 3.2).
+    """Warp the source by each of the K+1 motions: S(T_k(z)) (the dense motion net's input, sec. 3.1).
 
     source (B, C, H, W), motions (B, K+1, H, W, 2) -> (B, K+1, C, H, W).
     """
@@ -172,7 +172,7 @@ def to_sampling_grid(field: torch.Tensor, height: int, width: int) -> torch.Tens
 
 
 class DenseMotionNetwork(nn.Module):
-    """Predicts the dense backward motion T_hat_{S<-D}, the K+1 masks and the occlusion map (sec. 3.2-3.3)."""
+    """Predicts the dense backward motion T_hat_{S<-D}, the K+1 masks and the occlusion map (sec. 3.1-3.2)."""
 
     def __init__(self, block_expansion: int, num_blocks: int, max_features: int, num_kp: int,
                  num_channels: int, estimate_occlusion_map: bool = False, scale_factor: float = 1,

@@ -101,6 +101,14 @@ def test_an_output_stored_turned_with_an_orientation_tag_is_still_traced(out_dir
     assert report.watermark["fpr"] < 1e-6
 
 
+def test_a_copy_converted_to_a_format_the_project_never_writes_is_still_traced(out_dir: Path, natural_rgb):
+    marked = writer.save_image(out_dir / "face.png", natural_rgb)
+    Image.open(marked).save(out_dir / "face.webp", quality=90)  # shared as WebP: metadata and manifest gone
+    report = verify(out_dir / "face.webp")
+    assert report.kind == "image" and report.c2pa.state == "absent" and not report.metadata.synthetic
+    assert report.watermark["detected"] and report.marked and report.matched_by == "payload"
+
+
 @pytest.mark.parametrize(
     "name, content, message",
     [
