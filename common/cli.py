@@ -87,6 +87,17 @@ def add_data_consent_args(parser: argparse.ArgumentParser) -> None:
     add_consent_args(parser, roles=(DATA_ROLE,))
 
 
+def command_line(script: str, argv: list[str] | None) -> list[str]:
+    """The command line a run's outputs record (`writer.begin_run(argv=...)`): the process's own, or,
+    for a tool called in-process with `main(argv)` (a demo stage), the tool's script (`__file__`, relative
+    to the repository) followed by the arguments it was given."""
+    if argv is None:
+        return list(sys.argv)
+    path = Path(script).resolve()
+    root = Path(__file__).resolve().parents[1]
+    return [str(path.relative_to(root)) if path.is_relative_to(root) else path.name, *argv]
+
+
 def check_data_consent(args: argparse.Namespace, technique: str, argv: list[str] | None = None) -> None:
     """Before any data is read: training on real people's videos (--data other than 'synthetic') writes
     previews of them (reenacted, animated, lip-synced), so it needs a consent record that allows

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from common import media
-from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
+from common.cli import add_common_args, add_consent_args, check_output, command_line, consent_roles, run
 from common.errors import UserError, first_line
 from common.impl import load, use_impl
 from common.training import find_checkpoint, load_checkpoint, pick_device
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         args.consent,
         visible_label=not args.no_visible_label,
         outputs=("image",) if is_image else ("video",),
-        argv=argv,
+        argv=command_line(__file__, argv),
         roles=consent_roles(args),
     )
     if args.detect_every < 1 or (args.max_frames is not None and args.max_frames < 1):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from common.cli import add_common_args, add_consent_args, check_folder, consent_roles, run
+from common.cli import add_common_args, add_consent_args, check_folder, command_line, consent_roles, run
 from common.errors import UserError
 from common.impl import load, use_impl
 from common.training import (
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_args(args)
     writer.begin_run("swap", args.consent, visible_label=not args.no_visible_label, outputs=("image",),
-                     argv=argv, roles=consent_roles(args))
+                     argv=command_line(__file__, argv), roles=consent_roles(args))
     use_impl(args.impl)
     faceset = load(PHASE, "faceset")
     autoencoder = load(PHASE, "autoencoder")

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from common import media
-from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
+from common.cli import add_common_args, add_consent_args, check_output, command_line, consent_roles, run
 from common.errors import UserError, first_line
 from common.impl import load, use_impl
 from common.training import find_checkpoint, load_checkpoint, pick_device
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     use_impl(args.impl)
     # Consent before any compute: a refused record stops the run here, with nothing written.
     writer.begin_run("reenact", args.consent, visible_label=not args.no_visible_label, outputs=("video",),
-                     argv=argv, roles=consent_roles(args))
+                     argv=command_line(__file__, argv), roles=consent_roles(args))
     check_args(args)
     device = pick_device(args.device)
     info = media.video_info(args.source)

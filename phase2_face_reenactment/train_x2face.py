@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_common_args, add_data_consent_args, check_data_consent, run
+from common.cli import add_common_args, add_data_consent_args, check_data_consent, command_line, run
 from common.errors import UserError
 from common.impl import load, use_impl
 from common.training import (
@@ -90,7 +90,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Build the data and the model, then hand over to the shared training loop (`argv`: the command
     line the provenance log records, when not sys.argv)."""
     check_args(args)
-    check_data_consent(args, "reenact", argv)
+    check_data_consent(args, "reenact", command_line(__file__, argv))
     x2face = load(PHASE, "x2face")
     settings = X2FaceTrainSettings(args.data, args.identities, args.frames, args.batch_size, args.lr,
                                    args.precision, args.seed)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
+from common.cli import add_common_args, add_consent_args, check_output, command_line, consent_roles, run
 from common.errors import UserError
 from common.impl import load, use_impl
 from common.media import is_image_path, read_image, read_video, resize_frames
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     use_impl(args.impl)
     check_inputs(args)
     begin_run("animate", args.consent, visible_label=not args.no_visible_label, outputs=("video",),
-              argv=argv, roles=consent_roles(args))
+              argv=command_line(__file__, argv), roles=consent_roles(args))
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
     models, config, _ = load(PHASE, "model").load_fomm(args.checkpoint)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from common.cli import add_common_args, add_data_consent_args, check_data_consent, run
+from common.cli import add_common_args, add_data_consent_args, check_data_consent, command_line, run
 from common.errors import UserError
 from common.impl import load, use_impl
 from common.training import (
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     use_impl(args.impl)
     check_args(args)
-    check_data_consent(args, "animate", argv)
+    check_data_consent(args, "animate", command_line(__file__, argv))
     if args.threads:
         torch.set_num_threads(args.threads)
     info = init_distributed(args.device)

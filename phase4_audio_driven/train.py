@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_common_args, add_data_consent_args, check_data_consent, run
+from common.cli import add_common_args, add_data_consent_args, check_data_consent, command_line, run
 from common.errors import UserError
 from common.impl import load
 from common.training import (
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--mouth-weight must be positive, got {args.mouth_weight}")
     if args.disc_lr is not None and args.disc_lr <= 0:
         raise UserError(f"--disc-lr must be positive, got {args.disc_lr}")
-    check_data_consent(args, "lipsync", argv)
+    check_data_consent(args, "lipsync", command_line(__file__, argv))
     cfg = GeneratorConfig(
         args.width, args.batch_size, args.lr, args.disc, args.sync_threshold, args.eval_every,
         sync_weight=args.sync_weight, warmup=args.warmup, cosine=args.cosine,

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import add_common_args, add_data_consent_args, check_data_consent, run
+from common.cli import add_common_args, add_data_consent_args, check_data_consent, command_line, run
 from common.errors import UserError
 from common.impl import load
 from common.training import (
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{args.steps}")
     if args.group and (args.group < 2 or args.batch_size % args.group or args.paired):
         raise UserError("--group must be at least 2, divide --batch-size, and go without --paired")
-    check_data_consent(args, "lipsync", argv)
+    check_data_consent(args, "lipsync", command_line(__file__, argv))
     cfg = ExpertConfig(
         args.width,
         args.batch_size,

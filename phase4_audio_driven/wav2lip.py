@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from common import dlib_models
-from common.cli import add_common_args, add_consent_args, check_output, consent_roles, run
+from common.cli import add_common_args, add_consent_args, check_output, command_line, consent_roles, run
 from common.detector_processes import DetectorProcesses
 from common.dlib_models import Box
 from common.errors import UserError
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"{flag}: no such file: {path}")
     check_output(args.output, inputs=(args.face, args.audio, args.checkpoint))
     writer.begin_run("lipsync", args.consent, visible_label=not args.no_visible_label, outputs=("video",),
-                     argv=argv, roles=consent_roles(args))
+                     argv=command_line(__file__, argv), roles=consent_roles(args))
     with contextlib.ExitStack() as stack:
         detect = dlib_models.detect_faces
         if not (is_image_path(args.face) or args.static) and worker_count() > 1:

@@ -198,3 +198,13 @@ def test_call_tool_stops_the_caller_when_the_tool_stopped_early():
         call_tool(lambda argv: 130, [])
     with pytest.raises(RuntimeError, match="exited with status 2"):
         call_tool(lambda argv: 2, [])
+
+
+def test_a_tool_run_in_process_records_its_own_script_and_arguments(monkeypatch):
+    from common.cli import command_line
+
+    monkeypatch.setattr(sys, "argv", ["tools/demo.py", "--out", "outputs"])
+    assert command_line("/elsewhere/tool.py", None) == ["tools/demo.py", "--out", "outputs"]
+    script = Path(__file__).resolve().parents[2] / "phase4_audio_driven" / "wav2lip.py"
+    recorded = command_line(str(script), ["--face", "a.mp4"])
+    assert recorded == ["phase4_audio_driven/wav2lip.py", "--face", "a.mp4"]

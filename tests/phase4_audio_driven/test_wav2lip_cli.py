@@ -77,7 +77,8 @@ def test_synced_clip_keeps_audio_and_passes_verify(inputs, tmp_path):
     assert np.corrcoef(src[:n], video.audio[:n])[0, 1] > 0.9  # the driving speech, not something else
     report = verify(out)
     assert report.marked, report.reasons
-    assert report.provenance.command == tuple(args(inputs, out))  # what main() was given, not sys.argv
+    # the tool and what main() was given, not the calling program's sys.argv
+    assert report.provenance.command == ("phase4_audio_driven/wav2lip.py", *args(inputs, out))
     # the region outside the face box is the input video, untouched apart from the codec
     assert np.abs(video.frames[0, :20].astype(int) - inputs["frames"][0, :20].astype(int)).mean() < 6
 
