@@ -1,7 +1,7 @@
 """FOMM animation throughput: our batched `animate` against the published one-frame-per-call demo loop.
 
     python benchmarks/fomm_throughput.py --threads 1 --channels-last       # CPU, fp32, vox-256
-    python benchmarks/fomm_throughput.py --device cuda --precision bf16 --channels-last --batch-size 64 \
+    python benchmarks/fomm_throughput.py --device cuda --precision bf16 --channels-last --batch-size 64 \\
         --frames 256 --compile
 
 Both paths use the same modules and weights (vox-256 architecture, seeded random weights: speed does not

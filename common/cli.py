@@ -39,23 +39,25 @@ def add_common_args(parser: argparse.ArgumentParser, device: bool = True) -> Non
     )
     if device:
         parser.add_argument("--device", default="auto",
-                            help="auto, cpu, cuda, cuda:N or mps (default: auto = cuda if present)")
+                            help="auto, cpu, cuda, cuda:N or mps (default: auto = cuda, else mps, else cpu)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for reproducible runs")
 
 
-def add_consent_args(parser: argparse.ArgumentParser, roles: tuple[str, ...] = ()) -> None:
+def add_consent_args(parser: argparse.ArgumentParser, roles: tuple[str, ...] = (),
+                     help_text: str | None = None) -> None:
     """Flags of every tool that generates media of a person: consent records and the visible label.
 
     `roles` names the people a run touches (e.g. "the driver (--source)", "the target (--target)"):
-    it needs a record for each of them, or one with --same-person (see `consent_roles`)."""
+    it needs a record for each of them, or one with --same-person (see `consent_roles`). `help_text`
+    replaces the --consent help (a trainer's data folder is not one person per record)."""
     who = f" ({' and '.join(roles)})" if roles else ""
     parser.add_argument(
         "--consent",
         action="append",
         default=[],
         metavar="ID",
-        help=f"consent record id of each person the run touches{who}: repeat --consent for each; "
-        "see `python -m consent_and_watermark consent --help`",
+        help=help_text or f"consent record id of each person the run touches{who}: repeat --consent for "
+        "each; see `python -m consent_and_watermark consent --help`",
     )
     if len(roles) > 1:
         parser.add_argument(
@@ -84,7 +86,10 @@ DATA_ROLE = "the people in --data"
 
 def add_data_consent_args(parser: argparse.ArgumentParser) -> None:
     """--consent (and --no-visible-label) for a trainer whose --data may hold videos of real people."""
-    add_consent_args(parser, roles=(DATA_ROLE,))
+    add_consent_args(parser, roles=(DATA_ROLE,), help_text=(
+        "with a --data folder of real people: the id of a consent record that allows this technique "
+        "and image outputs (the previews); one record may stand for a licensed dataset (the guide's "
+        "phase-3 chapter); --data synthetic needs none"))
 
 
 def command_line(script: str, argv: list[str] | None) -> list[str]:

@@ -1,7 +1,7 @@
 """Command line: manage consent records and verify files.
 
     python -m consent_and_watermark consent add --subject alice --name "Alice Example" \\
-        --granted-by "Alice Example" --technique swap --technique reenact --output video \\
+        --granted-by "Alice Example" --technique swap --technique reenact --output image --output video \\
         --days 365 --evidence signed_statement.pdf
     python -m consent_and_watermark consent list
     python -m consent_and_watermark consent show cr-1a2b3c4d5e
@@ -148,7 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     actions = con.add_subparsers(dest="action", required=True)
 
-    add = actions.add_parser("add", help="record a new consent")
+    add = actions.add_parser(
+        "add",
+        help="record a new consent",
+        description="Record that a person agreed to the techniques and output kinds named, until the "
+        "expiry. Prints the new record's id (cr-...) for the tools' --consent. Example: consent add "
+        "--subject alice --name 'Alice Example' --granted-by 'Alice Example' --technique swap "
+        "--output image --output video --days 90 --evidence signed_statement.pdf",
+    )
     add.add_argument("--subject", required=True, help="a stable id for the person, e.g. alice-2026")
     add.add_argument("--name", required=True, help="display name of the person")
     add.add_argument("--granted-by", required=True, help="who gave consent (the person, or a legal guardian)")
@@ -156,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--technique", action="append", choices=TECHNIQUES, help="allowed technique (repeat; default: all)"
     )
     add.add_argument(
-        "--output", action="append", choices=OUTPUTS, help="allowed output kind (repeat; default: all)"
+        "--output", action="append", choices=OUTPUTS,
+        help="allowed output kind: image (stills and the trainers' previews), video, audio (repeat; "
+        "default: all)"
     )
     when = add.add_mutually_exclusive_group()
     when.add_argument("--expires", help="expiry date YYYY-MM-DD (stops working at 00:00 UTC that day)")
@@ -166,15 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--evidence",
         required=True,
-        help="the signed statement or recording the consent rests on; only its SHA-256 is stored",
+        help="an existing file: the signed statement or recording the consent rests on; only its SHA-256 "
+        "is stored",
     )
 
     lst = actions.add_parser("list", help="list active records")
     lst.add_argument("--all", action="store_true", help="include revoked and expired records")
     show = actions.add_parser("show", help="print one record as JSON, with its hash")
-    show.add_argument("id")
+    show.add_argument("id", help="the full record id as consent add/list print it, e.g. cr-1a2b3c4d5e")
     revoke = actions.add_parser("revoke", help="revoke a record: later runs refuse it")
-    revoke.add_argument("id")
+    revoke.add_argument("id", help="the full record id as consent add/list print it, e.g. cr-1a2b3c4d5e")
     revoke.add_argument("--reason", default="", help="why (kept in the ledger)")
 
     ver = commands.add_parser(
@@ -183,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exit status 0 when the file is marked (watermark detected, or a valid C2PA manifest "
         "plus synthetic-media metadata), 1 when it is not, 2 when it cannot be read.",
     )
-    ver.add_argument("file", help="a .png, .jpg, .mp4, .wav, .m4a or .mp3 file")
+    ver.add_argument("file", help="an image, video or audio file: the project writes .png, .jpg, .mp4, .wav "
+                     "and .m4a; copies converted to other formats (WebP, GIF, MKV, FLAC, ...) are read too")
     ver.add_argument("--json", action="store_true", help="print the full report as JSON")
 
     log = commands.add_parser(

@@ -7,8 +7,8 @@
     torchrun --nproc_per_node 4 phase1_face_swap/train.py --source faces/A --target faces/B --epochs 50 ...
 
 Training a swap model is already making a deepfake of two people (its previews are swaps), so consent
-comes first, as in swap_video.py: a record that allows "swap" for each of them, checked before any face
-is loaded.
+comes first, as in swap_video.py: a record that allows "swap" and image outputs (the previews) for
+each of them, checked before any face is loaded.
 
 `--source` and `--target` are folders written by extract.py, or folders (or single files) of images
 and videos, which are then extracted in memory. The run folder collects checkpoints (resumed

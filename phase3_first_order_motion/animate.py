@@ -41,6 +41,7 @@ from common.cli import add_common_args, add_consent_args, check_output, command_
 from common.errors import UserError
 from common.impl import load, use_impl
 from common.media import is_image_path, read_image, read_video, resize_frames
+from common.training.checkpoint import find_checkpoint
 from common.training.device import PRECISIONS, autocast, pick_device
 
 PHASE = "phase3_first_order_motion"
@@ -194,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source", required=True, type=Path, help="still image of the person to animate")
     parser.add_argument("--driving", required=True, type=Path, help="video whose motion is transferred")
     parser.add_argument("--checkpoint", required=True, type=Path,
-                        help="FOMM checkpoint: the published vox-cpk.pth.tar or one from train.py")
+                        help="FOMM checkpoint: the published vox-cpk.pth.tar, or a file or run folder of "
+                             "train.py (its newest checkpoint)")
     parser.add_argument("--output", required=True, type=Path, help="where to write the animated .mp4")
     motion = parser.add_mutually_exclusive_group()
     motion.add_argument("--relative", dest="relative", action="store_true", default=True,
@@ -204,15 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "and face shape)")
     parser.add_argument("--adapt-scale", action="store_true",
                         help="scale the motion by sqrt(hull area of the source keypoints / hull area of the "
-                             "initial driving keypoints)")
+                             "initial driving keypoints) (relative motion only)")
     parser.add_argument("--find-best-frame", action="store_true",
                         help="measure motion from the driving frame whose face pose (dlib landmarks) is "
-                             "closest to the source's, not from frame 0")
+                             "closest to the source's, not from frame 0 (relative motion only)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="driving frames per network call (default: 2 on a CPU, where small batches "
                              "stay in the caches; 8 on a GPU, where larger ones can pay)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="fp32, or bf16/fp16 autocast for the convolutions (GPU; bf16 also on CPU)")
+                        help="fp32 (default), or bf16/fp16 autocast for the convolutions (GPU; bf16 also "
+                             "on CPU); auto = bf16 on a CUDA GPU that supports it, else fp32")
     parser.add_argument("--channels-last", action="store_true",
                         help="NHWC memory layout (faster convolutions on GPUs with tensor cores, and on "
                              "CPUs with oneDNN)")
@@ -227,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_inputs(args: argparse.Namespace) -> None:
     """Cheap checks of the paths and flags, before the consent check and any compute."""
+    # a checkpoint file, or a train.py run folder: its newest checkpoint
+    args.checkpoint = find_checkpoint(args.checkpoint, "phase3_first_order_motion/train.py")
     inputs = (("--source", args.source), ("--driving", args.driving), ("--checkpoint", args.checkpoint))
     for flag, path in inputs:
         if not path.is_file():

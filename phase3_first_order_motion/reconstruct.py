@@ -1,6 +1,6 @@
 """The paper's reconstruction evaluation (FOMM sec. 4.1, table 1): L1, AKD and AED on held-out videos.
 
-    python phase3_first_order_motion/reconstruct.py --checkpoint run/checkpoints/step_00000150.pt \\
+    python phase3_first_order_motion/reconstruct.py --checkpoint runs/fomm \\
         --data synthetic [--videos 8] [--no-aed]
     python phase3_first_order_motion/reconstruct.py --checkpoint vox-cpk.pth.tar --data /data/vox --split test
 
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from common.cli import add_common_args, check_output, run
 from common.errors import UserError
 from common.impl import load, use_impl
+from common.training.checkpoint import find_checkpoint
 from common.training.device import pick_device
 
 PHASE = "phase3_first_order_motion"
@@ -124,7 +125,8 @@ def evaluate(models: dict, videos: list[np.ndarray], device: torch.device, aed: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, type=Path, help="FOMM checkpoint to evaluate")
+    parser.add_argument("--checkpoint", required=True, type=Path,
+                        help="FOMM checkpoint to evaluate: a file, or a train.py run folder (its newest one)")
     parser.add_argument("--data", required=True, help="'synthetic' (held-out people) or a folder of videos")
     parser.add_argument("--split", default="test", help="sub-folder of --data with the held-out videos")
     parser.add_argument("--videos", type=int, default=8, help="number of held-out videos")
@@ -146,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json.suffix.lower() != ".json":
             raise UserError(f"--json {args.json} must end in .json")
         check_output(args.json, inputs=(args.checkpoint,))
+    # a checkpoint file, or a train.py run folder: its newest checkpoint
+    args.checkpoint = find_checkpoint(args.checkpoint, "phase3_first_order_motion/train.py")
     models, config, _ = load(PHASE, "model").load_fomm(args.checkpoint)
     from phase3_first_order_motion import data
 

@@ -40,6 +40,7 @@ from common.training import (
     TrainConfig,
     add_train_args,
     autocast,
+    cleanup,
     init_distributed,
     is_main_process,
     save_checkpoint,
@@ -258,8 +259,12 @@ def main(argv: list[str] | None = None) -> int:
 
     train_cfg = train_config_from_args(args)
     checkpointer = Checkpointer(train_cfg.run_dir / "checkpoints", objects)
-    result = train_loop(step, batches, train_cfg, checkpointer, preview_fn=preview, extra=asdict(cfg))
-    if is_main_process():
+    rank0 = is_main_process()  # asked now: after cleanup every process would call itself rank 0
+    try:
+        result = train_loop(step, batches, train_cfg, checkpointer, preview_fn=preview, extra=asdict(cfg))
+    finally:
+        cleanup()  # leave the process group init_distributed joined under torchrun (nothing to do otherwise)
+    if rank0:
         out = save_checkpoint(
             train_cfg.run_dir / "wav2lip.pth",
             model.checkpoint_dict(unwrap(gen), optimizer, result.step, result.epoch),

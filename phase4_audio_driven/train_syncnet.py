@@ -52,6 +52,7 @@ from common.training import (
     TrainConfig,
     add_train_args,
     autocast,
+    cleanup,
     init_distributed,
     is_main_process,
     save_checkpoint,
@@ -263,8 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     checkpointer = Checkpointer(
         train_cfg.run_dir / "checkpoints", {"expert": trained, "optimizer": optimizer}
     )
-    result = train_loop(step, batches, train_cfg, checkpointer, extra=asdict(cfg))
-    if is_main_process():
+    rank0 = is_main_process()  # asked now: after cleanup every process would call itself rank 0
+    try:
+        result = train_loop(step, batches, train_cfg, checkpointer, extra=asdict(cfg))
+    finally:
+        cleanup()  # leave the process group init_distributed joined under torchrun (nothing to do otherwise)
+    if rank0:
         out = save_checkpoint(
             train_cfg.run_dir / "lipsync_expert.pth",
             model.checkpoint_dict(unwrap(trained), optimizer, result.step, result.epoch),

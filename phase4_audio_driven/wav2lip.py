@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resize-factor",
         type=int,
         default=1,
-        help="divide the frame size by this first (faster; the model only sees 96x96 crops)",
+        help="divide the frame size by this first (faster: the model only sees 96x96 crops; the output "
+        "video is that many times smaller too; default 1)",
     )
     parser.add_argument("--nosmooth", action="store_true", help="do not smooth face boxes over 5 frames")
     parser.add_argument(

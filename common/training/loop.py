@@ -121,9 +121,9 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: TrainConfig | None
     group.add_argument("--preview-every", type=int, default=d.preview_every,
                        help=f"steps between preview images, 0 = never (default: {d.preview_every})")
     group.add_argument("--precision", choices=PRECISIONS, default="auto",
-                       help="autocast precision: auto = bf16 on a GPU, fp32 on the CPU (default: auto). "
-                            "bf16 training on a CPU can be far slower than fp32: a one-step tiny phase-3 run "
-                            "took 6 s in fp32 and over 300 s in bf16 on a 2-core AMD EPYC")
+                       help="autocast precision: auto = bf16 on a CUDA GPU that supports it, else fp32 "
+                            "(default: auto). bf16 training on a CPU can be far slower than fp32: one step "
+                            "of the tiny FOMM took 6 s in fp32 and over 300 s in bf16 on a 2-core AMD EPYC")
     group.add_argument("--no-resume", dest="resume", action="store_false",
                        help="refuse to continue a run whose folder already holds checkpoints")
     group.add_argument("--no-progress", dest="progress", action="store_false", default=d.progress,

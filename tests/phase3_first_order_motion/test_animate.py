@@ -61,6 +61,17 @@ def test_animate_writes_a_marked_video_with_the_driving_audio(files, person):
 
 
 @pytest.mark.todo("p3")
+def test_a_train_py_run_folder_stands_for_its_newest_checkpoint(files):
+    import shutil
+
+    run_dir = files["dir"] / "runs" / "fomm"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    shutil.copy(files["checkpoint"], run_dir / "checkpoints" / "step_00000002.pt")
+    assert run(animate.main, argv(files, checkpoint=run_dir)) == 0
+    assert (files["dir"] / "out.mp4").is_file()
+
+
+@pytest.mark.todo("p3")
 def test_batched_rendering_equals_one_frame_per_call(person):
     model = load(PHASE, "model")
     torch.manual_seed(1)
