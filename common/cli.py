@@ -28,9 +28,10 @@ def _stdout_closed() -> bool:
         return False
 
 
-def add_common_args(parser: argparse.ArgumentParser, device: bool = True) -> None:
+def add_common_args(parser: argparse.ArgumentParser, device: bool = True, seed: bool = True) -> None:
     """Flags every phase tool takes: which implementation to run, where (`device=False`: a tool that
-    only runs on the CPU, so --device would be accepted and ignored), and the random seed."""
+    only runs on the CPU, so --device would be accepted and ignored), and the random seed (`seed=False`:
+    a tool with nothing random in it)."""
     parser.add_argument(
         "--impl",
         choices=IMPLS,
@@ -40,7 +41,8 @@ def add_common_args(parser: argparse.ArgumentParser, device: bool = True) -> Non
     if device:
         parser.add_argument("--device", default="auto",
                             help="auto, cpu, cuda, cuda:N or mps (default: auto = cuda, else mps, else cpu)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for reproducible runs")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0, help="random seed for reproducible runs")
 
 
 def add_consent_args(parser: argparse.ArgumentParser, roles: tuple[str, ...] = (),

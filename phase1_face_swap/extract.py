@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-frames", type=int, default=None, help="read at most this many frames per video"
     )
-    add_common_args(parser, device=False)
+    add_common_args(parser, device=False, seed=False)
     args = parser.parse_args(argv)
     use_impl(args.impl)
     if args.size < 32 or args.every < 1:

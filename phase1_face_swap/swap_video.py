@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-smooth", action="store_true", help="turn off One-Euro landmark smoothing")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    add_common_args(parser)
+    add_common_args(parser, seed=False)
     add_consent_args(parser, roles=("the face the model puts in (--model)", "the person in --input"))
     args = parser.parse_args(argv)
     use_impl(args.impl)

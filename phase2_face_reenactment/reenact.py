@@ -267,27 +267,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", choices=("warp", "x2face"), default="warp",
                         help="warp: landmarks + piecewise-affine warping (default); x2face: learned fields")
     parser.add_argument("--amplify", type=float, default=1.0,
-                        help="expression strength: 0 keeps the target neutral, 1 copies, >1 exaggerates")
+                        help="(warp) expression strength: 0 keeps the target neutral, 1 copies, >1 "
+                        "exaggerates (default 1)")
     parser.add_argument("--smooth", action="store_true",
-                        help="One-Euro filter the driver's landmarks (less jitter)")
+                        help="(warp) One-Euro filter the driver's landmarks (less jitter)")
     parser.add_argument("--basis", type=int, default=0, metavar="K",
-                        help="keep only K PCA expression directions learned on synthetic faces (removes "
-                        "detector jitter that is no expression; 8 is a good value; 0 = off)")
+                        help="(warp, --mode 2d) keep only K PCA expression directions learned on synthetic "
+                        "faces (removes detector jitter that is no expression; 8 is a good value; 0 = off)")
     parser.add_argument("--mode", choices=("2d", "3d"), default="2d",
-                        help="2d: Procrustes normalisation; 3d: solvePnP head pose on a 3D mean face")
+                        help="(warp) 2d: Procrustes normalisation (default); 3d: solvePnP head pose on a 3D "
+                        "mean face")
     parser.add_argument("--transfer-rotation", action="store_true",
                         help="with --mode 3d: also turn the target's head as the driver turns")
-    parser.add_argument("--no-mouth", action="store_true", help="do not paste the driver's mouth interior")
+    parser.add_argument("--no-mouth", action="store_true",
+                        help="(warp) do not paste the driver's mouth interior")
     parser.add_argument("--landmarks", choices=("dlib", "cnn"), default="dlib",
-                        help="dlib's 68-point predictor (default) or the phase-2 CNN (--landmark-checkpoint)")
+                        help="(warp) dlib's 68-point predictor (default) or the phase-2 CNN "
+                        "(--landmark-checkpoint)")
     parser.add_argument("--landmark-checkpoint", type=Path, default=None,
                         help="train_landmarks.py checkpoint (file or run folder) for --landmarks cnn")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="train_x2face.py checkpoint (file or run folder) for --method x2face")
     parser.add_argument("--detect-every", type=int, default=5,
-                        help="run the face detector every N frames and track landmarks in between")
+                        help="(warp) run the face detector every N frames and track landmarks in between "
+                        "(default 5)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many driver frames")
-    add_common_args(parser)
+    add_common_args(parser, seed=False)
     add_consent_args(parser, roles=("the driver (--source)", "the target (--target)"))
     return parser
 

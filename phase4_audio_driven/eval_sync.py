@@ -4,7 +4,7 @@
     python phase4_audio_driven/eval_sync.py --video clip.mp4 --audio other.wav --expert ... --plot offsets.png
 
 For every 5-frame window the expert embeds the mouth and the 0.2 s of audio; the audio embeddings are
-then shifted by -15..+15 frames against the video (the published SyncNet evaluation). The mean
+then shifted by -15..+15 frames (--vshift) against the video (the published SyncNet evaluation). The mean
 distance per shift is the offset curve: a synced clip has a clear dip at 0.
   offset  minus the audio shift with the smallest mean distance, as syncnet_python prints it (frames;
           positive: the mouth lags the audio; audio 6 frames late dips at shift +6: offset -6)
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--vshift", type=int, default=15, help="largest shift searched, in frames (default 15)"
     )
     parser.add_argument("--plot", type=Path, default=None, help="write the offset curve here (.png)")
-    add_common_args(parser)
+    add_common_args(parser, seed=False)
     return parser
 
 

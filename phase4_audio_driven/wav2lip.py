@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="frame rate of the output for an image input; videos keep their own (default: 25)",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="faces per generator call (default: 16)")
-    add_common_args(parser)
+    add_common_args(parser, seed=False)
     add_consent_args(parser, roles=("the face (--face)", "the voice (--audio)"))
     return parser
 
