@@ -126,6 +126,11 @@ def landmarks68(rgb: np.ndarray, box: Box) -> np.ndarray:
     return _shape_to_array(shape_predictor_68()(_check_rgb(rgb), _rect(box)))
 
 
+def landmarks5(rgb: np.ndarray, box: Box) -> np.ndarray:
+    """5 landmarks `(5, 2)` float (x, y) in pixels for the face in `box`."""
+    return _shape_to_array(shape_predictor_5()(_check_rgb(rgb), _rect(box)))
+
+
 def _full_object_detection(points: np.ndarray):
     dlib = _dlib()
     points = np.asarray(points, dtype=np.float64)

@@ -157,7 +157,7 @@ def is_turned(path: str | Path) -> bool:
     """True when a file is shown turned or mirrored from how its pixels are stored: a photo's EXIF
     orientation other than 1, a video's display rotation other than 0."""
     path = _existing(path)
-    if is_image_path(path) or path.suffix.lower() in IMAGE_SUFFIXES:
+    if is_image_path(path):
         try:
             with Image.open(path) as img:
                 return img.getexif().get(0x0112, 1) not in (0, 1)

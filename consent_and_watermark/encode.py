@@ -70,6 +70,15 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+def padding_note(frame: np.ndarray) -> str | None:
+    """What `_even` does to frames of this size, in words for the user and the log, or None."""
+    height, width = frame.shape[:2]
+    if height % 2 == 0 and width % 2 == 0:
+        return None
+    return (f"frames of {width}x{height} px written as {width + width % 2}x{height + height % 2} "
+            "(H.264 4:2:0 needs even sides: the last column/row is repeated)")
+
+
 def to_i420(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (3H/2, W) uint8 planar YUV 4:2:0, the encoder's input (sides made even).
 

@@ -428,7 +428,7 @@ def save_video(
         first = next(frames_iter, None)
         if first is None:
             raise ValueError("cannot write a video with no frames")
-        padded = _even_size_note(first)
+        padded = encode.padding_note(first)
         if padded:
             log.warning("%s: %s", path.name, padded)
             marks.notes.append(padded)
@@ -450,15 +450,6 @@ def save_video(
         return marks
 
     return _publish(path, "video", show_label, produce)
-
-
-def _even_size_note(frame: np.ndarray) -> str | None:
-    """What the encoder does to a frame with an odd side (H.264 4:2:0 needs even ones), or None."""
-    height, width = frame.shape[:2]
-    if height % 2 == 0 and width % 2 == 0:
-        return None
-    return (f"frames of {width}x{height} px written as {width + width % 2}x{height + height % 2} "
-            "(H.264 4:2:0 needs even sides: the last column/row is repeated)")
 
 
 def publish_folder(staging: Path, folder: Path) -> Path:

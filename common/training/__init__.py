@@ -4,6 +4,7 @@ One concept per module, read them in this order:
 
 * `seed`        — seed every generator; save/restore their states for exact resume.
 * `device`      — `--device` flag to `torch.device`; bf16/fp16 autocast.
+* `accumulate`  — gradient accumulation over micro-batches.
 * `checkpoint`  — atomic saves, safe loads, `Checkpointer` for whole runs.
 * `metrics_log` — `metrics.csv` and its plot.
 * `schedule`    — learning-rate warm-up and cosine decay.
@@ -11,6 +12,7 @@ One concept per module, read them in this order:
 * `loop`        — `train_loop`: steps, checkpoints, previews, resume, Ctrl-C.
 """
 
+from common.training.accumulate import accumulate_gradients, split_batch
 from common.training.checkpoint import Checkpointer, find_checkpoint, load_checkpoint, plain, save_checkpoint
 from common.training.device import autocast, default_precision, pick_device
 from common.training.distributed import (
@@ -33,6 +35,7 @@ __all__ = [
     "LoopResult",
     "MetricsLog",
     "TrainConfig",
+    "accumulate_gradients",
     "add_train_args",
     "autocast",
     "average_gradients",
@@ -51,6 +54,7 @@ __all__ = [
     "save_checkpoint",
     "seed_everything",
     "set_rng_state",
+    "split_batch",
     "train_config_from_args",
     "train_loop",
     "unwrap",

@@ -61,7 +61,7 @@ def autocast(device: torch.device, precision: Precision | str = "auto") -> conte
 
     `"auto"` means `default_precision(device)`: bf16 on a GPU, fp32 on the CPU.
     fp16 has a narrow exponent range, so small gradients underflow to zero; train it with a
-    `torch.amp.GradScaler`. bf16 needs no scaler.
+    `torch.amp.GradScaler` (see `common.training.accumulate`). bf16 needs no scaler.
     """
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}: choose auto, fp32, bf16 or fp16")

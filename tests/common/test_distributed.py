@@ -3,8 +3,9 @@
 We start two plain Python processes with the environment `torchrun` would give them (RANK,
 WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); that is cheaper than torchrun's agent and
 exercises the same `init_distributed` path. Each process backpropagates its half of the batch
-(through DDP, then through the plain model followed by `average_gradients`) and saves its
-gradients, then runs two steps of `train_loop` to check that only rank 0 writes files.
+(through DDP, in two accumulated micro-batches, and through the plain model followed by
+`average_gradients`) and saves its gradients, then runs two steps of `train_loop` to check that only
+rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ WORKER = textwrap.dedent(
     import torch
 
     from common.training import (
-        Checkpointer, TrainConfig, average_gradients, init_distributed, train_loop, wrap_ddp,
+        Checkpointer, TrainConfig, accumulate_gradients, average_gradients, init_distributed, train_loop,
+        wrap_ddp,
     )
     from common.training.distributed import cleanup, get_world_size, is_main_process
 
@@ -44,6 +46,11 @@ WORKER = textwrap.dedent(
     half = slice(4 * info.rank, 4 * info.rank + 4)  # this process's half of the batch
     torch.nn.functional.mse_loss(ddp(x[half]), y[half]).backward()  # DDP averages the gradients
     torch.save([p.grad.clone() for p in model.parameters()], out / f"grads_rank{info.rank}.pt")
+
+    model.zero_grad()  # the same again in two micro-batches: only the last one all-reduces
+    accumulate_gradients(lambda c: torch.nn.functional.mse_loss(ddp(c[0]), c[1]), (x[half], y[half]),
+                         micro_batches=2, model=ddp)
+    torch.save([p.grad.clone() for p in model.parameters()], out / f"accumulated_rank{info.rank}.pt")
 
     model.zero_grad()  # the same again by hand: the plain model, then an explicit all-reduce
     torch.nn.functional.mse_loss(model(x[half]), y[half]).backward()
@@ -96,7 +103,8 @@ def test_ddp_and_averaged_gradients_equal_whole_batch(tmp_path: Path):
     data = torch.Generator().manual_seed(1)
     x, y = torch.randn(8, 5, generator=data), torch.randn(8, 1, generator=data)
     torch.nn.functional.mse_loss(model(x), y).backward()
-    for name in ("grads_rank0", "grads_rank1", "averaged_rank0", "averaged_rank1"):
+    for name in ("grads_rank0", "grads_rank1", "accumulated_rank0", "accumulated_rank1", "averaged_rank0",
+                 "averaged_rank1"):
         grads = torch.load(tmp_path / f"{name}.pt", weights_only=True)
         for got, param in zip(grads, model.parameters(), strict=True):
             torch.testing.assert_close(got, param.grad, atol=1e-6, rtol=0)

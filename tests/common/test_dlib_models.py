@@ -49,8 +49,14 @@ def test_landmarks_and_descriptor_shapes(face):
     rgb, truth = face
     box = dlib_models.detect_faces(rgb)[0]
     lm68 = dlib_models.landmarks68(rgb, box)
-    assert lm68.shape == (68, 2)
-    assert np.abs(lm68 - truth).mean() < 0.1 * np.linalg.norm(truth[36] - truth[45])
+    lm5 = dlib_models.landmarks5(rgb, box)
+    assert lm68.shape == (68, 2) and lm5.shape == (5, 2)
+    iod = np.linalg.norm(truth[36] - truth[45])
+    assert np.abs(lm68 - truth).mean() < 0.1 * iod
+    # The 5-point model marks the four eye corners and the base of the nose: near 36, 39, 42, 45, 33.
+    corners = truth[[36, 39, 42, 45]]
+    nearest = np.linalg.norm(lm5[:4, None] - corners[None], axis=2).min(axis=1)
+    assert nearest.max() < 0.15 * iod
     from_box = dlib_models.face_descriptor(rgb, box)
     from_points = dlib_models.face_descriptor(rgb, lm68)
     assert from_box.shape == (128,) and from_points.shape == (128,)

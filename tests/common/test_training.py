@@ -1,4 +1,5 @@
-"""Training utilities: seeding, devices, autocast, finding a run's checkpoint, metrics log, the loop.
+"""Training utilities: seeding, devices, autocast, gradient accumulation, finding a run's checkpoint,
+metrics log, the loop.
 
 The loop tests train a tiny MLP with dropout and random augmentation from all three global
 generators (Python, NumPy, torch) across an epoch boundary, and check that stopping and resuming
@@ -25,6 +26,7 @@ from common.training import (
     Checkpointer,
     MetricsLog,
     TrainConfig,
+    accumulate_gradients,
     add_train_args,
     autocast,
     epoch_generator,
@@ -32,6 +34,7 @@ from common.training import (
     pick_device,
     save_checkpoint,
     seed_everything,
+    split_batch,
     train_config_from_args,
     train_loop,
 )
@@ -78,6 +81,34 @@ def test_autocast_cpu():
         autocast(cpu, "fp16")
     with pytest.raises(UserError, match="unknown precision"):
         autocast(cpu, "int8")
+
+
+# ---------------------------------------------------------------- gradient accumulation
+
+
+def test_split_batch_keeps_structure():
+    batch = {"x": torch.arange(10).view(5, 2), "meta": "clip-3", "pair": (torch.arange(5), torch.zeros(5, 1))}
+    parts = split_batch(batch, 2)
+    assert [p["x"].shape[0] for p in parts] == [3, 2]
+    assert parts[1]["meta"] == "clip-3" and torch.equal(parts[1]["pair"][0], torch.tensor([3, 4]))
+
+
+def test_accumulated_gradients_equal_whole_batch():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    batch = {"x": torch.randn(10, 6), "y": torch.randn(10, 1)}
+
+    def loss_fn(chunk: dict) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(model(chunk["x"]), chunk["y"])
+
+    whole = loss_fn(batch)
+    whole.backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    total = accumulate_gradients(loss_fn, batch, micro_batches=3)  # chunks of 4, 3, 3
+    assert total == pytest.approx(whole.item(), rel=1e-6)
+    for p, g in zip(model.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-6)
 
 
 # ---------------------------------------------------------------- a run's checkpoint
