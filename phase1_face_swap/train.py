@@ -35,6 +35,7 @@ from common.training import (
     Checkpointer,
     LoopResult,
     TrainConfig,
+    add_precision_arg,
     average_gradients,
     cleanup,
     init_distributed,
@@ -185,12 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="FaceSwap-GAN: patch discriminator, adversarial loss and mask regularisation",
     )
-    parser.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default="auto",
-        help="auto = bf16 on a CUDA GPU, fp32 on the CPU",
-    )
+    add_precision_arg(parser)
     parser.add_argument(
         "--max-frames", type=int, default=None, help="read at most this many frames per video"
     )

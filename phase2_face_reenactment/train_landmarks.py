@@ -32,6 +32,7 @@ from common.training import (
     add_train_args,
     autocast,
     find_checkpoint,
+    grad_scaler,
     load_checkpoint,
     pick_device,
     seed_everything,
@@ -112,6 +113,7 @@ def train(args: argparse.Namespace) -> int:
                                  settings.render_size)
     net = lmk.LandmarkNet(cfg).to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), settings.lr)
+    scaler = grad_scaler(device, settings.precision)  # fp16 only: scales the loss
     preview_crop, preview_points = data.jittered_crop(faces.images[0], faces.landmarks[0], lmk, cfg, None)
 
     def step_fn(batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
@@ -119,8 +121,9 @@ def train(args: argparse.Namespace) -> int:
             logits = net(batch["image"].to(device))
         losses = lmk.landmark_loss(logits.float(), batch["landmarks"].to(device), cfg)
         optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        optimizer.step()
+        scaler.scale(losses["loss"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
         return {k: float(v.detach()) for k, v in losses.items()}
 
     def batches(epoch: int):
@@ -135,7 +138,10 @@ def train(args: argparse.Namespace) -> int:
         return draw_points(draw_points(big, preview_points, (255, 0, 0), zoom), predicted, (0, 255, 0), zoom)
 
     cfg_loop = train_config_from_args(args, DEFAULTS)
-    checkpointer = Checkpointer(cfg_loop.run_dir / "checkpoints", {"model": net, "optimizer": optimizer})
+    objects: dict = {"model": net, "optimizer": optimizer}
+    if scaler.is_enabled():
+        objects["scaler"] = scaler
+    checkpointer = Checkpointer(cfg_loop.run_dir / "checkpoints", objects)
     extra = {"landmarks": {**asdict(cfg), "channels": list(cfg.channels)}, "train": asdict(settings)}
     result = train_loop(step_fn, batches, cfg_loop, checkpointer, preview_fn=preview, extra=extra)
     print(f"step {result.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))

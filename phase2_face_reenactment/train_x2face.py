@@ -30,6 +30,7 @@ from common.training import (
     TrainConfig,
     add_train_args,
     autocast,
+    grad_scaler,
     pick_device,
     seed_everything,
     train_config_from_args,
@@ -101,6 +102,7 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     clips = data.video_clips(settings.data, cfg.size, settings.identities, settings.frames)
     model = x2face.X2Face(cfg).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), settings.lr, betas=(0.5, 0.999))
+    scaler = grad_scaler(device, settings.precision)  # fp16 only: scales the loss
     first = next(data.pair_batches(clips, 1, settings.seed, 0))
     preview_pair = first["source"].to(device), first["driving"].to(device)
 
@@ -109,8 +111,9 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             source, driving = batch["source"].to(device), batch["driving"].to(device)
             losses = x2face.reconstruction_loss(model, source, driving)
         optimizer.zero_grad(set_to_none=True)
-        losses["loss"].float().backward()
-        optimizer.step()
+        scaler.scale(losses["loss"].float()).backward()
+        scaler.step(optimizer)
+        scaler.update()
         return {k: float(v.detach()) for k, v in losses.items()}
 
     def batches(epoch: int):
@@ -127,7 +130,10 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         return (row.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
     cfg_loop = train_config_from_args(args, DEFAULTS)
-    checkpointer = Checkpointer(cfg_loop.run_dir / "checkpoints", {"model": model, "optimizer": optimizer})
+    objects: dict = {"model": model, "optimizer": optimizer}
+    if scaler.is_enabled():
+        objects["scaler"] = scaler
+    checkpointer = Checkpointer(cfg_loop.run_dir / "checkpoints", objects)
     extra = {"x2face": {**asdict(cfg), "channels": list(cfg.channels)}, "train": asdict(settings)}
     result = train_loop(step_fn, batches, cfg_loop, checkpointer, preview_fn=preview, extra=extra)
     print(f"step {result.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))

@@ -8,7 +8,7 @@
 Each step takes two frames of the same video, S and D, and minimises
 
     L = L_perceptual(D_hat, D)                                  (VGG19 pyramid, or pixels: see losses.py)
-      + 10 |p^D - Y(p^{Y(D)})|_1 + 10 |I - (J^D)^-1 (dY/dp) J^{Y(D)}|_1   (equivariance, eq. 10-11)
+      + 10 |p^D - Y(p^{Y(D)})|_1 + 10 |I - (J^D)^-1 (dY/dp) J^{Y(D)}|_1   (equivariance, eq. 11-13)
       [+ LSGAN + feature matching with --adversarial]
 
 with Adam (lr 2e-4, betas 0.5/0.999) on the keypoint detector and generator. The run folder holds
@@ -40,6 +40,7 @@ from common.training import (
     autocast,
     average_gradients,
     cleanup,
+    grad_scaler,
     init_distributed,
     load_checkpoint,
     seed_everything,
@@ -99,6 +100,7 @@ class FOMMTrainer:
 
         # the published checkpoint names: {"optimizer_kp_detector": "kp_detector", ...}
         self.optimizers = {key: adam(getattr(self, name)) for key, name in model.OPTIMIZERS.items()}
+        self.scaler = grad_scaler(device, settings.precision)  # fp16 only: scales the losses
         if world_size > 1:  # every process starts from rank 0's weights (DDP does this when wrapping)
             for module in (self.kp_detector, self.generator, self.discriminator):
                 for tensor in module.state_dict().values():
@@ -109,8 +111,11 @@ class FOMMTrainer:
 
     def stateful(self) -> dict:
         """Everything a checkpoint holds, under the published names."""
-        return {"kp_detector": self.kp_detector, "generator": self.generator,
-                "discriminator": self.discriminator, **self.optimizers}
+        objects = {"kp_detector": self.kp_detector, "generator": self.generator,
+                   "discriminator": self.discriminator, **self.optimizers}
+        if self.scaler.is_enabled():  # fp16 runs only: the published layout has no scaler
+            objects["scaler"] = self.scaler
+        return objects
 
     def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         """One optimisation step on `source`, `driving` (B, 3, H, W) frame pairs; returns the losses.
@@ -118,6 +123,8 @@ class FOMMTrainer:
         Under torchrun each network's gradients are averaged over the processes by hand
         (`average_gradients`): the keypoint detector runs three times per step, which DDP's
         one-forward-per-backward bookkeeping does not allow. BatchNorm statistics stay per process.
+        In fp16 the averaged gradients are still scaled (`grad_scaler`): an overflow on one process
+        reaches every process, so they all skip the step together; clipping reads them unscaled.
         """
         s, losses = self.settings, self.losses
         lr = learning_rate(s, step)
@@ -150,24 +157,28 @@ class FOMMTrainer:
         total = sum(metrics.values())
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
-        total.backward()
+        scaler = self.scaler
+        scaler.scale(total).backward()
         average_gradients(self.kp_detector)
         average_gradients(self.generator)
         if s.clip_grad_norm > 0:
-            for module in (self.kp_detector, self.generator):
+            for module, name in ((self.kp_detector, "optimizer_kp_detector"),
+                                 (self.generator, "optimizer_generator")):
+                scaler.unscale_(self.optimizers[name])
                 torch.nn.utils.clip_grad_norm_(module.parameters(), s.clip_grad_norm)
-        self.optimizers["optimizer_kp_detector"].step()
-        self.optimizers["optimizer_generator"].step()
+        scaler.step(self.optimizers["optimizer_kp_detector"])
+        scaler.step(self.optimizers["optimizer_generator"])
         if s.adversarial:
             self.optimizers["optimizer_discriminator"].zero_grad(set_to_none=True)
             with autocast(self.device, s.precision):
                 real = self.discriminator({"prediction_1": driving})
                 fake = self.discriminator({"prediction_1": prediction.detach()})
             d_loss = losses.gan_losses(real, fake, self.discriminator.scales)["discriminator"]
-            d_loss.backward()
+            scaler.scale(d_loss).backward()
             average_gradients(self.discriminator)
-            self.optimizers["optimizer_discriminator"].step()
+            scaler.step(self.optimizers["optimizer_discriminator"])
             metrics["discriminator"] = d_loss
+        scaler.update()
         metrics = {k: float(v.detach()) for k, v in metrics.items()}
         metrics["total"] = float(total.detach())
         return metrics

@@ -41,6 +41,7 @@ from common.training import (
     add_train_args,
     autocast,
     cleanup,
+    grad_scaler,
     init_distributed,
     is_main_process,
     save_checkpoint,
@@ -195,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     gen = wrap_ddp(generator, dist.device)
     objects: dict = {"generator": gen, "optimizer": optimizer}
+    scaler = grad_scaler(dist.device, args.precision)  # fp16 only: scales the losses
+    if scaler.is_enabled():
+        objects["scaler"] = scaler
     disc = disc_opt = None
     disc_lr = cfg.lr if cfg.disc_lr is None else cfg.disc_lr
     if cfg.disc:
@@ -235,14 +239,15 @@ def main(argv: list[str] | None = None) -> int:
         losses = w2l.generator_loss(
             g, on(batch, "target"), sync, None if prob is None else prob.float(), s_w.value, loss_cfg
         )
-        losses["total"].backward()
-        optimizer.step()
+        scaler.scale(losses["total"]).backward()
+        scaler.step(optimizer)
         if disc is not None:
             disc_opt.zero_grad(set_to_none=True)
             d_loss = w2l.discriminator_loss(lambda x: disc(x).float(), g, on(batch, "target"))
-            d_loss.backward()
-            disc_opt.step()
+            scaler.scale(d_loss).backward()
+            scaler.step(disc_opt)
             losses["disc"] = d_loss
+        scaler.update()
         metrics = {k: float(v.detach()) for k, v in losses.items()}
         if (index + 1) % cfg.eval_every == 0:
             val = held_out_sync_loss()

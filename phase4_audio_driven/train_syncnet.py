@@ -53,6 +53,7 @@ from common.training import (
     add_train_args,
     autocast,
     cleanup,
+    grad_scaler,
     init_distributed,
     is_main_process,
     save_checkpoint,
@@ -231,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = torch.optim.Adam(expert.parameters(), lr=cfg.lr)
     trained = wrap_ddp(expert, dist.device)
     precision = args.precision
+    scaler = grad_scaler(dist.device, precision)  # fp16 only: scales the loss
 
     def batches(epoch: int):
         rng = np.random.default_rng([args.seed, epoch, dist.rank])
@@ -252,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
             loss = group_loss(lip_sync.sync_loss, a.float(), v.float(), batch, cfg.min_shift)
         else:
             loss = lip_sync.sync_loss(a.float(), v.float(), batch["labels"].to(dist.device))
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         if index + 1 == cfg.teacher_step and is_main_process():
             save_checkpoint(teacher_path, model.checkpoint_dict(
                 unwrap(trained), None, cfg.teacher_step, cfg.teacher_step // cfg.batches_per_epoch))
@@ -261,9 +264,10 @@ def main(argv: list[str] | None = None) -> int:
 
     train_cfg = train_config_from_args(args)
     teacher_path = train_cfg.run_dir / "lipsync_teacher.pth"
-    checkpointer = Checkpointer(
-        train_cfg.run_dir / "checkpoints", {"expert": trained, "optimizer": optimizer}
-    )
+    objects: dict = {"expert": trained, "optimizer": optimizer}
+    if scaler.is_enabled():
+        objects["scaler"] = scaler
+    checkpointer = Checkpointer(train_cfg.run_dir / "checkpoints", objects)
     rank0 = is_main_process()  # asked now: after cleanup every process would call itself rank 0
     try:
         result = train_loop(step, batches, train_cfg, checkpointer, extra=asdict(cfg))

@@ -120,6 +120,44 @@ def _one_torch_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.fixture
+def forced_fp16_scaler(monkeypatch: pytest.MonkeyPatch):
+    """`force(module)` makes that trainer module's `grad_scaler` hand out an *enabled* loss scaler on
+    the CPU (fp16 needs a GPU; the scaler's bookkeeping does not) that counts its calls, and returns it.
+
+    A power-of-two scale is undone exactly, so a correctly wired trainer computes the same weights as
+    without one; the counts say every loss was scaled, every optimizer step went through the scaler
+    (which unscales, and skips a step with inf/NaN gradients) and the scale was updated once per step.
+    """
+    from collections import Counter
+
+    import torch
+
+    class CountingScaler(torch.amp.GradScaler):
+        def __init__(self) -> None:
+            super().__init__("cpu", init_scale=2.0**10)
+            self.calls: Counter[str] = Counter()
+
+        def scale(self, outputs):
+            self.calls["scale"] += 1
+            return super().scale(outputs)
+
+        def step(self, optimizer, *args, **kwargs):
+            self.calls["step"] += 1
+            return super().step(optimizer, *args, **kwargs)
+
+        def update(self, new_scale=None):
+            self.calls["update"] += 1
+            return super().update(new_scale)
+
+    def force(module) -> CountingScaler:
+        scaler = CountingScaler()
+        monkeypatch.setattr(module, "grad_scaler", lambda device, precision: scaler)
+        return scaler
+
+    return force
+
+
 def check_fully_marked(path: Path, kind: str) -> None:
     """`verify` finds every mark on a file the writer just wrote, and they agree: its log row (by the
     file's hash), a Trusted C2PA manifest, the synthetic-media metadata and, when the row says it was

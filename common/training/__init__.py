@@ -3,7 +3,7 @@
 One concept per module, read them in this order:
 
 * `seed`        — seed every generator; save/restore their states for exact resume.
-* `device`      — `--device` flag to `torch.device`; bf16/fp16 autocast.
+* `device`      — `--device` flag to `torch.device`; bf16/fp16 autocast; the fp16 loss scaler.
 * `accumulate`  — gradient accumulation over micro-batches.
 * `checkpoint`  — atomic saves, safe loads, `Checkpointer` for whole runs.
 * `metrics_log` — `metrics.csv` and its plot.
@@ -14,7 +14,7 @@ One concept per module, read them in this order:
 
 from common.training.accumulate import accumulate_gradients, split_batch
 from common.training.checkpoint import Checkpointer, find_checkpoint, load_checkpoint, plain, save_checkpoint
-from common.training.device import autocast, default_precision, pick_device
+from common.training.device import add_precision_arg, autocast, default_precision, grad_scaler, pick_device
 from common.training.distributed import (
     DistInfo,
     average_gradients,
@@ -36,6 +36,7 @@ __all__ = [
     "MetricsLog",
     "TrainConfig",
     "accumulate_gradients",
+    "add_precision_arg",
     "add_train_args",
     "autocast",
     "average_gradients",
@@ -44,6 +45,7 @@ __all__ = [
     "distributed_sampler",
     "epoch_generator",
     "find_checkpoint",
+    "grad_scaler",
     "init_distributed",
     "is_main_process",
     "load_checkpoint",

@@ -98,6 +98,9 @@ class Checkpointer:
     """
 
     RESERVED = ("step", "epoch", "batch_in_epoch", "rng", "extra")
+    # Objects a checkpoint may lack: the fp16 loss scaler (`device.grad_scaler`) is saved only by runs
+    # in fp16, so resuming a run begun in fp32 or bf16 in fp16 starts it afresh
+    OPTIONAL = ("scaler",)
     PATTERN = re.compile(r"step_(\d+)\.pt")
 
     def __init__(self, directory: str | Path, objects: Mapping[str, Stateful], keep_last: int = 3):
@@ -165,6 +168,8 @@ class Checkpointer:
             raise UserError(f"no checkpoint to resume from in {self.directory}")
         state = load_checkpoint(path, map_location)
         for name, obj in self.objects.items():
+            if name not in state and name in self.OPTIONAL:
+                continue
             if name not in state:
                 keys = ", ".join(sorted(k for k in state if k not in self.RESERVED))
                 raise UserError(f"checkpoint {path} has no {name!r} entry (it holds: {keys})")

@@ -62,7 +62,7 @@ from tqdm import tqdm
 from common.cli import check_folder
 from common.errors import UserError, first_line
 from common.training.checkpoint import Checkpointer, plain
-from common.training.device import PRECISIONS
+from common.training.device import add_precision_arg
 from common.training.distributed import any_process, is_main_process
 from common.training.metrics_log import MetricsLog, plot_metrics
 from consent_and_watermark import writer
@@ -120,10 +120,7 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: TrainConfig | None
                        help=f"steps between checkpoints, 0 = only at the end (default: {d.checkpoint_every})")
     group.add_argument("--preview-every", type=int, default=d.preview_every,
                        help=f"steps between preview images, 0 = never (default: {d.preview_every})")
-    group.add_argument("--precision", choices=PRECISIONS, default="auto",
-                       help="autocast precision: auto = bf16 on a CUDA GPU that supports it, else fp32 "
-                            "(default: auto). bf16 training on a CPU can be far slower than fp32: one step "
-                            "of the tiny FOMM took 6 s in fp32 and over 300 s in bf16 on a 2-core AMD EPYC")
+    add_precision_arg(group)
     group.add_argument("--no-resume", dest="resume", action="store_false",
                        help="refuse to continue a run whose folder already holds checkpoints")
     group.add_argument("--no-progress", dest="progress", action="store_false", default=d.progress,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.training import autocast, epoch_generator
+from common.training import autocast, epoch_generator, grad_scaler
 from solutions.phase1_face_swap.augment import AugmentConfig, random_affine, random_warp
 from solutions.phase1_face_swap.autoencoder import FaceSwapAutoencoder
 from solutions.phase1_face_swap.faceset import FaceSet
@@ -105,12 +105,15 @@ class FaceSwapTrainer:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
         self.discriminators = torch.nn.ModuleList(PatchDiscriminator() for _ in model.decoders).to(device)
         self.optimizer_d = torch.optim.Adam(self.discriminators.parameters(), lr=lr, betas=(0.5, 0.999))
+        self.scaler = grad_scaler(device, precision)  # fp16 only: scales the losses (a no-op otherwise)
 
     def stateful(self) -> dict:
         """What the checkpoint stores (names become top-level checkpoint keys)."""
         objects = {"model": self.model, "optimizer": self.optimizer}
         if self.gan:
             objects.update(discriminators=self.discriminators, optimizer_d=self.optimizer_d)
+        if self.scaler.is_enabled():
+            objects["scaler"] = self.scaler
         return objects
 
     def _generator_loss(self, identity: int, batch: dict) -> tuple[torch.Tensor, dict, torch.Tensor]:
@@ -132,7 +135,8 @@ class FaceSwapTrainer:
         """One optimisation step on a batch of each identity; returns the metrics.
 
         `reduce_gradients(module)` runs between backward and the optimizer step (e.g. averaging the
-        gradients of several processes).
+        gradients of several processes). In fp16 it sees the scaled gradients: averaging is linear,
+        and an overflow on one process then reaches all of them, so they all skip the step together.
         """
         self.model.train()
         batch = tuple({k: v.to(self.device) for k, v in b.items()} for b in batch)
@@ -146,10 +150,10 @@ class FaceSwapTrainer:
                 total = total + loss
                 outputs.append(output.detach())
                 metrics.update({f"{name}_{'ab'[identity]}": value for name, value in parts.items()})
-        total.backward()
+        self.scaler.scale(total).backward()
         if reduce_gradients is not None:
             reduce_gradients(self.model)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
         metrics["loss"] = total.item()
         if self.gan:
             self.optimizer_d.zero_grad(set_to_none=True)
@@ -158,11 +162,12 @@ class FaceSwapTrainer:
                     lsgan_losses(disc(part["target"]), disc(fake))[0]
                     for disc, part, fake in zip(self.discriminators, batch, outputs, strict=True)
                 )
-            loss_d.backward()
+            self.scaler.scale(loss_d).backward()
             if reduce_gradients is not None:
                 reduce_gradients(self.discriminators)
-            self.optimizer_d.step()
+            self.scaler.step(self.optimizer_d)
             metrics["loss_d"] = float(loss_d.item())
+        self.scaler.update()
         return metrics
 
     @torch.no_grad()

@@ -83,6 +83,47 @@ def test_autocast_cpu():
         autocast(cpu, "int8")
 
 
+@pytest.mark.parametrize(("capability", "expected"), [((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_auto_precision_is_bf16_from_ampere_on_and_fp16_before(monkeypatch, capability, expected):
+    from common.training.device import default_precision, grad_scaler
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a CUDA scaler disables itself without
+    cuda = torch.device("cuda")
+    assert default_precision(cuda) == expected
+    assert grad_scaler(cuda, "auto").is_enabled() == (expected == "fp16")
+    assert default_precision(torch.device("cpu")) == "fp32"
+
+
+def test_the_loss_scaler_is_off_on_the_cpu_and_fp16_is_refused_there():
+    from common.training.device import grad_scaler
+
+    cpu = torch.device("cpu")
+    assert [grad_scaler(cpu, p).is_enabled() for p in ("auto", "fp32", "bf16")] == [False] * 3
+    with pytest.raises(UserError, match="fp16 autocast needs a GPU"):  # said before any data is loaded
+        grad_scaler(cpu, "fp16")
+    with pytest.raises(UserError, match="unknown precision"):
+        grad_scaler(cpu, "fp8")
+
+
+def test_a_run_begun_without_a_loss_scaler_resumes_with_one(tmp_path: Path):
+    """The scaler is saved by fp16 runs only: a checkpoint without one leaves it fresh; one with it
+    brings back its scale (other missing entries are still an error)."""
+    model = torch.nn.Linear(2, 1)
+    Checkpointer(tmp_path, {"model": model}).save(step=1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    Checkpointer(tmp_path, {"model": model, "scaler": scaler}).load()
+    assert scaler.get_scale() == 2.0**10
+    scaler.scale(torch.ones(()))
+    scaler.update(2.0**7)
+    Checkpointer(tmp_path, {"model": model, "scaler": scaler}).save(step=2)
+    again = torch.amp.GradScaler("cpu")
+    Checkpointer(tmp_path, {"model": model, "scaler": again}).load()
+    assert again.get_scale() == 2.0**7
+    with pytest.raises(UserError, match="no 'optimizer' entry"):
+        Checkpointer(tmp_path, {"model": model, "optimizer": torch.optim.SGD(model.parameters(), 0.1)}).load()
+
+
 # ---------------------------------------------------------------- gradient accumulation
 
 

@@ -65,6 +65,27 @@ def test_training_refuses_bad_sizes(tmp_path):
     assert run(train_landmarks.main, ["--run-dir", str(tmp_path / "b"), "--input-size", "30"]) == 2
 
 
+@pytest.mark.parametrize("tool", [pytest.param("train_x2face", marks=pytest.mark.todo("p2.x2f")),
+                                  pytest.param("train_landmarks", marks=pytest.mark.todo("p2.lmk"))])
+def test_training_in_fp16_scales_the_loss_and_resumes_the_scaler(tmp_path, forced_fp16_scaler, tool):
+    import torch
+
+    from phase2_face_reenactment import train_landmarks, train_x2face
+
+    module = {"train_x2face": train_x2face, "train_landmarks": train_landmarks}[tool]
+    run_dir = tmp_path / "run"
+    size = ["--size", "32"] if tool == "train_x2face" else ["--input-size", "32", "--render-size", "128"]
+    args = ["--run-dir", str(run_dir), "--identities", "2", "--frames", "3", *size,
+            "--batch-size", "2", "--preview-every", "0", "--device", "cpu"]
+    scaler = forced_fp16_scaler(module)
+    assert run(module.main, args + ["--steps", "2"]) == 0
+    assert dict(scaler.calls) == {"scale": 2, "step": 2, "update": 2}
+    saved = torch.load(run_dir / "checkpoints" / "step_00000002.pt", weights_only=True)["scaler"]
+    assert saved["scale"] == 2.0**10 and saved["_growth_tracker"] == 2  # two clean steps since the start
+    scaler = forced_fp16_scaler(module)
+    assert run(module.main, args + ["--steps", "3"]) == 0
+    assert scaler.state_dict()["_growth_tracker"] == 3  # the resumed run carried on counting
+
 @pytest.mark.todo("p2.x2f")
 def test_train_x2face_reads_a_folder_of_videos_and_frame_folders(tmp_path):
     from common.synthetic import make_identity, render_clip

@@ -143,6 +143,33 @@ def test_clip_grad_norm_bounds_each_network_gradient():
         assert 0 < float(norm) <= 1e-3 * (1 + 1e-4)
 
 
+def test_fp16_loss_scaling_wraps_every_network_step_and_clips_unscaled_gradients(forced_fp16_scaler):
+    from phase3_first_order_motion import data, train
+    from phase3_first_order_motion.train import FOMMTrainer, TrainSettings
+
+    config = load(PHASE, "model").get_config("tiny")
+    video = data.synthetic_videos(1, 2, config.frame_size, seed=5)[0]  # (2, H, W, 3) uint8
+    frames = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255
+    batch = {"source": frames[:1], "driving": frames[1:]}
+    settings = TrainSettings(clip_grad_norm=1e-3, adversarial=True)
+    trained = {}
+    for scaled in (False, True):
+        scaler = forced_fp16_scaler(train) if scaled else None
+        torch.manual_seed(0)
+        trainer = FOMMTrainer(config, settings, torch.device("cpu"))
+        trainer.step(batch, 0)
+        trained[scaled] = trainer
+    assert dict(scaler.calls) == {"scale": 2, "step": 3, "update": 1}  # 2 losses, 3 optimizers a step
+    assert "scaler" in trained[True].stateful() and "scaler" not in trained[False].stateful()
+    for name in ("kp_detector", "generator", "discriminator"):
+        plain, scaled = (getattr(trained[s], name).state_dict() for s in (False, True))
+        for key, value in plain.items():
+            torch.testing.assert_close(scaled[key], value, rtol=1e-4, atol=1e-6)
+    for module in (trained[True].kp_detector, trained[True].generator):  # clipped after unscaling
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()
+                                                     if p.grad is not None]))
+        assert float(norm) == pytest.approx(1e-3, rel=1e-4)
+
 def test_a_configuration_without_jacobians_trains_without_the_jacobian_term():
     from dataclasses import replace
 
