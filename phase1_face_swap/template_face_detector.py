@@ -2,7 +2,7 @@
 #   solutions/phase1_face_swap/face_detector.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 7ccbe5da2a8adc42f7898ec1e293765c1e3a2bf5f8ee6b6dd2fcefd841a66514
+# body-sha256: 7607909b999703ad064b57ca1b9065d9593c0ea70e4fd70599c3799eb7bc7f97
 """Finding faces: dlib's HOG detector, and MTCNN written from scratch with its published weights.
 
 Two detectors, two eras of computer vision:
@@ -235,7 +235,7 @@ def pnet_boxes(prob: np.ndarray, offsets: np.ndarray, scale: float, threshold: f
 def apply_box_regression(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Calibrate boxes (N, 4) with the network's offsets (N, 4), given in units of box width/height."""
     # TODO p1.mtcnn.bbox_reg: Move each edge by its offset times the box's width (x) or height (y).
-    # Hint: Zhang et al. 2016 eq. 2 regresses the edge offsets normalised by the box size:
+    # Hint: Zhang et al. 2016 train the offsets with eq. 2; the released code scales them by the box size:
     # Hint: w = x2 - x1, h = y2 - y1; x1' = x1 + dx1 * w, y1' = y1 + dy1 * h, x2' = x2 + dx2 * w, y2' = y2 +
     # Hint: dy2 * h.
     raise NotImplementedError("TODO p1.mtcnn.bbox_reg")

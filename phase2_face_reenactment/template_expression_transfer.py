@@ -2,7 +2,7 @@
 #   solutions/phase2_face_reenactment/expression_transfer.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 59340b5c2fbbba34e515db8479ad2c3f69fe142165da74aab749bdae0f1b9781
+# body-sha256: ff6285707721c415f63e76e72bbabbc5cf79354de8fef004543e0323df823cf6
 """Expression transfer on landmarks: who the face is, where the head is, and what the face is doing.
 
 Reenactment makes a *target* person pull the *source* (driver) person's faces. On 68 landmarks we
@@ -23,8 +23,8 @@ split every frame into three parts and swap only one of them:
 
 Transfer: `target_neutral + amplify * source_offset`, then the target's own pose puts it back into the
 target's frame. This is Face2Face's idea (Thies et al. 2016, "Face2Face: Real-time Face Capture and
-Reenactment of RGB Videos", CVPR, sec. 6: transfer the *expression* parameters, keep the target's
-identity and pose), on 2D landmarks instead of a 3D morphable model.
+Reenactment of RGB Videos", CVPR, section "Expression Transfer": transfer the *expression*
+parameters, keep the target's identity and pose), on 2D landmarks instead of a 3D morphable model.
 
 **3D-lite**: a 2D similarity cannot remove a head *turn* (yaw), so a turning driver looks like a
 changing expression. We lift the 68 points onto a generic 3D mean face, estimate the head's rotation
@@ -184,7 +184,7 @@ def transfer_expression(source_shape: np.ndarray, source_neutral: np.ndarray, ta
     exaggerated); `basis`, when given, filters the offset to plausible expressions first.
     """
     # TODO p2.expr.transfer: offset = source_shape - source_neutral; return target_neutral + amplify * offset.
-    # Hint: Face2Face (Thies et al. 2016) sec. 6 transfers the expression, never the identity: subtract
+    # Hint: Face2Face (Thies et al. 2016) transfers the expression, never the identity: subtract
     # Hint: the *source's* neutral, add the *target's*. With a basis: offset = basis.filter(offset) first.
     # Hint: shapes (68, 2) in; a zero expression must give the target's neutral back exactly
     # Hint: (tests/phase2_face_reenactment/test_reenact_expression.py).

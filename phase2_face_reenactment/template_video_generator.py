@@ -2,7 +2,7 @@
 #   solutions/phase2_face_reenactment/video_generator.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: ccf3874eacd115b092073691d53928dc9d216fefe95a93a6b720622d11160f50
+# body-sha256: e777aa55599190adf2473d5dae557b05a589bc05335394249f511e375208771b
 """Rendering a reenacted frame: piecewise-affine warping, the inner mouth, and smoothing over time.
 
 Given the target's picture with its landmarks `src` and the landmarks it *should* have `dst` (from
@@ -16,7 +16,7 @@ expression_transfer.py), we move the pixels so that each landmark lands on its n
    the triangle it falls in (backward mapping, so there are no holes), and `cv2.remap` samples there.
    Neighbouring affines agree on the shared edge, so the warp is continuous.
 3. **The inner mouth**: the target's picture has no teeth or tongue to stretch when the driver opens
-   a mouth the target keeps closed. Face2Face (Thies et al. 2016, sec. 7.2) copies a mouth interior
+   a mouth the target keeps closed. Face2Face (Thies et al. 2016, "Mouth Retrieval") copies a mouth interior
    from a retrieved target frame; with no such database we take the *driver's* mouth interior, warp
    it onto the new lip opening and shift its colours by the difference of the two faces' lip colours.
 4. **Over time**: landmarks jitter from frame to frame, and every pixel of the warp shakes with them.

@@ -2,8 +2,10 @@
 #   solutions/phase3_first_order_motion/discriminator.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 0dd111df468150cf8ed6064504e13c6ca0b52d6c7b6f96ee3cb0870217aa37e1
-"""Multi-scale PatchGAN discriminator (FOMM sec. 4 training details; Isola et al. 2017, Wang et al. 2018).
+# body-sha256: 425bfc1cce7acdb9ec9c139f806d07a2f6558b479f533e9e581b922fee3fa76b
+"""Multi-scale PatchGAN discriminator (Isola et al. 2017, Wang et al. 2018).
+
+Not in the FOMM paper: the published repository adds it in its vox-adv configuration.
 
 Each scale's discriminator is 4 convolutions of 4x4 (no padding) with LeakyReLU(0.2), instance norm
 from the second block on, 2x2 average pooling after all but the last, and a 1x1 conv to one

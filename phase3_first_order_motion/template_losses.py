@@ -2,7 +2,7 @@
 #   solutions/phase3_first_order_motion/losses.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 8ea43061a68050c184d40c371bd8ab10d08c9cd503d7546f9b93f38a8eb8d0d7
+# body-sha256: f874abf28447d22b77070274cb7678625381a04e7c84821b895db25ae43e4ef6
 """FOMM training losses (Siarohin et al., NeurIPS 2019, sec. 3.3 and the supplementary material).
 
 * Reconstruction: a perceptual loss on a 4-level image pyramid (1, 1/2, 1/4, 1/8). Each level compares
@@ -10,7 +10,7 @@
   al. 2016; the paper's eq. 9 family). VGG19 with ImageNet weights is used only if torchvision's cache
   already holds them (nothing is downloaded); otherwise the loss says so once and compares the pyramid
   levels' pixels instead.
-* Equivariance (sec. 3.3, eq. 10-11): warp the driving frame with a random thin-plate-spline Y and
+* Equivariance (sec. 3.3, eq. 10-13): warp the driving frame with a random thin-plate-spline Y and
   detect again; the keypoints must move with the warp, p^D = Y(p^{Y(D)}), and the Jacobians too,
   J^D = (d Y / d p) J^{Y(D)}, checked as (J^D)^{-1} (d Y / d p) J^{Y(D)} = identity.
 * Adversarial (optional, vox-adv style): least-squares GAN on the multi-scale discriminator plus
@@ -182,14 +182,14 @@ class RandomTPS:
 
 def equivariance_loss(kp_driving: dict[str, torch.Tensor], kp_transformed: dict[str, torch.Tensor],
                       transform: RandomTPS) -> dict[str, torch.Tensor]:
-    """Keypoint and Jacobian equivariance terms (paper eq. 10 and 11), each a mean absolute error.
+    """Keypoint and Jacobian equivariance terms (paper eq. 11 and 13), each a mean absolute error.
 
     kp_driving: keypoints of D; kp_transformed: keypoints of Y(D) (B, K, 2) / (B, K, 2, 2).
     Returns {'value': mean |p^D - Y(p^{Y(D)})|, 'jacobian': mean |I - (J^D)^{-1} (dY/dp) J^{Y(D)}|}.
     """
     # TODO p3.loss.equivariance: Map the transformed frame's keypoints back through Y and compare.
-    # Hint: value term: transform.warp_coordinates(kp_transformed['value']) vs kp_driving['value'] (eq. 10).
-    # Hint: Jacobian term (eq. 11): matmul_2x2(transform.jacobian(p^{Y(D)}), J^{Y(D)}) is J^D if equivariant;
+    # Hint: value term: transform.warp_coordinates(kp_transformed['value']) vs kp_driving['value'] (eq. 11).
+    # Hint: Jacobian term (eq. 12-13): matmul_2x2(transform.jacobian(p^{Y(D)}), J^{Y(D)}) equals J^D;
     # Hint: multiply invert_2x2(J^D) by it and take |eye(2) - result|.mean().
     # Hint: tested by test_losses.py::test_equivariance_zero_for_exact_transform (affine Y, exact inverse).
     raise NotImplementedError("TODO p3.loss.equivariance")

@@ -2,11 +2,12 @@
 #   solutions/phase3_first_order_motion/motion_transfer.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 9ec3fcdac8058b41f7236680c35c78a59cb4a757168482364de864b0b77fd0d9
+# body-sha256: 59930735e6c22f98aa680cd2481c9827034dbdf0152fa36b7a10ef7c219ac18c
 """From keypoints to a dense motion field (FOMM, Siarohin et al., NeurIPS 2019, sec. 3.1-3.2 and 3.4).
 
 Notation of the paper: S is the source image, D a driving frame, R an abstract reference frame.
-Around each keypoint the backward motion T_{S<-D}: z_D -> z_S is approximated to first order (eq. 4):
+Around each keypoint the backward motion T_{S<-D}: z_D -> z_S is approximated to first order
+(eq. 4, J_k as in eq. 5):
 
     T_{S<-D}(z) ~ T_{S<-R}(p_k) + J_k (z - T_{D<-R}(p_k)),
     J_k = (d T_{S<-R}/dp at p_k) (d T_{D<-R}/dp at p_k)^{-1}
@@ -15,13 +16,13 @@ With the detector's outputs, T_{S<-R}(p_k) = p_k^S, T_{D<-R}(p_k) = p_k^D and J_
 The dense motion network then sees
   * heatmap differences H_k = G(p_k^D) - G(p_k^S) (eq. 6) to know where each transformation applies,
   * K+1 copies of S warped by each motion (plus the identity "background" motion),
-and predicts K+1 soft masks M_k (softmax over k) that blend the motions into one field (eq. 5)
+and predicts K+1 soft masks M_k (softmax over k) that blend the motions into one field (eq. 7)
 
     T_hat_{S<-D}(z) = M_0 z + sum_k M_k (p_k^S + J_k (z - p_k^D))
 
 and an occlusion map O in [0, 1] (sec. 3.2). Everything runs at 1/4 resolution (64x64 for 256x256).
 
-`normalize_kp` implements relative motion transfer (sec. 3.4, eq. 8): the source moves the way the
+`normalize_kp` implements relative motion transfer (sec. 3.4, eq. 14-15): the source moves the way the
 driving video moves *relative to its first frame*, not to the driving frame's absolute pose.
 """
 
@@ -111,7 +112,7 @@ def deform_sources(source: torch.Tensor, motions: torch.Tensor) -> torch.Tensor:
 
 
 def combine_motions(motions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Blend the K+1 motions with the soft masks into one dense backward field (paper eq. 5).
+    """Blend the K+1 motions with the soft masks into one dense backward field (paper eq. 7).
 
     motions (B, K+1, H, W, 2), mask (B, K+1, H, W) summing to 1 over K+1 -> deformation (B, H, W, 2).
     """
@@ -201,7 +202,7 @@ def hull_area(points: np.ndarray) -> float:
 def normalize_kp(kp_source: Keypoints, kp_driving: Keypoints, kp_driving_initial: Keypoints,
                  adapt_movement_scale: bool = False, use_relative_movement: bool = False,
                  use_relative_jacobian: bool = False) -> Keypoints:
-    """Relative motion transfer (paper sec. 3.4, eq. 8): move the source like the driving video moves.
+    """Relative motion transfer (paper sec. 3.4, eq. 14-15): move the source like the driving video moves.
 
         p^new = p^S + s (p^D_t - p^D_1),    J^new = J^D_t (J^D_1)^{-1} J^S
 
@@ -209,7 +210,7 @@ def normalize_kp(kp_source: Keypoints, kp_driving: Keypoints, kp_driving_initial
     element 0 only, as the published demo does), else 1. Without the flags, the driving keypoints are
     returned unchanged (absolute transfer). Values and Jacobians come back in float32 (or float64).
     """
-    # TODO p3.motion.normalize_kp: Relative keypoints and Jacobians of eq. 8, with the hull-area scale.
+    # TODO p3.motion.normalize_kp: Relative keypoints and Jacobians of eq. 14-15, with the hull-area scale.
     # Hint: keep the geometry in float32: cast half-precision values/Jacobians with .float() first.
     # Hint: s from hull_area(kp['value'][0].detach().cpu().numpy()) of kp_source and kp_driving_initial;
     # Hint: J uses matmul_2x2 and invert_2x2. Pitfall: the hull is of batch element 0 only, even for B > 1.

@@ -2,7 +2,7 @@
 #   solutions/phase4_audio_driven/wav2lip.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: d0ba24c6f7ff48fcb71776883e07ce0ee42543c494dabbfabdf4fd374101ddac
+# body-sha256: 7abec612ca657e78acd2b0d2b657ded9aa5a2179a9dfbe77bb65beacf4c6116c
 """Wav2Lip: redraw the mouth of a face crop so that it says a given 0.2 s of speech.
 
 Prajwal et al. 2020, "A Lip Sync Expert Is All You Need for Speech to Lip Generation in the Wild".
@@ -246,7 +246,7 @@ def expert_sync_loss(expert: SyncNet, mel: torch.Tensor, generated: torch.Tensor
     # TODO p4.w2l.sync_loss: The expert sync loss on the generator's output window.
     # Hint: keep the lower half g[:, :, :, 48:] (B, 3, T, 48, 96), put frames on channels frame-major:
     # Hint: torch.cat([g[:, :, t] for t in range(T)], dim=1) -> (B, 15, 48, 96); a, v = expert(mel, x);
-    # Hint: return sync_loss(a, v, ones (B, 1)): Wav2Lip eq. 5, E_sync = mean(-log P_sync).
+    # Hint: return sync_loss(a, v, ones (B, 1)): Wav2Lip eq. 3, E_sync = mean(-log P_sync).
     # Hint: pitfall: the expert stays frozen (eval mode, requires_grad False) but must not be run under
     # Hint: no_grad, or no gradient reaches the generator. Tested by test_wav2lip.py::test_expert_sync_loss_*.
     raise NotImplementedError("TODO p4.w2l.sync_loss")

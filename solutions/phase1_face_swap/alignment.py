@@ -68,7 +68,7 @@ def umeyama(src: np.ndarray, dst: np.ndarray, estimate_scale: bool = True) -> np
     src_c, dst_c = src - mean_src, dst - mean_dst  # (N, 2)
     cov = dst_c.T @ src_c / len(src)  # (2, 2), eq. 38
     u, d, vt = np.linalg.svd(cov)
-    signs = np.array([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])  # eq. 39: no reflection
+    signs = np.array([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])  # eq. 39/43: no reflection
     rotation = u @ np.diag(signs) @ vt  # eq. 40
     var_src = (src_c**2).sum(axis=1).mean()  # eq. 36
     scale = (d * signs).sum() / var_src if estimate_scale else 1.0  # eq. 42

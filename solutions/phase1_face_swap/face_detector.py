@@ -260,7 +260,7 @@ def pnet_boxes(prob: np.ndarray, offsets: np.ndarray, scale: float, threshold: f
 def apply_box_regression(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Calibrate boxes (N, 4) with the network's offsets (N, 4), given in units of box width/height."""
     # TODO p1.mtcnn.bbox_reg: Move each edge by its offset times the box's width (x) or height (y).
-    # Hint: Zhang et al. 2016 eq. 2 regresses the edge offsets normalised by the box size:
+    # Hint: Zhang et al. 2016 train the offsets with eq. 2; the released code scales them by the box size:
     # Hint: w = x2 - x1, h = y2 - y1; x1' = x1 + dx1 * w, y1' = y1 + dy1 * h, x2' = x2 + dx2 * w, y2' = y2 +
     # Hint: dy2 * h.
     # BEGIN SOLUTION p1.mtcnn.bbox_reg

@@ -18,8 +18,8 @@ split every frame into three parts and swap only one of them:
 
 Transfer: `target_neutral + amplify * source_offset`, then the target's own pose puts it back into the
 target's frame. This is Face2Face's idea (Thies et al. 2016, "Face2Face: Real-time Face Capture and
-Reenactment of RGB Videos", CVPR, sec. 6: transfer the *expression* parameters, keep the target's
-identity and pose), on 2D landmarks instead of a 3D morphable model.
+Reenactment of RGB Videos", CVPR, section "Expression Transfer": transfer the *expression*
+parameters, keep the target's identity and pose), on 2D landmarks instead of a 3D morphable model.
 
 **3D-lite**: a 2D similarity cannot remove a head *turn* (yaw), so a turning driver looks like a
 changing expression. We lift the 68 points onto a generic 3D mean face, estimate the head's rotation
@@ -193,7 +193,7 @@ def transfer_expression(source_shape: np.ndarray, source_neutral: np.ndarray, ta
     exaggerated); `basis`, when given, filters the offset to plausible expressions first.
     """
     # TODO p2.expr.transfer: offset = source_shape - source_neutral; return target_neutral + amplify * offset.
-    # Hint: Face2Face (Thies et al. 2016) sec. 6 transfers the expression, never the identity: subtract
+    # Hint: Face2Face (Thies et al. 2016) transfers the expression, never the identity: subtract
     # Hint: the *source's* neutral, add the *target's*. With a basis: offset = basis.filter(offset) first.
     # Hint: shapes (68, 2) in; a zero expression must give the target's neutral back exactly
     # Hint: (tests/phase2_face_reenactment/test_reenact_expression.py).

@@ -11,7 +11,7 @@ expression_transfer.py), we move the pixels so that each landmark lands on its n
    the triangle it falls in (backward mapping, so there are no holes), and `cv2.remap` samples there.
    Neighbouring affines agree on the shared edge, so the warp is continuous.
 3. **The inner mouth**: the target's picture has no teeth or tongue to stretch when the driver opens
-   a mouth the target keeps closed. Face2Face (Thies et al. 2016, sec. 7.2) copies a mouth interior
+   a mouth the target keeps closed. Face2Face (Thies et al. 2016, "Mouth Retrieval") copies a mouth interior
    from a retrieved target frame; with no such database we take the *driver's* mouth interior, warp
    it onto the new lip opening and shift its colours by the difference of the two faces' lip colours.
 4. **Over time**: landmarks jitter from frame to frame, and every pixel of the warp shakes with them.

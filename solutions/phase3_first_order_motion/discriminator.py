@@ -1,4 +1,6 @@
-"""Multi-scale PatchGAN discriminator (FOMM sec. 4 training details; Isola et al. 2017, Wang et al. 2018).
+"""Multi-scale PatchGAN discriminator (Isola et al. 2017, Wang et al. 2018).
+
+Not in the FOMM paper: the published repository adds it in its vox-adv configuration.
 
 Each scale's discriminator is 4 convolutions of 4x4 (no padding) with LeakyReLU(0.2), instance norm
 from the second block on, 2x2 average pooling after all but the last, and a 1x1 conv to one

@@ -2,7 +2,7 @@
 
 The generator does not paint the driving frame from scratch. It encodes the *source* image, moves the
 encoded features with the dense motion field T_hat_{S<-D} (backward warping with grid_sample), dims
-the parts the source cannot show with the occlusion map O (eq. 7: xi' = O * f_w(xi, T_hat)), and
+the parts the source cannot show with the occlusion map O (eq. 8: xi' = O * f_w(xi, T_hat)), and
 decodes the result:
 
     source (B, 3, 256, 256) -> SameBlock 7x7 -> 2 DownBlocks       xi        (B, 256, 64, 64)
@@ -56,7 +56,7 @@ class ResBlock2d(nn.Module):
 
 
 def warp(features: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
-    """Backward warping f_w(xi, T_hat): output pixel z takes the input at T_hat(z) (paper eq. 7).
+    """Backward warping f_w(xi, T_hat): output pixel z takes the input at T_hat(z) (paper eq. 8).
 
     features (B, C, H, W), deformation (B, h, w, 2) source coordinates in [-1, 1] -> (B, C, H, W).
     A field of another size is first resized bilinearly to (H, W).
@@ -78,7 +78,7 @@ def warp(features: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
 
 
 def apply_occlusion(features: torch.Tensor, occlusion_map: torch.Tensor) -> torch.Tensor:
-    """xi' = O * xi (paper eq. 7): O near 0 where the source cannot show the driving pose (inpaint there).
+    """xi' = O * xi (paper eq. 8): O near 0 where the source cannot show the driving pose (inpaint there).
 
     features (B, C, H, W), occlusion_map (B, 1, h, w) in [0, 1] -> (B, C, H, W).
     """

@@ -262,7 +262,7 @@ def expert_sync_loss(expert: SyncNet, mel: torch.Tensor, generated: torch.Tensor
     # TODO p4.w2l.sync_loss: The expert sync loss on the generator's output window.
     # Hint: keep the lower half g[:, :, :, 48:] (B, 3, T, 48, 96), put frames on channels frame-major:
     # Hint: torch.cat([g[:, :, t] for t in range(T)], dim=1) -> (B, 15, 48, 96); a, v = expert(mel, x);
-    # Hint: return sync_loss(a, v, ones (B, 1)): Wav2Lip eq. 5, E_sync = mean(-log P_sync).
+    # Hint: return sync_loss(a, v, ones (B, 1)): Wav2Lip eq. 3, E_sync = mean(-log P_sync).
     # Hint: pitfall: the expert stays frozen (eval mode, requires_grad False) but must not be run under
     # Hint: no_grad, or no gradient reaches the generator. Tested by test_wav2lip.py::test_expert_sync_loss_*.
     # BEGIN SOLUTION p4.w2l.sync_loss
