@@ -287,9 +287,9 @@ def main() -> int:
     from phase4_audio_driven.demo import flags
     from phase4_audio_driven.pipeline import face_boxes
 
-    expert_cosine = [] if args.expert_constant_lr else ["--cosine"]
+    expert_cosine = [] if args.expert_constant_lr else ["--lr-schedule", "cosine"]
     expert_augment = ["--augment"] if args.expert_augment else []
-    generator_extra = ["--cosine"] if args.generator_cosine else []
+    generator_extra = ["--lr-schedule", "cosine"] if args.generator_cosine else []
     generator_extra += ["--disc", "--disc-lr", str(args.disc_lr)] if args.disc else []
     print(f"load at start {tuple(round(x, 2) for x in os.getloadavg())} {time.strftime('%H:%M:%S')}")
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -300,7 +300,7 @@ def main() -> int:
     status = train_syncnet.main([*expert_data, "--no-progress", *flags(
         run_dir=args.out / "expert", steps=args.expert_steps, width=args.expert_width, lr=args.expert_lr,
         batch_size=args.expert_batch, min_shift=3, eval_identities=0, checkpoint_every=100,
-        warmup=args.expert_warmup, group=args.expert_group, teacher_step=args.teacher_step),
+        warmup_steps=args.expert_warmup, group=args.expert_group, teacher_step=args.teacher_step),
         *expert_cosine, *expert_augment])
     if status != 0:  # Ctrl-C (130) or an error: the checkpoint is saved, rerun to resume
         return status
@@ -313,7 +313,7 @@ def main() -> int:
     status = train.main([*data, "--no-progress", *flags(
         run_dir=args.out / "generator", expert=teacher_path, steps=args.generator_steps,
         width=args.generator_width, lr=args.generator_lr, sync_threshold="inf", sync_weight=args.sync_weight,
-        eval_every=args.sync_start, checkpoint_every=100, warmup=args.generator_warmup,
+        eval_every=args.sync_start, checkpoint_every=100, warmup_steps=args.generator_warmup,
         mouth_weight=args.mouth_weight, seed=args.generator_seed), *generator_extra])
     if status != 0:
         return status

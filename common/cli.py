@@ -42,7 +42,8 @@ def add_common_args(parser: argparse.ArgumentParser, device: bool = True, seed: 
         parser.add_argument("--device", default="auto",
                             help="auto, cpu, cuda, cuda:N or mps (default: auto = cuda, else mps, else cpu)")
     if seed:
-        parser.add_argument("--seed", type=int, default=0, help="random seed for reproducible runs")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="random seed for reproducible runs (default: 0)")
 
 
 def add_consent_args(parser: argparse.ArgumentParser, roles: tuple[str, ...] = (),

@@ -13,7 +13,7 @@ each of them, checked before any face is loaded.
 `--source` and `--target` are folders written by extract.py, or folders (or single files) of images
 and videos, which are then extracted in memory. The run folder collects checkpoints (resumed
 automatically when you run the same command again), preview grids (rows: input, reconstruction,
-swap, for each person) and metrics.csv/metrics.png. Swap with swap_video.py --model RUN_DIR.
+swap, for each person) and metrics.csv/metrics.png. Swap with swap_video.py --checkpoint RUN_DIR.
 """
 
 from __future__ import annotations
@@ -171,16 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         "--run-dir",
         type=Path,
         default=Path("runs/phase1_face_swap"),
-        help="checkpoints, previews and metrics go here; rerun to resume",
+        help="checkpoints, previews and metrics go here; rerun to resume (default: runs/phase1_face_swap)",
     )
     parser.add_argument(
         "--preset",
         choices=("cpu64", "gpu128"),
         default="cpu64",
-        help="model size: cpu64 (64 px, minutes on a CPU) or gpu128 (128 px, the classic size)",
+        help="model size: cpu64 (64 px, minutes on a CPU) or gpu128 (128 px, the classic size) "
+        "(default: cpu64)",
     )
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="faces of each person per step (default: 16)")
+    parser.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default: 0.0005)")
     parser.add_argument(
         "--gan",
         action="store_true",
@@ -190,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-frames", type=int, default=None, help="read at most this many frames per video"
     )
-    parser.add_argument("--coverage", type=float, default=0.6, help="alignment coverage (as in extract.py)")
+    parser.add_argument("--coverage", type=float, default=0.6,
+                        help="alignment coverage, as in extract.py (default: 0.6)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_common_args(parser)
     add_consent_args(parser, roles=("person A (--source)", "person B (--target)"))

@@ -66,13 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     d = LandmarkTrainSettings()
-    parser.add_argument("--identities", type=int, default=d.identities, help="synthetic training identities")
-    parser.add_argument("--frames", type=int, default=d.frames, help="frames rendered per identity")
-    parser.add_argument("--render-size", type=int, default=d.render_size, help="synthetic frame size (px)")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    parser.add_argument("--identities", type=int, default=d.identities,
+                        help=f"synthetic training identities (default: {d.identities})")
+    parser.add_argument("--frames", type=int, default=d.frames,
+                        help=f"frames rendered per identity (default: {d.frames})")
+    parser.add_argument("--render-size", type=int, default=d.render_size,
+                        help=f"synthetic frame size in px (default: {d.render_size})")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size,
+                        help=f"crops per step (default: {d.batch_size})")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default: {d.lr:g})")
     parser.add_argument("--input-size", type=int, default=96,
-                        help="crop size the network sees (a multiple of 8)")
+                        help="crop size the network sees, a multiple of 8 (default: 96)")
     add_train_args(parser, DEFAULTS)
     add_common_args(parser)
     return parser

@@ -61,12 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     d = X2FaceTrainSettings()
     parser.add_argument("--data", default=d.data,
-                        help="'synthetic', or a folder of videos or of frame folders, one person each")
-    parser.add_argument("--identities", type=int, default=d.identities, help="synthetic identities")
-    parser.add_argument("--frames", type=int, default=d.frames, help="frames per clip (read or rendered)")
-    parser.add_argument("--size", type=int, default=64, help="face size in pixels (a multiple of 16)")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+                        help="'synthetic', or a folder of videos or of frame folders, one person each "
+                             f"(default: {d.data})")
+    parser.add_argument("--identities", type=int, default=d.identities,
+                        help=f"synthetic identities (default: {d.identities})")
+    parser.add_argument("--frames", type=int, default=d.frames,
+                        help=f"frames per clip, read or rendered (default: {d.frames})")
+    parser.add_argument("--size", type=int, default=64,
+                        help="face size in pixels, a multiple of 16 (default: 64)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size,
+                        help=f"frame pairs per step (default: {d.batch_size})")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default: {d.lr:g})")
     add_train_args(parser, DEFAULTS)
     add_common_args(parser)
     add_data_consent_args(parser)

@@ -47,7 +47,7 @@ from common.training import (
     train_config_from_args,
     train_loop,
 )
-from common.training.schedule import lr_factor
+from common.training.schedule import add_schedule_args, lr_factor
 
 if TYPE_CHECKING:  # type hints only: the code loads solutions or templates with load()
     from solutions.phase3_first_order_motion.model import FOMMConfig
@@ -235,26 +235,29 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'synthetic' or a folder of videos (VoxCeleb layout: train/ and test/ holding "
                              ".mp4 files or folders of frames)")
     parser.add_argument("--config", choices=("tiny", "vox-256"), default="tiny",
-                        help="network size: tiny (64 px, CPU minutes) or vox-256 (the published model)")
-    parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
-    parser.add_argument("--lr", type=float, default=TrainSettings.lr, help="Adam learning rate")
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=TrainSettings.lr_schedule,
-                        help="constant (published), or cosine: linear warm-up over --warmup-steps, then "
-                             "cosine decay to 0 at --steps (converges faster in short runs)")
-    parser.add_argument("--warmup-steps", type=int, default=TrainSettings.warmup_steps,
-                        help="steps of linear learning-rate warm-up (default 0)")
+                        help="network size: tiny (64 px, CPU minutes) or vox-256 (the published model) "
+                             "(default: tiny)")
+    parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size,
+                        help=f"frame pairs per step (default: {TrainSettings.batch_size})")
+    parser.add_argument("--lr", type=float, default=TrainSettings.lr,
+                        help=f"Adam learning rate (default: {TrainSettings.lr:g})")
+    add_schedule_args(parser)
     parser.add_argument("--adversarial", action="store_true",
                         help="add the LSGAN + feature-matching losses of the vox-adv configuration")
     parser.add_argument("--clip-grad-norm", type=float, default=TrainSettings.clip_grad_norm,
                         help="rescale the keypoint detector's and the generator's gradients to at most this "
-                             "norm each (0: off, as published). With Adam's beta1 = 0.5 one gradient spike "
-                             "(a nearly singular Jacobian) moves the weights ~16 learning rates at once")
+                             "norm each (default: 0 = off, as published). With Adam's beta1 = 0.5 one "
+                             "gradient spike (a nearly singular Jacobian) moves the weights ~16 learning "
+                             "rates at once")
     parser.add_argument("--repeats", type=int, default=TrainSettings.repeats,
-                        help="times each video is used per epoch")
-    parser.add_argument("--synthetic-videos", type=int, default=16, help="with --data synthetic: identities")
-    parser.add_argument("--synthetic-frames", type=int, default=32, help="with --data synthetic: frames each")
+                        help=f"times each video is used per epoch (default: {TrainSettings.repeats})")
+    parser.add_argument("--synthetic-videos", type=int, default=16,
+                        help="with --data synthetic: identities (default: 16)")
+    parser.add_argument("--synthetic-frames", type=int, default=32,
+                        help="with --data synthetic: frames each (default: 32)")
     parser.add_argument("--synthetic-fps", type=float, default=25.0,
-                        help="with --data synthetic: clip frame rate (lower: more motion between frames)")
+                        help="with --data synthetic: clip frame rate, lower for more motion between frames "
+                             "(default: 25)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0: torch's default). On a busy machine 1 is often faster: "
                              "threads that wait for each other's cores spin instead of working")

@@ -241,7 +241,7 @@ def add_data_args(parser: argparse.ArgumentParser, identities: int = 6, frames: 
         "--data",
         default="synthetic",
         help="'synthetic' (people who do not exist, rendered in memory) or the root of the "
-        "published LRS2 preprocessed layout (<root>/<speaker>/<clip>/n.jpg + audio.wav)",
+        "published LRS2 preprocessed layout (<root>/<speaker>/<clip>/n.jpg + audio.wav) (default: synthetic)",
     )
     group.add_argument(
         "--filelist",

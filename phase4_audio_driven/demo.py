@@ -60,9 +60,10 @@ def train_networks(out_dir: Path, preset: DemoPreset) -> tuple[Path, Path]:
     # random colour, framing and audio level (--augment) leave chance within a few hundred steps (the
     # published random 50/50 pairs at a constant 5e-4 sat at chance for this whole run), with a warm-up
     # and a cosine decay; its checkpoint after TEACHER_STEP steps teaches the generator.
-    call_tool(train_syncnet.main, [*data, "--no-progress", "--cosine", "--augment", *flags(
-        run_dir=expert_dir, steps=preset.expert_steps, width=preset.expert_width, lr=1e-3, warmup=300,
-        group=4, min_shift=3, eval_identities=0, checkpoint_every=0, teacher_step=TEACHER_STEP)])
+    call_tool(train_syncnet.main, [*data, "--no-progress", "--augment", *flags(
+        run_dir=expert_dir, steps=preset.expert_steps, width=preset.expert_width, lr=1e-3, warmup_steps=300,
+        lr_schedule="cosine", group=4, min_shift=3, eval_identities=0, checkpoint_every=0,
+        teacher_step=TEACHER_STEP)])
     # The published schedule waits for the expert loss on generated windows to drop below 0.75; a run
     # this short never gets there, so the demo switches the sync loss on at the first check whatever the
     # expert says (threshold inf: with 10, one held-out window the expert gives P ~ 0 costs a BCE of ~100

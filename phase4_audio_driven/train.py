@@ -15,8 +15,8 @@ The loss (Prajwal et al. 2020, Sec. 3.3-3.4):
 E_sync is the frozen expert's BCE on the generated window; s_w stays 0 until the expert's loss on
 held-out windows drops below 0.75 (checked every --eval-every steps), then 0.03 (--sync-weight). With --disc a
 visual-quality discriminator joins (s_g = 0.07). Previews show target, masked input, reference and
-output. The generator is exported as `<run-dir>/wav2lip.pth` in the published layout. `--warmup` and
-`--cosine` shape the learning rate as in train_syncnet.py (published: constant).
+output. The generator is exported as `<run-dir>/wav2lip.pth` in the published layout. `--warmup-steps` and
+`--lr-schedule` shape the learning rate as in train_syncnet.py (published: constant).
 
 `--mouth-weight W` (not in the paper; default 1, the plain L1) weighs the L1 of the masked lower half
 W times the upper half's, which the masked input already shows.
@@ -51,10 +51,9 @@ from common.training import (
     unwrap,
     wrap_ddp,
 )
-from common.training.schedule import lr_factor
+from common.training.schedule import add_schedule_args, lr_factor
 from phase4_audio_driven.data import add_data_args, generator_batch, load_clips
 from phase4_audio_driven.pipeline import from_network
-from phase4_audio_driven.train_syncnet import add_schedule_args
 
 
 @dataclass
@@ -127,13 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--sync-threshold",
         type=float,
         default=d.sync_threshold,
-        help="turn the sync loss on once the held-out expert loss is below this (0.75)",
+        help=f"turn the sync loss on once the held-out expert loss is below this "
+        f"(default: {d.sync_threshold:g})",
     )
     parser.add_argument(
         "--sync-weight",
         type=float,
         default=d.sync_weight,
-        help=f"weight s_w of the expert sync loss once it is on (published {d.sync_weight})",
+        help=f"weight s_w of the expert sync loss once it is on (default: {d.sync_weight:g}, as published)",
     )
     parser.add_argument(
         "--mouth-weight",
@@ -160,9 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.width <= 0 or args.batch_size < 1 or args.eval_every < 1 or args.warmup < 0:
+    if args.width <= 0 or args.batch_size < 1 or args.eval_every < 1 or args.warmup_steps < 0:
         raise UserError(
-            "--width must be positive, --batch-size and --eval-every at least 1, --warmup at least 0"
+            "--width must be positive, --batch-size and --eval-every at least 1, --warmup-steps at least 0"
         )
     if not 0 < args.lr < math.inf or args.steps < 1:
         raise UserError(f"--lr must be a positive number and --steps at least 1, got {args.lr} and "
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     check_data_consent(args, "lipsync", command_line(__file__, argv))
     cfg = GeneratorConfig(
         args.width, args.batch_size, args.lr, args.disc, args.sync_threshold, args.eval_every,
-        sync_weight=args.sync_weight, warmup=args.warmup, cosine=args.cosine,
+        sync_weight=args.sync_weight, warmup=args.warmup_steps, cosine=args.lr_schedule == "cosine",
         mouth_weight=args.mouth_weight, disc_lr=args.disc_lr,
     )
     dist = init_distributed(args.device)

@@ -1,7 +1,7 @@
 """Train the SyncNet lip-sync expert (Wav2Lip's `color_syncnet_train.py`), resumably.
 
     python phase4_audio_driven/train_syncnet.py --run-dir runs/expert --identities 12 --frames 50 \\
-        --steps 1500 --lr 1e-3 --warmup 300 --cosine --group 4 --augment --min-shift 3 \\
+        --steps 1500 --lr 1e-3 --warmup-steps 300 --lr-schedule cosine --group 4 --augment --min-shift 3 \\
         --teacher-step 500                                            # synthetic, CPU (make demo's)
     python phase4_audio_driven/train_syncnet.py --data LRS2/main --filelist filelists/train.txt \\
         --width 1 --batch-size 64 --lr 1e-4 --steps 250000 --device cuda --consent LRS2   # the real thing
@@ -27,10 +27,10 @@ sync loss (-log P, weighted 0.03) then outweighs the L1, and the generator learn
 instead of moving the lips. Earlier in its training the expert is less sure of itself and its gradient
 teaches more often than not (benchmarks/wav2lip_sync_quality.py has the figures and their spread).
 
-The published run keeps Adam's learning rate constant; `--warmup N --cosine` ramps it up over N steps and
-then lets it follow half a cosine down to 0 at --steps (the CPU presets: a short run that starts at a
-higher rate without diverging and ends settled). The rate is a function of the step, so a resumed run
-follows the same curve.
+The published run keeps Adam's learning rate constant; `--warmup-steps N --lr-schedule cosine` ramps it
+up over N steps and then lets it follow half a cosine down to 0 at --steps (the CPU presets: a short
+run that starts at a higher rate without diverging and ends settled). The rate is a function of the
+step, so a resumed run follows the same curve.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ from common.training import (
     unwrap,
     wrap_ddp,
 )
-from common.training.schedule import lr_factor
+from common.training.schedule import add_schedule_args, lr_factor
 from phase4_audio_driven.data import (
     TalkingClip,
     add_data_args,
@@ -124,16 +124,6 @@ def group_loss(sync_loss: Callable[..., torch.Tensor], audio_emb: torch.Tensor, 
     return 0.5 * (loss + off)
 
 
-def add_schedule_args(parser: argparse.ArgumentParser) -> None:
-    """--warmup and --cosine (shared with train.py)."""
-    parser.add_argument(
-        "--warmup", type=int, default=0, help="steps of linear learning-rate warm-up (default 0)"
-    )
-    parser.add_argument(
-        "--cosine", action="store_true", help="decay the learning rate along a cosine to 0 at --steps"
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python phase4_audio_driven/train_syncnet.py",
@@ -148,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"channel multiplier; 1 = the published expert (default {d.width})",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=d.batch_size, help=f"windows per step ({d.batch_size})"
+        "--batch-size", type=int, default=d.batch_size, help=f"windows per step (default: {d.batch_size})"
     )
     parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
     parser.add_argument(
@@ -200,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.width <= 0 or args.batch_size < 2 or args.warmup < 0 or not 0 <= args.teacher_step <= args.steps:
-        raise UserError("--width must be positive, --batch-size at least 2, --warmup at least 0 and "
+    if (args.width <= 0 or args.batch_size < 2 or args.warmup_steps < 0
+            or not 0 <= args.teacher_step <= args.steps):
+        raise UserError("--width must be positive, --batch-size at least 2, --warmup-steps at least 0 and "
                         "--teacher-step between 0 and --steps")
     if not 0 < args.lr < math.inf or args.steps < 1:
         raise UserError(f"--lr must be a positive number and --steps at least 1, got {args.lr} and "
@@ -216,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         min_shift=args.min_shift,
         paired=args.paired,
         augment=args.augment,
-        warmup=args.warmup,
-        cosine=args.cosine,
+        warmup=args.warmup_steps,
+        cosine=args.lr_schedule == "cosine",
         group=args.group,
         teacher_step=args.teacher_step,
     )

@@ -124,6 +124,17 @@ def test_a_run_begun_without_a_loss_scaler_resumes_with_one(tmp_path: Path):
         Checkpointer(tmp_path, {"model": model, "optimizer": torch.optim.SGD(model.parameters(), 0.1)}).load()
 
 
+def test_every_trainer_spells_the_schedule_the_same_way_and_the_short_forms_agree():
+    from common.training.schedule import add_schedule_args
+
+    parser = argparse.ArgumentParser()
+    add_schedule_args(parser)
+    long = parser.parse_args(["--lr-schedule", "cosine", "--warmup-steps", "30"])
+    short = parser.parse_args(["--cosine", "--warmup", "30"])
+    assert vars(long) == vars(short) == {"lr_schedule": "cosine", "warmup_steps": 30}
+    assert vars(parser.parse_args([])) == {"lr_schedule": "constant", "warmup_steps": 0}  # as published
+
+
 # ---------------------------------------------------------------- gradient accumulation
 
 

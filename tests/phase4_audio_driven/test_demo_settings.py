@@ -30,8 +30,9 @@ def test_demo_generator_flags_match_benchmark(tmp_path, monkeypatch):
     (tmp_path / "expert" / "lipsync_teacher.pth").touch()  # what the expert run leaves
     demo.train_networks(tmp_path, demo.QUICK)
     expert = train_syncnet.build_parser().parse_args(calls["expert"])
-    assert expert.group == bench.EXPERT_GROUP and expert.augment == bench.EXPERT_AUGMENT and expert.cosine
-    assert expert.warmup == bench.EXPERT_WARMUP and expert.teacher_step == bench.TEACHER_STEP
+    assert expert.group == bench.EXPERT_GROUP and expert.augment == bench.EXPERT_AUGMENT
+    assert expert.lr_schedule == "cosine" and expert.warmup_steps == bench.EXPERT_WARMUP
+    assert expert.teacher_step == bench.TEACHER_STEP
     assert expert.steps == demo.QUICK.expert_steps
     args = train.build_parser().parse_args(calls["generator"])
     assert args.expert.endswith("lipsync_teacher.pth")  # the early checkpoint teaches
