@@ -18,7 +18,7 @@ $(STAMP): requirements.txt
 
 ## demo: generate synthetic people and run every phase's quick preset; report in outputs/index.html
 demo: $(STAMP)
-	$(PY) -m tools.demo --out outputs
+	$(PY) -m tools.demo --output outputs
 
 ## test: template freshness, the reference solutions, and the stub check of the student templates
 test: $(STAMP) templates-check test-solutions test-stubs

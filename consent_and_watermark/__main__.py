@@ -1,8 +1,8 @@
 """Command line: manage consent records and verify files.
 
     python -m consent_and_watermark consent add --subject alice --name "Alice Example" \\
-        --granted-by "Alice Example" --technique swap --technique reenact --output image --output video \\
-        --days 365 --evidence signed_statement.pdf
+        --granted-by "Alice Example" --technique swap --technique reenact \\
+        --output-kind image --output-kind video --days 365 --evidence signed_statement.pdf
     python -m consent_and_watermark consent list
     python -m consent_and_watermark consent show cr-1a2b3c4d5e
     python -m consent_and_watermark consent revoke cr-1a2b3c4d5e --reason "withdrawn by e-mail"
@@ -71,7 +71,7 @@ def _consent_command(args: argparse.Namespace) -> int:
             display_name=args.name,
             granted_by=args.granted_by,
             techniques=args.technique or TECHNIQUES,
-            outputs=args.output or OUTPUTS,
+            outputs=args.output_kind or OUTPUTS,
             expires=expires,
             evidence_sha256=consent.sha256_file(args.evidence),
         )
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Record that a person agreed to the techniques and output kinds named, until the "
         "expiry. Prints the new record's id (cr-...) for the tools' --consent. Example: consent add "
         "--subject alice --name 'Alice Example' --granted-by 'Alice Example' --technique swap "
-        "--output image --output video --days 90 --evidence signed_statement.pdf",
+        "--output-kind image --output-kind video --days 90 --evidence signed_statement.pdf",
     )
     add.add_argument("--subject", required=True, help="a stable id for the person, e.g. alice-2026")
     add.add_argument("--name", required=True, help="display name of the person")
@@ -163,14 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--technique", action="append", choices=TECHNIQUES, help="allowed technique (repeat; default: all)"
     )
     add.add_argument(
-        "--output", action="append", choices=OUTPUTS,
-        help="allowed output kind: image (stills and the trainers' previews), video, audio (repeat; "
-        "default: all)"
+        "--output-kind", "--output", action="append", choices=OUTPUTS,
+        help="allowed kind of output file: image (stills and the trainers' previews), video, audio "
+        "(repeat; default: all)"
     )
     when = add.add_mutually_exclusive_group()
     when.add_argument("--expires", help="expiry date YYYY-MM-DD (stops working at 00:00 UTC that day)")
     when.add_argument("--days", type=int, default=365,
-                      help=f"valid for this many days, 1 to {MAX_DAYS} (default 365)")
+                      help=f"valid for this many days, 1 to {MAX_DAYS} (default: 365)")
     when.add_argument("--no-expiry", action="store_true", help="never expires (revocation still works)")
     add.add_argument(
         "--evidence",
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Every file the project wrote: when, what, with which consent records, and whether "
         "the visible label was on.",
     )
-    log.add_argument("--limit", type=int, default=50, help="how many rows, newest first (default 50)")
+    log.add_argument("--limit", type=int, default=50, help="how many rows, newest first (default: 50)")
     return parser
 
 

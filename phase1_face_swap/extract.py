@@ -62,41 +62,51 @@ def write_faceset(faces, output: Path, size: int, coverage: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
+        prog="python phase1_face_swap/extract.py",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--input", required=True, type=Path, help="a video, an image, or a folder of them")
-    parser.add_argument("--output", required=True, type=Path, help="new folder for the crops and faces.json")
+    parser.add_argument("--output", required=True, type=Path,
+                        help="new (or empty) folder for the crops and faces.json")
     parser.add_argument(
-        "--size", type=int, default=256, help="crop size in pixels (training resizes; default 256)"
+        "--size", type=int, default=256,
+        help="crop side in pixels, at least 32 (training resizes; default: 256)",
     )
     parser.add_argument(
         "--coverage",
         type=float,
         default=0.6,
-        help="share of the crop the brow-to-mouth template spans (smaller = more margin)",
+        help="share of the crop the brow-to-mouth template spans, 0.1 to 1 (smaller = more margin; "
+        "default: 0.6)",
     )
     parser.add_argument(
         "--reference",
         type=Path,
         default=None,
-        help="photos/video of the person to keep when several faces appear",
+        help="photos/video of the person to keep (for inputs with several people): only faces that match "
+        "theirs are cropped",
     )
     parser.add_argument(
         "--detector",
         choices=("hog", "mtcnn"),
         default="hog",
         help="hog: dlib's HOG (fast, frontal faces); mtcnn: the CNN cascade (more poses, slower); "
-        "both run on the CPU",
+        "both run on the CPU (default: hog)",
     )
-    parser.add_argument("--every", type=int, default=1, help="use every N-th frame of videos (default 1)")
     parser.add_argument(
-        "--max-frames", type=int, default=None, help="read at most this many frames per video"
+        "--frame-step", "--every", type=int, default=1, metavar="N",
+        help="sample videos: take only every N-th frame and skip the others (fewer, less alike crops; "
+        "the detector runs on each frame taken; default: 1, every frame)",
+    )
+    parser.add_argument(
+        "--max-frames", type=int, default=None,
+        help="read at most this many frames per video (counted before --frame-step skips any)",
     )
     add_common_args(parser, device=False, seed=False)
     args = parser.parse_args(argv)
     use_impl(args.impl)
-    if args.size < 32 or args.every < 1:
-        raise UserError("--size must be at least 32 and --every at least 1")
+    if args.size < 32 or args.frame_step < 1:
+        raise UserError("--size must be at least 32 and --frame-step at least 1")
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
     if not 0.1 <= args.coverage <= 1.0:
@@ -113,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         args.coverage,
         identity_filter,
         args.max_frames,
-        every=args.every,
+        every=args.frame_step,
         detector=args.detector,
     )
     count = write_faceset(faces, args.output, args.size, args.coverage)

@@ -1,6 +1,6 @@
 """Swap a face in a video (or an image) with a trained phase-1 model; the audio track is kept.
 
-    python phase1_face_swap/swap_video.py --model runs/phase1_face_swap --input clip.mp4 \\
+    python phase1_face_swap/swap_video.py --checkpoint runs/phase1_face_swap --input clip.mp4 \\
         --output swapped.mp4 --consent ID_OF_A --consent ID_OF_B --blend poisson --color reinhard
 
 Consent comes first: every person involved needs a consent record that allows "swap" (see
@@ -8,7 +8,7 @@ Consent comes first: every person involved needs a consent record that allows "s
 written only through the provenance writer: visible SYNTHETIC label, invisible watermark, metadata
 and a signed C2PA manifest. Frames without a face pass through unchanged; the tool reports how many.
 
-`--model` takes a checkpoint file or a train.py run folder (its newest checkpoint). By default the
+`--checkpoint` takes a checkpoint file or a train.py run folder (its newest checkpoint). By default the
 input is taken to show the training --target person, and their face is redrawn as the --source
 person (the face donor), keeping the target's pose, expression and light; `--draw target` swaps the
 other way (for a video of the source person). `--reference` restricts the swap to one person when
@@ -110,9 +110,11 @@ def swapped_stream(swapper: FaceSwapper, frames: Iterable[np.ndarray], fps: floa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
+        prog="python phase1_face_swap/swap_video.py",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", required=True, type=Path, help="checkpoint file or train.py run folder")
+    parser.add_argument("--checkpoint", "--model", required=True, type=Path,
+                        help="phase-1 checkpoint: a file, or a train.py run folder (its newest checkpoint)")
     parser.add_argument(
         "--input", required=True, type=Path, help="video (mp4, mov, ...) or image to swap into"
     )
@@ -121,13 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         "--blend",
         choices=("alpha", "poisson"),
         default="alpha",
-        help="alpha: feathered mask; poisson: cv2.seamlessClone (matches gradients, slower)",
+        help="alpha: feathered mask (default); poisson: cv2.seamlessClone (matches gradients, slower)",
     )
     parser.add_argument(
         "--color",
         choices=("reinhard", "hist", "none"),
         default="reinhard",
-        help="colour transfer onto the target's skin: LAB mean/std, histogram, or none",
+        help="colour transfer onto the target's skin: reinhard (LAB mean/std, the default), hist "
+        "(histogram matching) or none",
     )
     parser.add_argument(
         "--draw",
@@ -145,12 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         "--detect-every",
         type=int,
         default=5,
-        help="run the face detector every N frames and track landmarks in between",
+        metavar="N",
+        help="run the face detector every N frames and track landmarks in between (default: 5)",
     )
     parser.add_argument("--no-smooth", action="store_true", help="turn off One-Euro landmark smoothing")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument("--max-frames", type=int, default=None,
+                        help="stop after this many frames of a video (the audio is cut to match)")
     add_common_args(parser, seed=False)
-    add_consent_args(parser, roles=("the face the model puts in (--model)", "the person in --input"))
+    add_consent_args(parser, roles=("the face the model puts in (--checkpoint)", "the person in --input"))
     args = parser.parse_args(argv)
     use_impl(args.impl)
     is_image = media.is_image_path(args.input)
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     writer.check_suffix(args.output, "image" if is_image else "video")
     check_output(args.output, inputs=(args.input,))
     device = pick_device(args.device)
-    model, extra = load_model(args.model, device)
+    model, extra = load_model(args.checkpoint, device)
     identity_filter = reference_filter(args.reference) if args.reference else None
     swapper = make_swapper(model, extra, args, device, identity_filter)
 

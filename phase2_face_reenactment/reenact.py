@@ -257,7 +257,7 @@ def render_x2face(model: X2Face, driver_frames: Iterable[np.ndarray], target_fra
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python phase2_face_reenactment/reenact.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", required=True, type=Path,
                         help="the driver: a video whose expressions are used")
@@ -267,13 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", choices=("warp", "x2face"), default="warp",
                         help="warp: landmarks + piecewise-affine warping (default); x2face: learned fields")
     parser.add_argument("--amplify", type=float, default=1.0,
-                        help="(warp) expression strength: 0 keeps the target neutral, 1 copies, >1 "
-                        "exaggerates (default 1)")
+                        help="(warp) expression strength, 0 to 5: 0 keeps the target neutral, 1 copies, >1 "
+                        "exaggerates (default: 1)")
     parser.add_argument("--smooth", action="store_true",
                         help="(warp) One-Euro filter the driver's landmarks (less jitter)")
     parser.add_argument("--basis", type=int, default=0, metavar="K",
                         help="(warp, --mode 2d) keep only K PCA expression directions learned on synthetic "
-                        "faces (removes detector jitter that is no expression; 8 is a good value; 0 = off)")
+                        "faces (removes detector jitter that is no expression; 8 is a good value; "
+                        "default: 0 = off)")
     parser.add_argument("--mode", choices=("2d", "3d"), default="2d",
                         help="(warp) 2d: Procrustes normalisation (default); 3d: solvePnP head pose on a 3D "
                         "mean face")
@@ -288,10 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train_landmarks.py checkpoint (file or run folder) for --landmarks cnn")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="train_x2face.py checkpoint (file or run folder) for --method x2face")
-    parser.add_argument("--detect-every", type=int, default=5,
+    parser.add_argument("--detect-every", type=int, default=5, metavar="N",
                         help="(warp) run the face detector every N frames and track landmarks in between "
-                        "(default 5)")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many driver frames")
+                        "(default: 5)")
+    parser.add_argument("--max-frames", type=int, default=None,
+                        help="stop after this many driver frames (the audio is cut to match)")
     add_common_args(parser, seed=False)
     add_consent_args(parser, roles=("the driver (--source)", "the target (--target)"))
     return parser

@@ -191,6 +191,7 @@ def animate(animator: Animator, source: np.ndarray, driving: np.ndarray, relativ
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        prog="python phase3_first_order_motion/animate.py",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", required=True, type=Path, help="still image of the person to animate")
     parser.add_argument("--driving", required=True, type=Path, help="video whose motion is transferred")
@@ -200,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, type=Path, help="where to write the animated .mp4")
     motion = parser.add_mutually_exclusive_group()
     motion.add_argument("--relative", dest="relative", action="store_true", default=True,
-                        help="transfer the driving motion relative to its first frame (default; eq. 8)")
+                        help="transfer the driving motion relative to its first frame, or to the one "
+                             "--find-best-frame picks (default; eq. 14-15)")
     motion.add_argument("--absolute", dest="relative", action="store_false",
                         help="use the driving keypoints as they are (the source takes the driver's pose "
                              "and face shape)")
@@ -214,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="driving frames per network call (default: 2 on a CPU, where small batches "
                              "stay in the caches; 8 on a GPU, where larger ones can pay)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="fp32 (default), or bf16/fp16 autocast for the convolutions (GPU; bf16 also "
-                             "on CPU); auto = bf16 on a CUDA GPU that supports it, else fp32")
+                        help="bf16/fp16: autocast for the convolutions (GPU; bf16 also on a CPU); auto = "
+                             "bf16 on a CUDA GPU with bfloat16 arithmetic (Ampere or newer), fp16 on an "
+                             "older one, fp32 elsewhere (default: fp32)")
     parser.add_argument("--channels-last", action="store_true",
                         help="NHWC memory layout (faster convolutions on GPUs with tensor cores, and on "
                              "CPUs with oneDNN)")

@@ -5,7 +5,7 @@
 The published preprocessing (AliaksandrSiarohin/video-preprocessing, crop_vox) keeps the camera still
 and lets the head move inside a fixed box:
 
-  1. detect the face every `--every` frames (here dlib's HOG detector, the detector of phase 1);
+  1. detect the face every `--detect-every` frames (here dlib's HOG detector, the detector of phase 1);
   2. take the union of all boxes of the clip (the area the head moves in);
   3. enlarge it by `--increase` of its width and height on each side, make it square around its centre,
      and clip it to the frame;
@@ -61,29 +61,35 @@ def crop_box(frames: np.ndarray, every: int = 5, increase: float = 0.1) -> tuple
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python phase3_first_order_motion/crop.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, type=Path, help="any video with one face")
     parser.add_argument("--output", required=True, type=Path, help="the cropped .mp4")
     parser.add_argument("--size", type=int, default=256,
-                        help="output side in pixels, even (H.264 video needs even sides; vox-256: 256)")
-    parser.add_argument("--every", type=int, default=5, help="detect the face every n frames")
-    parser.add_argument("--increase", type=float, default=0.1, help="margin added on each side, in box sizes")
-    parser.add_argument("--label", action="store_true", help="draw the visible SYNTHETIC label")
+                        help="output side in pixels, even: H.264 video needs even sides (default: 256, "
+                        "the side of vox-256)")
+    parser.add_argument("--detect-every", "--every", type=int, default=5, metavar="N",
+                        help="run the face detector on every N-th frame only; the crop box holds all the "
+                        "boxes found (default: 5)")
+    parser.add_argument("--increase", type=float, default=0.1,
+                        help="margin added on each side, as a share of the face box's width (left, right) "
+                        "and height (top, bottom) (default: 0.1)")
+    parser.add_argument("--label", action="store_true",
+                        help="draw the visible SYNTHETIC label (off by default: a crop is not synthetic)")
     args = parser.parse_args(argv)
     from consent_and_watermark.writer import save_video
 
     if args.output.suffix.lower() != ".mp4":
         raise UserError(f"--output {args.output} must end in .mp4")
-    if args.every < 1 or args.size < 16:
-        raise UserError("--every must be >= 1 and --size >= 16")
+    if args.detect_every < 1 or args.size < 16:
+        raise UserError("--detect-every must be >= 1 and --size >= 16")
     if args.size % 2:
         raise UserError(f"--size must be even (H.264 video needs even sides), got {args.size}")
     if not 0 <= args.increase < math.inf:
         raise UserError(f"--increase must be 0 or a positive number of box sizes, got {args.increase}")
     check_output(args.output, inputs=(args.input,))
     video = read_video(args.input)
-    x0, y0, x1, y1 = crop_box(video.frames, args.every, args.increase)
+    x0, y0, x1, y1 = crop_box(video.frames, args.detect_every, args.increase)
     print(f"crop box: x {x0}-{x1}, y {y0}-{y1} of {video.frames.shape[2]}x{video.frames.shape[1]}",
           file=sys.stderr)
     frames = resize_frames(video.frames[:, y0:y1, x0:x1], args.size)

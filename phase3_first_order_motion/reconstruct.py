@@ -123,18 +123,29 @@ def evaluate(models: dict, videos: list[np.ndarray], device: torch.device, aed: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python phase3_first_order_motion/reconstruct.py",
+                                     description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path,
-                        help="FOMM checkpoint to evaluate: a file, or a train.py run folder (its newest one)")
+                        help="FOMM checkpoint to evaluate: the published vox-cpk.pth.tar, or a file or run "
+                        "folder of train.py (its newest checkpoint)")
     parser.add_argument("--data", required=True, help="'synthetic' (held-out people) or a folder of videos")
-    parser.add_argument("--split", default="test", help="sub-folder of --data with the held-out videos")
-    parser.add_argument("--videos", type=int, default=8, help="number of held-out videos")
-    parser.add_argument("--frames", type=int, default=32, help="frames per synthetic video")
-    parser.add_argument("--frame-step", type=int, default=1, help="use every n-th frame for AKD/AED")
+    parser.add_argument("--split", default="test",
+                        help="with a folder --data: its sub-folder of held-out videos (without one, all its "
+                        "videos are used; default: test)")
+    parser.add_argument("--videos", type=int, default=8,
+                        help="held-out videos: how many synthetic people, or at most this many of the "
+                        "folder's (default: 8)")
+    parser.add_argument("--frames", type=int, default=32,
+                        help="with --data synthetic: frames per video, at least 2 (default: 32)")
+    parser.add_argument("--frame-step", type=int, default=1, metavar="N",
+                        help="AKD/AED on every N-th frame only (dlib is the slow part; L1 uses every frame; "
+                        "default: 1)")
     parser.add_argument("--no-aed", dest="aed", action="store_false",
                         help="skip AED (dlib's 128-D descriptor costs ~0.2 s per face on a CPU)")
-    parser.add_argument("--landmark-size", type=int, default=256, help="frames are upscaled to this for dlib")
+    parser.add_argument("--landmark-size", type=int, default=256,
+                        help="frames are resized to this side in pixels before dlib looks for faces (small "
+                        "faces need upscaling; default: 256)")
     parser.add_argument("--json", type=Path, help="also write the figures to this .json file")
     add_common_args(parser)
     args = parser.parse_args(argv)

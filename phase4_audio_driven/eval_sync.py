@@ -104,11 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--audio", type=Path, default=None, help="audio to compare with (default: the video's)"
     )
-    parser.add_argument("--expert", required=True, type=Path, help="SyncNet checkpoint (lipsync_expert.pth)")
+    parser.add_argument("--expert", required=True, type=Path,
+                        help="SyncNet weights file: the published lipsync_expert.pth, or the "
+                        "lipsync_expert.pth that train_syncnet.py writes into its run folder")
     parser.add_argument(
-        "--vshift", type=int, default=15, help="largest shift searched, in frames (default 15)"
+        "--vshift", type=int, default=15, help="largest shift searched, in frames (default: 15)"
     )
-    parser.add_argument("--plot", type=Path, default=None, help="write the offset curve here (.png)")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="also write the offset curve to this image file (.png or .jpg)")
     add_common_args(parser, seed=False)
     return parser
 

@@ -8,8 +8,9 @@ What happens (the published inference.py, with dlib's detector and streaming fra
      (`--same-person` when the speech is in the person's own voice, and one record covers both);
   2. the audio (any format FFmpeg reads; stereo is averaged, any rate is resampled to 16 kHz) becomes
      an 80-band mel spectrogram, cut into one 0.2 s window per output frame;
-  3. the face is found in every frame while the video is decoded, once (dlib's detector in a pool of
-     worker processes; frames without a face reuse the last box), boxes are smoothed over 5 frames,
+  3. the face is found in every frame (every K-th with --detect-every K, the boxes in between
+     interpolated) while the video is decoded, once (dlib's detector in a pool of worker processes;
+     frames without a face reuse the last box), boxes are smoothed over 5 frames (not with --nosmooth),
      and each crop is resized to 96 x 96;
   4. the generator redraws the lower half of each crop for its audio window; that mouth region is
      blended back into the full frame (the upper face stays the original's);
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         required=True,
         type=Path,
-        help="generator weights: published wav2lip.pth / wav2lip_gan.pth or one from train.py",
+        help="generator weights file: the published wav2lip.pth / wav2lip_gan.pth, or the wav2lip.pth "
+        "that train.py writes into its run folder",
     )
     parser.add_argument("--output", required=True, type=Path, help="output video (.mp4)")
     parser.add_argument(
@@ -86,9 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="divide the frame size by this first (faster: the model only sees 96x96 crops; the output "
-        "video is that many times smaller too; default 1)",
+        "video is that many times smaller too; default: 1)",
     )
-    parser.add_argument("--nosmooth", action="store_true", help="do not smooth face boxes over 5 frames")
+    parser.add_argument("--nosmooth", "--no-smooth", action="store_true",
+                        help="do not smooth face boxes over 5 frames (--nosmooth is the published Wav2Lip "
+                        "name; --no-smooth as in swap_video.py)")
     parser.add_argument(
         "--detect-every",
         type=int,
@@ -97,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="look for the face on every K-th frame only and interpolate the boxes in between: K times "
         "less detector work, the costliest CPU stage (default: 1, every frame, as published)",
     )
-    parser.add_argument("--static", action="store_true", help="use only the first video frame")
+    parser.add_argument("--static", action="store_true",
+                        help="use only the first frame of a --face video, for the whole audio")
     parser.add_argument(
         "--fps",
         type=float,

@@ -3,12 +3,12 @@
 Each phase folder with a ``demo.py`` contributes a stage: ``run_stage(out_dir, quick) -> list[ReportItem]``.
 Stages train their quick presets on synthetic identities (people who do not exist, with consent records
 marking them synthetic), write their outputs through ``consent_and_watermark`` and return what the report
-should show. Trained checkpoints are cached under ``<out>/<stage>/`` so a second run is fast. Each stage
-keeps its part of the report in ``<out>/<stage>/report_section.html``; ``index.html`` joins the parts
+should show. Trained checkpoints are cached under ``<output>/<stage>/`` so a second run is fast. Each stage
+keeps its part of the report in ``<output>/<stage>/report_section.html``; ``index.html`` joins the parts
 of every stage that has run, so running one stage again updates its part and keeps the others.
 
-    python -m tools.demo --out outputs                 # all stages
-    python -m tools.demo --out outputs --stages phase3_first_order_motion
+    python -m tools.demo --output outputs              # all stages
+    python -m tools.demo --output outputs --stages phase3_first_order_motion
 """
 
 from __future__ import annotations
@@ -99,9 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for outputs and index.html")
+    parser.add_argument("--output", "--out", type=Path, default=Path("outputs"),
+                        help="folder for outputs and index.html (default: outputs)")
     parser.add_argument("--stages", nargs="+", metavar="STAGE",
-                        help=f"run only these stages, of: {', '.join(name for name, _, _ in STAGES)}")
+                        help=f"run only these stages, of: {', '.join(name for name, _, _ in STAGES)} "
+                        "(default: all)")
     parser.add_argument("--full", action="store_true", help="longer presets instead of the quick ones")
     args = parser.parse_args(argv)
 
@@ -112,16 +114,16 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"unknown or unavailable stage(s): {', '.join(sorted(unknown))} (available: "
                             f"{', '.join(name for name, _, _ in stages)})")
         stages = [s for s in stages if s[0] in args.stages]
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.output.mkdir(parents=True, exist_ok=True)
     for name, module_name, title in stages:
         print(f"== {title}", flush=True)
         start = time.perf_counter()
         module = importlib.import_module(module_name)
-        items = module.run_stage(args.out / name, quick=not args.full)
+        items = module.run_stage(args.output / name, quick=not args.full)
         seconds = time.perf_counter() - start
         print(f"   done in {seconds:.0f} s, {len(items)} report items", flush=True)
-        write_section(args.out, name, title, items, seconds)
-    report = write_report(args.out)
+        write_section(args.output, name, title, items, seconds)
+    report = write_report(args.output)
     print(f"report: {report}")
     return 0
 

@@ -7,7 +7,7 @@ In memory (no disk, used by tests and demos)::
     clip = render_clip(person, frames=50, size=256)
     clip.frames  # (50, 256, 256, 3) uint8; clip.landmarks (50, 68, 2); clip.audio (32000,) at 16 kHz
 
-On disk: `python -m common.synthetic --out data/synthetic --identities 4 --frames 100` (see --help).
+On disk: `python -m common.synthetic --output data/synthetic --identities 4 --frames 100` (see --help).
 Modules, in reading order: identity (shape and colours from a seed), face_render (one frame),
 speech (formant-synthesised audio and visemes), animation (tracks over time), clip, dataset.
 """

@@ -1,7 +1,7 @@
 """Generate a folder of synthetic, consented talking-head identities.
 
 Example:
-    python -m common.synthetic --out data/synthetic --identities 4 --frames 100 --size 256
+    python -m common.synthetic --output data/synthetic --identities 4 --frames 100 --size 256
 """
 
 from __future__ import annotations
@@ -22,26 +22,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render people who do not exist: a face, a voice, motion and the exact ground truth "
         "(68 landmarks, pose, expression, visemes) per frame. Every identity gets a consent record marked "
         "synthetic; media go through the provenance writer (watermarked, no visible label). A rerun into "
-        "the same --out replaces the earlier run's people.",
+        "the same --output replaces the earlier run's people.",
     )
-    parser.add_argument("--out", required=True, help="output folder (one sub-folder per identity)")
-    parser.add_argument("--identities", type=int, default=4, help="how many people (default 4)")
+    parser.add_argument("--output", "--out", required=True,
+                        help="output folder (one sub-folder per identity)")
+    parser.add_argument("--identities", type=int, default=4, help="how many people (default: 4)")
     parser.add_argument(
-        "--frames", type=int, default=100, help="frames per identity (default 100 = 4 s at 25 fps)"
+        "--frames", type=int, default=100, help="frames per identity (default: 100 = 4 s at 25 fps)"
     )
     parser.add_argument(
         "--size", type=int, default=256,
-        help="frame width and height in pixels, 64-2048 (default 256; under 128 the frames are too small "
+        help="frame width and height in pixels, 64-2048 (default: 256; under 128 the frames are too small "
         "for the invisible watermark and carry metadata and a C2PA manifest only)"
     )
-    parser.add_argument("--fps", type=float, default=25.0, help="frames per second (default 25)")
+    parser.add_argument("--fps", type=float, default=25.0, help="frames per second, 1-120 (default: 25)")
     parser.add_argument(
-        "--seed", type=int, default=0, help="identity i uses seed + i: same seed, same people"
+        "--seed", type=int, default=0,
+        help="random seed, at least 0: identity i uses seed + i, so the same seed gives the same people "
+        "(default: 0)"
     )
     parser.add_argument(
         "--formats",
         default="mp4",
-        help="comma-separated: mp4 (video with audio) and/or frames (one PNG per frame, slow); default mp4",
+        help="comma-separated: mp4 (video with audio) and/or frames (one PNG per frame, slow) (default: mp4)",
     )
     parser.add_argument("--silent", action="store_true", help="no speech: no audio track, mouth moves freely")
     return parser
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         record = json.loads((folder / "identity.json").read_text(encoding="utf-8"))["consent_record"]
         print(f"{folder}  consent record {record}  ({time.perf_counter() - start:.1f} s so far)")
 
-    export_dataset(args.out, args.identities, args.seed, config, on_done=report)
+    export_dataset(args.output, args.identities, args.seed, config, on_done=report)
     return 0
 
 

@@ -14,7 +14,7 @@ Each identity gets a consent record marked synthetic (`register_synthetic_identi
 attached to the provenance of every file written for it; one whose record was revoked is refused. The
 ground-truth files are data, not media, so they are written directly with numpy/json, atomically
 (temporary file, then rename). Each identity folder is written in a staging folder and renamed into
-place whole, so a rerun into the same `--out` replaces the earlier run's folders (and removes those of
+place whole, so a rerun into the same `--output` replaces the earlier run's folders (and removes those of
 people it no longer has) instead of mixing old frames with new ground truth.
 """
 
@@ -99,7 +99,7 @@ def export_identity(out_dir: str | Path, identity: Identity, config: ExportConfi
                         f"{record.revoked:%Y-%m-%d}: choose other people (another --seed)")
     if folder.exists() and not _is_identity_folder(folder):
         raise UserError(f"{folder} exists and is not an identity folder this tool wrote; "
-                        "choose another --out")
+                        "choose another --output")
     clip = render_clip(
         identity, config.frames, config.size, config.fps, seed=config.clip_seed, speech=config.speech
     )

@@ -68,7 +68,7 @@ def test_an_empty_checkpoint_file_is_a_one_line_error(tmp_path, phase, loader):
 
 @pytest.mark.parametrize("tool, argv", [
     ("phase1_face_swap.swap_video",
-     ["--model", "{d}/model.pt", "--input", "{d}/clip.mp4", "--consent", "{c}", "--same-person"]),
+     ["--checkpoint", "{d}/model.pt", "--input", "{d}/clip.mp4", "--consent", "{c}", "--same-person"]),
     ("phase2_face_reenactment.reenact", ["--source", "{d}/driver.mp4", "--target", "{d}/clip.mp4",
                                          "--consent", "{c}", "--same-person"]),
     ("phase3_first_order_motion.animate",
@@ -94,7 +94,7 @@ def test_generation_tools_refuse_to_write_over_their_input(tmp_path, tool, argv)
 
 
 @pytest.mark.parametrize("tool, argv", [
-    ("phase1_face_swap.swap_video", ["--model", "{d}/model.pt", "--input", "{d}/clip.mp4"]),
+    ("phase1_face_swap.swap_video", ["--checkpoint", "{d}/model.pt", "--input", "{d}/clip.mp4"]),
     ("phase2_face_reenactment.reenact", ["--source", "{d}/driver.mp4", "--target", "{d}/clip.mp4"]),
     ("phase3_first_order_motion.animate",
      ["--source", "{d}/face.png", "--driving", "{d}/clip.mp4", "--checkpoint", "{d}/model.pt"]),

@@ -228,8 +228,8 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys):
     from common.cli import run
     from common.synthetic.__main__ import main
 
-    assert run(main, ["--out", str(tmp_path / "d"), "--formats", "gif"]) == 2
-    assert run(main, ["--out", str(tmp_path / "d"), "--identities", "0"]) == 2
+    assert run(main, ["--output", str(tmp_path / "d"), "--formats", "gif"]) == 2
+    assert run(main, ["--output", str(tmp_path / "d"), "--identities", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
     assert not (tmp_path / "d").exists()
@@ -238,10 +238,8 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys):
 def test_cli_writes_a_dataset(tmp_path):
     from common.synthetic.__main__ import main
 
-    assert (
-        main(["--out", str(tmp_path), "--identities", "2", "--frames", "4", "--size", "96", "--seed", "40"])
-        == 0
-    )
+    argv = ["--output", str(tmp_path), "--identities", "2", "--frames", "4", "--size", "96", "--seed", "40"]
+    assert main(argv) == 0
     index = json.loads((tmp_path / "dataset.json").read_text())
     assert index["synthetic"] is True and index["identities"] == ["synthetic-000040", "synthetic-000041"]
     for name in index["identities"]:

@@ -242,7 +242,8 @@ def test_cli_add_list_show_revoke(tmp_path: Path, capsys: pytest.CaptureFixture)
     evidence.write_bytes(b"I, Alice, agree to face swapping for the course.\n")
     base = ["consent", "--ledger", str(ledger)]
     add = ["add", "--subject", "alice", "--name", "Alice", "--granted-by", "Alice", "--technique", "swap"]
-    assert run(cli.main, base + add + ["--output", "video", "--evidence", str(evidence), "--days", "10"]) == 0
+    scope = ["--output-kind", "video", "--evidence", str(evidence), "--days", "10"]
+    assert run(cli.main, base + add + scope) == 0
     record_id = capsys.readouterr().out.split()[3]
 
     assert run(cli.main, base + ["show", record_id]) == 0

@@ -100,7 +100,7 @@ def test_swapped_clip_keeps_its_audio_and_passes_verify(trained, videos, people,
     ids = [register_synthetic_identity(p.subject_id, p.display_name) for p in people]
     out = tmp_path / "swapped.mp4"
     argv = [
-        "--model",
+        "--checkpoint",
         str(trained / "run"),
         "--input",
         str(videos[1]),
@@ -131,7 +131,7 @@ def test_refusals_write_nothing(trained, videos, people, tmp_path, capsys):
     from phase1_face_swap import extract, swap_video
 
     out = tmp_path / "refused.mp4"
-    base = ["--model", str(trained / "run"), "--output", str(out)]
+    base = ["--checkpoint", str(trained / "run"), "--output", str(out)]
     assert run(swap_video.main, base + ["--input", str(videos[1])]) == 2  # no consent record
     assert "consent" in capsys.readouterr().err
     ids = [register_synthetic_identity(p.subject_id, p.display_name) for p in people]
@@ -173,7 +173,7 @@ def test_swap_refuses_an_unusable_consent_record_in_one_line_and_writes_nothing(
     bad, words = unusable_consent(problem, "swap", people[0].subject_id)
     good = register_synthetic_identity(people[1].subject_id, people[1].display_name)
     out = tmp_path / "refused.mp4"
-    argv = ["--model", str(untrained_model), "--input", str(videos[1]), "--output", str(out),
+    argv = ["--checkpoint", str(untrained_model), "--input", str(videos[1]), "--output", str(out),
             "--consent", bad, "--consent", good]
     logged = ProvenanceLog().rows(limit=1000)
     assert run(swap_video.main, argv) == 2
@@ -207,7 +207,7 @@ def test_grayscale_and_rgba_images_are_swapped(trained, videos, people, tmp_path
         Image.fromarray(frame).convert(mode).save(path)  # media-write-ok
         out = tmp_path / f"out_{mode}.png"
         argv = [
-            "--model",
+            "--checkpoint",
             str(trained / "run"),
             "--input",
             str(path),
@@ -275,7 +275,7 @@ def test_swap_refuses_an_output_suffix_the_writer_cannot_write_before_any_work(t
 
     ids = [register_synthetic_identity(f"synthetic-suffix-{i}", f"Synthetic {i}") for i in range(2)]
     face = writer.save_image(tmp_path / "face.png", np.full((64, 64, 3), 128, np.uint8), label=False)
-    argv = ["--model", str(tmp_path / "missing.pt"), "--input", str(face),
+    argv = ["--checkpoint", str(tmp_path / "missing.pt"), "--input", str(face),
             "--output", str(tmp_path / "x.bmp"), "--consent", ids[0], "--consent", ids[1]]
     assert run(swap_video.main, argv) == 2
     assert "cannot write an image as 'x.bmp'" in capsys.readouterr().err

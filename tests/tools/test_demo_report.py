@@ -11,7 +11,7 @@ from tools import demo
 
 
 def test_synthetic_stage_writes_a_report_whose_media_exist_and_verify(tmp_path, capsys):
-    assert demo.main(["--out", str(tmp_path), "--stages", "synthetic"]) == 0
+    assert demo.main(["--output", str(tmp_path), "--stages", "synthetic"]) == 0
     page = (tmp_path / "index.html").read_text()
     sources = re.findall(r"src='([^']+)'", page)
     assert len(sources) >= 3
@@ -23,7 +23,7 @@ def test_synthetic_stage_writes_a_report_whose_media_exist_and_verify(tmp_path, 
 
 def test_unknown_stage_is_a_user_error(tmp_path):
     with pytest.raises(demo.UserError):
-        demo.main(["--out", str(tmp_path), "--stages", "phase9"])
+        demo.main(["--output", str(tmp_path), "--stages", "phase9"])
 
 
 def test_running_one_stage_again_keeps_the_other_stages_in_the_report(tmp_path, capsys, monkeypatch):
@@ -44,7 +44,7 @@ def test_running_one_stage_again_keeps_the_other_stages_in_the_report(tmp_path, 
     earlier.mkdir()
     (earlier / demo.SECTION_FILE).write_text("<h2>Phase 1 — from an earlier run</h2>")
     for _ in range(2):
-        assert demo.main(["--out", str(tmp_path), "--stages", "synthetic"]) == 0
+        assert demo.main(["--output", str(tmp_path), "--stages", "synthetic"]) == 0
     assert runs == [(tmp_path / "synthetic", True)] * 2  # only the stage asked for, quick presets
     page = (tmp_path / "index.html").read_text()
     assert page.count("Synthetic consented identities") == 1 and page.count("<h2>") == 2
@@ -56,5 +56,5 @@ def test_running_one_stage_again_keeps_the_other_stages_in_the_report(tmp_path, 
 
 def test_stages_without_names_is_refused_not_read_as_all(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        demo.main(["--out", str(tmp_path), "--stages"])
+        demo.main(["--output", str(tmp_path), "--stages"])
     assert exit_info.value.code == 2 and not (tmp_path / "index.html").exists()
