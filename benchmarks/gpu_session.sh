@@ -10,11 +10,14 @@
 #   2. phase 4 ("wav2lip"): end-to-end throughput on a 10 s 720p clip (decode, detect, generate, paste,
 #      encode), with the detector on every frame and on every 3rd, then benchmarks/writer_scaling.py
 #      (why marking + encoding together scale worse than either alone on 16 cores);
-#   3. bf16 training steps of every phase's trainer on the GPU, then a resume.
+#   3. bf16 training steps of every phase's trainer on the GPU, then a resume;
+#   4. ("fp16") fp16 training with the loss scaler (the path `--precision auto` takes on pre-Ampere
+#      GPUs): phase 3 and the phase-4 expert a few steps, a resume, the saved scale printed.
 # BASELINE=DIR also runs the wav2lip section's end-to-end benchmark from DIR, an older commit's tree.
 # Set LOG to choose where the log goes (default gpu_session.log); PY for the interpreter; SECTIONS to
-# run only some of "throughput wav2lip training" (default all three; phase 3's target is met and the
-# training checks only need rerunning when the trainers change: SECTIONS=wav2lip is the next session's).
+# run only some of "throughput wav2lip training fp16" (default all four; phase 3's target is met and
+# the training checks only need rerunning when the trainers change: SECTIONS="wav2lip fp16" is the next
+# session's; fp16 training has never run on a GPU).
 #
 # On a machine that has PyTorch but not our media/provenance packages, bring them as py3.12 wheels:
 # av, c2pa-python, cryptography, cffi, pycparser, dlib-bin, platformdirs (about 61 MB; stripping the
@@ -35,7 +38,7 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 QUICK=${QUICK:-0}
 LOG=${LOG:-gpu_session.log}
-SECTIONS=${SECTIONS:-throughput wav2lip training}
+SECTIONS=${SECTIONS:-throughput wav2lip training fp16}
 WORK=$(mktemp -d)
 export DEEPFAKE_DATA_DIR=$WORK/data DEEPFAKE_CONFIG_DIR=$WORK/config PYTHONUNBUFFERED=1
 if [ "$QUICK" = 1 ]; then
@@ -132,6 +135,26 @@ print(r('synthetic-gpu-faces1', 'Synthetic GPU faces 1'), r('synthetic-gpu-faces
         --consent "${ids[0]}" --consent "${ids[1]}"
     tail -n 2 "$WORK/p1/metrics.csv" 2>/dev/null
 fi
+fi
+
+if [[ " $SECTIONS " == *" fp16 "* ]]; then
+section "fp16 training with the loss scaler, then resume"
+scale() {  # the loss scale and clean-step count an fp16 run saved in its newest checkpoint
+    $PY -c "import sys, torch; from common.training import Checkpointer
+latest = Checkpointer(sys.argv[1], {}).latest()
+print('scaler', torch.load(latest, weights_only=True).get('scaler') if latest else 'no checkpoint')" "$1"
+}
+HALF=fp16; [ "$DEVICE" = cpu ] && HALF=fp32  # a CPU dry run checks the commands (fp16 needs a GPU)
+f3=(--data synthetic --config tiny --run-dir "$WORK/f3" --batch-size 8 --synthetic-videos 4
+    --synthetic-frames 8 --device "$DEVICE" --precision "$HALF" --no-progress --checkpoint-every 10)
+run 90 $PY phase3_first_order_motion/train.py "${f3[@]}" --steps 20 --adversarial
+run 60 $PY phase3_first_order_motion/train.py "${f3[@]}" --steps 30 --adversarial
+tail -n 2 "$WORK/f3/metrics.csv" 2>/dev/null; scale "$WORK/f3/checkpoints"
+f4=(--identities 2 --frames 30 --cache "$WORK/fclips.npz" --no-progress --device "$DEVICE" --precision "$HALF"
+    --run-dir "$WORK/fexpert" --batch-size 16 --eval-identities 0 --checkpoint-every 10)
+run 90 $PY phase4_audio_driven/train_syncnet.py "${f4[@]}" --steps 20
+run 60 $PY phase4_audio_driven/train_syncnet.py "${f4[@]}" --steps 30
+tail -n 2 "$WORK/fexpert/metrics.csv" 2>/dev/null; scale "$WORK/fexpert/checkpoints"
 fi
 section "done"
 } 2>&1 | tee "$LOG"
