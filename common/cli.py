@@ -195,8 +195,25 @@ def call_tool(main: Callable[[list[str] | None], int], argv: list[str]) -> None:
         raise RuntimeError(f"{main.__module__} exited with status {status}")
 
 
+@contextlib.contextmanager
+def _argparse_errors_as_user_errors():
+    """argparse reports a missing or malformed flag with its whole usage block and `sys.exit(2)`; inside
+    `run` it raises `UserError` instead, so that it becomes one line like every other refusal."""
+    def error(parser: argparse.ArgumentParser, message: str):
+        raise UserError(f"{message} (see {parser.prog} --help)")
+
+    saved = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = error
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = saved
+
+
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Call `main(argv)`; turn `UserError` into one line on stderr and exit status 2.
+
+    argparse's own refusals (an unknown, missing or malformed flag) are one such line too.
 
     So is a file-system error on a named path (`OSError.filename` set: a folder that cannot be created,
     a disk that is full, a file that became unreadable): the tools' own writes are atomic, so nothing
@@ -205,7 +222,8 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     stdout early (`tool | head`) ends the tool quietly with 141, as SIGPIPE ends a C tool.
     """
     try:
-        status = main(argv)
+        with _argparse_errors_as_user_errors():
+            status = main(argv)
         sys.stdout.flush()  # output still buffered meets a closed pipe here, not at interpreter exit
         return status
     except BrokenPipeError:

@@ -35,7 +35,7 @@ from common.training import (
     Checkpointer,
     LoopResult,
     TrainConfig,
-    add_precision_arg,
+    add_train_args,
     average_gradients,
     cleanup,
     init_distributed,
@@ -70,6 +70,10 @@ def check_resume(run_dir: Path, autoencoder: dict, gan: bool) -> None:
         )
 
 
+# The training loop's defaults here (checkpoints, previews, run folder); --epochs sets the length
+LOOP_DEFAULTS = TrainConfig(run_dir=Path("runs/phase1_face_swap"), checkpoint_every=100, preview_every=50)
+
+
 def train(
     source: Path | FaceSet,
     target: Path | FaceSet,
@@ -84,8 +88,9 @@ def train(
     precision: str = "auto",
     seed: int = 0,
     progress: bool | None = None,
-    preview_every: int = 50,
-    checkpoint_every: int = 100,
+    preview_every: int = LOOP_DEFAULTS.preview_every,
+    checkpoint_every: int = LOOP_DEFAULTS.checkpoint_every,
+    resume: bool = True,
     coverage: float = 0.6,
     max_frames: int | None = None,
     names: tuple[str, str] = ("A", "B"),
@@ -125,6 +130,7 @@ def train(
         max_steps=steps,
         checkpoint_every=checkpoint_every,
         preview_every=preview_every,
+        resume=resume,
         progress=progress,
     )
     extra = {
@@ -158,6 +164,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
+        prog="python phase1_face_swap/train.py",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
@@ -167,12 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10,
                         help="passes over the larger face set, of its size // --batch-size steps each "
                         "(default 10)")
-    parser.add_argument(
-        "--run-dir",
-        type=Path,
-        default=Path("runs/phase1_face_swap"),
-        help="checkpoints, previews and metrics go here; rerun to resume (default: runs/phase1_face_swap)",
-    )
     parser.add_argument(
         "--preset",
         choices=("cpu64", "gpu128"),
@@ -188,13 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="FaceSwap-GAN: patch discriminator, adversarial loss and mask regularisation",
     )
-    add_precision_arg(parser)
     parser.add_argument(
         "--max-frames", type=int, default=None, help="read at most this many frames per video"
     )
     parser.add_argument("--coverage", type=float, default=0.6,
                         help="alignment coverage, as in extract.py (default: 0.6)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_train_args(parser, LOOP_DEFAULTS, steps=False)
     add_common_args(parser)
     add_consent_args(parser, roles=("person A (--source)", "person B (--target)"))
     args = parser.parse_args(argv)
@@ -223,7 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             precision=args.precision,
             seed=args.seed,
-            progress=False if args.no_progress else None,
+            progress=args.progress,
+            preview_every=args.preview_every,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
             coverage=args.coverage,
             names=(args.source.name, args.target.name),
         )

@@ -63,8 +63,9 @@ class LandmarkTrainSettings:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python phase2_face_reenactment/train_landmarks.py", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     d = LandmarkTrainSettings()
     parser.add_argument("--identities", type=int, default=d.identities,
                         help=f"synthetic training identities (default: {d.identities})")

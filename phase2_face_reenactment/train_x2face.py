@@ -57,8 +57,9 @@ class X2FaceTrainSettings:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python phase2_face_reenactment/train_x2face.py", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     d = X2FaceTrainSettings()
     parser.add_argument("--data", default=d.data,
                         help="'synthetic', or a folder of videos or of frame folders, one person each "

@@ -229,7 +229,7 @@ def load_data_module():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python phase3_first_order_motion/train.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True,
                         help="'synthetic' or a folder of videos (VoxCeleb layout: train/ and test/ holding "

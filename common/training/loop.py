@@ -102,20 +102,25 @@ def _run_dir(value: str) -> Path:
     """--run-dir: refused at once when it is (or runs through) a file, not after the data is ready."""
     try:
         check_folder(value, "--run-dir")
-    except UserError as err:
-        raise argparse.ArgumentTypeError(str(err)) from err
+    except UserError as err:  # argparse names the flag itself: "argument --run-dir: <why>"
+        raise argparse.ArgumentTypeError(str(err).split(": ", 1)[-1]) from err
     return Path(value)
 
 
-def add_train_args(parser: argparse.ArgumentParser, defaults: TrainConfig | None = None) -> None:
-    """The training-loop flags every `train.py` shares (defaults from the phase's `TrainConfig`)."""
+def add_train_args(parser: argparse.ArgumentParser, defaults: TrainConfig | None = None, *,
+                   steps: bool = True) -> None:
+    """The training-loop flags every `train.py` shares (defaults from the phase's `TrainConfig`).
+
+    `steps=False` leaves out `--steps`, for a trainer that counts its length another way (phase 1's
+    `--epochs`)."""
     d = defaults or TrainConfig()
     group = parser.add_argument_group("training loop")
     group.add_argument("--run-dir", type=_run_dir, default=d.run_dir,
                        help=f"folder for checkpoints, previews and curves; run again to resume "
                        f"(default: {d.run_dir})")
-    group.add_argument("--steps", type=int, default=d.max_steps,
-                       help=f"total optimizer steps, counted across resumes (default: {d.max_steps})")
+    if steps:
+        group.add_argument("--steps", type=int, default=d.max_steps,
+                           help=f"total optimizer steps, counted across resumes (default: {d.max_steps})")
     group.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
                        help=f"steps between checkpoints, 0 = only at the end (default: {d.checkpoint_every})")
     group.add_argument("--preview-every", type=int, default=d.preview_every,
@@ -129,8 +134,9 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: TrainConfig | None
 
 def train_config_from_args(args: argparse.Namespace, defaults: TrainConfig | None = None) -> TrainConfig:
     """A `TrainConfig` from the flags of `add_train_args` (fields without a flag keep `defaults`)."""
+    d = defaults or TrainConfig()
     return dataclasses.replace(
-        defaults or TrainConfig(), run_dir=args.run_dir, max_steps=args.steps,
+        d, run_dir=args.run_dir, max_steps=getattr(args, "steps", d.max_steps),
         checkpoint_every=args.checkpoint_every, preview_every=args.preview_every,
         resume=args.resume, progress=args.progress,
     )

@@ -41,6 +41,23 @@ def test_run_turns_a_file_system_error_on_a_named_path_into_one_line(capsys):
     assert err == "error: Permission denied: /readonly/run\n"
 
 
+def test_run_makes_argparse_refusals_one_line_naming_help(one_error_line):
+    import argparse
+
+    def main(argv):
+        parser = argparse.ArgumentParser(prog="python tool.py")
+        parser.add_argument("--size", type=int, required=True)
+        parser.parse_args(argv)
+        return 0
+
+    for argv, why in (([], "the following arguments are required: --size"),
+                      (["--size", "big"], "argument --size: invalid int value: 'big'"),
+                      (["--size", "3", "--colour"], "unrecognized arguments: --colour")):
+        assert run(main, argv) == EXIT_USAGE
+        assert one_error_line() == f"error: {why} (see python tool.py --help)"
+    with pytest.raises(SystemExit):  # outside `run`, argparse behaves as usual
+        main([])
+
 def test_run_keeps_the_traceback_of_an_os_error_without_a_path():
     def main(argv):
         raise OSError("a bug, not the user's input")
