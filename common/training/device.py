@@ -15,7 +15,7 @@ it the same way; for fp32 and bf16 the scaler is disabled and each call passes s
 
     scaler = grad_scaler(device, precision)
     scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)  # only where the gradients are read (clipping, averaging)
+    scaler.unscale_(optimizer)  # only where the gradients are read (clipping)
     scaler.step(optimizer)      # optimizer.step(), unless the gradients hold inf/NaN
     scaler.update()             # once per training step, after every optimizer's step
 """
