@@ -168,7 +168,7 @@ def test_run_ends_quietly_when_the_reader_of_stdout_has_gone():
     os.close(read_end)
     try:
         done = subprocess.run([sys.executable, "-c", script], stdout=write_end, stderr=subprocess.PIPE,
-                              cwd=Path(__file__).resolve().parents[2], timeout=60)
+                              cwd=Path(__file__).resolve().parents[2], timeout=300)
     finally:
         os.close(write_end)
     assert done.returncode == EXIT_STDOUT_CLOSED == 141 and done.stderr == b""

@@ -240,7 +240,7 @@ def test_log_into_a_pipe_whose_reader_has_gone_exits_quietly(out_dir: Path, natu
     os.close(read_end)  # the reader is gone before the first row is written
     try:
         done = subprocess.run([sys.executable, "-m", "consent_and_watermark", "log"], stdout=write_end,
-                              stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2], timeout=120)
+                              stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2], timeout=300)
     finally:
         os.close(write_end)
     assert done.returncode == 141 and done.stderr == b""
