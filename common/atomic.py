@@ -33,7 +33,8 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     to write; on success it gets the usual permissions and is renamed onto `path`, else it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
+    hidden = "." + path.stem.lstrip(".")  # a temporary file's own temporary file is not "..name"
+    fd, tmp = tempfile.mkstemp(prefix=f"{hidden}.", suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -6,8 +6,10 @@ import argparse
 import contextlib
 import os
 import select
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -210,6 +212,33 @@ def _argparse_errors_as_user_errors():
         argparse.ArgumentParser.error = saved
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a scheduler's stop, a closed terminal), raised inside `run` where the program
+    is, so that the same clean-up runs as for Ctrl-C: temporary files removed, a provenance row that
+    was reserved released, a training run checkpointed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _termination_as_interrupt():
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield
+        return
+
+    def stop(signum: int, frame) -> None:
+        raise Terminated(signum)
+
+    saved = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Call `main(argv)`; turn `UserError` into one line on stderr and exit status 2.
 
@@ -218,11 +247,12 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     So is a file-system error on a named path (`OSError.filename` set: a folder that cannot be created,
     a disk that is full, a file that became unreadable): the tools' own writes are atomic, so nothing
     already written is lost. Anything else is a bug and keeps its traceback. Ctrl-C exits with 130
-    after the tool's own handlers (e.g. the training loop's checkpoint) have run. A reader that closes
+    after the tool's own handlers (e.g. the training loop's checkpoint) have run; SIGTERM and SIGHUP
+    take the same way out and exit with 128 + their number (143, 129). A reader that closes
     stdout early (`tool | head`) ends the tool quietly with 141, as SIGPIPE ends a C tool.
     """
     try:
-        with _argparse_errors_as_user_errors():
+        with _argparse_errors_as_user_errors(), _termination_as_interrupt():
             status = main(argv)
         sys.stdout.flush()  # output still buffered meets a closed pipe here, not at interpreter exit
         return status
@@ -240,6 +270,9 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
         names = " -> ".join(str(name) for name in (err.filename, err.filename2) if name is not None)
         print(f"error: {err.strerror or type(err).__name__}: {names}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated as err:
+        print(f"stopped by {signal.Signals(err.signum).name}", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

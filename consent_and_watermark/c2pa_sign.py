@@ -123,7 +123,11 @@ def mime_type(path: str | Path) -> str:
 
 
 def sign_file(source: Path, dest: Path, facts: ManifestFacts, keys: KeyMaterial | None = None) -> None:
-    """Copy the encoded file ``source`` to ``dest`` with a signed manifest embedded (streamed, not loaded)."""
+    """Copy the encoded file ``source`` to ``dest`` with a signed manifest embedded.
+
+    The files are passed as open streams, but c2pa-python (0.38) still holds about 2.2x the file in
+    memory while it signs: ~420 MB for a 190 MB video (measured), at the very end of a run.
+    """
     context = _sign_context(keys or load_keys())
     with open(source, "rb") as src, open(dest, "w+b") as dst:
         with c2pa.Builder(build_manifest(facts), context=context) as builder:

@@ -44,6 +44,12 @@ CREATE TABLE IF NOT EXISTS outputs (
 """
 # Columns added after the first release, for logs created before them: (name, SQL type).
 _ADDED_COLUMNS = (("sources", "TEXT"),)
+# verify looks a file up by its hash, then by its watermark payload: without an index each lookup reads
+# the whole table (extract.py alone logs one row per face)
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS outputs_sha256 ON outputs (sha256)",
+    "CREATE INDEX IF NOT EXISTS outputs_payload ON outputs (payload)",
+)
 
 
 def default_log_path() -> Path:
@@ -134,6 +140,8 @@ def _open(path: Path) -> sqlite3.Connection:
             for name, sql_type in _ADDED_COLUMNS:
                 if name not in present:
                     conn.execute(f"ALTER TABLE outputs ADD COLUMN {name} {sql_type}")
+            for statement in _INDEXES:
+                conn.execute(statement)
         _connections[key] = conn
     return _connections[key]
 
@@ -213,6 +221,15 @@ class ProvenanceLog:
             return conn.execute(
                 "UPDATE outputs SET path = ? || substr(path, ?) WHERE substr(path, 1, ?) = ?",
                 (new, len(old) + 1, len(old) + 1, old + os.sep),
+            ).rowcount
+
+    def forget_folder(self, folder: Path) -> int:
+        """Drop the rows of files written into `folder`, a staging folder removed without being
+        published; returns how many."""
+        prefix = str(folder.resolve()) + os.sep
+        with self._connect() as conn:
+            return conn.execute(
+                "DELETE FROM outputs WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
             ).rowcount
 
     def discard(self, row_id: int) -> None:

@@ -220,14 +220,16 @@ def embed(samples: np.ndarray, sample_rate: int, payload: int, key: bytes) -> np
     period_block = cell_block % cfg.period  # (F, 1) block within the period
     power = np.abs(spec) ** 2  # (F, bins)
     energy = _blocks(_band_energy(power, lay.bin_band, cfg), cfg.frames_per_block)  # (blocks, bands) per cell
+    del power  # one (F, bins) array fewer at the peak: long soundtracks need less memory
     # Near-silent cells (below floor_db of their block's mean band energy) get the keyed noise floor ...
     floor = 10 ** (cfg.floor_db / 10) * energy.mean(axis=1, keepdims=True)  # (blocks, 1) cell energy
     quiet = energy < floor  # (blocks, bands)
     bins_per_band = np.bincount(cell_band[0], minlength=cfg.bands)  # (bands,)
     floor_amp = np.where(quiet, np.sqrt(floor / (cfg.frames_per_block * bins_per_band)), 0.0)  # per bin
     phase = keyed_uniform(key, "audio/floor", n_frames * cell_band.size).reshape(n_frames, -1)  # (F, in-band)
-    floor_phasor = np.exp(2j * np.pi * phase)  # keyed random phases: the floor is noise
-    floor_spec = np.zeros(spec.shape, np.complex128)  # (F, bins), filled per call of mark() below
+    floor_phasor = np.exp(2j * np.pi * phase).astype(np.complex64)  # keyed random phases: the floor is noise
+    del phase
+    floor_spec = np.zeros(spec.shape, np.complex64)  # (F, bins), filled per call of mark() below
     # ... the others the multiplicative mark. Water-filling in the log domain: the detector sees
     # log(1 + alpha c) whatever the cell's loudness, but a loud cell's modulation costs more SNR budget, so
     # quiet cells get relatively more (alpha ~ cell_energy^-beta; cells below 1 % of the mean count as 1 %).

@@ -24,7 +24,9 @@ import importlib
 import io
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from common.atomic import atomic_path, current_umask
 from common.errors import UserError
@@ -396,11 +399,13 @@ def save_video(
     audio: np.ndarray | None = None,
     sample_rate: int | None = None,
     label: bool | None = None,
+    total: int | None = None,
 ) -> Path:
     """Write RGB uint8 frames (an array or any iterable; streamed) as a marked H.264 mp4 with optional audio.
 
     Every frame carries the same payload, so detection can vote across frames; the audio track gets
-    the audio watermark when it is long enough.
+    the audio watermark when it is long enough. A progress bar counts the frames on stderr when it is
+    a terminal (`total`: how many to expect, when `frames` has no length: a tool streaming a video).
     """
     path = Path(path)
     check_suffix(path, "video")
@@ -434,9 +439,11 @@ def save_video(
             marks.notes.append(padded)
         marked_first = marker(first)
         info = _info(payload, bool(marker.marked) or audio_marked, show_label)
+        expected = total if total is not None else len(frames) if hasattr(frames, "__len__") else None
         encode.encode_mp4(
             tmp,
-            _chain(marked_first, ordered_map(marker, frames_iter)),
+            tqdm(_chain(marked_first, ordered_map(marker, frames_iter)), total=expected, unit="frame",
+                 desc=f"writing {path.name}", disable=None, leave=False),
             fps,
             audio=track,
             sample_rate=sample_rate,
@@ -452,18 +459,33 @@ def save_video(
     return _publish(path, "video", show_label, produce)
 
 
-def publish_folder(staging: Path, folder: Path) -> Path:
-    """Rename a folder of outputs written into `staging` (a temporary folder beside the target, so that
-    the set appears whole or not at all) onto `folder`, which must not exist or be empty; the provenance
-    log then names the files where they are, and the folder gets the usual permissions (0777 less the
-    umask: `tempfile.mkdtemp` makes it 0700)."""
-    staging, folder = Path(staging), Path(folder)
-    if folder.exists():
-        folder.rmdir()  # empty (anything else is the caller's error, and rmdir says so)
-    os.chmod(staging, 0o777 & ~current_umask())
-    os.replace(staging, folder)
-    ProvenanceLog().moved(staging, folder)
-    return folder
+@contextmanager
+def staged_folder(folder: str | Path, *, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside `folder` to write a set of outputs into, so that the set appears
+    whole or not at all. On success it is renamed onto `folder` (which must be absent or empty; with
+    `replace`, an existing one is removed first), gets the usual permissions (0777 less the umask:
+    `tempfile.mkdtemp` makes it 0700), and the provenance log names the files where they now are. On
+    failure (an error, Ctrl-C) the folder is removed and so are its files' log rows: none is left
+    pointing at a file that never appeared."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield staging
+        if replace and folder.exists():
+            shutil.rmtree(folder)
+        elif folder.exists():
+            folder.rmdir()  # empty (anything else is the caller's error, and rmdir says so)
+        os.chmod(staging, 0o777 & ~current_umask())
+        os.replace(staging, folder)
+        ProvenanceLog().moved(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            ProvenanceLog().forget_folder(staging)
+        except UserError as err:  # the log is unusable: the original error matters more
+            log.warning("could not remove the log rows of %s: %s", staging, err)
+        raise
 
 
 def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:

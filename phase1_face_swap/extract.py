@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 from pathlib import Path
+
+from tqdm import tqdm
 
 from common.cli import add_common_args, run
 from common.errors import UserError
@@ -34,11 +34,9 @@ def write_faceset(faces, output: Path, size: int, coverage: float) -> int:
     """Write crops and faces.json into `output` atomically (temp folder + rename); returns the count."""
     if output.exists() and any(output.iterdir()):
         raise UserError(f"{output} exists and is not empty; choose a new --output folder")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
+    with writer.staged_folder(output) as tmp:
         index = []
-        for face in faces:
+        for face in tqdm(faces, desc=f"faces into {output}", unit="face", disable=None, leave=False):
             name = f"face_{len(index):06d}.png"
             writer.save_image(tmp / name, face.crop, label=False)
             index.append(
@@ -53,10 +51,6 @@ def write_faceset(faces, output: Path, size: int, coverage: float) -> int:
             min_px = load(PHASE, "faceset").MIN_FACE_PX
             raise UserError(f"no face found in the input: use frontal faces at least {min_px} px wide")
         (tmp / "faces.json").write_text(json.dumps({"size": size, "coverage": coverage, "faces": index}))
-        writer.publish_folder(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return len(index)
 
 

@@ -188,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         frames = media.iter_video(args.input, max_frames=args.max_frames)
         if args.max_frames is not None and audio is not None:
             audio = audio[: int(round(args.max_frames / info.fps * rate))]
-        writer.save_video(
-            args.output, swapped_stream(swapper, frames, info.fps), info.fps, audio=audio, sample_rate=rate
-        )
+        total = min(info.frames, args.max_frames or info.frames) or None  # for the progress bar
+        writer.save_video(args.output, swapped_stream(swapper, frames, info.fps), info.fps, audio=audio,
+                          sample_rate=rate, total=total)
     stats = swapper.stats
     print(
         f"{args.output}: {stats.swapped} of {stats.frames} frames swapped, {stats.no_face} without a face"

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from common import media
 from common.cli import add_common_args, add_consent_args, check_output, command_line, consent_roles, run
@@ -135,15 +136,20 @@ def track_clip(frames: Iterable[np.ndarray], tracker: LandmarkTracker, what: str
     A clip with no face at all is a UserError (profile views and faces under ~80 px are not found).
     """
     found, result = [], []
-    for frame in frames:
+    for frame in tqdm(frames, desc=f"tracking {what}", unit="frame", disable=None, leave=False):
         landmarks = tracker(frame)
         found.append(landmarks is not None)
         result.append(landmarks)
     hits = np.flatnonzero(found)
     if not len(hits):
         raise UserError(f"no frontal face found in {what}: use a frontal, well-lit face at least 80 px wide")
-    filled = [result[hits[np.abs(hits - i).argmin()]] if r is None else r for i, r in enumerate(result)]
-    return Track(np.stack(filled), np.array(found))
+    missing = np.flatnonzero(~np.array(found))
+    after = hits[np.minimum(np.searchsorted(hits, missing), len(hits) - 1)]  # nearest hit at or after
+    before = hits[np.maximum(np.searchsorted(hits, missing) - 1, 0)]  # and before (either may be missing)
+    nearest = np.where(np.abs(before - missing) <= np.abs(after - missing), before, after)
+    for i, source in zip(missing, nearest, strict=True):  # a tie goes to the earlier frame
+        result[i] = result[source]
+    return Track(np.stack(result), np.array(found))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -412,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     audio, rate = media.read_audio(args.source) if info.has_audio else (None, None)
     if audio is not None:
         audio = audio[: int(round(count / info.fps * rate))]
-    writer.save_video(args.output, frames, info.fps, audio=audio, sample_rate=rate)
+    writer.save_video(args.output, frames, info.fps, audio=audio, sample_rate=rate, total=count)
     for note in notes:
         print(f"note: {note}")
     print(f"{args.output}: {count} frames reenacted with --method {args.method}")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,16 +102,8 @@ def export_identity(out_dir: str | Path, identity: Identity, config: ExportConfi
     clip = render_clip(
         identity, config.frames, config.size, config.fps, seed=config.clip_seed, speech=config.speech
     )
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with writer.staged_folder(folder, replace=True) as staging:  # an earlier run's folder of this person
         _write_identity(staging, identity, record, record_id, clip, config, writer)
-        if folder.exists():
-            shutil.rmtree(folder)  # an earlier run's folder of this person (checked above)
-        writer.publish_folder(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder
 
 

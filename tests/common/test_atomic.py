@@ -38,3 +38,9 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         write_atomic(path, fail)
     assert path.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+def test_a_temporary_files_own_temporary_file_has_one_leading_dot(tmp_path):
+    with atomic_path(tmp_path / ".swap.k2x9.mp4") as tmp:  # the writer's file, handed to the encoder
+        assert tmp.name.startswith(".swap.k2x9.") and tmp.parent == tmp_path
+        tmp.write_bytes(b"x")

@@ -58,6 +58,25 @@ def test_run_makes_argparse_refusals_one_line_naming_help(one_error_line):
     with pytest.raises(SystemExit):  # outside `run`, argparse behaves as usual
         main([])
 
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_run_stops_on_sigterm_and_sighup_the_way_it_stops_on_ctrl_c(capsys, sig):
+    import signal
+
+    number = getattr(signal, sig)
+    before = signal.getsignal(number)
+    cleaned = []
+
+    def main(argv):
+        try:
+            os.kill(os.getpid(), number)  # a scheduler stopping the job
+            return 0
+        finally:
+            cleaned.append(True)  # what a tool's `finally` does: temporary files removed
+
+    assert run(main, []) == 128 + number
+    assert cleaned == [True] and capsys.readouterr().err.strip() == f"stopped by {sig}"
+    assert signal.getsignal(number) == before  # the caller's handler is back
+
 def test_run_keeps_the_traceback_of_an_os_error_without_a_path():
     def main(argv):
         raise OSError("a bug, not the user's input")

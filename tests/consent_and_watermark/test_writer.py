@@ -364,3 +364,22 @@ def test_a_log_from_before_the_source_column_is_upgraded(tmp_path: Path):
     row_id, _ = log.reserve(tmp_path / "b.png", "image", None, (), (), True)
     log.complete(row_id, "cd", True, None, sources=(0x1AAAAAAAA,))
     assert log.find_by_sha256("cd").sources == (0x1AAAAAAAA,)
+
+
+def test_a_staged_folder_appears_whole_and_its_log_rows_follow_it(out_dir: Path, natural_rgb):
+    folder = out_dir / "faces"
+    with writer.staged_folder(folder) as staging:
+        writer.save_image(staging / "a.png", natural_rgb, label=False)
+        assert not folder.exists()
+    report = verify(folder / "a.png")
+    assert report.provenance is not None and report.provenance.path == str((folder / "a.png").resolve())
+
+
+def test_a_staged_folder_that_fails_leaves_neither_files_nor_log_rows(out_dir: Path, natural_rgb):
+    before = len(ProvenanceLog().rows(limit=10_000))
+    with pytest.raises(KeyboardInterrupt), writer.staged_folder(out_dir / "faces") as staging:
+        writer.save_image(staging / "a.png", natural_rgb, label=False)
+        writer.save_image(staging / "b.png", natural_rgb, label=False)
+        raise KeyboardInterrupt  # Ctrl-C half-way through a set
+    assert list(out_dir.iterdir()) == []
+    assert len(ProvenanceLog().rows(limit=10_000)) == before
