@@ -242,17 +242,43 @@ def iter_video(path: str | Path, max_frames: int | None = None, upright: bool = 
                         "dropped) to stay in sync with its sound", path.name, float(rate), repeated, dropped)
 
 
+def _stack_frames(frames: Iterator[np.ndarray], expected: int, path: Path) -> np.ndarray:
+    """``(T, H, W, 3)`` from frames of one size, filled in place into one array sized from `expected`
+    (the header's count, which may be wrong: the array grows, or is cut to the frames read), so the
+    frames are never held twice, as a list and a stack would be."""
+    out, count = None, 0
+    for frame in frames:
+        if out is None:
+            try:  # pages are only taken as frames fill them
+                out = np.empty((max(expected, 1), *frame.shape), frame.dtype)
+            except (MemoryError, ValueError):  # a header claiming far too many frames: grow from a few
+                out = np.empty((16, *frame.shape), frame.dtype)
+        elif frame.shape != out.shape[1:]:
+            raise UserError(f"the frames of {path} change size ({out.shape[2]}x{out.shape[1]} to "
+                            f"{frame.shape[1]}x{frame.shape[0]})")
+        if count == len(out):  # more frames than declared: grow by a quarter (mremap, mostly no copy)
+            out.resize((count + max(count // 4, 16), *out.shape[1:]), refcheck=False)
+        out[count] = frame
+        count += 1
+    if out is None:
+        raise UserError(f"video has no frames: {path}")
+    if count < len(out):  # fewer than declared: give the rest back
+        out.resize((count, *out.shape[1:]), refcheck=False)
+    return out
+
+
 def read_video(path: str | Path, max_frames: int | None = None, with_audio: bool = True) -> Video:
-    """Decode a whole video: frames, fps and (if present) its audio track as float32 mono."""
+    """Decode a whole video: frames, fps and (if present) its audio track as float32 mono. The frames
+    are decoded straight into one array (memory: the frames once); a tool that only passes over the
+    frames should use `iter_video` instead, which holds one at a time."""
     path = _existing(path)
     info = video_info(path)
-    frames = list(iter_video(path, max_frames=max_frames))
-    if not frames:
-        raise UserError(f"video has no frames: {path}")
+    expected = info.frames if max_frames is None else min(info.frames, max(max_frames, 1))
+    frames = _stack_frames(iter_video(path, max_frames=max_frames), expected, path)
     audio, rate = (None, None)
     if with_audio and info.has_audio:
         audio, rate = read_audio(path)
-    return Video(frames=np.stack(frames), fps=info.fps, audio=audio, sample_rate=rate)
+    return Video(frames=frames, fps=info.fps, audio=audio, sample_rate=rate)
 
 
 def read_clip(entry: str | Path, max_frames: int | None = None) -> np.ndarray:

@@ -7,6 +7,8 @@ What happens:
   1. consent is checked for both people, the one animated and the one driving (`--consent` twice, or
      once with `--same-person`), before anything is computed;
   2. the source and every driving frame are resized to the checkpoint's frame size (the tool says so);
+     the driving video is streamed (read again for each pass: --find-best-frame, the initial frame, the
+     rendering), so memory stays flat however long it is;
   3. the keypoint detector runs once on the source and on batches of driving frames;
   4. relative motion (default): the source moves the way the driving video moves relative to its first
      frame (or, with --find-best-frame, to the driving frame whose face pose is closest to the source's),
@@ -31,16 +33,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from common.cli import add_common_args, add_consent_args, check_output, command_line, consent_roles, run
 from common.errors import UserError
 from common.impl import load, use_impl
-from common.media import is_image_path, read_image, read_video, resize_frames
+from common.media import is_image_path, iter_video, read_audio, read_image, resize_frames, video_info
 from common.training.checkpoint import find_checkpoint
 from common.training.device import PRECISIONS, autocast, pick_device
 
@@ -60,10 +65,15 @@ def to_frames(images: torch.Tensor) -> np.ndarray:
 def fit_to_model(frames: np.ndarray, size: int, what: str) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8 (`common.media.resize_frames`: area to shrink,
     bilinear to enlarge), telling the user when the frames change size."""
-    if frames.shape[1:3] != (size, size):
-        print(f"{what}: resizing {frames.shape[2]}x{frames.shape[1]} to {size}x{size} (the model's frame "
-              f"size); non-square inputs are stretched, crop them first with crop.py", file=sys.stderr)
+    say_resize(what, frames.shape[2], frames.shape[1], size)
     return resize_frames(frames, size)
+
+
+def say_resize(what: str, width: int, height: int, size: int) -> None:
+    """Tell the user when frames of `width` x `height` are resized to the model's `size` x `size`."""
+    if (height, width) != (size, size):
+        print(f"{what}: resizing {width}x{height} to {size}x{size} (the model's frame size); non-square "
+              f"inputs are stretched, crop them first with crop.py", file=sys.stderr)
 
 
 def normalized_landmarks(rgb: np.ndarray) -> np.ndarray | None:
@@ -77,8 +87,9 @@ def normalized_landmarks(rgb: np.ndarray) -> np.ndarray | None:
     return points / np.sqrt(load(PHASE, "motion_transfer").hull_area(points))
 
 
-def find_best_frame(source: np.ndarray, driving: np.ndarray) -> int:
-    """Index of the driving frame whose normalised face landmarks are closest to the source's (0 if none)."""
+def find_best_frame(source: np.ndarray, driving: Iterable[np.ndarray]) -> int:
+    """Index of the driving frame whose normalised face landmarks are closest to the source's (0 if none);
+    `driving`: an array or any iterable of frames (a stream: only the best index is kept)."""
     reference = normalized_landmarks(source)
     if reference is None:
         print("--find-best-frame: no face in the source; measuring motion from driving frame 0",
@@ -175,18 +186,40 @@ def default_batch_size(device: torch.device) -> int:
     return 2 if device.type == "cpu" else 8
 
 
-def animate(animator: Animator, source: np.ndarray, driving: np.ndarray, relative: bool = True,
-            adapt_scale: bool = False, batch_size: int = 8, start: int = 0) -> Iterator[np.ndarray]:
+def batches(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """(B, H, W, 3) batches of `size` frames (the last may be shorter) from an array (slices) or any
+    iterable of (H, W, 3) frames (stacked as they come, one batch held at a time)."""
+    if isinstance(frames, np.ndarray):
+        yield from (frames[i:i + size] for i in range(0, len(frames), size))
+        return
+    frames = iter(frames)
+    while batch := list(islice(frames, size)):
+        yield np.stack(batch)
+
+
+def animate(animator: Animator, source: np.ndarray, driving: Iterable[np.ndarray], relative: bool = True,
+            adapt_scale: bool = False, batch_size: int = 8, start: int = 0,
+            initial: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """Yield the animated frames, one per driving frame, in order, `batch_size` frames per network call.
 
-    Relative motion is measured from driving frame `start` (0, or the best frame). The published demo
-    renders the frames before the best one backwards from it; since each frame depends only on its own
-    keypoints and those of frame `start`, rendering them in their natural order gives the same frames.
+    `driving`: a (T, H, W, 3) array, or any iterable of (H, W, 3) frames (a stream: pass `initial`, driving
+    frame `start` read beforehand, since a stream cannot be indexed). Relative motion is measured from
+    driving frame `start` (0, or the best frame). The published demo renders the frames before the best
+    one backwards from it; since each frame depends only on its own keypoints and those of frame `start`,
+    rendering them in their natural order gives the same frames.
     """
     animator.set_source(source)
-    kp_initial = animator.initial_keypoints(driving[start])
-    for i in range(0, len(driving), batch_size):
-        yield from animator.render(driving[i:i + batch_size], kp_initial, relative, adapt_scale)
+    kp_initial = animator.initial_keypoints(driving[start] if initial is None else initial)
+    for batch in batches(driving, batch_size):
+        yield from animator.render(batch, kp_initial, relative, adapt_scale)
+
+
+def driving_frame(path: Path, index: int) -> np.ndarray:
+    """Frame `index` of a video (as `iter_video` reads it), decoding no further than that frame."""
+    last = deque(iter_video(path, max_frames=index + 1), maxlen=1)
+    if not last:
+        raise UserError(f"--driving {path} has no frames")
+    return last[0]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--find-best-frame", action="store_true",
                         help="measure motion from the driving frame whose face pose (dlib landmarks) is "
                              "closest to the source's, not from frame 0 (relative motion only)")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N",
+                        help="animate only the first N driving frames, at least 2 (the audio is cut to "
+                             "match) (default: all)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="driving frames per network call (default: 2 on a CPU, where small batches "
                              "stay in the caches; 8 on a GPU, where larger ones can pay)")
@@ -246,6 +282,9 @@ def check_inputs(args: argparse.Namespace) -> None:
     check_output(args.output, inputs=(args.source, args.driving, args.checkpoint))
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
+    if args.max_frames is not None and args.max_frames < 2:
+        raise UserError(f"--max-frames must be at least 2 (motion needs two driving frames), got "
+                        f"{args.max_frames}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,23 +305,46 @@ def main(argv: list[str] | None = None) -> int:
 
     if not detect_faces(photo):
         print(f"warning: no face found in {args.source}; animating it anyway", file=sys.stderr)
-    video = read_video(args.driving)
-    if len(video.frames) < 2:
-        raise UserError(f"--driving {args.driving} has only {len(video.frames)} frame; at least 2 are needed")
+    # The driving video is never held whole: each pass below streams it from the file.
+    info = video_info(args.driving)
+    first = list(iter_video(args.driving, max_frames=2))
+    if len(first) < 2:
+        raise UserError(f"--driving {args.driving} has only {len(first)} frame; at least 2 are needed")
+    height, width = first[0].shape[:2]
+    del first
+    total = min(info.frames, args.max_frames or info.frames) or None  # an estimate, for progress bars
+    audio, rate = read_audio(args.driving) if info.has_audio else (None, None)
+    if audio is not None and args.max_frames is not None:
+        audio = audio[: int(round(args.max_frames / info.fps * rate))]
+
+    def driving_frames() -> Iterator[np.ndarray]:
+        return iter_video(args.driving, max_frames=args.max_frames)
+
     start = 0
     if args.find_best_frame:  # on frames of at least 256 px: in a small model's 64 px dlib finds no face
         seen = max(size, 256)
-        start = find_best_frame(resize_frames(photo[None], seen)[0], resize_frames(video.frames, seen))
+        frames = tqdm(driving_frames(), total=total, unit="frame", desc="--find-best-frame", disable=None,
+                      leave=False)
+        start = find_best_frame(resize_frames(photo[None], seen)[0],
+                                (resize_frames(frame[None], seen)[0] for frame in frames))
         print(f"best driving frame: {start}", file=sys.stderr)
     source = fit_to_model(photo[None], size, "source")[0]
-    driving = fit_to_model(video.frames, size, "driving video")
+    say_resize("driving video", width, height, size)  # once; the frames are resized as they stream by
+    initial = resize_frames(driving_frame(args.driving, start)[None], size)[0]
+    count = 0
+
+    def driving() -> Iterator[np.ndarray]:  # the frames at the model's size, counted for the last line
+        nonlocal count
+        for frame in driving_frames():
+            count += 1
+            yield resize_frames(frame[None], size)[0]
 
     animator = Animator(models, device, args.precision, args.channels_last, args.compile)
-    frames = animate(animator, source, driving, relative=args.relative, adapt_scale=args.adapt_scale,
-                     batch_size=args.batch_size or default_batch_size(device), start=start)
-    path = save_video(args.output, frames, video.fps, audio=video.audio, sample_rate=video.sample_rate)
-    sound = ", with the driving audio" if video.audio is not None else ""
-    print(f"wrote {path} ({len(driving)} frames at {video.fps:g} fps{sound})")
+    frames = animate(animator, source, driving(), relative=args.relative, adapt_scale=args.adapt_scale,
+                     batch_size=args.batch_size or default_batch_size(device), start=start, initial=initial)
+    path = save_video(args.output, frames, info.fps, audio=audio, sample_rate=rate, total=total)
+    sound = ", with the driving audio" if audio is not None else ""
+    print(f"wrote {path} ({count} frames at {info.fps:g} fps{sound})")
     return 0
 
 

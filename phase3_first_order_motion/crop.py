@@ -11,6 +11,9 @@ and lets the head move inside a fixed box:
      and clip it to the frame;
   4. cut that square from every frame and resize it to `--size` x `--size`.
 
+The video is read twice, one frame at a time (memory stays flat however long it is): a first pass finds
+the faces and keeps only their boxes, a second cuts and writes.
+
 A fixed box matters: FOMM learns motion from how the face moves inside the frame, so a crop that
 follows the face would erase the head motion. The audio is kept. The output goes through the
 provenance writer (marked as produced by this project; the visible label is off by default here
@@ -22,13 +25,15 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from common.cli import check_output, run
 from common.errors import UserError
-from common.media import read_video, resize_frames
+from common.media import iter_video, read_audio, resize_frames, video_info
 
 
 def union_box(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
@@ -50,14 +55,29 @@ def square_box(box: tuple[int, int, int, int], increase: float, width: int, heig
     return x0, y0, x0 + int(side), y0 + int(side)
 
 
-def crop_box(frames: np.ndarray, every: int = 5, increase: float = 0.1) -> tuple[int, int, int, int]:
-    """The fixed crop box of a clip (T, H, W, 3) from faces found every `every` frames."""
+def crop_box(frames: Iterable[np.ndarray], every: int = 5,
+             increase: float = 0.1) -> tuple[int, int, int, int]:
+    """The fixed crop box of a clip from faces found every `every` frames; `frames`: a (T, H, W, 3) array
+    or any iterable of (H, W, 3) frames (a stream, e.g. `iter_video`: only the boxes are kept)."""
     from common.dlib_models import detect_faces
 
-    boxes = [found[0] for found in (detect_faces(f) for f in frames[::every]) if found]
+    boxes, shape = [], None
+    for i, frame in enumerate(frames):
+        shape = frame.shape
+        if i % every == 0 and (found := detect_faces(frame)):
+            boxes.append(found[0])
+    if shape is None:
+        raise UserError("the video has no frames")
     if not boxes:
         raise UserError("no face found in the video; crop it by hand or try a larger, frontal face")
-    return square_box(union_box(boxes), increase, frames.shape[2], frames.shape[1])
+    return square_box(union_box(boxes), increase, shape[1], shape[0])
+
+
+def cropped(frames: Iterable[np.ndarray], box: tuple[int, int, int, int], size: int) -> Iterator[np.ndarray]:
+    """Each frame cut to `box` (left, top, right, bottom) and resized to `size` x `size`, one at a time."""
+    x0, y0, x1, y1 = box
+    for frame in frames:
+        yield resize_frames(frame[None, y0:y1, x0:x1], size)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--increase", type=float, default=0.1,
                         help="margin added on each side, as a share of the face box's width (left, right) "
                         "and height (top, bottom) (default: 0.1)")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N",
+                        help="crop only the first N frames (the audio is cut to match) (default: all)")
     parser.add_argument("--label", action="store_true",
                         help="draw the visible SYNTHETIC label (off by default: a crop is not synthetic)")
     args = parser.parse_args(argv)
@@ -87,15 +109,33 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--size must be even (H.264 video needs even sides), got {args.size}")
     if not 0 <= args.increase < math.inf:
         raise UserError(f"--increase must be 0 or a positive number of box sizes, got {args.increase}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
     check_output(args.output, inputs=(args.input,))
-    video = read_video(args.input)
-    x0, y0, x1, y1 = crop_box(video.frames, args.detect_every, args.increase)
-    print(f"crop box: x {x0}-{x1}, y {y0}-{y1} of {video.frames.shape[2]}x{video.frames.shape[1]}",
-          file=sys.stderr)
-    frames = resize_frames(video.frames[:, y0:y1, x0:x1], args.size)
-    path = save_video(args.output, frames, video.fps, audio=video.audio, sample_rate=video.sample_rate,
-                      label=args.label)
-    print(f"wrote {path} ({len(frames)} frames, {args.size}x{args.size})")
+    info = video_info(args.input)
+    total = min(info.frames, args.max_frames or info.frames) or None  # an estimate, for progress bars
+    # pass 1: the faces' boxes (every --detect-every'th frame); the box holds them all, so it is known
+    # only once the whole video has been seen
+    frames = tqdm(iter_video(args.input, max_frames=args.max_frames), total=total, unit="frame",
+                  desc="finding the face", disable=None, leave=False)
+    box = x0, y0, x1, y1 = crop_box(frames, args.detect_every, args.increase)
+    print(f"crop box: x {x0}-{x1}, y {y0}-{y1} of {info.width}x{info.height}", file=sys.stderr)
+    audio, rate = read_audio(args.input) if info.has_audio else (None, None)
+    if audio is not None and args.max_frames is not None:
+        audio = audio[: int(round(args.max_frames / info.fps * rate))]
+    # pass 2: cut and write, one frame at a time
+    count = 0
+
+    def counted(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        nonlocal count
+        for frame in frames:
+            count += 1
+            yield frame
+
+    frames = cropped(counted(iter_video(args.input, max_frames=args.max_frames)), box, args.size)
+    path = save_video(args.output, frames, info.fps, audio=audio, sample_rate=rate, label=args.label,
+                      total=total)
+    print(f"wrote {path} ({count} frames, {args.size}x{args.size})")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -295,3 +296,40 @@ def test_resize_frames_averages_areas_to_shrink_and_interpolates_to_enlarge():
     assert media.resize_frames(frames, 8) is frames
     wide = media.resize_frames(np.zeros((1, 6, 10, 3), np.uint8), 4)  # non-square: stretched
     assert wide.shape == (1, 4, 4, 3)
+
+
+@pytest.mark.parametrize("declared", [None, 0, 1, 3, 9, 40, 10**15], ids=lambda d: f"declared-{d}")
+@pytest.mark.parametrize("max_frames", [None, 0, 4, 50])
+def test_read_video_gives_the_frames_iter_video_gives_whatever_the_header_declares(tmp_path, monkeypatch,
+                                                                                     declared, max_frames):
+    """read_video fills one array in place from the header's frame count; a count that is wrong (too
+    few, too many, none, absurd) only changes how the array grows or is cut, never the frames."""
+    frames = np.random.default_rng(1).integers(0, 255, (9, 24, 40, 3), dtype=np.uint8)
+    path = _write_mp4(tmp_path / "v.mp4", frames, fps=25)
+    expected = np.stack(list(media.iter_video(path, max_frames=max_frames)))
+    if declared is not None:
+        info = media.video_info(path)
+        monkeypatch.setattr(media, "video_info", lambda p: dataclasses.replace(info, frames=declared))
+    got = media.read_video(path, max_frames=max_frames, with_audio=False).frames
+    assert got.dtype == expected.dtype and got.shape == expected.shape and got.flags.c_contiguous
+    assert got.base is None  # its own memory, not a view keeping a larger buffer alive
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_read_video_of_a_variable_rate_clip_holds_the_repeated_frames(tmp_path):
+    """A variable-rate clip yields more frames than its header counts (gaps are filled): the array grows."""
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate([0, 40, 1000, 1040, 3000]):  # long gaps: about 76 frames from 5
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    expected = np.stack(list(media.iter_video(path)))
+    assert len(expected) > media.video_info(path).frames
+    np.testing.assert_array_equal(media.read_video(path).frames, expected)

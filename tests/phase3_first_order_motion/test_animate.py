@@ -172,3 +172,94 @@ def test_find_best_frame_picks_the_closest_normalised_landmarks(monkeypatch):
     monkeypatch.setattr(animate, "normalized_landmarks", fake_landmarks)
     frames = [rng.random((68, 2)) * 100, None, pose * 2.5 + 40, rng.random((68, 2)) * 100]
     assert animate.find_best_frame(pose, frames) == 2
+
+
+def _written(monkeypatch) -> dict:
+    """Stand in for the writer's save_video: keep the frames (drawn from the stream) and its arguments."""
+    from consent_and_watermark import writer
+
+    seen: dict = {}
+
+    def save_video(path, frames, fps, **kwargs):
+        seen.update(kwargs, frames=np.stack(list(frames)), fps=fps)
+        return path
+
+    monkeypatch.setattr(writer, "save_video", save_video)
+    return seen
+
+
+@pytest.mark.todo("p3")
+@pytest.mark.parametrize("mode", ["relative", "absolute", "best-frame", "max-frames"])
+def test_streaming_the_driving_video_renders_what_the_whole_array_renders(files, person, monkeypatch, mode):
+    """animate.py reads the driving video as a stream (never whole); its frames must be bit-identical to
+    rendering the decoded array at once, with the same batches (7 frames of 80x96, batches of 2 and a
+    short last one, resized to the model's 64 px), from frame 0 or from the best frame."""
+    import cv2
+
+    from common.media import read_image, read_video
+    from consent_and_watermark.writer import save_video
+
+    clip = render_clip(person[0], 7, size=96, seed=4)
+    stretched = np.stack([cv2.resize(f, (96, 80), interpolation=cv2.INTER_AREA) for f in clip.frames])
+    driving = save_video(files["dir"] / "driving96.mp4", stretched, clip.fps, audio=clip.audio,
+                         sample_rate=clip.sample_rate, label=False)
+    extra, start, count = [], 0, 7
+    if mode == "absolute":
+        extra = ["--absolute"]
+    elif mode == "best-frame":
+        start, streamed = 4, []
+
+        def best(source, frames):  # the pass sees every frame at >= 256 px, one at a time
+            streamed.extend(f.shape for f in frames)
+            return start
+
+        monkeypatch.setattr(animate, "find_best_frame", best)
+        extra = ["--find-best-frame"]
+    elif mode == "max-frames":
+        extra, count = ["--max-frames", "5"], 5
+    seen = _written(monkeypatch)
+    assert run(animate.main, argv(files, driving=driving) + extra) == 0
+
+    models, config, _ = load(PHASE, "model").load_fomm(files["checkpoint"])
+    video = read_video(driving)
+    size = config.frame_size
+    array_path = animate.animate(
+        animate.Animator(models, torch.device("cpu")), animate.fit_to_model(read_image(files["source"])[None],
+                                                                            size, "source")[0],
+        animate.fit_to_model(video.frames[:count], size, "driving"), relative=mode != "absolute",
+        batch_size=2, start=start)
+    np.testing.assert_array_equal(seen["frames"], np.stack(list(array_path)))
+    assert seen["frames"].shape == (count, size, size, 3) and seen["fps"] == video.fps
+    assert seen["total"] == count and seen["sample_rate"] == video.sample_rate
+    if mode == "max-frames":  # the sound is cut to the frames kept
+        assert len(seen["audio"]) == round(5 / video.fps * video.sample_rate) < len(video.audio)
+    else:
+        np.testing.assert_array_equal(seen["audio"], video.audio)
+    if mode == "best-frame":
+        assert streamed == [(256, 256, 3)] * 7
+
+
+def test_the_driving_frame_for_the_initial_keypoints_is_read_without_reading_further(files, monkeypatch):
+    from common import media
+
+    frames = list(media.iter_video(files["driving"]))
+    decoded = []
+    real = media.iter_video
+
+    def counting(path, max_frames=None, upright=True):
+        for frame in real(path, max_frames=max_frames, upright=upright):
+            decoded.append(1)
+            yield frame
+
+    monkeypatch.setattr(animate, "iter_video", counting)
+    np.testing.assert_array_equal(animate.driving_frame(files["driving"], 2), frames[2])
+    assert len(decoded) == 3
+
+
+def test_batches_of_a_stream_are_the_slices_of_the_array():
+    frames = np.arange(7 * 2 * 2 * 3, dtype=np.uint8).reshape(7, 2, 2, 3)
+    sliced = list(animate.batches(frames, 3))
+    streamed = list(animate.batches(iter(frames), 3))
+    assert [len(b) for b in streamed] == [3, 3, 1]
+    for a, b in zip(sliced, streamed, strict=True):
+        np.testing.assert_array_equal(a, b)
