@@ -38,6 +38,9 @@ class NoFaceError(UserError):
     """Not one frame shows a face the detector finds (a tool may add what it knows of the cause)."""
 
 
+NO_FACE = "no face found in any frame: use a clip where a frontal face is clearly visible"
+
+
 @dataclass(frozen=True)
 class BoxConfig:
     """How face boxes are found and adjusted."""
@@ -71,11 +74,12 @@ def detect_box(rgb: np.ndarray, cfg: BoxConfig = BoxConfig(),
 
 
 def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int,
-                 detect_every: int = 1) -> Iterator[tuple[T, np.ndarray]]:
+                 detect_every: int = 1, first_box: Box | None = None) -> Iterator[tuple[T, np.ndarray]]:
     """The box rule, in one pass over (item, detected box or None) pairs; yields (item, box (4,) float).
 
     * A frame without a face reuses the last box; frames before the first face use the first one
-      (they wait for it).
+      (they wait for it: all of them are held until it comes, unless `first_box` gives it up front,
+      as `stream_video_boxes` does for a video whose face appears late or never).
     * Each box is the mean of itself and the next `window - 1` (the published get_smoothened_boxes);
       the last `window - 1` frames use the last full window. So the stream runs `window - 1` frames
       behind its input, and a whole clip is never held in memory.
@@ -88,8 +92,8 @@ def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int,
     window = max(1, window)
     pending: deque[tuple[T, np.ndarray]] = deque()  # items whose box waits for the next ones
     recent: deque[np.ndarray] = deque(maxlen=window)  # the last `window` gap-filled boxes
-    before_first: list[T] = []  # items before the first face
-    last: np.ndarray | None = None
+    before_first: list[T] = []  # items before the first face (none when `first_box` is given)
+    last = None if first_box is None else np.asarray(first_box, np.float64)
     total = missing = 0
     try:
         for item, box in detections:
@@ -112,8 +116,7 @@ def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int,
         if total == 0:
             raise UserError("the video has no frames")
         if last is None:
-            raise NoFaceError("no face found in any frame: use a clip where a frontal face is clearly "
-                              "visible")
+            raise NoFaceError(NO_FACE)
         tail = np.mean(recent, axis=0)  # the last full window (all boxes, in a clip shorter than it)
         for item, _ in pending:
             yield item, tail
@@ -127,21 +130,71 @@ def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int,
 
 def stream_boxes(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(), smooth: bool = True,
                  detect: Callable[[np.ndarray], list[Box]] = dlib_models.detect_faces,
-                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                 first: tuple[int, Box] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(frame, box (4,) int) for every frame, in one pass: detection on a pool of threads, then the box
     rule of `settle_boxes` (fill gaps, smooth over `cfg.smooth_window` frames unless `smooth` is False).
 
     `detect` finds the faces in one downscaled frame: dlib's detector in this process by default, or
     `common.detector_processes.DetectorProcesses.detect` for a long video (dlib holds the interpreter
-    lock, so the threads alone detect one frame at a time; worker processes do not share it)."""
+    lock, so the threads alone detect one frame at a time; worker processes do not share it).
+
+    `first` (index, box), from `first_face` on an earlier read of the same frames, says where the first
+    face is: the frames before it are not held until it comes, nor looked at again."""
     every = max(1, cfg.detect_every)
 
     def found(item: tuple[int, np.ndarray]) -> tuple[np.ndarray, Box | None | _Skipped]:
         i, frame = item
-        return frame, detect_box(frame, cfg, detect) if i % every == 0 else SKIPPED
+        if i % every:
+            return frame, SKIPPED
+        if first is not None and i <= first[0]:  # known from the earlier read
+            return frame, first[1] if i == first[0] else None
+        return frame, detect_box(frame, cfg, detect)
 
     detections = ordered_map(found, enumerate(frames))
-    yield from _settled(interpolate_skipped(detections), cfg, smooth)
+    yield from _settled(interpolate_skipped(detections), cfg, smooth, None if first is None else first[1])
+
+
+def first_face(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(),
+               detect: Callable[[np.ndarray], list[Box]] = dlib_models.detect_faces) -> tuple[int, Box]:
+    """(index, box) of the first frame where `stream_boxes` finds a face (it looks at every
+    `cfg.detect_every`-th frame), reading the frames only up to it and keeping none of them.
+    No frames, or no face in any: the one-line errors of `settle_boxes`."""
+    every = max(1, cfg.detect_every)
+    seen = 0
+
+    def looked_at() -> Iterator[tuple[int, np.ndarray]]:
+        nonlocal seen
+        for i, frame in enumerate(frames):
+            seen += 1
+            if i % every == 0:
+                yield i, frame
+
+    results = ordered_map(lambda item: (item[0], detect_box(item[1], cfg, detect)), looked_at())
+    try:
+        for i, box in results:
+            if box is not None:
+                return i, box
+    finally:
+        results.close()
+    if seen == 0:
+        raise UserError("the video has no frames")
+    raise NoFaceError(NO_FACE)
+
+
+def stream_video_boxes(open_frames: Callable[[], Iterator[np.ndarray]], cfg: BoxConfig = BoxConfig(),
+                       smooth: bool = True,
+                       detect: Callable[[np.ndarray], list[Box]] = dlib_models.detect_faces,
+                       ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`stream_boxes` of frames that can be read twice (`open_frames()` starts a new read of a video
+    file): the first read stops at the first face (`first_face`), the second streams the frames with
+    their boxes. Memory stays flat however late the face appears: the frames before it, which take its
+    box, are read again instead of being held (a face-free minute of 720p would be 4 GB)."""
+    frames = open_frames()
+    try:
+        first = first_face(frames, cfg, detect)
+    finally:
+        getattr(frames, "close", lambda: None)()  # a generator over an open file: close it now
+    yield from stream_boxes(open_frames(), cfg, smooth, detect, first)
 
 
 class _Skipped:
@@ -181,9 +234,10 @@ def interpolate_skipped(
         yield skipped, previous
 
 
-def _settled(detections: Iterable[tuple[np.ndarray, Box | None]], cfg: BoxConfig,
-             smooth: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for frame, box in settle_boxes(detections, cfg.smooth_window if smooth else 1, cfg.detect_every):
+def _settled(detections: Iterable[tuple[np.ndarray, Box | None]], cfg: BoxConfig, smooth: bool,
+             first_box: Box | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    window = cfg.smooth_window if smooth else 1
+    for frame, box in settle_boxes(detections, window, cfg.detect_every, first_box):
         yield frame, np.round(box).astype(np.int64)
 
 

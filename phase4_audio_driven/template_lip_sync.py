@@ -2,7 +2,7 @@
 #   solutions/phase4_audio_driven/lip_sync.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: b9f52cddbbf2ed65e044dd773a336052f2750b477f6c8627d3c4e28e9f615c71
+# body-sha256: 9a606bc1493d99b7a8ad10414621524b251eb4c5740e05d6123acaab4650d028
 """SyncNet, the lip-sync expert: does this 0.2 s of mouth motion match this 0.2 s of speech?
 
 Chung & Zisserman (2016, "Out of time: automated lip sync in the wild") trained two encoders, one for
@@ -31,13 +31,16 @@ pitfall in `offset_search`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from phase4_audio_driven.template_audio_encoder import DEFAULT, AudioConfig
 from phase4_audio_driven.template_blocks import Conv2d, channels
@@ -156,22 +159,27 @@ def sync_audio_windows(mel: np.ndarray, n: int, fps: float, cfg: AudioConfig = D
 
 @torch.no_grad()
 def clip_embeddings(
-    syncnet: SyncNet, faces: torch.Tensor, mel: np.ndarray, fps: float, batch_size: int = 64
+    syncnet: SyncNet, faces: torch.Tensor, mel: np.ndarray, fps: float, batch_size: int = 64,
+    to_input: Callable[[Any], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of every 5-frame window of a clip: faces (T, 3, 96, 96), mel (80, T') -> (N, 512) x 2.
 
     N is the number of windows both cover: where the audio ends before the video, the frames after it
-    have no audio window and are left out."""
+    have no audio window and are left out. The windows (5 lower halves a frame in floats: 830 MB for
+    2 minutes at 25 fps) are built one batch at a time. `to_input` turns a slice of `faces` into
+    (n, 3, 96, 96) network input, so that the clip can stay in a smaller form until then (e.g. uint8
+    crops (T, 96, 96, 3) with `phase4_audio_driven.pipeline.to_network`, a quarter of the floats' size)."""
     device = next(syncnet.parameters()).device
-    face_windows = sync_face_windows(faces)
-    audio_windows = sync_audio_windows(mel, face_windows.shape[0], fps)
-    n = min(face_windows.shape[0], audio_windows.shape[0])  # audio shorter than the video: fewer windows
-    face_windows, audio_windows = face_windows[:n], audio_windows[:n]
+    to_input = to_input or torch.as_tensor
+    window = 5
+    audio_windows = sync_audio_windows(mel, max(0, len(faces) - window + 1), fps)
+    n = min(len(faces) - window + 1, audio_windows.shape[0])  # audio shorter than the video: fewer windows
     audio_out, face_out = [], []
-    for i in range(0, n, batch_size):
-        a, v = syncnet(
-            audio_windows[i : i + batch_size].to(device), face_windows[i : i + batch_size].to(device)
-        )
+    batches = range(0, n, batch_size)  # a progress bar on a terminal: a long clip on a CPU takes minutes
+    for i in tqdm(batches, desc="embedding windows", unit="batch", disable=None, leave=False):
+        stop = min(i + batch_size, n)
+        face_windows = sync_face_windows(to_input(faces[i : stop + window - 1]).to(device), window)
+        a, v = syncnet(audio_windows[i:stop].to(device), face_windows)
         audio_out.append(a.float().cpu())
         face_out.append(v.float().cpu())
     if not audio_out:

@@ -10,7 +10,8 @@ What happens (the published inference.py, with dlib's detector and streaming fra
      an 80-band mel spectrogram, cut into one 0.2 s window per output frame;
   3. the face is found in every frame (every K-th with --detect-every K, the boxes in between
      interpolated) while the video is decoded, once (dlib's detector in a pool of worker processes;
-     frames without a face reuse the last box), boxes are smoothed over 5 frames (not with --nosmooth),
+     frames without a face reuse the last box; the frames before the first face, which take its box,
+     are decoded twice rather than held), boxes are smoothed over 5 frames (not with --nosmooth),
      and each crop is resized to 96 x 96;
   4. the generator redraws the lower half of each crop for its audio window; that mouth region is
      blended back into the full frame (the upper face stays the original's);
@@ -48,7 +49,7 @@ from phase4_audio_driven.pipeline import (
     face_boxes,
     is_silent,
     lip_sync,
-    stream_boxes,
+    stream_video_boxes,
 )
 
 log = logging.getLogger("deepfake.phase4")
@@ -141,9 +142,10 @@ def looped_video(
     path: Path, factor: int, cfg: BoxConfig, smooth: bool, detect: Callable[[np.ndarray], list[Box]]
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(frame, box (4,)) pairs for as long as they are asked for, decoding the video once while its boxes
-    are found (`stream_boxes`); when the audio is longer, the frames start again with the boxes found."""
+    are found (`stream_video_boxes`: the frames up to the first face are decoded once more, not held);
+    when the audio is longer, the frames start again with the boxes found."""
     boxes = []
-    for frame, box in stream_boxes(video_frames_once(path, factor), cfg, smooth, detect):
+    for frame, box in stream_video_boxes(lambda: video_frames_once(path, factor), cfg, smooth, detect):
         boxes.append(box)
         yield frame, box
     while True:
@@ -223,7 +225,7 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
             f"(each window looks 0.2 s ahead): trimming the video to {n_out} frames"
         )
     synced = lip_sync(generator, source, chunks, args.batch_size, device)
-    path = writer.save_video(args.output, synced, fps, audio=wav, sample_rate=SAMPLE_RATE)
+    path = writer.save_video(args.output, synced, fps, audio=wav, sample_rate=SAMPLE_RATE, total=n_out)
     source.close()  # the box stream's closing line (frames without a face) comes now, not at exit
     print(f"wrote {path} ({n_out} frames at {fps:g} fps, {seconds:.2f} s of audio)")
     return 0

@@ -26,13 +26,16 @@ pitfall in `offset_search`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from solutions.phase4_audio_driven.audio_encoder import DEFAULT, AudioConfig
 from solutions.phase4_audio_driven.blocks import Conv2d, channels
@@ -175,22 +178,27 @@ def sync_audio_windows(mel: np.ndarray, n: int, fps: float, cfg: AudioConfig = D
 
 @torch.no_grad()
 def clip_embeddings(
-    syncnet: SyncNet, faces: torch.Tensor, mel: np.ndarray, fps: float, batch_size: int = 64
+    syncnet: SyncNet, faces: torch.Tensor, mel: np.ndarray, fps: float, batch_size: int = 64,
+    to_input: Callable[[Any], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of every 5-frame window of a clip: faces (T, 3, 96, 96), mel (80, T') -> (N, 512) x 2.
 
     N is the number of windows both cover: where the audio ends before the video, the frames after it
-    have no audio window and are left out."""
+    have no audio window and are left out. The windows (5 lower halves a frame in floats: 830 MB for
+    2 minutes at 25 fps) are built one batch at a time. `to_input` turns a slice of `faces` into
+    (n, 3, 96, 96) network input, so that the clip can stay in a smaller form until then (e.g. uint8
+    crops (T, 96, 96, 3) with `phase4_audio_driven.pipeline.to_network`, a quarter of the floats' size)."""
     device = next(syncnet.parameters()).device
-    face_windows = sync_face_windows(faces)
-    audio_windows = sync_audio_windows(mel, face_windows.shape[0], fps)
-    n = min(face_windows.shape[0], audio_windows.shape[0])  # audio shorter than the video: fewer windows
-    face_windows, audio_windows = face_windows[:n], audio_windows[:n]
+    to_input = to_input or torch.as_tensor
+    window = 5
+    audio_windows = sync_audio_windows(mel, max(0, len(faces) - window + 1), fps)
+    n = min(len(faces) - window + 1, audio_windows.shape[0])  # audio shorter than the video: fewer windows
     audio_out, face_out = [], []
-    for i in range(0, n, batch_size):
-        a, v = syncnet(
-            audio_windows[i : i + batch_size].to(device), face_windows[i : i + batch_size].to(device)
-        )
+    batches = range(0, n, batch_size)  # a progress bar on a terminal: a long clip on a CPU takes minutes
+    for i in tqdm(batches, desc="embedding windows", unit="batch", disable=None, leave=False):
+        stop = min(i + batch_size, n)
+        face_windows = sync_face_windows(to_input(faces[i : stop + window - 1]).to(device), window)
+        a, v = syncnet(audio_windows[i:stop].to(device), face_windows)
         audio_out.append(a.float().cpu())
         face_out.append(v.float().cpu())
     if not audio_out:

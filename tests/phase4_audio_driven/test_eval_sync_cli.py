@@ -1,8 +1,13 @@
-"""`phase4_audio_driven/eval_sync.py`: answers to bad input before any work."""
+"""`phase4_audio_driven/eval_sync.py`: answers to bad input before any work; a video file streamed."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+import torch
+
 from common.cli import run
+from common.media import read_audio
 
 
 def test_a_plot_name_the_writer_cannot_write_is_refused_before_any_work(tmp_path, one_error_line):
@@ -14,3 +19,33 @@ def test_a_plot_name_the_writer_cannot_write_is_refused_before_any_work(tmp_path
             "--plot", str(tmp_path / "c.pdf")]
     assert run(main, argv) == 2
     assert one_error_line() == "error: cannot write an image as 'c.pdf': use one of .png, .jpg, .jpeg"
+
+
+@pytest.mark.todo("p4.audio", "p4.sync")
+def test_a_video_file_is_scored_as_its_frames_are_scored_in_memory(tmp_path, capsys):
+    """The command line streams the video and keeps only the face crops (the frames before the first face
+    read twice, not held): the crops and the scores are those of the whole clip decoded first."""
+    from common.impl import load
+    from common.media import iter_video
+    from common.synthetic import make_identity, render_clip, synthesize_speech
+    from consent_and_watermark import writer
+    from phase4_audio_driven import eval_sync
+    from phase4_audio_driven.pipeline import crop, face_boxes
+
+    frames = render_clip(make_identity(5), frames=16, size=160).frames.copy()
+    frames[:3] = 128  # the face appears at frame 3
+    speech = synthesize_speech(16 / 25, seed=3)
+    video = writer.save_video(tmp_path / "clip.mp4", frames, 25.0, audio=speech.samples,
+                              sample_rate=speech.sample_rate, label=False)
+    decoded = np.stack(list(iter_video(video)))
+    want = np.stack([crop(f, b) for f, b in zip(decoded, face_boxes(decoded), strict=True)])
+    np.testing.assert_array_equal(eval_sync.video_crops(video), want)
+
+    model = load("phase4_audio_driven", "model")
+    torch.manual_seed(0)
+    torch.save(model.checkpoint_dict(model.SyncNet(0.125), None, 0, 0), tmp_path / "expert.pth")
+    assert run(eval_sync.main, ["--video", str(video), "--expert", str(tmp_path / "expert.pth"),
+                                "--vshift", "2", "--device", "cpu"]) == 0
+    wav, _ = read_audio(video, 16000)
+    scores = eval_sync.evaluate_frames(model.load_syncnet(tmp_path / "expert.pth"), decoded, wav, 25.0, 2)
+    assert f"LSE-D {scores.lse_d:.4f}   LSE-C {scores.lse_c:.4f}" in capsys.readouterr().out

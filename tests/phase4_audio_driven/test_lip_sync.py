@@ -120,3 +120,22 @@ def test_clip_embeddings_stop_where_the_audio_ends(ls, syncnet):
         want_a, want_v = _window_by_hand(syncnet, faces, mel, i)
         torch.testing.assert_close(a[i], want_a, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(v[i], want_v, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.todo("p4.sync.embed")
+def test_clip_embeddings_of_uint8_crops_equal_the_whole_clip_computed_at_once(ls, syncnet):
+    """Windows built a batch at a time from uint8 crops (`to_input`) give what the straightforward
+    computation gives: every window of the whole clip's floats built first, then embedded batch by batch."""
+    from phase4_audio_driven.pipeline import to_network
+
+    crops = np.random.default_rng(4).integers(0, 256, (40, 96, 96, 3), dtype=np.uint8)
+    mel = _random_mel(30 * 80 // 25 + 16, seed=4)  # audio for the first 31 of the 36 windows
+    a, v = ls.clip_embeddings(syncnet, crops, mel, fps=25.0, batch_size=8, to_input=to_network)
+    windows = ls.sync_face_windows(to_network(crops))  # (36, 15, 48, 96): all at once
+    audio = ls.sync_audio_windows(mel, len(windows), fps=25.0)
+    assert a.shape == v.shape == (len(audio), 512) == (31, 512)
+    with torch.no_grad():
+        n = len(audio)
+        pairs = [syncnet(audio[i : i + 8], windows[i : min(i + 8, n)]) for i in range(0, n, 8)]
+    torch.testing.assert_close(a, torch.cat([p[0] for p in pairs]), rtol=0, atol=0)
+    torch.testing.assert_close(v, torch.cat([p[1] for p in pairs]), rtol=0, atol=0)

@@ -54,6 +54,70 @@ def test_settle_boxes_holds_back_only_a_window_of_frames():
     assert next(stream)[0] == 0 and len(pulled) == 5  # frame 0 waits for frames 1..4, no more
 
 
+def late_face_frames(n: int, first: int) -> list[np.ndarray]:
+    """(100, 100, 3) frames, the index in the first pixel; a face (for `late_face`) from frame `first` on."""
+    frames = [np.zeros((100, 100, 3), np.uint8) for _ in range(n)]
+    for i, frame in enumerate(frames):
+        frame[0, 0] = (i, i >= first, 0)
+    return frames
+
+
+def late_face(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """A fake detector: a face moving 1 px a frame where the frame says there is one."""
+    i = int(rgb[0, 0, 0])
+    return [(i, 10, i + 20, 50)] if rgb[0, 0, 1] else []
+
+
+# frames read by the second pass before the first box comes: a smoothing window (5), or one frame, or
+# up to frame 6, the next one the detector looks at when it skips two in three
+@pytest.mark.parametrize("smooth, every, ahead", [(True, 1, 5), (False, 1, 1), (True, 3, 7)])
+def test_a_late_face_is_found_by_a_first_read_that_holds_no_frames(monkeypatch, caplog, smooth, every, ahead):
+    monkeypatch.setenv("DEEPFAKE_WORKERS", "1")  # no pool: the frames are pulled one at a time
+    frames = late_face_frames(40, first=31)
+    cfg = pipeline.BoxConfig(detect_every=every)
+    with caplog.at_level("WARNING", logger=pipeline.log.name):
+        want = pipeline.face_boxes(frames, cfg, smooth, detect=late_face)  # holds frames 0..30 meanwhile
+    warning, reads, calls = caplog.text, [], []
+
+    def open_frames():
+        reads.append(0)
+        for frame in frames:
+            reads[-1] += 1
+            yield frame
+
+    def detect(rgb):
+        calls.append(int(rgb[0, 0, 0]))
+        return late_face(rgb)
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger=pipeline.log.name):
+        stream = pipeline.stream_video_boxes(open_frames, cfg, smooth, detect)
+        first = next(stream)
+        assert reads == [32 if every == 1 else 34, ahead]  # up to the (first detected) face; then `ahead`
+        got = [first[1]] + [box for _, box in stream]
+    np.testing.assert_array_equal(got, want)  # the same boxes: the frames before the face take its box
+    assert sorted(calls) == list(range(0, 40, every))  # each frame looked at once, over the two reads
+    assert caplog.text == warning and "no face in 31 of 40 frames" in warning  # 31, 32 (every 3): 33's box
+    with pytest.raises(UserError, match="no face found in any frame"):
+        next(pipeline.stream_video_boxes(lambda: iter(late_face_frames(8, first=8)), cfg, detect=late_face))
+    with pytest.raises(UserError, match="no frames"):
+        next(pipeline.stream_video_boxes(lambda: iter([]), cfg, detect=late_face))
+
+
+def test_settle_boxes_given_the_first_box_yields_what_it_gives_after_waiting_for_it():
+    a, b = (1, 2, 3, 4), (5, 6, 7, 8)
+    detections = list(enumerate([None] * 7 + [a, None, b, None, a]))
+    for window in (1, 5):
+        want = list(pipeline.settle_boxes(detections, window=window))
+        pulled = []
+        stream = pipeline.settle_boxes(((pulled.append(i), (i, box))[1] for i, box in detections),
+                                       window=window, first_box=a)
+        assert next(stream)[0] == 0 and len(pulled) == window  # no waiting for frame 7
+        got = [(0, want[0][1])] + list(stream)
+        assert [i for i, _ in got] == [i for i, _ in want]
+        np.testing.assert_array_equal([box for _, box in got], [box for _, box in want])
+
+
 def test_boxes_from_detector_processes_equal_those_found_in_process():
     from common.synthetic import make_identity, render_clip
 

@@ -123,6 +123,22 @@ def test_image_face_and_frames_without_face(inputs, tmp_path):
 
 
 @pytest.mark.todo("p4")
+def test_frames_before_the_first_face_take_its_box(inputs, tmp_path, caplog):
+    frames = inputs["frames"].copy()
+    frames[:4] = 128  # the face appears at frame 4: frames 0..3 are read twice (not held) and take its box
+    late = writer.save_video(tmp_path / "late.mp4", frames, 25.0, label=False)
+    with caplog.at_level("WARNING", logger="deepfake.phase4"):
+        assert cli(args(inputs, tmp_path / "late_out.mp4", **{"--face": late})) == 0
+    assert "no face in 4 of 12 frames" in caplog.text
+    out = read_video(tmp_path / "late_out.mp4").frames
+    ((left, top, right, bottom),) = dlib_models.detect_faces(frames[4])  # the first face
+    for i in range(4):
+        change = np.abs(out[i].astype(int) - 128).max(axis=-1)
+        assert change[(top + bottom) // 2 : bottom, left:right].mean() > 8, i  # a mouth pasted in that box
+        assert change[:top].mean() < 4, i  # above the box: the gray frame, as it came in
+
+
+@pytest.mark.todo("p4")
 def test_audio_shorter_than_the_video_trims_it_and_says_so(inputs, tmp_path, capsys):
     short = tmp_path / "short.wav"
     scipy.io.wavfile.write(short, 16000, inputs["samples"][: int(0.3 * 16000)])  # an input, not an output
