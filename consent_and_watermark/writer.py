@@ -440,15 +440,19 @@ def save_video(
         marked_first = marker(first)
         info = _info(payload, bool(marker.marked) or audio_marked, show_label)
         expected = total if total is not None else len(frames) if hasattr(frames, "__len__") else None
-        encode.encode_mp4(
-            tmp,
-            tqdm(_chain(marked_first, ordered_map(marker, frames_iter)), total=expected, unit="frame",
-                 desc=f"writing {path.name}", disable=None, leave=False),
-            fps,
-            audio=track,
-            sample_rate=sample_rate,
-            tags=mp4_tags(info),
-        )
+        try:
+            encode.encode_mp4(
+                tmp,
+                tqdm(_chain(marked_first, ordered_map(marker, frames_iter)), total=expected, unit="frame",
+                     desc=f"writing {path.name}", disable=None, leave=False),
+                fps,
+                audio=track,
+                sample_rate=sample_rate,
+                tags=mp4_tags(info),
+            )
+        except UserError as err:  # the input failed late (a damaged frame): say how far the run got
+            raise UserError(f"{err} (stopped after {marker.frames} frames; nothing was written to "
+                            f"{path})") from err
         marks.watermarked = bool(marker.marked) or audio_marked
         small = "" if marker.marked else ", too small for the watermark"
         marks.notes.insert(0, f"{marker.frames} frames{small}")

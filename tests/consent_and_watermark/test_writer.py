@@ -383,3 +383,16 @@ def test_a_staged_folder_that_fails_leaves_neither_files_nor_log_rows(out_dir: P
         raise KeyboardInterrupt  # Ctrl-C half-way through a set
     assert list(out_dir.iterdir()) == []
     assert len(ProvenanceLog().rows(limit=10_000)) == before
+
+
+def test_a_video_whose_input_fails_late_says_how_far_it_got_and_writes_nothing(out_dir: Path):
+    def frames():
+        for i in range(12):
+            if i == 9:
+                raise UserError("frame 9 of input.mp4 is damaged")
+            yield np.full((64, 64, 3), 20 * i, np.uint8)
+
+    target = out_dir / "late.mp4"
+    with pytest.raises(UserError, match=r"frame 9 of input.mp4 is damaged \(stopped after \d frames; "):
+        writer.save_video(target, frames(), 25.0)
+    assert list(out_dir.iterdir()) == []
