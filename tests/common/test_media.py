@@ -134,20 +134,25 @@ def test_a_video_tagged_with_a_rotation_reads_upright(tmp_path, rotation, turns)
     assert (info.height, info.width) == shown.shape[1:3]
 
 
-def test_a_variable_frame_rate_video_reads_at_a_constant_rate_in_sync(tmp_path, caplog):
-    times_ms = [0, 40, 80, 120, 160, 400, 640, 880, 920, 960, 1000]  # 25 fps, a 240 ms gap, 25 fps
-    path = tmp_path / "vfr.mp4"
+def _write_vfr_clip(path: Path, times_ms: list[int], step: int) -> Path:
+    """A 32x32 H.264 clip whose frame i (grey level step * i) is shown at `times_ms[i]` ms: variable rate."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
         stream.codec_context.time_base = Fraction(1, 1000)
         for i, t in enumerate(times_ms):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 20 * i, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), step * i, np.uint8), format="rgb24")
             frame.pts, frame.time_base = t, Fraction(1, 1000)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def test_a_variable_frame_rate_video_reads_at_a_constant_rate_in_sync(tmp_path, caplog):
+    times_ms = [0, 40, 80, 120, 160, 400, 640, 880, 920, 960, 1000]  # 25 fps, a 240 ms gap, 25 fps
+    path = _write_vfr_clip(tmp_path / "vfr.mp4", times_ms, step=20)
     fps = media.video_info(path).fps
     with caplog.at_level("WARNING", logger="deepfake.media"):
         frames = list(media.iter_video(path))
@@ -318,18 +323,7 @@ def test_read_video_gives_the_frames_iter_video_gives_whatever_the_header_declar
 
 def test_read_video_of_a_variable_rate_clip_holds_the_repeated_frames(tmp_path):
     """A variable-rate clip yields more frames than its header counts (gaps are filled): the array grows."""
-    path = tmp_path / "vfr.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 1000)
-        for i, t in enumerate([0, 40, 1000, 1040, 3000]):  # long gaps: about 76 frames from 5
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8), format="rgb24")
-            frame.pts, frame.time_base = t, Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    path = _write_vfr_clip(tmp_path / "vfr.mp4", [0, 40, 1000, 1040, 3000], step=40)  # ~76 frames from 5
     expected = np.stack(list(media.iter_video(path)))
     assert len(expected) > media.video_info(path).frames
     np.testing.assert_array_equal(media.read_video(path).frames, expected)
