@@ -52,6 +52,11 @@ class VideoInfo:
     duration: float
     has_audio: bool
 
+    def frames_to_read(self, max_frames: int | None = None) -> int:
+        """How many frames a read of at most `max_frames` should give, as far as the header knows (an
+        estimate: sizes a buffer or a progress bar; 0 when unknown)."""
+        return self.frames if max_frames is None else min(self.frames, max_frames)
+
 
 def _existing(path: str | Path) -> Path:
     path = Path(path)
@@ -273,8 +278,7 @@ def read_video(path: str | Path, max_frames: int | None = None, with_audio: bool
     frames should use `iter_video` instead, which holds one at a time."""
     path = _existing(path)
     info = video_info(path)
-    expected = info.frames if max_frames is None else min(info.frames, max(max_frames, 1))
-    frames = _stack_frames(iter_video(path, max_frames=max_frames), expected, path)
+    frames = _stack_frames(iter_video(path, max_frames=max_frames), info.frames_to_read(max_frames), path)
     audio, rate = (None, None)
     if with_audio and info.has_audio:
         audio, rate = read_audio(path)

@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         frames = media.iter_video(args.input, max_frames=args.max_frames)
         if args.max_frames is not None and audio is not None:
             audio = audio[: int(round(args.max_frames / info.fps * rate))]
-        total = min(info.frames, args.max_frames or info.frames) or None  # for the progress bar
+        total = info.frames_to_read(args.max_frames) or None  # for the progress bars
         writer.save_video(args.output, swapped_stream(swapper, frames, info.fps), info.fps, audio=audio,
                           sample_rate=rate, total=total)
     stats = swapper.stats

@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--driving {args.driving} has only {len(first)} frame; at least 2 are needed")
     height, width = first[0].shape[:2]
     del first
-    total = min(info.frames, args.max_frames or info.frames) or None  # an estimate, for progress bars
+    total = info.frames_to_read(args.max_frames) or None  # for the progress bars
     audio, rate = read_audio(args.driving) if info.has_audio else (None, None)
     if audio is not None and args.max_frames is not None:
         audio = audio[: int(round(args.max_frames / info.fps * rate))]

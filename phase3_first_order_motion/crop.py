@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
     check_output(args.output, inputs=(args.input,))
     info = video_info(args.input)
-    total = min(info.frames, args.max_frames or info.frames) or None  # an estimate, for progress bars
+    total = info.frames_to_read(args.max_frames) or None  # for the progress bars
     # pass 1: the faces' boxes (every --detect-every'th frame); the box holds them all, so it is known
     # only once the whole video has been seen
     frames = tqdm(iter_video(args.input, max_frames=args.max_frames), total=total, unit="frame",
