@@ -18,6 +18,7 @@ several faces appear.
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,9 +36,12 @@ from consent_and_watermark import writer
 if TYPE_CHECKING:  # type hints only: the code loads solutions or templates with load()
     from solutions.phase1_face_swap.autoencoder import FaceSwapAutoencoder
     from solutions.phase1_face_swap.face_encoder import IdentityFilter
-    from solutions.phase1_face_swap.face_swap import FaceSwapper
+    from solutions.phase1_face_swap.face_swap import FaceSwapper, SwapStats
 
 PHASE = "phase1_face_swap"
+NO_FACE_WARN_S = 4.0  # a video with no face swapped after this many seconds gets one early warning
+
+log = logging.getLogger("deepfake.phase1")
 
 
 def load_model(model: Path, device: torch.device,
@@ -100,12 +104,26 @@ def make_swapper(model: FaceSwapAutoencoder, extra: dict, args: argparse.Namespa
 def swapped_stream(swapper: FaceSwapper, frames: Iterable[np.ndarray], fps: float) -> Iterator[np.ndarray]:
     """Swapped frames `(H, W, 3)` uint8, one at a time (memory stays flat for long videos).
 
-    Refuses (UserError, nothing written) at the end when no frame held a face.
+    Refuses (UserError, nothing written) at the end when no frame held a face. When the first
+    ``NO_FACE_WARN_S`` seconds swap nothing, says so at once (once), rather than only after the whole
+    video has been decoded and encoded.
     """
+    warn_at = max(1, round(NO_FACE_WARN_S * fps))  # frames
     for index, frame in enumerate(frames):
-        yield swapper(frame, index / fps)[0]
+        swapped = swapper(frame, index / fps)[0]
+        if index + 1 == warn_at and swapper.stats.swapped == 0:
+            log.warning("no face swapped in the first %d frames (%.1f s)%s; going on", warn_at, warn_at / fps,
+                        early_reason(swapper.stats))
+        yield swapped
     if swapper.stats.swapped == 0:
         raise UserError("no face found in any frame of the input: nothing to swap (output not written)")
+
+
+def early_reason(stats: SwapStats) -> str:
+    """Why nothing was swapped so far, from the swapper's counts (appended to the early warning)."""
+    if stats.other_person:
+        return f": {stats.other_person} of them show only people other than --reference"
+    return ": no face found in them (does --input show the person, large enough and facing the camera?)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -340,3 +340,40 @@ def test_extract_has_no_device_flag_since_it_runs_on_the_cpu(tmp_path, one_error
                               "--device", "foo"]) == 2  # argparse's own refusal, in one line
     assert "unrecognized arguments: --device foo (see " in one_error_line()
     assert not (tmp_path / "f").exists()
+
+
+class _FaceBlindSwapper:
+    """Stands in for FaceSwapper: passes every frame through, swapping nothing (counts like the real one)."""
+
+    def __init__(self, other_person: bool):
+        from types import SimpleNamespace
+
+        self.other_person = other_person
+        self.stats = SimpleNamespace(frames=0, swapped=0, no_face=0, other_person=0)
+
+    def __call__(self, frame: np.ndarray, t: float) -> tuple[np.ndarray, bool]:
+        self.stats.frames += 1
+        if self.other_person:
+            self.stats.other_person += 1
+        else:
+            self.stats.no_face += 1
+        return frame, False
+
+
+@pytest.mark.parametrize("other_person", [False, True])
+def test_swap_warns_early_when_the_first_seconds_hold_no_face(other_person, caplog):
+    from phase1_face_swap import swap_video
+
+    fps = 5.0
+    warn_at = round(swap_video.NO_FACE_WARN_S * fps)
+    frames = (np.zeros((8, 8, 3), np.uint8) for _ in range(warn_at + 3))
+    stream = swap_video.swapped_stream(_FaceBlindSwapper(other_person), frames, fps)
+    with caplog.at_level("WARNING", logger="deepfake.phase1"):
+        for _ in range(warn_at):  # the warning comes with the frame that completes the first seconds
+            next(stream)
+        early = [r.getMessage() for r in caplog.records]
+        with pytest.raises(UserError, match="no face found in any frame"):
+            list(stream)
+    assert len(early) == 1 and f"first {warn_at} frames" in early[0]
+    assert ("--reference" in early[0]) == other_person
+    assert len(caplog.records) == 1  # said once, not again for every later frame
