@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=25.0,
         help="frame rate of the output for an image input; videos keep their own (default: 25)",
     )
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N",
+                        help="write only the first N output frames, the audio cut to match (a quick look "
+                        "before a long clip) (default: as many as the audio needs)")
     parser.add_argument("--batch-size", type=int, default=16, help="faces per generator call (default: 16)")
     add_common_args(parser, seed=False)
     add_consent_args(parser, roles=("the face (--face)", "the voice (--audio)"))
@@ -168,8 +171,8 @@ def load_speech(path: Path) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.resize_factor < 1 or args.batch_size < 1 or args.detect_every < 1:
-        raise UserError("--resize-factor, --batch-size and --detect-every must be at least 1")
+    if min(args.resize_factor, args.batch_size, args.detect_every, args.max_frames or 1) < 1:
+        raise UserError("--resize-factor, --batch-size, --detect-every and --max-frames must be at least 1")
     if not 1 <= args.fps <= 120:
         raise UserError(f"--fps must be between 1 and 120, got {args.fps}")
     if args.output.suffix.lower() != ".mp4":
@@ -216,6 +219,10 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
         source = looped_video(args.face, args.resize_factor, box_cfg, not args.nosmooth, detect)
 
     chunks = audio_encoder.mel_chunks(audio_encoder.melspectrogram(wav), fps)  # (N, 80, 16)
+    if args.max_frames is not None and args.max_frames < len(chunks):
+        print(f"--max-frames {args.max_frames}: writing the first {args.max_frames} of {len(chunks)} frames "
+              f"and {args.max_frames / fps:.2f} of {len(wav) / SAMPLE_RATE:.2f} s of audio")
+        chunks, wav = chunks[: args.max_frames], wav[: round(args.max_frames / fps * SAMPLE_RATE)]
     n_out, seconds = len(chunks), len(wav) / SAMPLE_RATE
     if 0 < n_src < n_out:
         print(f"the audio ({seconds:.2f} s) needs {n_out} frames, the video has {n_src}: looping its frames")

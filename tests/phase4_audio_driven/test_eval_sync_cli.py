@@ -49,3 +49,20 @@ def test_a_video_file_is_scored_as_its_frames_are_scored_in_memory(tmp_path, cap
     wav, _ = read_audio(video, 16000)
     scores = eval_sync.evaluate_frames(model.load_syncnet(tmp_path / "expert.pth"), decoded, wav, 25.0, 2)
     assert f"LSE-D {scores.lse_d:.4f}   LSE-C {scores.lse_c:.4f}" in capsys.readouterr().out
+
+    first = eval_sync.video_crops(video, max_frames=9)  # --max-frames: only those frames are decoded
+    assert first.shape == (9, 96, 96, 3)
+    np.testing.assert_array_equal(first[:4], want[:4])  # boxes smoothed over 5 frames: same while all 5 are
+    assert run(eval_sync.main, ["--video", str(video), "--expert", str(tmp_path / "expert.pth"),
+                                "--vshift", "2", "--max-frames", "9", "--device", "cpu"]) == 0
+    assert "LSE-D" in capsys.readouterr().out
+
+
+def test_max_frames_too_few_for_the_offset_search_is_refused_before_any_work(tmp_path, one_error_line):
+    from phase4_audio_driven.eval_sync import main
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"never read")
+    argv = ["--video", str(video), "--expert", str(tmp_path / "missing.pth"), "--max-frames", "30"]
+    assert run(main, argv) == 2
+    assert one_error_line() == "error: --max-frames must be at least 35 for a +-15-frame search, got 30"

@@ -150,6 +150,16 @@ def test_audio_shorter_than_the_video_trims_it_and_says_so(inputs, tmp_path, cap
 
 
 @pytest.mark.todo("p4")
+def test_max_frames_writes_the_first_frames_with_the_audio_cut_to_match(inputs, tmp_path, capsys):
+    out = tmp_path / "first.mp4"
+    assert cli(args(inputs, out, **{"--max-frames": 5})) == 0
+    assert read_video(out).frames.shape[0] == 5
+    audio, rate = read_audio(out)
+    assert 5 / 25.0 <= len(audio) / rate <= 5 / 25.0 + 2 * 1024 / rate  # 0.2 s, plus AAC's frame padding
+    assert f"writing the first 5 of {expected_frames(SPEECH_S)} frames" in capsys.readouterr().out
+
+
+@pytest.mark.todo("p4")
 def test_a_one_frame_video_is_looped_and_says_so(inputs, tmp_path, capsys):
     one = writer.save_video(tmp_path / "one.mp4", inputs["frames"][:1], 25.0, label=False)
     assert cli(args(inputs, tmp_path / "looped.mp4", **{"--face": one})) == 0
