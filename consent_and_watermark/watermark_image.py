@@ -76,17 +76,34 @@ count for less) and clip it to +-2 (a limiter: edges are heavy-tailed outliers, 
 *fold* it onto one tile (sum all T x T blocks: the periodic watermark adds up coherently, the image
 content does not), take the 2-D DFT, and find the cyclic shift by phase-only cross-correlation with
 the pilot (Kuglin & Hines 1975). Undo the shift with a phase ramp, read the payload chips, clip them
-at twice their median magnitude (a second limiter, for the Viterbi decoder), decode, re-encode, and
-count matching chips. ``detection.py`` turns the count into a false-positive bound; the limiters
-look at magnitudes only and the count at signs only, so they leave the bound untouched. When the best
-Viterbi path fails its CRC but already agrees with >= 60 % of the chips (on 5,274 decodes of unmarked
-frames the best path agreed with at most 60.6 %, 99th percentile 59.9 %), the 64 best paths are searched
-for one whose CRC passes (CRC-aided list decoding, ``ecc.list_viterbi_decode``): a marked frame whose
-best path was knocked off by noise often has the right one close behind. The bound already counts
-every valid codeword, whichever the decoder picks, so it is unchanged. The price of a longer list is a
-wrong payload that happens to pass the CRC-16, at most ~63 / 65,536 = 0.1 % of the list searches, and
-~20 ms per search (on synthetic 256-px textures 16 -> 64 -> 256 paths detected 57 -> 65 -> 70 of 96
-attacked cases, none with a wrong payload even at 256; 64 keeps the misattribution risk at 0.1 %).
+at 0.4 x their median magnitude (a second limiter, for the Viterbi decoder; nearly a hard decision, see
+below), decode, re-encode, and count matching chips. ``detection.py`` turns the count into a
+false-positive bound; the limiters look at magnitudes only and the count at signs only, so they leave
+the bound untouched.
+
+Why so hard a limiter: informed embedding leaves three kinds of chip -- those the host already pushed
+the right way (large and right), those raised to the margin (moderate and right), and those the budget
+could not pay for (large and *wrong*: the host's own structure). So a chip's magnitude says little about
+whether its sign is right: on 45 attacked 256-px synthetic textures read at 28-42 % chip errors, 59 %
+of the signs were right below a quarter of the median magnitude and 64-72 % at every magnitude above
+it (on the ten benchmark photographs the share peaks near the median and falls beyond). A limit at
+0.4 x the median lets every chip above that vote about equally. Chosen on 141 attacked small frames
+(those textures, the benchmark photographs, H.264 CRF 23/28 clips of both) whose true payload passes
+the bound: 119 were decoded with the earlier limit of 2 x the median, 123 with 0.4 x (none lost; the
+gate below at 61 %). The held-out images, never used to choose it, went from 6/7 to 7/7 under JPEG 50,
+resize and the 90 % crops, and from 5/7 to 7/7 (static) and 6/7 (panning) under H.264 CRF 28.
+
+When the best Viterbi path fails its CRC but already agrees with >= 61 % of the chips, the 64 best paths
+are searched for one whose CRC passes (CRC-aided list decoding, ``ecc.list_viterbi_decode``): a marked
+frame whose best path was knocked off by noise often has the right one close behind. The gate saves the
+search on content that is plainly unmarked: on 7,200 decodes of unmarked 256-px frames the best path
+agreed with at most 61.3 % (99th percentile 60.6 %), and the bound needs 61.7 % there, so a path further
+off would not be accepted anyway. The bound already counts every valid codeword, whichever the decoder
+picks, so it is unchanged. The price of a longer list is a wrong payload that happens to pass the
+CRC-16, at most ~63 / 65,536 = 0.1 % of the list searches, and ~20 ms per search (with the earlier
+limiter, on synthetic 256-px textures 16 -> 64 -> 256 paths detected 57 -> 65 -> 70 of 96 attacked
+cases, none with a wrong payload even at 256; with the present one, 256 paths decode none of the 141
+frames above that 64 miss).
 
 **Geometry.** A zoom or rotation changes the period, and folding at the wrong period smears the mark.
 The detector tries, in order: no change; the lattice *estimated* from the autocorrelation of the
@@ -113,8 +130,8 @@ frame. Both readings are candidates (40 in all).
 grid's exact guesses are recovered. Non-uniform warps (perspective, lens, local jitter) are not handled.
 Small images carry little evidence: at 256 x 256 H.264 CRF 28 keeps ~1/4 of the mark's amplitude;
 texture-only frames are detected only through the extra strength above (PSNR ~37 dB there), very loud
-fine texture (contrast ~45 grey levels RMS) is missed even so, and a brick wall is lost at CRF 28.
-Anyone with the key can remove or forge the mark; regeneration (re-synthesising
+fine texture (contrast ~45 grey levels RMS) is missed even so, and a brick wall is lost at CRF 28 when
+the view pans. Anyone with the key can remove or forge the mark; regeneration (re-synthesising
 the image with a generative model) or heavy denoising removes it.
 """
 
@@ -144,7 +161,7 @@ class ImageWatermarkConfig:
     highpass: int = 11  # box size of the detector's pre-filter (removes what lies below the band)
     whiten: int = 7  # box size of the detector's local-contrast normalisation
     whiten_clip: float = 2.0  # the whitened luminance is clipped to +-this (edges are outliers)
-    limiter: float = 2.0  # the decoder clips soft chips at this multiple of their median magnitude
+    limiter: float = 0.4  # the decoder clips soft chips at this multiple of their median magnitude
     lattice_z: float = 5.0  # autocorrelation peak z-score that counts as a visible tile lattice
     lattice_window: tuple[int, int] = (512, 1024)  # central window the lattice is estimated on (h, w)
     grid_below: int = 512  # the fixed grid is tried only when a side is shorter than this
@@ -160,7 +177,7 @@ class ImageWatermarkConfig:
     host_ratio: tuple[float, float] = (0.45, 4.0)
     strength_range: tuple[float, float] = (0.85, 1.5)
     list_size: int = 64  # list Viterbi paths tried when the best path fails its CRC
-    list_gate: float = 0.6  # ... only if the best path already agrees with this share of the chips
+    list_gate: float = 0.61  # ... only if the best path already agrees with this share of the chips
 
 
 CONFIG = ImageWatermarkConfig()
@@ -587,10 +604,11 @@ def _symbols(spectrum: np.ndarray, shift: tuple[int, int], lay: _Layout) -> np.n
 def _decide(sym: np.ndarray, lay: _Layout, n_candidates: int, details: dict) -> Detection:
     """Decode the payload from (D,) symbols, re-encode, count matching chips, bound the FPR.
 
-    The decoder sees the soft chips through a limiter at ``limiter`` x their median magnitude: the host
-    interference is heavy-tailed (a few coefficients where the image itself has strong structure), and
-    an unclipped outlier would outvote several clean copies of its code bit. The limiter looks at
-    magnitudes only, and the bound counts signs only, so it does not touch the FPR accounting.
+    The decoder sees the soft chips through a limiter at ``limiter`` x their median magnitude: above it a
+    chip's magnitude no longer says whether its sign is right (the host's own structure makes large
+    wrong chips as often as large right ones; see the module docstring), and an unclipped outlier would
+    outvote several clean copies of its code bit. The limiter looks at magnitudes only, and the bound
+    counts signs only, so it does not touch the FPR accounting.
     """
     soft = np.concatenate([sym.real, sym.imag])  # (2D,) soft chips
     level = CONFIG.limiter * float(np.median(np.abs(soft)))
