@@ -50,6 +50,14 @@ false-positive bound of ``detection.py``. The pilot search over shifts and offse
 (disjoint cells, independent key stream), and neither does informed embedding (the detector is blind
 to it).
 
+**Long audio.** Everything above is done span by span on audio longer than ~92 s: the embedder marks
+spans of 24 periods (61.44 s) that start on period boundaries, so the pattern runs on unbroken, and
+cross-fades neighbouring spans' marks over the 2 periods where they overlap (each span is scaled to the
+target SNR and informed by its own reading); the detector folds span by span with enough context on
+either side that its reading equals the one-piece reading. Memory then follows the span, not the
+length: marking and checking 4 minutes took 400 MB in one piece, 110 MB in spans (16 minutes: 64 MB
+over the samples themselves), and marking got faster (0.9 vs 1.6 s for 4 minutes on one core).
+
 **Limits.** Time stretching or pitch shifting desynchronises the grid; heavy noise or a low-rate codec
 erases the ~ +-0.5 dB modulation (white noise at 30 dB SNR already costs synthetic speech a quarter of
 its chips); sparse synthetic tones remain the hardest material (benchmarks/audio_watermark_robustness.py
@@ -101,8 +109,14 @@ class AudioWatermarkConfig:
 CONFIG = AudioWatermarkConfig()
 # One full period (2.56 s): the shortest audio that holds every chip. ~3 s of speech is detected
 # reliably when untouched; surviving MP3/AAC/resampling was measured on 10 s (benchmarks/).
-MIN_SECONDS = CONFIG.period * CONFIG.frames_per_block * CONFIG.hop / CONFIG.rate
+PERIOD_SAMPLES = CONFIG.period * CONFIG.frames_per_block * CONFIG.hop  # at the internal rate
+MIN_SECONDS = PERIOD_SAMPLES / CONFIG.rate
 MIN_RATE = 8000  # Hz: below it the 300-3400 Hz band does not fit
+# Long audio is marked and read in spans of this many periods (61.44 s), so that memory stays flat however
+# long the soundtrack (~1.7 MB per second of audio for the embedder's arrays, ~0.8 MB for the detector's).
+SPAN_PERIODS = 24
+OVERLAP_PERIODS = 1  # marked spans overlap by this much on each side and are cross-faded there
+MARGIN_FRAMES = 64  # the detector reads each span with this many STFT frames of context on either side
 
 
 @dataclass(frozen=True)
@@ -200,11 +214,42 @@ def embed(samples: np.ndarray, sample_rate: int, payload: int, key: bytes) -> np
     """Mark (N,) float32 mono samples with a 64-bit payload; returns (N,) float32 at the same rate.
 
     Raises ValueError below ``MIN_SECONDS``. Deterministic for (samples, rate, payload, key).
+
+    Audio longer than ``SPAN_PERIODS`` periods (plus the overlaps) is marked span by span: each span
+    starts on a period boundary, so the pattern runs on unbroken; neighbouring spans overlap by
+    ``OVERLAP_PERIODS`` periods on each side of their boundary, where the two marks (the same chips,
+    scaled to each span's own loudness) are cross-faded. Each span is scaled to the target SNR, so the
+    whole is too. Memory then depends on the span, not on the length of the audio.
     """
     _check(samples, sample_rate)
     if samples.size < MIN_SECONDS * sample_rate:
         raise ValueError(f"audio of {samples.size / sample_rate:.2f} s is too short to carry the watermark "
                          f"(needs >= {MIN_SECONDS:.2f} s)")
+    period, off_grid = divmod(PERIOD_SAMPLES * sample_rate, CONFIG.rate)  # samples per period at this rate
+    step, overlap = SPAN_PERIODS * period, OVERLAP_PERIODS * period
+    if off_grid or samples.size <= step + step // 2:  # one span (or a rate whose periods are not whole)
+        return _embed_span(samples, sample_rate, payload, key)
+    out = samples.astype(np.float32)  # a copy: the marks of the spans are added to it
+    fade = 2 * overlap
+    rise = ((np.arange(fade) + 0.5) / fade).astype(np.float32)  # the later span's share of the overlap
+    for start in range(0, samples.size, step):
+        lo = max(0, start - overlap)
+        last = start + step + step // 2 >= samples.size  # a short remainder joins the last span
+        hi = samples.size if last else start + step + overlap
+        span = samples[lo:hi]
+        delta = _embed_span(span, sample_rate, payload, key) - span  # (hi - lo,) this span's mark
+        if lo > 0:
+            delta[:fade] *= rise
+        if not last:
+            delta[-fade:] *= 1.0 - rise
+        out[lo:hi] += delta
+        if last:
+            break
+    return out
+
+
+def _embed_span(samples: np.ndarray, sample_rate: int, payload: int, key: bytes) -> np.ndarray:
+    """``embed`` on audio that starts on a period boundary, in one piece (see the module docstring)."""
     cfg = CONFIG
     lay = _layout(key, cfg)
     x = _to_internal(samples, sample_rate, cfg.rate)  # (M,) at 16 kHz
@@ -274,10 +319,15 @@ def embed(samples: np.ndarray, sample_rate: int, payload: int, key: bytes) -> np
     return (samples + alpha * delta + noise_gain * noise).astype(np.float32)
 
 
-def _features(x: np.ndarray, cfg: AudioWatermarkConfig, bin_band: np.ndarray) -> np.ndarray:
-    """(M,) 16 kHz samples -> (bands, F) log band energies without their slow trend and loudness."""
+def _features(
+    x: np.ndarray, cfg: AudioWatermarkConfig, bin_band: np.ndarray, mean_energy: float | None = None
+) -> np.ndarray:
+    """(M,) 16 kHz samples -> (bands, F) log band energies without their slow trend and loudness.
+
+    ``mean_energy``: the mean band energy the floor inside the logarithm is taken from (default: that of
+    ``x``; a span of a longer file passes the whole file's)."""
     energy = _band_energy(np.abs(_stft(x, cfg)) ** 2, bin_band, cfg).T  # (bands, F)
-    floor = 1e-10 + 1e-6 * float(np.mean(energy))
+    floor = 1e-10 + 1e-6 * (float(np.mean(energy)) if mean_energy is None else mean_energy)
     log_e = np.log(energy + floor)
     trend = uniform_filter1d(log_e, cfg.trend_frames, axis=1, mode="constant")  # moving average, zero-padded
     residual = log_e - trend
@@ -293,9 +343,45 @@ def _fold(feats: np.ndarray, cfg: AudioWatermarkConfig) -> np.ndarray:
     return _blocks(feats.T, cfg.period * cfg.frames_per_block, fold=True).T
 
 
+def _folded_features(x: np.ndarray, cfg: AudioWatermarkConfig, bin_band: np.ndarray) -> np.ndarray:
+    """(M,) 16 kHz samples -> (bands, period * frames_per_block): ``_fold(_features(x))``, computed span by
+    span so that memory stays flat on long audio.
+
+    Each span of ``SPAN_PERIODS`` periods of STFT frames is read with ``MARGIN_FRAMES`` frames of context
+    on either side (more than the STFT window, the trend and the whitening reach), and only its own
+    frames are folded; the floor inside the logarithm comes from the whole file's mean band energy (a
+    first pass over the spans). So the result is the whole-file reading, to rounding. Audio of up to 1.5
+    spans is read in one piece.
+    """
+    cycle = cfg.period * cfg.frames_per_block  # frames per period
+    n_frames = x.size // cfg.hop + 2  # as many as _stft gives
+    step = SPAN_PERIODS * cycle  # frames per span: a whole number of periods keeps the fold aligned
+    spans = []  # (first, last) frames of each span
+    for first in range(0, n_frames, step):
+        spans.append((first, n_frames if first + step + step // 2 >= n_frames else first + step))
+        if spans[-1][1] == n_frames:
+            break
+    if len(spans) == 1:
+        return _fold(_features(x, cfg, bin_band), cfg)
+
+    def frames(first: int, last: int) -> np.ndarray:  # STFT frames first .. last - 1 exactly as _stft(x)
+        start = max(first - 1, 0)  # frame j spans samples (j - 1) hop .. (j + 1) hop
+        return _stft(x[start * cfg.hop : last * cfg.hop], cfg)[first - start : last - start]
+
+    energy = sum(float(np.sum(_band_energy(np.abs(frames(a, b)) ** 2, bin_band, cfg))) for a, b in spans)
+    mean_energy = energy / (n_frames * cfg.bands)  # the mean of the whole file's band energies
+    folded = np.zeros((cfg.bands, cycle))
+    for first, last in spans:
+        lo, hi = max(0, first - MARGIN_FRAMES), min(n_frames, last + MARGIN_FRAMES)
+        # read with context: the frames near the ends of this piece, distorted by its edges, are dropped
+        feats = _features(x[lo * cfg.hop : hi * cfg.hop], cfg, bin_band, mean_energy)  # (bands, lo .. hi+1)
+        folded += _fold(feats[:, first - lo : last - lo], cfg)
+    return folded
+
+
 def _cell_readings(x: np.ndarray, cfg: AudioWatermarkConfig, lay: _Layout) -> np.ndarray:
     """(M,) 16 kHz samples -> (bands, period): what the detector reads per cell on the embedder's grid."""
-    folded = _fold(_features(x, cfg, lay.bin_band), cfg)  # (bands, cycle)
+    folded = _folded_features(x, cfg, lay.bin_band)  # (bands, cycle)
     return folded.reshape(cfg.bands, cfg.period, cfg.frames_per_block).sum(axis=2)
 
 
@@ -306,8 +392,7 @@ def detect(samples: np.ndarray, sample_rate: int, key: bytes) -> Detection:
     lay = _layout(key, cfg)
     x = _to_internal(samples, sample_rate, cfg.rate)  # (M,) at 16 kHz
     cycle = cfg.period * cfg.frames_per_block  # frames per period
-    feats = _features(x, cfg, lay.bin_band)  # (bands, F) on the grid that starts at sample 0
-    periods = feats.shape[1] / cycle
+    periods = (x.size // cfg.hop + 2) / cycle  # STFT frames (as _stft gives them) per period
     if periods < 1:
         return Detection(False, None, 0, 0, 1.0, {"reason": "shorter than one period"})
     # Pilot template at frame resolution; circular cross-correlation over every frame shift, for each
@@ -315,9 +400,7 @@ def detect(samples: np.ndarray, sample_rate: int, key: bytes) -> Detection:
     template_f = np.conj(np.fft.rfft(np.repeat(lay.pilot, cfg.frames_per_block, axis=1), axis=1))
     best = (0.0, 0, 0, np.zeros(0))  # (correlation peak, offset, shift, folded features)
     for offset in range(0, cfg.hop, cfg.hop // cfg.sub_hop_offsets):
-        if offset:
-            feats = _features(x[offset:], cfg, lay.bin_band)
-        folded = _fold(feats, cfg)  # (bands, cycle)
+        folded = _folded_features(x[offset:], cfg, lay.bin_band)  # (bands, cycle)
         folded /= np.sqrt(np.mean(folded**2, axis=1, keepdims=True)) + 1e-12  # equal weight per band
         corr = np.fft.irfft((np.fft.rfft(folded, axis=1) * template_f).sum(axis=0), n=cycle)  # (cycle,)
         shift = int(np.argmax(corr))

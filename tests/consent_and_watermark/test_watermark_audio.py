@@ -116,3 +116,28 @@ def test_unmarked_and_wrong_key_not_detected(speech, marked, melody):
 def test_too_short_raises():
     with pytest.raises(ValueError):
         wa.embed(np.zeros(int(wa.MIN_SECONDS * 16000) - 1, np.float32), 16000, PAYLOAD, KEY)
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_long_audio_is_marked_and_read_span_by_span(speech, monkeypatch, rate):
+    """Spans of 2 periods (5.12 s) stand in for the real 24 (61.44 s): 24 s of audio are marked in four
+    cross-faded spans and read in three, as well as in one piece, with memory set by the span."""
+    gains = np.repeat([1.0, 0.4, 0.7], speech.size)  # loud and quiet stretches in different spans
+    long = (np.tile(speech, 3) * gains).astype(np.float32)  # 24 s at 16 kHz
+    long = long if rate == 16000 else resample_poly(long, 441, 160).astype(np.float32)
+    whole = wa.embed(long, rate, PAYLOAD, KEY)
+    monkeypatch.setattr(wa, "SPAN_PERIODS", 2)
+    spans = wa.embed(long, rate, PAYLOAD, KEY)
+    assert not np.array_equal(spans, whole)  # it did go span by span
+    assert _snr_db(long, spans) >= 25.0
+    # no click where spans meet: the mark changes no faster there than anywhere in the one-piece mark
+    assert np.abs(np.diff(spans - long)).max() < 1.5 * np.abs(np.diff(whole - long)).max()
+    found = wa.detect(spans, rate, KEY)
+    assert found.detected and found.payload == PAYLOAD
+    assert found.bit_errors < 1.5 * wa.detect(whole, rate, KEY).bit_errors + 10
+    # the reading in spans is the one-piece reading (its context margins and a whole-file energy floor)
+    lay = wa._layout(KEY, wa.CONFIG)
+    x = wa._to_internal(spans, rate, wa.CONFIG.rate)
+    in_spans = wa._folded_features(x, wa.CONFIG, lay.bin_band)
+    monkeypatch.setattr(wa, "SPAN_PERIODS", 24)
+    np.testing.assert_allclose(in_spans, wa._folded_features(x, wa.CONFIG, lay.bin_band), atol=1e-9)
