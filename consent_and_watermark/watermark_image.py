@@ -576,16 +576,22 @@ GRID = [_grid_matrix(s, a) for a in CONFIG.angles for s in CONFIG.scales]  # fix
 N_CANDIDATES = 2 * (len(GRID) + 1)  # (grid + the estimated lattice) x (unflipped, flipped)
 
 
-def _pilot_shift(spectrum: np.ndarray, lay: _Layout) -> tuple[int, int, float]:
-    """Phase-only correlation of a (T, T/2+1) tile spectrum with the pilot -> (dy, dx, peak z-score).
+def _pilot_correlation(spectrum: np.ndarray, lay: _Layout) -> np.ndarray:
+    """Phase-only correlation of a (T, T/2+1) tile spectrum with the pilot -> (T, T) surface over shifts.
 
-    The peak of the correlation surface is the cyclic shift of the tile grid (Kuglin & Hines 1975).
+    On a marked image it peaks at the cyclic shift of the tile grid (Kuglin & Hines 1975); on anything
+    else it is noise.
     """
     t = CONFIG.tile
     z = spectrum[lay.pilot_idx]
     cross = np.zeros_like(spectrum)
     cross[lay.pilot_idx] = z * np.conj(lay.pilot_val) / (np.abs(z) + 1e-9)
-    corr = np.fft.irfft2(cross, s=(t, t))  # (T, T)
+    return np.fft.irfft2(cross, s=(t, t))  # (T, T)
+
+
+def _pilot_shift(spectrum: np.ndarray, lay: _Layout) -> tuple[int, int, float]:
+    """The peak of ``_pilot_correlation``: (dy, dx) of the tile grid and the peak's z-score."""
+    corr = _pilot_correlation(spectrum, lay)  # (T, T)
     dy, dx = np.unravel_index(int(np.argmax(corr)), corr.shape)
     return int(dy), int(dx), float((corr[dy, dx] - corr.mean()) / (corr.std() + 1e-12))
 
@@ -682,6 +688,38 @@ def _search(lumas: list[np.ndarray], key: bytes, per_frame: bool) -> Detection:
                 if best is None or (found.fpr, found.bit_errors) < (best.fpr, best.bit_errors):
                     best = found
     return best
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the detector computes from one image at the identity geometry (for pictures and teaching)."""
+
+    whitened: np.ndarray  # (H, W) high-passed, locally normalised, clipped luminance
+    fold: np.ndarray  # (T, T) its T x T blocks summed
+    correlation: np.ndarray  # (T, T) pilot phase correlation over cyclic shifts
+    shift: tuple[int, int]  # (dy, dx) of its peak: where the tile grid sits
+    peak_z: float  # how far the peak stands out (z-score)
+    chips: np.ndarray  # (2D,) soft payload chips read at that shift
+
+
+def carrier_map(key: bytes) -> np.ndarray:
+    """(T, T/2+1) int8 over the tile's rfft2 coefficients: 1 pilot, 2 payload, 0 unused (for pictures)."""
+    lay = _layout(key, CONFIG)
+    out = np.zeros((CONFIG.tile, CONFIG.tile // 2 + 1), np.int8)
+    out[lay.pilot_idx], out[lay.data_idx] = 1, 2
+    return out
+
+
+def read(rgb: np.ndarray, key: bytes) -> Reading:
+    """The detector's first steps on an (H, W, 3) uint8 image, no search over geometries (see ``detect``)."""
+    lay = _layout(key, CONFIG)
+    whitened = _highpass(luminance(rgb))  # (H, W)
+    fold = _fold(whitened)  # (T, T)
+    spectrum = np.fft.rfft2(fold)  # (T, T/2+1)
+    dy, dx, z = _pilot_shift(spectrum, lay)
+    sym = _symbols(spectrum, (dy, dx), lay)  # (D,)
+    return Reading(whitened, fold, _pilot_correlation(spectrum, lay), (dy, dx), z,
+                   np.concatenate([sym.real, sym.imag]))
 
 
 def detect(rgb: np.ndarray, key: bytes) -> Detection:

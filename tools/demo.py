@@ -32,6 +32,7 @@ STAGES = (
     ("phase2_face_reenactment", "phase2_face_reenactment.demo", "Phase 2 — face reenactment"),
     ("phase3_first_order_motion", "phase3_first_order_motion.demo", "Phase 3 — First Order Motion Model"),
     ("phase4_audio_driven", "phase4_audio_driven.demo", "Phase 4 — audio-driven lip sync (Wav2Lip)"),
+    ("provenance", "consent_and_watermark.demo", "Provenance — how every output is marked and read back"),
 )
 
 INTRO = (
