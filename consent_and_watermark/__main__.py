@@ -7,9 +7,11 @@
     python -m consent_and_watermark consent show cr-1a2b3c4d5e
     python -m consent_and_watermark consent revoke cr-1a2b3c4d5e --reason "withdrawn by e-mail"
     python -m consent_and_watermark verify outputs/swap.mp4 [--json]
+    python -m consent_and_watermark verify outputs/            # every file in a folder, a line each
     python -m consent_and_watermark log --limit 20
 
-Exit status: 0 success (for verify: the file is marked), 1 verify found no marks, 2 bad input.
+Exit status: 0 success (for verify: every file is marked), 1 verify found a file without marks, 2 bad
+input.
 """
 
 from __future__ import annotations
@@ -95,16 +97,44 @@ def _consent_command(args: argparse.Namespace) -> int:
 
 
 def _verify_command(args: argparse.Namespace) -> int:
-    from consent_and_watermark.verify import format_report, verify
+    from consent_and_watermark.verify import format_line, format_report, media_files, verify
 
-    if Path(args.file).is_dir():
-        raise UserError(f"{args.file} is a folder; name one of the files in it")
-    report = verify(args.file)
+    if len(args.files) == 1 and not Path(args.files[0]).is_dir():  # one file: the full report
+        report = verify(args.files[0])
+        if args.json:
+            print(json.dumps(report.to_dict(), indent=2, default=str))
+        else:
+            print(format_report(report))
+        return 0 if report.marked else 1
+    files = []
+    for name in args.files:
+        found = media_files(Path(name)) if Path(name).is_dir() else [Path(name)]
+        if not found:
+            raise UserError(f"{name} is a folder without any image, video or audio file in it")
+        files += found
+    from consent_and_watermark.provenance import ProvenanceLog
+
+    log = ProvenanceLog()  # opened once (a damaged log stops here, in one line)
+    results, counts = [], {"marked": 0, "not marked": 0, "unreadable": 0}
+    for path in files:  # a line per file as it is checked: a long folder shows its progress
+        try:
+            report = verify(path, log=log)
+        except UserError as err:
+            counts["unreadable"] += 1
+            results.append({"path": str(path), "error": str(err)})
+            line = f"UNREADABLE  {path}: {err}"
+        else:
+            counts["marked" if report.marked else "not marked"] += 1
+            results.append(report.to_dict())
+            line = format_line(report)
+        if not args.json:
+            print(line, flush=True)
+    summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, default=str))
+        print(json.dumps(results, indent=2, default=str))
     else:
-        print(format_report(report))
-    return 0 if report.marked else 1
+        print(f"{len(files)} files: {summary}")
+    return 2 if counts["unreadable"] else 1 if counts["not marked"] else 0
 
 
 def _log_command(args: argparse.Namespace) -> int:
@@ -189,13 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     ver = commands.add_parser(
         "verify",
-        help="check a file's watermark, metadata, C2PA manifest and provenance row",
-        description="Exit status 0 when the file is marked (watermark detected, or a valid C2PA manifest "
-        "plus synthetic-media metadata), 1 when it is not, 2 when it cannot be read.",
+        help="check files' watermarks, metadata, C2PA manifests and provenance rows",
+        description="One file: the full report. Several files or a folder (every image, video and audio "
+        "file in it and below): one line per file, then a count. Exit status 0 when every file is marked "
+        "(watermark detected, or a valid C2PA manifest plus synthetic-media metadata), 1 when one is not, "
+        "2 when one cannot be read.",
     )
-    ver.add_argument("file", help="an image, video or audio file: the project writes .png, .jpg, .mp4, .wav "
-                     "and .m4a; copies converted to other formats (WebP, GIF, MKV, FLAC, ...) are read too")
-    ver.add_argument("--json", action="store_true", help="print the full report as JSON")
+    ver.add_argument("files", nargs="+", metavar="FILE",
+                     help="an image, video or audio file, or a folder of them: the project writes .png, "
+                     ".jpg, .mp4, .wav and .m4a; copies converted to other formats (WebP, GIF, MKV, FLAC, "
+                     "...) are read too")
+    ver.add_argument("--json", action="store_true",
+                     help="print the full report as JSON (for several files: a list, errors included)")
 
     log = commands.add_parser(
         "log",

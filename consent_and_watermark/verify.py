@@ -168,6 +168,16 @@ def _kind(path: Path) -> str:
     raise UserError(f"cannot verify {path.name}: supported formats are {', '.join(formats)}")
 
 
+def media_files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` (recursively, sorted) that ``verify`` reads, hidden ones left out."""
+    suffixes = media.IMAGE_SUFFIXES | media.VIDEO_SUFFIXES | AUDIO_SUFFIXES | {".gif"}
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in suffixes
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
 def _has_video(path: Path) -> bool:
     """Whether an MP4-family file holds a video stream (its suffix does not say: .m4a may carry one)."""
     try:
@@ -205,7 +215,8 @@ def verify(path: str | Path, *, log: ProvenanceLog | None = None) -> VerifyRepor
     log = log or ProvenanceLog()
     row, matched_by = log.find_by_sha256(digest), "sha256"
     if row is None:
-        detected = [d["payload"] for d in (watermark, audio_watermark) if d and d["detected"]]
+        detected = [d["payload"] for d in (watermark, audio_watermark)  # readable payloads only
+                    if d and d["detected"] and d["payload"] is not None]
         row = log.find_by_payload(detected[0]) if detected else None
         matched_by = "payload"
     reasons = []
@@ -256,6 +267,15 @@ def _describe_detection(name: str, detection: dict | None) -> str:
         f"{name}: DETECTED payload {payload:016x} (row {payload >> 32}, written {when}), "
         f"{detection['bit_errors']}/{detection['n_bits']} bit errors, FPR {detection['fpr']:.1e}"
     )
+
+
+def format_line(report: VerifyReport) -> str:
+    """One line per file for a folder's check: the verdict, the path, and why."""
+    if report.marked:
+        why = "; ".join(report.reasons)
+        row = report.provenance
+        return f"MARKED      {report.path}: {why}" + (f"; log row {row.id}" if row else "; not in this log")
+    return f"NOT MARKED  {report.path}: no watermark, no signed manifest with synthetic metadata"
 
 
 def format_report(report: VerifyReport) -> str:

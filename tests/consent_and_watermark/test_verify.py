@@ -218,10 +218,54 @@ def test_a_detection_with_an_unreadable_payload_is_reported_not_crashed():
     assert "payload unreadable" in _describe_detection("audio watermark", detection)
 
 
-def test_verify_of_a_folder_says_it_is_a_folder(tmp_path: Path, capsys):
+def test_a_detected_mark_whose_payload_is_unreadable_is_reported_not_looked_up(tmp_path, natural_rgb,
+                                                                                  monkeypatch):
+    """A re-encoded copy can read as marked with its payload's CRC failed: nothing to look the row up by
+    (a transcoded soundtrack did this now and then, and verify crashed on it)."""
+    from consent_and_watermark import verify as verify_module
+
+    plain = tmp_path / "copy.png"
+    Image.fromarray(natural_rgb).save(plain)  # not in the log: found by payload or not at all
+    unreadable = {"detected": True, "payload": None, "bit_errors": 700, "n_bits": 2000, "fpr": 1e-9,
+                  "details": {}}
+    monkeypatch.setattr(verify_module, "_detect_pixels", lambda path, kind, keys: unreadable)
+    report = verify(plain)
+    assert report.marked and report.provenance is None
+    assert "payload unreadable" in verify_module.format_report(report)
+
+
+def test_verify_of_an_empty_folder_says_there_is_nothing_to_check(tmp_path: Path, capsys):
+    (tmp_path / "notes.txt").write_text("not media")
     assert _verify([str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err == f"error: {tmp_path} is a folder; name one of the files in it\n"
+    assert err == f"error: {tmp_path} is a folder without any image, video or audio file in it\n"
+
+
+def test_verify_of_a_folder_checks_every_media_file_below_it_a_line_each(out_dir: Path, natural_rgb, capsys):
+    folder = out_dir / "batch"
+    writer.save_image(folder / "a.png", natural_rgb)
+    writer.save_image(folder / "deeper" / "b.jpg", natural_rgb)
+    (folder / "notes.json").write_text("{}")  # not media: left out
+    (folder / ".hidden.png").write_bytes(b"half-written")  # hidden (a writer's temp name): left out
+    assert _verify([str(folder)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[:2]] == ["MARKED", "MARKED"]
+    assert "a.png" in lines[0] and "b.jpg" in lines[1] and "log row" in lines[0]
+    assert lines[2] == "2 files: 2 marked"
+
+
+def test_verify_of_several_files_exits_by_the_worst_and_keeps_going(out_dir: Path, natural_rgb, capsys):
+    marked = writer.save_image(out_dir / "m.png", natural_rgb)
+    plain = out_dir / "plain.png"
+    Image.fromarray(natural_rgb).save(plain)  # an input, not an output: unmarked on purpose
+    broken = out_dir / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 50)
+    assert _verify([str(marked), str(plain)]) == 1
+    out = capsys.readouterr().out
+    assert "NOT MARKED  " + str(plain) in out and out.rstrip().endswith("2 files: 1 marked, 1 not marked")
+    assert _verify([str(broken), str(marked), str(plain), "--json"]) == 2
+    results = json.loads(capsys.readouterr().out)
+    assert "cannot read" in results[0]["error"] and results[1]["marked"] and not results[2]["marked"]
 
 
 @pytest.mark.parametrize("limit", ["0", "-1"])
