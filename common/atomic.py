@@ -27,13 +27,18 @@ def current_umask() -> int:
     return mask
 
 
+TEMP_STEM_BYTES = 96  # of the target's name kept in a temporary name
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to `path` (ending in `suffix`, default the target's) for the caller
     to write; on success it gets the usual permissions and is renamed onto `path`, else it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    hidden = "." + path.stem.lstrip(".")  # a temporary file's own temporary file is not "..name"
+    # a temporary file's own temporary file is not "..name"; the stem is cut so that temporary names,
+    # and theirs (an encoder's inside the writer's), stay within a file system's 255 bytes
+    hidden = "." + os.fsencode(path.stem.lstrip("."))[:TEMP_STEM_BYTES].decode("utf-8", "ignore")
     fd, tmp = tempfile.mkstemp(prefix=f"{hidden}.", suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)

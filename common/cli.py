@@ -239,6 +239,14 @@ def _termination_as_interrupt():
             signal.signal(sig, handler)
 
 
+def _escape_undecodable_output() -> None:
+    """stdout and stderr write what their encoding cannot hold as escapes (a UTF-8 locale's stdout is
+    strict, and a path's undecodable bytes reach Python as lone surrogates)."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # a real text stream (pytest's capture may swap in others)
+            stream.reconfigure(errors="backslashreplace")
+
+
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Call `main(argv)`; turn `UserError` into one line on stderr and exit status 2.
 
@@ -249,8 +257,11 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     already written is lost. Anything else is a bug and keeps its traceback. Ctrl-C exits with 130
     after the tool's own handlers (e.g. the training loop's checkpoint) have run; SIGTERM and SIGHUP
     take the same way out and exit with 128 + their number (143, 129). A reader that closes
-    stdout early (`tool | head`) ends the tool quietly with 141, as SIGPIPE ends a C tool.
+    stdout early (`tool | head`) ends the tool quietly with 141, as SIGPIPE ends a C tool. A file name
+    that is not valid UTF-8 (an older system's encoding) is printed with ``\\xNN`` escapes, not a crash
+    after the work is done.
     """
+    _escape_undecodable_output()
     try:
         with _argparse_errors_as_user_errors(), _termination_as_interrupt():
             status = main(argv)

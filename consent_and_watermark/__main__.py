@@ -80,7 +80,10 @@ def _consent_command(args: argparse.Namespace) -> int:
         print(f"added consent record {record.id} (ledger: {ledger.path})")
         print(_describe(record))
     elif args.action == "list":
-        records = ledger.records(active_only=not args.all)
+        records = ledger.records()
+        if not args.all:  # the active ones, and any tampered one: a warning nobody should miss
+            active = {r.id for r in ledger.records(active_only=True)}
+            records = [r for r in records if r.id in active or not r.intact]
         for record in records:
             print(_describe(record))
         if not records:
@@ -114,7 +117,8 @@ def _verify_command(args: argparse.Namespace) -> int:
         files += found
     from consent_and_watermark.provenance import ProvenanceLog
 
-    log = ProvenanceLog()  # opened once (a damaged log stops here, in one line)
+    log = ProvenanceLog()
+    log.rows(1)  # opened once, now: a damaged log stops here, in one line, not once per file
     results, counts = [], {"marked": 0, "not marked": 0, "unreadable": 0}
     for path in files:  # a line per file as it is checked: a long folder shows its progress
         try:
@@ -143,7 +147,7 @@ def _log_command(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
     log = ProvenanceLog()
-    rows = log.rows(args.limit)
+    rows = log.rows(min(args.limit, 1 << 62))  # SQLite's LIMIT is a 64-bit integer
     for row in rows:
         label = "no label" if row.kind == "audio" else "label on" if row.visible_label else "LABEL OFF"
         mark = "watermarked" if row.watermarked else "no watermark"
@@ -209,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         "is stored",
     )
 
-    lst = actions.add_parser("list", help="list active records")
+    lst = actions.add_parser("list", help="list active records (and any tampered one)")
     lst.add_argument("--all", action="store_true", help="include revoked and expired records")
     show = actions.add_parser("show", help="print one record as JSON, with its hash")
     show.add_argument("id", help="the full record id as consent add/list print it, e.g. cr-1a2b3c4d5e")

@@ -193,6 +193,9 @@ def is_transient(err: sqlite3.Error) -> bool:
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+READONLY_DIRECTORY = sqlite3.SQLITE_READONLY | (6 << 8)  # SQLITE_READONLY_DIRECTORY (extended code 1544)
+
+
 def sqlite_error(err: sqlite3.Error, what: str, path: Path) -> UserError:
     """One clear line for an SQLite failure on ``what`` (e.g. "consent ledger") at ``path``.
 
@@ -203,6 +206,9 @@ def sqlite_error(err: sqlite3.Error, what: str, path: Path) -> UserError:
     reason = first_line(err)
     if is_transient(err):
         return UserError(f"{what} {path} is in use by another process (database is locked); try again")
+    if getattr(err, "sqlite_errorcode", None) == READONLY_DIRECTORY:  # the file is fine, its folder is not
+        return UserError(f"{what} {path}: its folder cannot be written (SQLite keeps its journal files "
+                         "there): make the folder writable and try again")
     if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
         return UserError(f"{what} {path} cannot be written (read-only): make it writable and try again")
     if code == sqlite3.SQLITE_CANTOPEN:
@@ -258,9 +264,15 @@ class Ledger:
 
     def _seal_unsealed_ledger(self, conn: sqlite3.Connection) -> None:
         """A ledger from before seals existed gets the column, and its rows are sealed as found."""
-        columns = {row["name"] for row in conn.execute("PRAGMA table_info(records)")}
-        if "seal" in columns or "id" not in columns:
-            return  # sealed already, or not a ledger at all (reading it says so)
+        def unsealed() -> bool:  # a ledger without the column (not sealed already, nor a foreign table)
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(records)")}
+            return "seal" not in columns and "id" in columns
+
+        if not unsealed():
+            return
+        conn.execute("BEGIN IMMEDIATE")  # the write lock, then look again: another process opening the
+        if not unsealed():  # same old ledger may have sealed it in between
+            return
         conn.execute("ALTER TABLE records ADD COLUMN seal TEXT")
         for row in conn.execute("SELECT * FROM records").fetchall():
             record = _row_to_record(row, self.path, self.key)

@@ -17,12 +17,13 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 from consent_and_watermark.consent import data_dir, is_transient, sqlite_error, utc_now
 
 _SCHEMA = """
@@ -98,22 +99,33 @@ class Row:
         return out
 
 
-def _row(row: sqlite3.Row) -> Row:
-    return Row(
-        id=row["id"],
-        created=row["created"],
-        path=row["path"],
-        kind=row["kind"],
-        payload=int(row["payload"], 16) if row["payload"] else None,
-        sha256=row["sha256"],
-        technique=row["technique"],
-        consent_ids=tuple(json.loads(row["consent_ids"])),
-        command=tuple(json.loads(row["command"])),
-        visible_label=bool(row["visible_label"]),
-        watermarked=bool(row["watermarked"]),
-        note=row["note"],
-        sources=tuple(int(p, 16) for p in json.loads(row["sources"] or "[]")),
-    )
+def stored_path(path: str | Path) -> str:
+    """A path as the log stores it: valid UTF-8 always (SQLite's text), a name in another encoding with
+    its undecodable bytes written as ``\\xNN`` escapes (the same for every call, so prefixes match)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _row(row: sqlite3.Row, path: Path) -> Row:
+    """A log row as a ``Row``; one that is not (an edited or foreign value) is a ``UserError`` naming it."""
+    try:
+        return Row(
+            id=row["id"],
+            created=row["created"],
+            path=row["path"],
+            kind=row["kind"],
+            payload=int(row["payload"], 16) if row["payload"] else None,
+            sha256=row["sha256"],
+            technique=row["technique"],
+            consent_ids=tuple(json.loads(row["consent_ids"])),
+            command=tuple(json.loads(row["command"])),
+            visible_label=bool(row["visible_label"]),
+            watermarked=bool(row["watermarked"]),
+            note=row["note"],
+            sources=tuple(int(p, 16) for p in json.loads(row["sources"] or "[]")),
+        )
+    except (ValueError, TypeError, IndexError, KeyError) as err:  # JSONDecodeError is a ValueError
+        raise UserError(f"provenance log {path} is damaged: row {row['id']} cannot be read "
+                        f"({first_line(err)}); restore it from a backup") from err
 
 
 _connections: dict[tuple[Path, int], sqlite3.Connection] = {}
@@ -132,18 +144,35 @@ def _open(path: Path) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        with conn:
-            conn.execute(_SCHEMA)
-            present = {row["name"] for row in conn.execute("PRAGMA table_info(outputs)")}
-            for name, sql_type in _ADDED_COLUMNS:
-                if name not in present:
-                    conn.execute(f"ALTER TABLE outputs ADD COLUMN {name} {sql_type}")
-            for statement in _INDEXES:
-                conn.execute(statement)
+        for attempt in range(OPEN_TRIES):  # processes opening one log at once (data-loader workers,
+            try:  # torchrun ranks): switching to WAL does not wait for a busy file, so wait here
+                _prepare(conn)
+                break
+            except sqlite3.OperationalError as err:
+                if not is_transient(err) or attempt == OPEN_TRIES - 1:
+                    conn.close()
+                    raise
+                time.sleep(0.02 * (attempt + 1))
         _connections[key] = conn
     return _connections[key]
+
+
+OPEN_TRIES = 30  # ~9 s of waiting in all
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    """Write-ahead log, the table, the columns later versions added, the indexes."""
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("BEGIN IMMEDIATE")  # the write lock first: an older log then gains its new columns once,
+    with conn:  # however many processes open it together
+        conn.execute(_SCHEMA)
+        present = {row["name"] for row in conn.execute("PRAGMA table_info(outputs)")}
+        for name, sql_type in _ADDED_COLUMNS:
+            if name not in present:
+                conn.execute(f"ALTER TABLE outputs ADD COLUMN {name} {sql_type}")
+        for statement in _INDEXES:
+            conn.execute(statement)
 
 
 class ProvenanceLog:
@@ -188,7 +217,7 @@ class ProvenanceLog:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     created.isoformat(),
-                    str(path),
+                    stored_path(path),
                     kind,
                     technique,
                     json.dumps(list(consent_ids)),
@@ -216,7 +245,7 @@ class ProvenanceLog:
     def moved(self, old_folder: Path, new_folder: Path) -> int:
         """Point the rows of files written into `old_folder` at `new_folder` (the folder was renamed);
         returns how many rows changed."""
-        old, new = str(old_folder.resolve()), str(new_folder.resolve())
+        old, new = stored_path(old_folder.resolve()), stored_path(new_folder.resolve())
         with self._connect() as conn:
             return conn.execute(
                 "UPDATE outputs SET path = ? || substr(path, ?) WHERE substr(path, 1, ?) = ?",
@@ -226,7 +255,7 @@ class ProvenanceLog:
     def forget_folder(self, folder: Path) -> int:
         """Drop the rows of files written into `folder`, a staging folder removed without being
         published; returns how many."""
-        prefix = str(folder.resolve()) + os.sep
+        prefix = stored_path(folder.resolve()) + os.sep
         with self._connect() as conn:
             return conn.execute(
                 "DELETE FROM outputs WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
@@ -243,7 +272,7 @@ class ProvenanceLog:
             row = conn.execute(
                 "SELECT * FROM outputs WHERE sha256 = ? ORDER BY id DESC", (sha256,)
             ).fetchone()
-        return _row(row) if row else None
+        return _row(row, self.path) if row else None
 
     def find_by_payload(self, payload: int) -> Row | None:
         """The completed row whose watermark payload this is, or None (a re-encoded output)."""
@@ -251,7 +280,7 @@ class ProvenanceLog:
             row = conn.execute(
                 "SELECT * FROM outputs WHERE payload = ? AND sha256 IS NOT NULL", (f"{payload:016x}",)
             ).fetchone()
-        return _row(row) if row else None
+        return _row(row, self.path) if row else None
 
     def rows(self, limit: int = 50) -> list[Row]:
         """The latest ``limit`` completed rows, newest first."""
@@ -259,4 +288,4 @@ class ProvenanceLog:
             rows = conn.execute(
                 "SELECT * FROM outputs WHERE sha256 IS NOT NULL ORDER BY id DESC LIMIT ?", (limit,)
             ).fetchall()
-        return [_row(r) for r in rows]
+        return [_row(r, self.path) for r in rows]

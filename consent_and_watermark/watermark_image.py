@@ -661,7 +661,8 @@ def _search(lumas: list[np.ndarray], key: bytes, per_frame: bool) -> Detection:
     n_candidates = N_CANDIDATES * (2 if per_frame else 1)
 
     def lattice() -> np.ndarray | None:
-        windows = [_centre(y, CONFIG.lattice_window) for y in lumas[:8]]  # (h, w) each
+        # (h, w) each, from frames of the first one's size (a stream may change resolution midway)
+        windows = [_centre(y, CONFIG.lattice_window) for y in lumas[:8] if y.shape == lumas[0].shape]
         weights = sum(np.sqrt(np.abs(np.fft.rfft2(y))) for y in windows)  # (h, w/2+1)
         return _estimate_lattice(weights, windows[0].shape)
 

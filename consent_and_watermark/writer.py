@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import io
 import logging
+import math
 import os
 import shutil
 import sys
@@ -46,7 +47,7 @@ from consent_and_watermark.consent import Record, check_consent, sha256_file
 from consent_and_watermark.keys import KeyMaterial, load_keys, medium_key
 from consent_and_watermark.label import draw_label
 from consent_and_watermark.metadata import SyntheticInfo, image_fields, mp4_tags, wav_info
-from consent_and_watermark.provenance import ProvenanceLog
+from consent_and_watermark.provenance import ProvenanceLog, stored_path
 
 if TYPE_CHECKING:  # matplotlib is imported by whoever draws the figure, not by every writer user
     from matplotlib.figure import Figure
@@ -207,6 +208,32 @@ class _ImageMarker:
         )
 
 
+def _as_float_audio(samples: np.ndarray, what: str) -> np.ndarray:
+    """float32 samples in [-1, 1], as written: integer PCM (e.g. int16 from ``scipy.io.wavfile.read``) is
+    scaled from its type's range, and floats beyond +-1 are clipped here, with a warning, so that the
+    watermark is embedded, and read back, in exactly what the file will hold."""
+    samples = np.asarray(samples)
+    if np.issubdtype(samples.dtype, np.integer):
+        info = np.iinfo(samples.dtype)
+        half = (int(info.max) + 1) / 2 if info.min == 0 else -float(info.min)  # uint8: 128; int16: 32768
+        return ((samples.astype(np.float64) - (half if info.min == 0 else 0.0)) / half).astype(np.float32)
+    samples = np.asarray(samples, dtype=np.float32)
+    if not np.all(np.isfinite(samples)):
+        raise ValueError(f"{what} holds NaN or infinite samples")
+    loud = int(np.count_nonzero(np.abs(samples) > 1.0))
+    if loud:
+        log.warning("%s: %d samples beyond [-1, 1] clipped (float audio is expected in [-1, 1])", what, loud)
+        samples = np.clip(samples, -1.0, 1.0)
+    return samples
+
+
+def _sample_rate(rate: float) -> int:
+    """A sample rate as the integer it must be (44100.0 is fine; 44100.5 or 0 is not)."""
+    if not (float(rate).is_integer() and rate > 0):
+        raise ValueError(f"sample rate must be a positive whole number of Hz, got {rate}")
+    return int(rate)
+
+
 def _mark_audio(
     samples: np.ndarray,
     sample_rate: int,
@@ -227,7 +254,7 @@ def _mark_audio(
     """
     module = _watermarker("watermark_audio")
     key = medium_key(keys, "audio")
-    samples = np.asarray(samples, dtype=np.float32)
+    samples = _as_float_audio(samples, what)
     if samples.ndim == 2 and samples.shape[1] == 1:
         samples = samples[:, 0]
     if samples.ndim != 1:  # flattening (N, 2) would interleave the channels into a clip twice as long
@@ -314,7 +341,7 @@ def _publish(
             try:
                 marks = produce(encoded, payload, keys)
                 facts = c2pa_sign.ManifestFacts(
-                    title=path.name,
+                    title=stored_path(path.name),  # JSON text: a non-UTF-8 name as escapes
                     payload=payload if marks.watermarked else None,
                     technique=context.technique,
                     consent=tuple(_consent_entry(r) for r in context.consent),
@@ -409,8 +436,11 @@ def save_video(
     """
     path = Path(path)
     check_suffix(path, "video")
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps}")
     if audio is not None and not sample_rate:
         raise ValueError("save_video needs sample_rate with audio")
+    sample_rate = _sample_rate(sample_rate) if audio is not None else sample_rate
     show_label = get_context().visible_label if label is None else label
 
     def produce(tmp: Path, payload: int, keys: KeyMaterial) -> _Marks:
@@ -498,9 +528,10 @@ def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray
 
 
 def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> Path:
-    """Write float32 mono samples in [-1, 1] as a marked 16-bit WAV file."""
+    """Write mono samples (float in [-1, 1], or integer PCM) as a marked 16-bit WAV file."""
     path = Path(path)
     check_suffix(path, "audio")
+    sample_rate = _sample_rate(sample_rate)
 
     def produce(tmp: Path, payload: int, keys: KeyMaterial) -> _Marks:
         marked, ok, _ = _mark_audio(samples, sample_rate, payload, keys, "audio")

@@ -135,6 +135,9 @@ def test_damaged_provenance_log_exits_2(out_dir: Path, natural_rgb, tmp_path: Pa
     monkeypatch.setenv("DEEPFAKE_DATA_DIR", str(damaged))
     assert _verify([str(path)]) == 2
     assert "provenance log" in capsys.readouterr().err
+    assert _verify([str(out_dir)]) == 2  # a folder: one line too, not one per file
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "provenance log" in err
 
 
 def test_log_lists_outputs_and_the_label_choice(out_dir: Path, natural_rgb, capsys):

@@ -112,6 +112,14 @@ def test_video_votes_across_frames():
     assert not wm.detect_video(iter([scene[:256, :256]] * 3), KEY).detected
 
 
+def test_a_video_whose_frame_size_changes_midway_is_read_not_crashed():
+    """Streams may switch resolution; the lattice estimate takes the first size's frames only."""
+    scene = data.chelsea()  # (300, 451, 3)
+    frames = [np.ascontiguousarray(scene[:240, :320]), np.ascontiguousarray(scene[:180, :320])] * 2
+    found = wm.detect_video(iter(frames), KEY)  # unmarked: every geometry is tried, the lattice too
+    assert not found.detected and found.details["frames"] == 4
+
+
 @pytest.mark.parametrize(("angle", "scale"), [(4.0, 1.0), (0.0, 1.2)])
 def test_rotation_and_zoom_found_from_the_autocorrelation(angle, scale):
     """Geometry outside the fixed grid: the lattice estimate recovers it on a 512-px photograph."""

@@ -187,6 +187,48 @@ def test_stereo_samples_are_refused_not_interleaved_into_one_longer_track(out_di
     assert not (out_dir / "stereo.wav").exists()
 
 
+def test_integer_pcm_is_scaled_not_clipped_and_loud_floats_are_clipped_before_marking(out_dir: Path, caplog):
+    """int16 straight from scipy.io.wavfile.read used to be written at full scale (the log still said
+    "watermarked"); float samples beyond +-1 are clipped before the mark, which is then read back."""
+    speech = (0.3 * np.sin(np.arange(16000 * 4) * 0.05) * np.random.default_rng(0).uniform(0.5, 1, 16000 * 4))
+    pcm = np.round(speech * 32767).astype(np.int16)
+    path = writer.save_audio(out_dir / "pcm.wav", pcm, 16000.0)  # a float rate that is a whole number
+    written, _ = media.read_audio(path, 16000)
+    assert np.abs(written).max() < 0.35  # scaled, not saturated
+    _assert_fully_marked(path, "audio")
+    with caplog.at_level(logging.WARNING, logger="deepfake.provenance"):
+        loud = writer.save_audio(out_dir / "loud.wav", (4 * speech).astype(np.float32), 16000)
+    assert "samples beyond [-1, 1] clipped" in caplog.text
+    _assert_fully_marked(loud, "audio")
+    for rate in (16000.5, 0):
+        with pytest.raises(ValueError, match="sample rate"):
+            writer.save_audio(out_dir / "odd.wav", speech.astype(np.float32), rate)
+
+
+def test_a_frame_rate_that_is_not_a_positive_number_is_refused(out_dir: Path):
+    for fps in (0, -25, float("nan")):
+        with pytest.raises(ValueError, match="fps must be a positive number"):
+            writer.save_video(out_dir / "clip.mp4", _panning_clip(2), fps)
+    assert not (out_dir / "clip.mp4").exists()
+
+
+def test_an_output_name_near_the_file_system_limit_is_written(out_dir: Path, natural_rgb):
+    """Temporary names nest (the writer's, then the encoder's): they keep only the start of the stem."""
+    for stem in ("x" * 240, "名" * 80):  # 240 and 240 bytes: the name itself is allowed
+        path = writer.save_image(out_dir / f"{stem}.png", natural_rgb)
+        assert path.is_file() and verify(path).marked
+
+
+def test_a_file_name_in_another_encoding_is_written_logged_and_verified(out_dir: Path, natural_rgb):
+    """A Latin-1 name (bytes that are not UTF-8) reaches Python with a lone surrogate; SQLite text and the
+    manifest's JSON cannot hold that, so the log and the manifest title spell its bytes as escapes."""
+    import os
+
+    path = writer.save_image(out_dir / os.fsdecode(b"caf\xe9.png"), natural_rgb)
+    report = verify(path)
+    assert report.marked and report.provenance.path.endswith("caf\\xe9.png")
+
+
 def test_figure_is_marked_without_label(out_dir: Path):
     fig = Figure(figsize=(4, 3))
     fig.add_subplot().plot(np.arange(10), np.arange(10) ** 2)
@@ -364,6 +406,55 @@ def test_a_log_from_before_the_source_column_is_upgraded(tmp_path: Path):
     row_id, _ = log.reserve(tmp_path / "b.png", "image", None, (), (), True)
     log.complete(row_id, "cd", True, None, sources=(0x1AAAAAAAA,))
     assert log.find_by_sha256("cd").sources == (0x1AAAAAAAA,)
+
+
+def test_an_older_log_opened_by_many_processes_at_once_gains_its_columns_once(tmp_path: Path):
+    """Data-loader workers or torchrun ranks opening a log from before a column existed used to race to
+    add it ("duplicate column name", reported as a damaged log)."""
+    import multiprocessing
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:  # the first release's table, in rollback-journal mode
+        conn.execute(
+            "CREATE TABLE outputs (id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT NOT NULL, "
+            "path TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT, sha256 TEXT, technique TEXT, "
+            "consent_ids TEXT NOT NULL, command TEXT NOT NULL, visible_label INTEGER NOT NULL, "
+            "watermarked INTEGER NOT NULL DEFAULT 0, note TEXT)"
+        )
+    ctx = multiprocessing.get_context("spawn")
+    start, results = ctx.Barrier(6), ctx.Queue()
+    workers = [ctx.Process(target=_open_log_rows, args=(str(path), start, results)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert outcomes == ["ok"] * 6
+
+
+def _open_log_rows(path: str, start, results) -> None:
+    from consent_and_watermark.provenance import ProvenanceLog
+
+    start.wait()  # all six open the log together
+    try:
+        ProvenanceLog(path).rows(1)
+    except UserError as err:
+        results.put(str(err))
+    else:
+        results.put("ok")
+
+
+def test_a_log_row_edited_into_nonsense_is_one_error_line_naming_it(tmp_path: Path):
+    import sqlite3
+
+    log = ProvenanceLog(tmp_path / "log.sqlite")
+    row_id, _ = log.reserve(tmp_path / "a.png", "image", None, (), (), True)
+    log.complete(row_id, "ab", True, None)
+    with sqlite3.connect(log.path) as conn:
+        conn.execute("UPDATE outputs SET consent_ids = 'not json' WHERE id = ?", (row_id,))
+    with pytest.raises(UserError, match=f"row {row_id} cannot be read"):
+        log.rows()
 
 
 def test_a_staged_folder_appears_whole_and_its_log_rows_follow_it(out_dir: Path, natural_rgb):
