@@ -156,6 +156,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--lr must be a positive number, got {args.lr}")
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError(f"--max-frames must be at least 1, got {args.max_frames}")
+    if not 0.1 <= args.coverage <= 1.0:  # as extract.py: nan fails this too
+        raise UserError(f"--coverage must be between 0.1 and 1, got {args.coverage}")
     if args.source.resolve() == args.target.resolve():
         raise UserError(f"--source and --target are both {args.source}: a swap needs the faces of two "
                         "different people")

@@ -111,8 +111,11 @@ def video_clips(data: str, size: int, identities: int, frames: int) -> list[np.n
     return clips
 
 
+PAIRS_PER_CLIP = 16  # (source, driving) pairs an epoch draws from each clip
+
+
 def pair_batches(clips: list[np.ndarray], batch_size: int, seed: int, epoch: int,
-                 pairs_per_clip: int = 16) -> Iterator[dict[str, torch.Tensor]]:
+                 pairs_per_clip: int = PAIRS_PER_CLIP) -> Iterator[dict[str, torch.Tensor]]:
     """One epoch of (source, driving) pairs, each two different frames of one clip, `(B, 3, S, S)`."""
     rng = np.random.default_rng([seed, epoch, 0x2FACE])
     items = [(c, *rng.choice(len(clips[c]), 2, replace=False)) for c in range(len(clips))

@@ -358,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     info = media.video_info(args.source)
     driver_count = count_frames(args.source, args.max_frames)
     if driver_count < 2:
-        raise UserError(f"the driver {args.source} needs at least 2 frames")
+        cut = f" (--max-frames {args.max_frames} keeps {driver_count})" if args.max_frames is not None else ""
+        raise UserError(f"the driver {args.source} needs at least 2 frames{cut}")
     target_is_image = media.is_image_path(args.target)
     count = driver_count if target_is_image else count_frames(args.target, driver_count)
     if count < 1:
@@ -369,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     if target_is_image:
         first_target = media.read_image(args.target)
     else:
-        first_target = next(media.iter_video(args.target, max_frames=1))
+        first_target = next(media.iter_video(args.target, max_frames=1), None)
+        if first_target is None:  # the header promised frames, none decode (a cut-off download)
+            raise UserError(f"the target video {args.target}: no frame can be decoded")
     target_height, target_width = first_target.shape[:2]
 
     def target_frames() -> Iterator[np.ndarray]:

@@ -106,6 +106,11 @@ def train(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     cfg = x2face.X2FaceConfig(size=args.size)
     print(f"preparing clips from {settings.data} ...", flush=True)
     clips = data.video_clips(settings.data, cfg.size, settings.identities, settings.frames)
+    pairs = data.PAIRS_PER_CLIP * len(clips)  # what an epoch draws
+    if settings.batch_size > pairs:  # not one whole batch in an epoch
+        raise UserError(f"--batch-size {settings.batch_size} is more than the {pairs} pairs an epoch "
+                        f"draws from {len(clips)} clip(s) ({data.PAIRS_PER_CLIP} each): use a smaller batch "
+                        "or more clips")
     model = x2face.X2Face(cfg).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), settings.lr, betas=(0.5, 0.999))
     scaler = grad_scaler(device, settings.precision)  # fp16 only: scales the loss

@@ -36,10 +36,16 @@ def load_video_folder(folder: str | Path, size: int, split: str = "train", max_v
     if not folder.is_dir():
         raise UserError(f"--data {folder} is not a folder")
     root = folder / split if (folder / split).is_dir() else folder
+    subfolders = {p.name for p in folder.iterdir() if p.is_dir()}
+    splits = sorted({"train", "test", "val", "valid", "validation"} & subfolders)
+    if root == folder and splits:  # e.g. only train/: that folder is a split, not one clip of frames
+        raise UserError(f"--data {folder} has no {split}/ folder, but {', '.join(s + '/' for s in splits)}: "
+                        f"point --data at the one to use (e.g. {folder / splits[0]}) or add {split}/")
     if root == folder:
         caveat = "" if split == "train" else f" (maybe the ones trained on: held-out videos go in {split}/)"
         print(f"data: {folder} has no {split}/ folder, so all its videos are used{caveat}", file=sys.stderr)
-    entries = sorted(p for p in root.iterdir() if p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES)
+    entries = sorted(p for p in root.iterdir()  # videos and frame folders; hidden ones are not clips
+                     if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES))
     videos = [resize_frames(read_clip(p, max_frames), size) for p in entries[:max_videos]]
     videos = [v for v in videos if len(v) >= 2]
     if not videos:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common.atomic import write_atomic
 from common.cli import add_common_args, check_output, run
 from common.errors import UserError
 from common.impl import load, use_impl
@@ -152,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     use_impl(args.impl)
     if args.videos < 1 or args.frame_step < 1:
         raise UserError("--videos and --frame-step must be at least 1")
+    if args.landmark_size < 64:
+        raise UserError(f"--landmark-size must be at least 64 px (dlib's detector needs faces of ~80 px), "
+                        f"got {args.landmark_size}")
     if args.frames < 2:
         raise UserError(f"--frames must be at least 2 (frame 0 is the source, the others are driven), "
                         f"got {args.frames}")
@@ -176,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in results.items():
         print(f"{name:12s} " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                          for k, v in values.items()))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+    if args.json:  # atomic, into a folder made if missing (check_output allowed one)
+        write_atomic(args.json, lambda file: file.write(json.dumps(results, indent=1).encode()))
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

@@ -15,6 +15,7 @@ for frame j one frame earlier, at int(80 (j - 1) / 25).
 from __future__ import annotations
 
 import argparse
+import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from common.errors import UserError, first_line
 from common.media import read_audio, read_image
 from common.synthetic import make_identity, render_clip
 from phase4_audio_driven.pipeline import FACE_SIZE, crop, face_boxes, to_network
+
+log = logging.getLogger("deepfake.phase4")
 
 WINDOW = 5  # frames per window (syncnet_T)
 MEL_STEP = 16
@@ -81,7 +84,7 @@ def lrs2_clips(
     except UnicodeDecodeError as err:
         raise UserError(f"{filelist} is not a text filelist ({first_line(err)})") from err
     names = [line.split()[0] for line in lines if line.strip()][:limit]
-    clips = []
+    clips, short = [], []
     for name in names:
         folder = root / name
         jpgs = sorted(folder.glob("*.jpg"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
@@ -89,7 +92,14 @@ def lrs2_clips(
             continue
         faces = np.stack([cv2.resize(read_image(p), (FACE_SIZE, FACE_SIZE)) for p in jpgs])
         wav, _ = read_audio(folder / "audio.wav", 16000)
-        clips.append(make_clip(faces, wav, 25.0, audio_encoder))
+        clip = make_clip(faces, wav, 25.0, audio_encoder)
+        if clip.usable.any():
+            clips.append(clip)
+        else:  # as the published loader does: a clip without one whole training window is skipped
+            short.append(name)
+    if short:
+        log.warning("%d clip(s) too short for one training window skipped: %s", len(short),
+                    ", ".join(short[:5]) + (", ..." if len(short) > 5 else ""))
     if not clips:
         raise UserError(f"no usable clip (n.jpg + audio.wav) under {root} from {filelist}")
     return clips
@@ -143,6 +153,23 @@ def augment_mel(mel: torch.Tensor, rng: np.random.Generator, aug: Augment = AUGM
     return (mel + 8.0 / 100.0 * rng.uniform(-aug.audio_db, aug.audio_db)).clamp(-4.0, 4.0)
 
 
+def _negatives(clip: TalkingClip, n: int, min_shift: int) -> list[int]:
+    """Audio windows of `clip` at least `min_shift` (and 1) frames away from window `n`."""
+    return [m for m in np.flatnonzero(clip.syncnet_start >= 0) if abs(int(m) - n) >= max(1, min_shift)]
+
+
+def _window_with_negative(
+    clips: list[TalkingClip], rng: np.random.Generator, min_shift: int
+) -> tuple[TalkingClip, int]:
+    """A random (clip, training window) that has a negative `min_shift` frames away; one line if none has."""
+    choices = [(c, int(n)) for c in clips for n in np.flatnonzero(c.usable)
+               if _negatives(c, int(n), min_shift)]
+    if not choices:
+        raise UserError(f"no clip has audio windows {max(1, min_shift)} or more frames apart for the shifted "
+                        "examples: use longer clips or a smaller --min-shift")
+    return choices[int(rng.integers(len(choices)))]
+
+
 def syncnet_batch(
     clips: list[TalkingClip],
     batch: int,
@@ -167,9 +194,12 @@ def syncnet_batch(
             window = augment_faces(clip.faces[n : n + WINDOW], rng) if augment else clip.faces[n : n + WINDOW]
         a = n
         if not in_sync:
-            others = [
-                m for m in np.flatnonzero(clip.syncnet_start >= 0) if abs(int(m) - n) >= max(1, min_shift)
-            ]
+            others = _negatives(clip, n, min_shift)
+            if not others:  # a clip too short for a shift of min_shift: a window of one that has it
+                clip, n = _window_with_negative(clips, rng, min_shift)
+                window = clip.faces[n : n + WINDOW]
+                window = augment_faces(window, rng) if augment else window
+                others = _negatives(clip, n, min_shift)
             a = int(rng.choice(others))
         mel = mel_window(clip, int(clip.syncnet_start[a]))
         faces.append(lower_halves(window))
@@ -321,6 +351,7 @@ def read_cache(path: Path) -> list[TalkingClip]:
                 )
                 for i in range(n)
             ]
-    except (EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:  # unreadable: cli.run says so
+    # a plain .npy array has no .files and is no context manager: AttributeError / TypeError
+    except (EOFError, ValueError, KeyError, AttributeError, TypeError, zipfile.BadZipFile) as err:
         raise UserError(f"--cache {path} is not a clip cache written by these tools ({first_line(err)}); "
                         "delete it to render the clips again") from err

@@ -209,7 +209,10 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
     box_cfg = BoxConfig(pads=tuple(args.pads), detect_every=args.detect_every)
     n_src = 0  # a still: repeated, nothing to say
     if is_image_path(args.face) or args.static:
-        still = read_image(args.face) if is_image_path(args.face) else next(video_frames_once(args.face, 1))
+        first = video_frames_once(args.face, 1)
+        still = read_image(args.face) if is_image_path(args.face) else next(first, None)
+        if still is None:  # the header promised frames, none decode (a cut-off download)
+            raise UserError(f"--face {args.face}: no frame of the video can be decoded")
         still = resized(still, args.resize_factor)
         fps = args.fps if is_image_path(args.face) else video_info(args.face).fps
         source = repeated((still, face_boxes([still], box_cfg, smooth=False)[0]))

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.errors import UserError, first_line
+from common.errors import UserError
+from common.training.checkpoint import load_checkpoint
 from solutions.phase4_audio_driven.lip_sync import SyncNet
 from solutions.phase4_audio_driven.wav2lip import Wav2Lip, Wav2LipDiscQual
 
@@ -32,17 +33,7 @@ def strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
 def read_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict of a file: {state_dict, ...} or a bare state_dict wrapped as {state_dict}."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"no such checkpoint: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
-        raise UserError(
-            f"cannot read checkpoint {path} as plain tensors (whole-module or TorchScript files are not "
-            f"accepted; save model.state_dict()): {first_line(err)}"
-        ) from err
-    if not isinstance(data, dict):
-        raise UserError(f"checkpoint {path} holds a {type(data).__name__}, not a state_dict")
+    data = load_checkpoint(path)  # weights_only; says whether a bad file is damaged or holds objects
     if "state_dict" not in data:
         data = {"state_dict": data}
     state = data["state_dict"]

@@ -296,6 +296,15 @@ def test_train_refuses_a_bad_learning_rate_in_one_line(tmp_path, one_error_line,
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("coverage", ["0", "5", "nan"])
+def test_train_refuses_a_coverage_outside_what_extract_allows_in_one_line(tmp_path, one_error_line, coverage):
+    from phase1_face_swap import train
+
+    assert run(train.main, _train_argv(tmp_path, "--coverage", coverage)) == 2
+    assert "--coverage must be between 0.1 and 1" in one_error_line()
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_refuses_the_same_folder_as_source_and_target(tmp_path, one_error_line):
     from phase1_face_swap import train
 

@@ -87,7 +87,7 @@ def test_training_in_fp16_scales_the_loss_and_resumes_the_scaler(tmp_path, force
     assert scaler.state_dict()["_growth_tracker"] == 3  # the resumed run carried on counting
 
 @pytest.mark.todo("p2.x2f")
-def test_train_x2face_reads_a_folder_of_videos_and_frame_folders(tmp_path):
+def test_train_x2face_reads_a_folder_of_videos_and_frame_folders(tmp_path, capsys):
     from common.synthetic import make_identity, render_clip
     from consent_and_watermark import writer
     from consent_and_watermark.consent import register_synthetic_identity
@@ -106,6 +106,9 @@ def test_train_x2face_reads_a_folder_of_videos_and_frame_folders(tmp_path):
     assert run(main, args + ["--consent", consent]) == 0
     assert run(main, ["--run-dir", str(tmp_path / "r2"), "--data", str(tmp_path / "nothing"),
                       "--consent", consent]) == 2
+    big = ["--batch-size", "40", "--run-dir", str(tmp_path / "r3")]  # 2 clips give 32 pairs an epoch
+    assert run(main, args + big + ["--consent", consent]) == 2  # not "the training data is empty"
+    assert "--batch-size 40 is more than the 32 pairs an epoch draws" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("tool", ["train_x2face", "train_landmarks"])

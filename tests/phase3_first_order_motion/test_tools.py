@@ -229,7 +229,8 @@ def test_crop_refuses_a_bad_margin_or_an_odd_size_before_reading_the_video(tmp_p
     (["--frame-step", "0"], "--videos and --frame-step must be at least 1"),
     (["--frames", "1"], "--frames must be at least 2"),
     (["--json", "face0.png"], "must end in .json"),
-], ids=["zero-frame-step", "one-frame", "json-not-json"])
+    (["--landmark-size", "0"], "--landmark-size must be at least 64 px"),
+], ids=["zero-frame-step", "one-frame", "json-not-json", "landmark-size-zero"])
 def test_reconstruct_refuses_bad_flags_before_loading_the_checkpoint(tmp_path, one_error_line, monkeypatch,
                                                                       flags, message):
     from common.cli import run
@@ -259,3 +260,18 @@ def test_load_video_folder_says_when_it_has_no_test_folder_and_uses_all_videos(t
     (tmp_path / "a").rename(tmp_path / "test" / "a")
     assert len(data.load_video_folder(tmp_path, 8, split="test")) == 1
     assert "has no test/ folder" not in capsys.readouterr().err
+
+
+def test_a_folder_with_other_splits_is_not_read_as_clips_and_hidden_folders_are_skipped(tmp_path):
+    import cv2
+
+    from phase3_first_order_motion import data
+
+    for clip in ("train/a", "train/b", "train/.ipynb_checkpoints"):
+        (tmp_path / clip).mkdir(parents=True)
+    for clip in ("train/a", "train/b"):
+        for i in range(2):
+            cv2.imwrite(str(tmp_path / clip / f"{i}.png"), np.full((8, 8, 3), 40 * i, np.uint8))
+    with pytest.raises(UserError, match=r"has no test/ folder, but train/: point --data at the one"):
+        data.load_video_folder(tmp_path, 8, split="test")  # not: "train holds no frame images"
+    assert len(data.load_video_folder(tmp_path, 8, split="train")) == 2  # the hidden folder is no clip

@@ -96,6 +96,24 @@ def test_a_cache_file_of_something_else_is_refused_and_kept(tmp_path):
     empty.touch()  # e.g. a file made by mistake: np.load raises EOFError
     with pytest.raises(UserError, match="not a clip cache"):
         read_cache(empty)
+    array = tmp_path / "array.npy"
+    np.save(array, np.zeros(3))  # one plain array: np.load returns it, not an archive
+    with pytest.raises(UserError, match="not a clip cache"):
+        read_cache(array)
+
+
+def test_short_clips_give_shifted_examples_from_clips_long_enough_or_one_line():
+    """A 9-frame clip has windows 0..4 only: none 5 frames from window 2. Its negatives now come from a
+    clip long enough (a ValueError from rng.choice before); with no such clip, one line."""
+    import numpy as np
+
+    from phase4_audio_driven.data import syncnet_batch
+
+    rng = np.random.default_rng(0)
+    batch = syncnet_batch([_clip(9, seed=0), _clip(30, seed=1)], 32, rng, min_shift=5, paired=True)
+    assert batch["labels"].sum() == 16 and batch["faces"].shape[0] == 32
+    with pytest.raises(UserError, match="smaller --min-shift"):
+        syncnet_batch([_clip(9, seed=0)], 8, rng, min_shift=5)
 
 
 def _clip(frames: int = 30, seed: int = 0):

@@ -224,3 +224,24 @@ def test_a_resize_factor_that_leaves_no_frame_or_no_face_says_so(inputs, tmp_pat
     line = one_error_line()
     assert "no face found" in line and "--resize-factor 8 shrinks" in line
     assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_a_video_whose_header_promises_frames_that_never_come_is_one_line(inputs, tmp_path, one_error_line):
+    """A download cut off right after the header (moov first, "faststart"): 12 frames declared, none
+    decodable. --static read its first frame with a bare next() and died with StopIteration."""
+    import av
+
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), "w", options={"movflags": "+faststart"}) as out:  # media-write-ok: test input
+        stream = out.add_stream("libx264", rate=25)
+        stream.width = stream.height = 160
+        stream.pix_fmt = "yuv420p"
+        for frame in inputs["frames"]:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: data.find(b"mdat") + 4])  # the media box's header, none of its contents
+    assert cli(args(inputs, tmp_path / "out.mp4", **{"--face": cut}) + ["--static"]) == 2
+    assert one_error_line() == f"error: --face {cut}: no frame of the video can be decoded"
+    assert not (tmp_path / "out.mp4").exists()

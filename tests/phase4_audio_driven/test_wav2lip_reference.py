@@ -129,10 +129,10 @@ def test_checkpoint_bare_state_dict_and_bad_files(model, tmp_path):
     torch.save(src.state_dict(), tmp_path / "bare.pth")
     model.load_weights(tiny(), tmp_path / "bare.pth")
     torch.save(src, tmp_path / "module.pth")  # a whole pickled module: refused by weights_only
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="holds Python objects that a safe load refuses"):
         model.load_weights(tiny(), tmp_path / "module.pth")
-    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError):
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")  # no advice to load it unsafely
+    with pytest.raises(UserError, match="is corrupt.* or not a PyTorch checkpoint"):
         model.load_weights(tiny(), tmp_path / "junk.pth")
     with pytest.raises(UserError):
         model.load_weights(torch.nn.Linear(2, 2), tmp_path / "bare.pth")
