@@ -193,6 +193,15 @@ def is_transient(err: sqlite3.Error) -> bool:
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def refuse_foreign_database(conn: sqlite3.Connection, table: str, what: str, path: Path) -> None:
+    """A ``UserError`` when ``path`` holds tables but not ``table``: another program's database (or the
+    ledger given for the log, or the other way round), which must not gain our table."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables.discard("sqlite_sequence")
+    if tables and table not in tables:
+        raise UserError(f"{path} is not a {what}: it holds the tables {', '.join(sorted(tables))}")
+
+
 READONLY_DIRECTORY = sqlite3.SQLITE_READONLY | (6 << 8)  # SQLITE_READONLY_DIRECTORY (extended code 1544)
 
 
@@ -254,6 +263,7 @@ class Ledger:
                 # SQLite's default journal: every commit is fsynced, so a revocation survives a power
                 # cut (writes are rare here; the provenance log trades this for speed instead).
                 with conn:
+                    refuse_foreign_database(conn, "records", "consent ledger", self.path)
                     conn.execute(_SCHEMA)
                     self._seal_unsealed_ledger(conn)
                     yield conn

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import UserError, first_line
-from consent_and_watermark.consent import data_dir, is_transient, sqlite_error, utc_now
+from consent_and_watermark.consent import (
+    data_dir,
+    is_transient,
+    refuse_foreign_database,
+    sqlite_error,
+    utc_now,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (
@@ -146,7 +152,7 @@ def _open(path: Path) -> sqlite3.Connection:
         conn.row_factory = sqlite3.Row
         for attempt in range(OPEN_TRIES):  # processes opening one log at once (data-loader workers,
             try:  # torchrun ranks): switching to WAL does not wait for a busy file, so wait here
-                _prepare(conn)
+                _prepare(conn, path)
                 break
             except sqlite3.OperationalError as err:
                 if not is_transient(err) or attempt == OPEN_TRIES - 1:
@@ -160,8 +166,9 @@ def _open(path: Path) -> sqlite3.Connection:
 OPEN_TRIES = 30  # ~9 s of waiting in all
 
 
-def _prepare(conn: sqlite3.Connection) -> None:
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     """Write-ahead log, the table, the columns later versions added, the indexes."""
+    refuse_foreign_database(conn, "outputs", "provenance log", path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("BEGIN IMMEDIATE")  # the write lock first: an older log then gains its new columns once,

@@ -308,3 +308,19 @@ def test_consent_commands_on_a_ledger_that_does_not_exist_do_not_create_it(tmp_p
     typo = tmp_path / "typo" / "ledger.sqlite"
     assert run(main, ["consent", "--ledger", str(typo), "list"]) == 2
     assert "no ledger at" in capsys.readouterr().err and not typo.exists()
+
+
+def test_the_ledger_and_the_log_refuse_each_others_files_not_add_their_table(tmp_path, one_error_line):
+    from consent_and_watermark.provenance import ProvenanceLog
+
+    log = ProvenanceLog(tmp_path / "provenance.sqlite")
+    log.rows(1)  # creates the log
+    assert run(cli.main, ["consent", "--ledger", str(log.path), "list"]) == 2
+    assert one_error_line() == f"error: {log.path} is not a consent ledger: it holds the tables outputs"
+    ledger = Ledger(tmp_path / "consent.sqlite")
+    _add(ledger)
+    with pytest.raises(UserError, match="is not a provenance log: it holds the tables records"):
+        ProvenanceLog(ledger.path).rows(1)
+    with sqlite3.connect(log.path) as conn:  # nothing was added to either file
+        assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {
+            "outputs", "sqlite_sequence"}
