@@ -13,6 +13,7 @@ every file the project writes goes through ``consent_and_watermark.writer``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -122,7 +123,7 @@ def read_image(path: str | Path, upright: bool = True) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             rgb = _as_rgb8(ImageOps.exif_transpose(img) if upright else img)
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise UserError(f"cannot read image {path}: {err}") from err
     return np.ascontiguousarray(rgb)
 
@@ -145,6 +146,8 @@ def _upright(rgb: np.ndarray, rotation: float) -> np.ndarray:
 def _rotation(path: Path) -> float:
     """The first frame's display rotation in degrees (0 without one, or when nothing decodes)."""
     with _open(path) as container:
+        if not container.streams.video:  # audio only: nothing is turned
+            return 0.0
         try:
             frame = next(container.decode(container.streams.video[0]), None)
         except av.error.FFmpegError:
@@ -166,7 +169,7 @@ def is_turned(path: str | Path) -> bool:
         try:
             with Image.open(path) as img:
                 return img.getexif().get(0x0112, 1) not in (0, 1)
-        except (UnidentifiedImageError, OSError):
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
             return False
     try:
         return round(_rotation(path)) % 360 != 0
@@ -285,6 +288,11 @@ def read_video(path: str | Path, max_frames: int | None = None, with_audio: bool
     return Video(frames=frames, fps=info.fps, audio=audio, sample_rate=rate)
 
 
+def _natural_key(path: Path) -> list:
+    """Sort key comparing runs of digits as numbers: frame_2 < frame_10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
 def read_clip(entry: str | Path, max_frames: int | None = None) -> np.ndarray:
     """One clip of a data folder as ``(T, H, W, 3)`` uint8 RGB, without its audio: a video file, or a
     folder of frame images in name order (`clip_path` resolves a clip folder as `common.synthetic`
@@ -292,7 +300,9 @@ def read_clip(entry: str | Path, max_frames: int | None = None) -> np.ndarray:
     path = clip_path(entry)
     if not path.is_dir():
         return read_video(path, max_frames=max_frames, with_audio=False).frames
-    names = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:max_frames]
+    # natural order: frame_2.png before frame_10.png (names without zero-padding, as ffmpeg's %d writes)
+    names = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+    names = names[:max_frames]
     if not names:
         raise UserError(f"{path} holds no frame images")
     frames = [read_image(p) for p in names]
@@ -330,21 +340,26 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
                         path.name, len(streams), stream.index)
         source_rate = stream.codec_context.sample_rate
         target_rate = sample_rate or source_rate
-        # Planar float keeps the channels apart; we average them ourselves (FFmpeg's own downmix
-        # lowers the level by 3 dB).
-        resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=target_rate)
+        # Packed (interleaved) float, averaged over the channels by us (FFmpeg's own downmix lowers
+        # the level by 3 dB). Not planar: PyAV crashes converting a planar frame of 8 or more channels.
+        channels = len(stream.layout.channels)
+        resampler = av.AudioResampler(format="flt", layout=stream.layout.name, rate=target_rate)
         chunks = []
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().mean(axis=0))
+                    chunks.append(out.to_ndarray().reshape(-1, channels).mean(axis=1))
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().mean(axis=0))
+                chunks.append(out.to_ndarray().reshape(-1, channels).mean(axis=1))
         except av.error.FFmpegError as err:
             raise UserError(f"cannot decode audio in {path}: {err}") from err
+        # AAC and MP3 decode whole frames of 1024 / 1152 samples: the last one's padding is not sound
+        duration = float(stream.duration * stream.time_base) if stream.duration else None
     if not chunks:
         raise UserError(f"audio stream of {path} holds no samples")
     if target_rate != source_rate:
         log.warning("resampled audio of %s from %d Hz to %d Hz", path.name, source_rate, target_rate)
     samples = np.concatenate(chunks).astype(np.float32)
+    if duration is not None:
+        samples = samples[: max(1, round(duration * target_rate))]
     return np.clip(samples, -1.0, 1.0), int(target_rate)

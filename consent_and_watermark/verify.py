@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from PIL import Image
+
 from common import media
 from common.errors import UserError
 from consent_and_watermark import c2pa_sign
@@ -199,7 +201,7 @@ def verify(path: str | Path, *, log: ProvenanceLog | None = None) -> VerifyRepor
     if suffix in METADATA_SUFFIXES:
         try:
             metadata = read_metadata(path)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, Image.DecompressionBombError) as err:  # the last: a huge picture
             raise UserError(f"cannot read {path}: {err}") from err
     else:  # a format the project never writes (a converted copy): only the watermark can be there
         metadata = MetadataReport(synthetic=False, digital_source_type=None, payload=None, fields={})

@@ -222,6 +222,35 @@ def test_read_audio_averages_stereo_to_mono(tmp_path):
     assert samples[100:-100].mean() == pytest.approx(0.2, abs=2e-3)
 
 
+def test_read_audio_of_eight_or_more_channels_is_averaged_not_crashed(tmp_path):
+    """A 7.1 film soundtrack: PyAV crashed the process (segmentation fault) converting planar frames of
+    8 or more channels; the samples are now read interleaved and averaged."""
+    import soundfile as sf
+
+    tone = 0.3 * np.sin(np.arange(8000) * 0.05)
+    sf.write(tmp_path / "film.flac", np.stack([tone] * 8, axis=1), 16000)  # an input, not an output
+    samples, rate = media.read_audio(tmp_path / "film.flac")
+    assert rate == 16000 and samples.shape == (8000,)
+    np.testing.assert_allclose(samples, tone, atol=1e-4)
+
+
+def test_read_audio_of_an_mp4_ends_where_its_sound_ends(tmp_path):
+    """AAC decodes whole 1024-sample frames: the last frame's padding is cut at the stream's duration."""
+    frames = np.zeros((25, 32, 32, 3), np.uint8)
+    path = _write_mp4(tmp_path / "a.mp4", frames, fps=25, audio_rate=16000)  # 1.0 s of a 440 Hz tone
+    samples, rate = media.read_audio(path)
+    assert abs(len(samples) / rate - 1.0) < 0.01  # 1.024 s before
+
+
+def test_a_picture_over_pillows_size_limit_is_one_error_line(tmp_path, monkeypatch):
+    """A huge scan or panorama (PIL's DecompressionBombError is no OSError): one line, not a traceback."""
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64 x 64 is then "over twice the limit"
+    with pytest.raises(UserError, match="cannot read image"):
+        media.read_image(tmp_path / "huge.png")
+    assert not media.is_turned(tmp_path / "huge.png")
+
+
 def test_cli_run_turns_user_error_into_exit_2(capsys):
     def main(argv):
         raise UserError("no such file: nowhere.mp4")
@@ -273,6 +302,12 @@ def test_read_clip_reads_a_video_or_a_folder_of_frames_in_name_order(tmp_path):
     (folder / "notes.txt").write_text("not a frame")
     np.testing.assert_array_equal(media.read_clip(folder), frames[:3])
     np.testing.assert_array_equal(media.read_clip(folder, max_frames=2), frames[:2])
+    plain = tmp_path / "c"  # numbered without zero-padding (ffmpeg's %d): 2 comes before 10
+    plain.mkdir()
+    many = np.stack([np.full((8, 8, 3), 20 * i, np.uint8) for i in range(12)])
+    for i in range(12):
+        Image.fromarray(many[i]).save(plain / f"frame_{i + 1}.png")
+    np.testing.assert_array_equal(media.read_clip(plain), many)
 
 
 def test_read_clip_refuses_a_folder_without_frames_or_with_frames_of_two_sizes(tmp_path):
