@@ -30,8 +30,19 @@ from typing import BinaryIO
 import numpy as np
 
 from common.dlib_models import Box
+from common.errors import UserError
 
 _HEADER = struct.Struct("<III")  # height, width, upsample
+
+
+def _stopped(worker: subprocess.Popen, detail: str) -> UserError:
+    """One line for a worker that is gone: killed from outside (often the kernel, out of memory) rather
+    than a bug here; the tools write atomically, so nothing half-written is left."""
+    status = worker.poll()  # may not be visible yet: the pipe closes as the process ends
+    ended = f", exit status {status}" if status else ""
+    if status is not None and status < 0:
+        ended += f" (killed by signal {-status}: out of memory? try fewer workers with DEEPFAKE_WORKERS)"
+    return UserError(f"a face-detector process stopped{ended}{detail}; nothing was written")
 
 
 class DetectorProcesses:
@@ -60,13 +71,11 @@ class DetectorProcesses:
             worker.stdin.flush()
             reply = worker.stdout.readline()  # b"\n" means no face; b"" means the worker is gone
         except OSError as err:
-            raise RuntimeError(f"a face-detector process stopped ({err})") from err
+            raise _stopped(worker, f" ({err})") from err
         finally:
             self._idle.put(worker)
         if not reply:
-            status = worker.poll()  # may not be visible yet: the pipe closes as the process ends
-            ended = f", exit status {status}" if status else ""
-            raise RuntimeError(f"a face-detector process stopped{ended}")
+            raise _stopped(worker, "")
         line = reply.decode().strip()
         if line.startswith("!"):
             raise RuntimeError(f"face-detector process: {line[1:]}")

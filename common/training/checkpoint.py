@@ -62,7 +62,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         if "unsupported global" in str(exc).lower():
             raise UserError(f"checkpoint {path} holds Python objects that a safe load refuses "
                             "(only tensors and plain containers are allowed)") from exc
-        raise UserError(f"checkpoint {path} is corrupt or not a PyTorch checkpoint") from exc
+        raise UserError(f"checkpoint {path} is corrupt or not a PyTorch checkpoint; delete it or pick an "
+                        "older one") from exc
     except Exception as exc:  # a damaged file can fail anywhere inside the unpickler
         raise UserError(f"checkpoint {path} is corrupt, truncated or not a PyTorch checkpoint "
                         f"({type(exc).__name__}); delete it or pick an older one") from exc
