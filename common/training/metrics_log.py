@@ -14,6 +14,7 @@ CSV (other bytes, a header without `step` first, a value that is not a number) i
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from common.atomic import write_atomic
 from common.errors import UserError, first_line
 from consent_and_watermark import writer
 
@@ -81,11 +83,12 @@ class MetricsLog:
                     aside.name)
 
     def _rewrite(self, columns: list[str], rows: list[dict[str, str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("w", newline="", encoding="utf-8") as file:
-            out = csv.DictWriter(file, fieldnames=columns, restval="")
-            out.writeheader()
-            out.writerows(rows)
+        """The whole file again (a new column), atomically: a Ctrl-C here keeps the earlier rows."""
+        text = io.StringIO(newline="")
+        out = csv.DictWriter(text, fieldnames=columns, restval="")
+        out.writeheader()
+        out.writerows(rows)
+        write_atomic(self.path, lambda file: file.write(text.getvalue().encode("utf-8")))
 
     def append(self, step: int, values: Mapping[str, float]) -> None:
         """Add one row; a metric seen for the first time adds a column (earlier rows leave it empty)."""
