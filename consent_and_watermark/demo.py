@@ -6,8 +6,9 @@
 2. What the blind detector sees: the whitened luminance folded onto one tile, and the pilot's phase
    correlation over every cyclic shift: a sharp peak where the tile grid sits on the marked face,
    noise on the unmarked one.
-3. What edits cost: the share of payload chips read wrong after each edit of the robustness benchmark
-   (`consent_and_watermark.attacks`), against the share the false-positive bound tolerates.
+3. What edits cost: the share of payload chips read wrong after ten of the robustness benchmark's still
+   edits (`consent_and_watermark.attacks`) and H.264 at CRF 23 and 28, against the share the
+   false-positive bound tolerates.
 4. The audio mark: the keyed chip pattern of one 2.56-s period and the detector's folded reading of
    marked synthetic speech.
 5. `verify` on one of these pictures: watermark, metadata, C2PA manifest and provenance row.
