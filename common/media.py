@@ -322,6 +322,9 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(frame, (size, size), interpolation=interpolation) for frame in frames])
 
 
+PADDING_S = 0.1  # read_audio trims at most this much decoded past a stream's stated duration
+
+
 def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Decode the audio of any file FFmpeg reads (wav, mp3, m4a, mp4...): its default stream, as a
     player would choose (the first when none is marked default); a log line names the others.
@@ -360,6 +363,7 @@ def read_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     if target_rate != source_rate:
         log.warning("resampled audio of %s from %d Hz to %d Hz", path.name, source_rate, target_rate)
     samples = np.concatenate(chunks).astype(np.float32)
-    if duration is not None:
-        samples = samples[: max(1, round(duration * target_rate))]
+    expected = round(duration * target_rate) if duration is not None else len(samples)
+    if 0 < len(samples) - expected <= PADDING_S * target_rate:  # more is no padding: an estimated duration
+        samples = samples[:expected]
     return np.clip(samples, -1.0, 1.0), int(target_rate)
