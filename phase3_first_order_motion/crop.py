@@ -67,7 +67,7 @@ def crop_box(frames: Iterable[np.ndarray], every: int = 5,
         if i % every == 0 and (found := detect_faces(frame)):
             boxes.append(found[0])
     if shape is None:
-        raise UserError("the video has no frames")
+        raise UserError("no frame of the video could be decoded")
     if not boxes:
         raise UserError("no face found in the video; crop it by hand or try a larger, frontal face")
     return square_box(union_box(boxes), increase, shape[1], shape[0])
@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     # only once the whole video has been seen
     frames = tqdm(iter_video(args.input, max_frames=args.max_frames), total=total, unit="frame",
                   desc="finding the face", disable=None, leave=False)
-    box = x0, y0, x1, y1 = crop_box(frames, args.detect_every, args.increase)
+    try:
+        box = x0, y0, x1, y1 = crop_box(frames, args.detect_every, args.increase)
+    except UserError as err:  # say which file
+        raise UserError(f"--input {args.input}: {err}") from err
     print(f"crop box: x {x0}-{x1}, y {y0}-{y1} of {info.width}x{info.height}", file=sys.stderr)
     audio, rate = read_audio(args.input) if info.has_audio else (None, None)
     if audio is not None and args.max_frames is not None:

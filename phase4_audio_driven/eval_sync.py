@@ -33,7 +33,14 @@ from common.impl import load
 from common.media import iter_video, read_audio, video_info
 from common.training.device import pick_device
 from consent_and_watermark import writer
-from phase4_audio_driven.pipeline import crop, face_boxes, is_silent, stream_video_boxes, to_network
+from phase4_audio_driven.pipeline import (
+    NoFramesError,
+    crop,
+    face_boxes,
+    is_silent,
+    stream_video_boxes,
+    to_network,
+)
 
 if TYPE_CHECKING:  # the result's type, for annotations only: the code runs the module `load` picks
     from solutions.phase4_audio_driven.lip_sync import SyncScores
@@ -152,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     wav, _ = read_audio(args.audio or args.video, 16000)
     if is_silent(wav):
         log.warning("audio %s is silent: the sync scores below mean nothing", args.audio or args.video)
-    crops = video_crops(args.video, args.max_frames)  # the frames stream past: a long video is never held
+    try:
+        crops = video_crops(args.video, args.max_frames)  # the frames stream past: never held whole
+    except NoFramesError as err:
+        raise UserError(f"--video {args.video}: {err}") from err
     scores = evaluate_crops(expert, crops, wav, info.fps, args.vshift, args.impl)
     print(f"offset {scores.offset:+d} frames   LSE-D {scores.lse_d:.4f}   LSE-C {scores.lse_c:.4f}")
     if args.plot is not None:

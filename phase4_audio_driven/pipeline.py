@@ -38,6 +38,10 @@ class NoFaceError(UserError):
     """Not one frame shows a face the detector finds (a tool may add what it knows of the cause)."""
 
 
+class NoFramesError(UserError):
+    """The frames to look at were none (a tool adds which file)."""
+
+
 NO_FACE = "no face found in any frame: use a clip where a frontal face is clearly visible"
 
 
@@ -114,7 +118,7 @@ def settle_boxes(detections: Iterable[tuple[T, Box | None]], window: int,
                 mean = np.mean([b for _, b in itertools.islice(pending, window)], axis=0)  # (4,)
                 yield pending.popleft()[0], mean
         if total == 0:
-            raise UserError("the video has no frames")
+            raise NoFramesError("no frame could be decoded")
         if last is None:
             raise NoFaceError(NO_FACE)
         tail = np.mean(recent, axis=0)  # the last full window (all boxes, in a clip shorter than it)
@@ -177,7 +181,7 @@ def first_face(frames: Iterable[np.ndarray], cfg: BoxConfig = BoxConfig(),
     finally:
         results.close()
     if seen == 0:
-        raise UserError("the video has no frames")
+        raise NoFramesError("no frame could be decoded")
     raise NoFaceError(NO_FACE)
 
 

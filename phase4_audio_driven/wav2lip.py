@@ -46,6 +46,7 @@ from consent_and_watermark import writer
 from phase4_audio_driven.pipeline import (
     BoxConfig,
     NoFaceError,
+    NoFramesError,
     face_boxes,
     is_silent,
     lip_sync,
@@ -192,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             return lip_sync_file(args, detect)
         except NoFaceError as err:
             raise NoFaceError(f"{err}{no_face_hint(args)}") from err
+        except NoFramesError as err:
+            raise UserError(f"--face {args.face}: {err}") from err
 
 
 def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[Box]]) -> int:
@@ -212,7 +215,7 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
         first = video_frames_once(args.face, 1)
         still = read_image(args.face) if is_image_path(args.face) else next(first, None)
         if still is None:  # the header promised frames, none decode (a cut-off download)
-            raise UserError(f"--face {args.face}: no frame of the video can be decoded")
+            raise UserError(f"--face {args.face}: no frame could be decoded")
         still = resized(still, args.resize_factor)
         fps = args.fps if is_image_path(args.face) else video_info(args.face).fps
         source = repeated((still, face_boxes([still], box_cfg, smooth=False)[0]))

@@ -19,7 +19,7 @@ def test_settle_boxes_reuses_the_last_box_and_the_first_for_frames_before_it():
     np.testing.assert_array_equal([box for _, box in settled], [a, a, a, b, b])
     with pytest.raises(UserError, match="no face"):
         list(pipeline.settle_boxes(enumerate([None, None]), window=1))
-    with pytest.raises(UserError, match="no frames"):
+    with pytest.raises(UserError, match="no frame could be decoded"):
         list(pipeline.settle_boxes([], window=5))
 
 
@@ -100,7 +100,7 @@ def test_a_late_face_is_found_by_a_first_read_that_holds_no_frames(monkeypatch, 
     assert caplog.text == warning and "no face in 31 of 40 frames" in warning  # 31, 32 (every 3): 33's box
     with pytest.raises(UserError, match="no face found in any frame"):
         next(pipeline.stream_video_boxes(lambda: iter(late_face_frames(8, first=8)), cfg, detect=late_face))
-    with pytest.raises(UserError, match="no frames"):
+    with pytest.raises(UserError, match="no frame could be decoded"):
         next(pipeline.stream_video_boxes(lambda: iter([]), cfg, detect=late_face))
 
 
