@@ -178,7 +178,7 @@ def test_texture_only_small_frames_get_more_strength(natural_rgb, psnr):
     texture = np.repeat(grey[..., None], 3, axis=2)  # (256, 256, 3) fine texture, no flat area
     adaptive = wm.embed(texture, PAYLOAD, KEY)
     fixed = wm.embed(texture, PAYLOAD, KEY, strength=wm.CONFIG.strength)
-    assert 36.9 <= psnr(texture, adaptive) < 39.0  # 1.4x the RMS: 37.0 dB here
+    assert 37.8 <= psnr(texture, adaptive) < 39.0  # 1.4x the RMS: 38.3 dB here (least-squares RGB step)
     found, plain = wm.detect(adaptive, KEY), wm.detect(fixed, KEY)
     assert found.detected and found.payload == PAYLOAD
     assert found.bit_errors < plain.bit_errors - 0.03 * found.n_bits  # 32 % vs 38 % of the chips here
@@ -186,3 +186,15 @@ def test_texture_only_small_frames_get_more_strength(natural_rgb, psnr):
     assert np.array_equal(wm.embed(natural_rgb, PAYLOAD, KEY), default)  # host ratio ~1.6: no change
     assert wm._strength_factor(1e-3) == wm.CONFIG.strength_range[1]
     assert wm._strength_factor(1e3) == wm.CONFIG.strength_range[0]
+
+
+def test_the_mark_moves_luminance_by_its_step_at_the_least_rgb_change():
+    """dC = w_C dy / (w . w): luminance moves by dy (to rounding), the RGB mean square is 0.745 dy^2
+    instead of dy^2 for the same step on all three channels (1.28 dB of PSNR)."""
+    rgb = np.full((64, 64, 3), 128, np.uint8)
+    dy = np.random.default_rng(0).normal(0, 3.0, (64, 64)).astype(np.float32)
+    out = wm._add_luma(rgb, dy)
+    moved = wm.luminance(out) - wm.luminance(rgb)  # (64, 64)
+    assert np.abs(moved - dy).max() < 0.75  # three channels rounded on their own
+    ratio = np.mean((out.astype(np.float64) - rgb) ** 2) / np.mean(dy.astype(np.float64) ** 2)
+    assert ratio == pytest.approx(0.745, abs=0.03)
