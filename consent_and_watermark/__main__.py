@@ -80,10 +80,9 @@ def _consent_command(args: argparse.Namespace) -> int:
         print(f"added consent record {record.id} (ledger: {ledger.path})")
         print(_describe(record))
     elif args.action == "list":
-        records = ledger.records()
+        records, now = ledger.records(), consent.utc_now()
         if not args.all:  # the active ones, and any tampered one: a warning nobody should miss
-            active = {r.id for r in ledger.records(active_only=True)}
-            records = [r for r in records if r.id in active or not r.intact]
+            records = [r for r in records if r.active(now) or not r.intact]
         for record in records:
             print(_describe(record))
         if not records:

@@ -105,6 +105,10 @@ class Record:
     synthetic: bool = False
     intact: bool = True  # the row's seal matches: nobody edited it outside this module
 
+    def active(self, now: datetime.datetime) -> bool:
+        """Usable at ``now``: intact, not revoked, not expired."""
+        return self.intact and self.revoked is None and (self.expires is None or self.expires > now)
+
     def to_dict(self) -> dict:
         """JSON-ready form (timestamps as ISO 8601 strings)."""
         out = dataclasses.asdict(self)
@@ -371,8 +375,7 @@ class Ledger:
         if not active_only:
             return records
         now = utc_now()
-        usable = [r for r in records if r.intact and r.revoked is None]
-        return [r for r in usable if r.expires is None or r.expires > now]
+        return [r for r in records if r.active(now)]
 
     def revoke(self, record_id: str, reason: str = "", now: datetime.datetime | None = None) -> Record:
         """Mark a record revoked. Revocation is permanent; outputs made before it keep their provenance."""

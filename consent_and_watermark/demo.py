@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.metrics import psnr
 from common.report import ReportItem
 from common.synthetic import make_identity, render_clip, synthesize_speech
 from consent_and_watermark import attacks, writer
@@ -58,7 +59,7 @@ def anatomy_figure(face: np.ndarray, marked: np.ndarray, key: bytes):
     fig, axes = plt.subplots(1, 5, figsize=(15, 3.4))
     panels = [
         (face, "synthetic face, 256 px"),
-        (marked, f"marked ({_psnr(face, marked):.1f} dB PSNR)"),
+        (marked, f"marked ({psnr(face, marked):.1f} dB PSNR)"),
         (np.clip(128 + 20 * change, 0, 255).astype(np.uint8), "the change, x 20"),
     ]
     for ax, (image, title) in zip(axes, panels, strict=False):
@@ -147,11 +148,6 @@ def audio_figure(speech: np.ndarray, rate: int, key: bytes):
         ax.set_ylabel("sub-band (300-3400 Hz)")
     fig.tight_layout()
     return fig
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def run_stage(out_dir: Path, quick: bool = True) -> list[ReportItem]:

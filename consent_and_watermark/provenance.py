@@ -150,15 +150,18 @@ def _open(path: Path) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
         conn.row_factory = sqlite3.Row
-        for attempt in range(OPEN_TRIES):  # processes opening one log at once (data-loader workers,
-            try:  # torchrun ranks): switching to WAL does not wait for a busy file, so wait here
-                _prepare(conn, path)
-                break
-            except sqlite3.OperationalError as err:
-                if not is_transient(err) or attempt == OPEN_TRIES - 1:
-                    conn.close()
-                    raise
-                time.sleep(0.02 * (attempt + 1))
+        try:
+            for attempt in range(OPEN_TRIES):  # processes opening one log at once (data-loader workers,
+                try:  # torchrun ranks): switching to WAL does not wait for a busy file, so wait here
+                    _prepare(conn, path)
+                    break
+                except sqlite3.OperationalError as err:
+                    if not is_transient(err) or attempt == OPEN_TRIES - 1:
+                        raise
+                    time.sleep(0.02 * (attempt + 1))
+        except BaseException:  # a foreign or damaged file, or still busy: no connection is kept
+            conn.close()
+            raise
         _connections[key] = conn
     return _connections[key]
 

@@ -212,8 +212,10 @@ def lip_sync_file(args: argparse.Namespace, detect: Callable[[np.ndarray], list[
     box_cfg = BoxConfig(pads=tuple(args.pads), detect_every=args.detect_every)
     n_src = 0  # a still: repeated, nothing to say
     if is_image_path(args.face) or args.static:
-        first = video_frames_once(args.face, 1)
-        still = read_image(args.face) if is_image_path(args.face) else next(first, None)
+        if is_image_path(args.face):
+            still = read_image(args.face)
+        else:
+            still = next(video_frames_once(args.face, 1), None)
         if still is None:  # the header promised frames, none decode (a cut-off download)
             raise UserError(f"--face {args.face}: no frame could be decoded")
         still = resized(still, args.resize_factor)
