@@ -65,13 +65,17 @@ cropped to 75 % reads 39.6 % of its chips wrong even against the true payload, w
 needs < 38.3 % and a binary channel carrying 80 bits in 2,124 chips has no capacity left above
 38.6 %. What works is energy: the embedder measures the ratio of the plain chip response to the RMS
 host chip in its own reading of the host (``_host_ratio``: ~0.2 on grass and gravel, 0.5-10 on
-photographs) and scales the strength by sqrt(0.45 / ratio) below 0.45, at most 1.5x (~38.3 dB on
-those frames; ~37 dB with equal RGB steps, when the rule was set), and by sqrt(4 / ratio) above 4, at
-least 0.85x (a nearly flat frame, ~43 dB, gives a little back). Photographs between the two keep
-exactly the default. The rule reads only the image; its thresholds were set on the benchmark's ten
-images (none below 0.5) and synthetic textures (blurred noise), though grass and gravel had been seen
-at a fixed 1.4x while exploring. An explicit ``strength``
-is always used as given.
+photographs) and scales the strength by sqrt(0.8 / ratio) below 0.8, at most 2x (~35.8 dB on
+texture-only frames, where texture masks the noise), and by sqrt(4 / ratio) above 4, at least 0.85x (a
+nearly flat frame, ~43 dB, gives a little back). Photographs between the two keep exactly the default.
+The rule reads only the image; its thresholds were set on the benchmark's ten images (one below 0.8:
+immunohistochemistry, 0.51, 1.26x) and twelve synthetic textures (blurred noise), though grass and
+gravel had been seen at a fixed 1.4x while exploring. Session 14 moved it from sqrt(0.45 / ratio), at
+most 1.5x: on those textures and images at 256 px under eight still attacks and H.264 CRF 28, 207 ->
+217 of 220 detected, mostly 90 % and 75 % crops (a crop changes which pixels fold onto each tile
+position, so the host part the informed embedder had cancelled comes back, and on texture that host
+part is ~5x the mark); PSNR on the textures 38.9 -> 36.4 dB, on the ten images 41.97 -> 41.78 dB. An
+explicit ``strength`` is always used as given.
 
 **Detection (blind).** High-pass the luminance (minus an 11 x 11 box mean), divide it by its local
 mean absolute value (7 x 7; a cheap local whitening: busy regions, where the image itself is loud,
@@ -133,7 +137,7 @@ frame. Both readings are candidates (40 in all).
 720p frames, but on small images the autocorrelation peak drowns in the image content and only the
 grid's exact guesses are recovered. Non-uniform warps (perspective, lens, local jitter) are not handled.
 Small images carry little evidence: at 256 x 256 H.264 CRF 28 keeps ~1/4 of the mark's amplitude;
-texture-only frames are detected only through the extra strength above (PSNR ~38 dB there), very loud
+texture-only frames are detected only through the extra strength above (PSNR ~36 dB there), very loud
 fine texture (contrast ~45 grey levels RMS) is missed even so, and a brick wall is lost at CRF 28 when
 the view pans. Anyone with the key can remove or forge the mark; regeneration (re-synthesising
 the image with a generative model) or heavy denoising removes it.
@@ -178,8 +182,8 @@ class ImageWatermarkConfig:
     informed_mask_gamma: float = -0.75  # mask exponent on those frames: more energy where it is flat
     # small frames whose mark-to-host chip ratio (_host_ratio) is outside host_ratio scale their strength
     # by sqrt(bound / ratio), kept within strength_range
-    host_ratio: tuple[float, float] = (0.45, 4.0)
-    strength_range: tuple[float, float] = (0.85, 1.5)
+    host_ratio: tuple[float, float] = (0.8, 4.0)
+    strength_range: tuple[float, float] = (0.85, 2.0)
     list_size: int = 64  # list Viterbi paths tried when the best path fails its CRC
     list_gate: float = 0.61  # ... only if the best path already agrees with this share of the chips
 
@@ -390,7 +394,7 @@ def embed(rgb: np.ndarray, payload: int, key: bytes, strength: float | None = No
 
     Deterministic for (image, payload, key). ``strength`` is the RMS luminance change in grey levels
     (default 2.4: about 41.8 dB PSNR; left at None, frames of at most 16 tiles scale it
-    by 0.85-1.5x from their host ratio, see the module docstring). Raises ValueError when a side is
+    by 0.85-2x from their host ratio, see the module docstring). Raises ValueError when a side is
     below ``MIN_SIZE``.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:

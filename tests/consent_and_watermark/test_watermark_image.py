@@ -171,17 +171,17 @@ def test_small_frames_spend_the_budget_in_flat_areas(natural_rgb):
 
 def test_texture_only_small_frames_get_more_strength(natural_rgb, psnr):
     """A 256-px frame that is texture from edge to edge outvotes a 40 dB mark: the embedder sees it from its
-    own reading of the host and spends up to 1.5x the strength there; a photograph keeps the default."""
+    own reading of the host and spends up to 2x the strength there; a photograph keeps the default."""
     noise = np.random.default_rng(3).normal(0, 1, (256, 256)).astype(np.float32)
     noise = cv2.GaussianBlur(noise, (0, 0), 1.0)  # (256, 256)
     grey = np.clip(128 + 30 * noise / noise.std(), 0, 255).round().astype(np.uint8)  # (256, 256)
     texture = np.repeat(grey[..., None], 3, axis=2)  # (256, 256, 3) fine texture, no flat area
     adaptive = wm.embed(texture, PAYLOAD, KEY)
     fixed = wm.embed(texture, PAYLOAD, KEY, strength=wm.CONFIG.strength)
-    assert 37.8 <= psnr(texture, adaptive) < 39.0  # 1.4x the RMS: 38.3 dB here (least-squares RGB step)
+    assert 35.3 <= psnr(texture, adaptive) < 36.5  # 2x the RMS (the cap): 35.8 dB here
     found, plain = wm.detect(adaptive, KEY), wm.detect(fixed, KEY)
     assert found.detected and found.payload == PAYLOAD
-    assert found.bit_errors < plain.bit_errors - 0.03 * found.n_bits  # 32 % vs 38 % of the chips here
+    assert found.bit_errors < plain.bit_errors - 0.03 * found.n_bits  # 29 % vs 35 % of the chips here
     default = wm.embed(natural_rgb, PAYLOAD, KEY, strength=wm.CONFIG.strength)
     assert np.array_equal(wm.embed(natural_rgb, PAYLOAD, KEY), default)  # host ratio ~1.6: no change
     assert wm._strength_factor(1e-3) == wm.CONFIG.strength_range[1]
