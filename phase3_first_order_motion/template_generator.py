@@ -2,7 +2,7 @@
 #   solutions/phase3_first_order_motion/generator.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: eb0e71fd7f21b7fc0aa5edaf2dc86c7235d96588828222c81a52c1804ecda994
+# body-sha256: 7a2242d68ac74d7c2ff4d32bcbb57013116370473b70c1a977324485356e085f
 """Occlusion-aware generator (FOMM, Siarohin et al., NeurIPS 2019, sec. 3.2).
 
 The generator does not paint the driving frame from scratch. It encodes the *source* image, moves the
@@ -68,8 +68,9 @@ def warp(features: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
     """
     # TODO p3.gen.warp: Resize the motion field to the feature size if needed, then grid_sample.
     # Hint: the field is (B, h, w, 2): permute to (B, 2, h, w) for F.interpolate(size=(H, W),
-    # Hint: mode="bilinear") and back. Use grid_sample's defaults (align_corners=False, zeros padding):
-    # Hint: that is the published convention, and align_corners=True fails every generator check.
+    # Hint: mode="bilinear") and back, both with their default align_corners=False (the published code's
+    # Hint: resize; True fails test_warp_resizes_a_smaller_field_bilinearly). grid_sample likewise keeps
+    # Hint: its defaults (align_corners=False, zeros padding): True there fails every generator check.
     # Hint: pitfall: under bf16 autocast sample in float32 (a bf16 grid is off by up to half a pixel).
     # Hint: tested by test_generator.py::test_warp_translation_moves_content.
     raise NotImplementedError("TODO p3.gen.warp")
@@ -83,8 +84,8 @@ def apply_occlusion(features: torch.Tensor, occlusion_map: torch.Tensor) -> torc
     # TODO p3.gen.occlusion: Multiply the features by the occlusion map, resized to their size.
     # Hint: when (h, w) != (H, W), F.interpolate(occlusion_map, size=(H, W), mode="bilinear") first,
     # Hint: with its default align_corners=False, as the published code does: O is a map of per-pixel
-    # Hint: values, so each low-res pixel stays centred on the block of features it covers (not "nearest",
-    # Hint: and not align_corners=True, which is for coordinate fields such as to_sampling_grid's).
+    # Hint: values, so each low-res pixel stays centred on the block of features it covers (neither
+    # Hint: "nearest" nor align_corners=True).
     # Hint: tested by test_generator.py::test_apply_occlusion_*.
     raise NotImplementedError("TODO p3.gen.occlusion")
 

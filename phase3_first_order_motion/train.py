@@ -32,7 +32,7 @@ import torch.distributed as dist
 
 from common.cli import add_common_args, add_data_consent_args, check_data_consent, command_line, run
 from common.errors import UserError
-from common.impl import load, use_impl
+from common.impl import current_impl, load, use_impl
 from common.training import (
     Checkpointer,
     TrainConfig,
@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         cleanup()  # leave the process group init_distributed joined under torchrun (nothing to do otherwise)
     if result.checkpoint is not None:
         print(f"checkpoint: {result.checkpoint} (step {result.step}); animate with: "
-              f"python {PHASE}/animate.py --checkpoint {result.checkpoint} ...", file=sys.stderr)
+              f"python {PHASE}/animate.py --checkpoint {result.checkpoint}"
+              f"{'' if current_impl() == 'solutions' else ' --impl ' + current_impl()} ...", file=sys.stderr)
     return 130 if result.interrupted else 0
 
 

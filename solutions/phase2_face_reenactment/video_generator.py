@@ -131,9 +131,10 @@ def warp_piecewise_affine(image: np.ndarray, src_points: np.ndarray, dst_points:
     x0, y0, x1, y1 = box if box is not None else (0, 0, width, height)
     affines = triangle_affines(src_points, dst_points, triangles)  # (M, 2, 3)
     # TODO p2.video.warp: Label box pixels with their dst triangle, map through its affine, remap.
-    # Hint: label = np.full((y1 - y0, x1 - x0), M) with an extra identity affine at index M (pixels in no
-    # Hint: triangle stay put); cv2.fillConvexPoly(label, round((dst[tri] - (x0, y0)) * 16), k, shift=4)
-    # Hint: for k in range(M) (shift=4: sub-pixel vertices). A = affines[label] (h, w, 2, 3); with pixel
+    # Hint: label = np.full((y1 - y0, x1 - x0), M, np.int32) (fillConvexPoly refuses int64) with an
+    # Hint: extra identity affine at index M (pixels in no triangle stay put);
+    # Hint: cv2.fillConvexPoly(label, round((dst[tri] - (x0, y0)) * 16), k, shift=4) for k in range(M)
+    # Hint: (shift=4: sub-pixel vertices). A = affines[label] (h, w, 2, 3); with pixel
     # Hint: coordinates (x, y) of the frame, map_x = A[..., 0, 0] x + A[..., 0, 1] y + A[..., 0, 2], map_y
     # Hint: likewise, as float32; cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, cv2.BORDER_REPLICATE).
     # Hint: identical src and dst must return the image itself (test_reenact_warp.py).

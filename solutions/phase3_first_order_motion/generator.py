@@ -63,8 +63,9 @@ def warp(features: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
     """
     # TODO p3.gen.warp: Resize the motion field to the feature size if needed, then grid_sample.
     # Hint: the field is (B, h, w, 2): permute to (B, 2, h, w) for F.interpolate(size=(H, W),
-    # Hint: mode="bilinear") and back. Use grid_sample's defaults (align_corners=False, zeros padding):
-    # Hint: that is the published convention, and align_corners=True fails every generator check.
+    # Hint: mode="bilinear") and back, both with their default align_corners=False (the published code's
+    # Hint: resize; True fails test_warp_resizes_a_smaller_field_bilinearly). grid_sample likewise keeps
+    # Hint: its defaults (align_corners=False, zeros padding): True there fails every generator check.
     # Hint: pitfall: under bf16 autocast sample in float32 (a bf16 grid is off by up to half a pixel).
     # Hint: tested by test_generator.py::test_warp_translation_moves_content.
     # BEGIN SOLUTION p3.gen.warp
@@ -85,8 +86,8 @@ def apply_occlusion(features: torch.Tensor, occlusion_map: torch.Tensor) -> torc
     # TODO p3.gen.occlusion: Multiply the features by the occlusion map, resized to their size.
     # Hint: when (h, w) != (H, W), F.interpolate(occlusion_map, size=(H, W), mode="bilinear") first,
     # Hint: with its default align_corners=False, as the published code does: O is a map of per-pixel
-    # Hint: values, so each low-res pixel stays centred on the block of features it covers (not "nearest",
-    # Hint: and not align_corners=True, which is for coordinate fields such as to_sampling_grid's).
+    # Hint: values, so each low-res pixel stays centred on the block of features it covers (neither
+    # Hint: "nearest" nor align_corners=True).
     # Hint: tested by test_generator.py::test_apply_occlusion_*.
     # BEGIN SOLUTION p3.gen.occlusion
     if occlusion_map.shape[2:] != features.shape[2:]:

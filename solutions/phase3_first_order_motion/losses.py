@@ -192,12 +192,15 @@ def equivariance_loss(kp_driving: dict[str, torch.Tensor], kp_transformed: dict[
     """Keypoint and Jacobian equivariance terms (paper eq. 11 and 13), each a mean absolute error.
 
     kp_driving: keypoints of D; kp_transformed: keypoints of Y(D) (B, K, 2) / (B, K, 2, 2).
-    Returns {'value': mean |p^D - Y(p^{Y(D)})|, 'jacobian': mean |I - (J^D)^{-1} (dY/dp) J^{Y(D)}|}.
+    Returns {'value': mean |p^D - Y(p^{Y(D)})|, 'jacobian': mean |I - (J^D)^{-1} (dY/dp) J^{Y(D)}|};
+    the 'jacobian' term only when both dicts carry a 'jacobian' (a model built with
+    estimate_jacobian=False has none, and training then uses the value term alone).
     """
     # TODO p3.loss.equivariance: Map the transformed frame's keypoints back through Y and compare.
     # Hint: value term: transform.warp_coordinates(kp_transformed['value']) vs kp_driving['value'] (eq. 11).
     # Hint: Jacobian term (eq. 12-13): matmul_2x2(transform.jacobian(p^{Y(D)}), J^{Y(D)}) equals J^D;
-    # Hint: multiply invert_2x2(J^D) by it and take |eye(2) - result|.mean().
+    # Hint: multiply invert_2x2(J^D) by it and take |eye(2) - result|.mean(); skip the term when either
+    # dict has no 'jacobian' key (tested by test_tools.py's configuration without Jacobians).
     # Hint: tested by test_losses.py::test_equivariance_zero_for_exact_transform (affine Y, exact inverse).
     # BEGIN SOLUTION p3.loss.equivariance
     back = transform.warp_coordinates(kp_transformed["value"])  # (B, K, 2) in D's coordinates

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from common.synthetic import make_identity, render_clip
 from phase2_face_reenactment.reenact import Track, render_warp
 
 
+@pytest.mark.todo("p2.video")
 def test_a_target_frame_without_a_face_passes_through_unchanged():
     driver = render_clip(make_identity(31), frames=3, size=160, seed=1, speech=False)
     target = render_clip(make_identity(32), frames=3, size=160, seed=2, speech=False)

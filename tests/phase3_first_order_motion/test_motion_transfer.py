@@ -137,7 +137,7 @@ def square(side: float, centre=(0.0, 0.0)) -> torch.Tensor:
 
 @pytest.mark.todo("p3.motion.normalize_kp", "p3.motion.jacobian_inverse")
 def test_normalize_kp_relative_motion_with_hull_scale(mt):
-    """Source hull area 1, driving-initial hull area 0.25: s = sqrt(1) / sqrt(0.25) = 2 (eq. 8)."""
+    """Source hull area 1, driving-initial hull area 0.25: s = sqrt(1) / sqrt(0.25) = 2 (eq. 14)."""
     g = torch.Generator().manual_seed(9)
     jac = lambda: torch.eye(2, dtype=torch.float64) + 0.2 * torch.randn(1, 5, 2, 2, generator=g,  # noqa: E731
                                                                         dtype=torch.float64)
@@ -153,6 +153,18 @@ def test_normalize_kp_relative_motion_with_hull_scale(mt):
     plain = mt.normalize_kp(kp_source=src, kp_driving=drv, kp_driving_initial=init, **flags)
     np.testing.assert_allclose(plain["value"].numpy(), src["value"].numpy() + 0.05, atol=1e-12)
     np.testing.assert_allclose(plain["jacobian"].numpy(), drv["jacobian"].numpy())
+
+
+@pytest.mark.todo("p3.motion.normalize_kp")
+def test_normalize_kp_scale_comes_from_batch_element_0_only(mt):
+    """The published demo measures both hulls on element 0 and moves every element by that one s: here
+    s = sqrt(1) / sqrt(0.25) = 2 for both, though element 1's own hulls would give sqrt(1) / sqrt(4)."""
+    src = {"value": torch.cat([square(1.0), square(1.0)])}  # (2, 5, 2)
+    init = {"value": torch.cat([square(0.5), square(2.0)])}  # element 1's driving hull is 16x larger
+    drv = {"value": init["value"] + 0.05}
+    out = mt.normalize_kp(kp_source=src, kp_driving=drv, kp_driving_initial=init, adapt_movement_scale=True,
+                          use_relative_movement=True)
+    np.testing.assert_allclose(out["value"].numpy(), src["value"].numpy() + 2 * 0.05, atol=1e-12)
 
 
 @pytest.mark.todo("p3.motion.normalize_kp", "p3.motion.jacobian_inverse")

@@ -126,6 +126,7 @@ def test_cosine_learning_rate_warms_up_linearly_and_decays_to_zero():
     assert {learning_rate(constant, s) for s in (0, 5, 10_000)} == {2e-4}
 
 
+@pytest.mark.todo("p3")
 def test_clip_grad_norm_bounds_each_network_gradient():
     from phase3_first_order_motion import data
     from phase3_first_order_motion.train import FOMMTrainer, TrainSettings
@@ -143,6 +144,7 @@ def test_clip_grad_norm_bounds_each_network_gradient():
         assert 0 < float(norm) <= 1e-3 * (1 + 1e-4)
 
 
+@pytest.mark.todo("p3")
 def test_fp16_loss_scaling_wraps_every_network_step_and_clips_unscaled_gradients(forced_fp16_scaler):
     from phase3_first_order_motion import data, train
     from phase3_first_order_motion.train import FOMMTrainer, TrainSettings
@@ -170,6 +172,8 @@ def test_fp16_loss_scaling_wraps_every_network_step_and_clips_unscaled_gradients
                                                      if p.grad is not None]))
         assert float(norm) == pytest.approx(1e-3, rel=1e-4)
 
+
+@pytest.mark.todo("p3")
 def test_a_configuration_without_jacobians_trains_without_the_jacobian_term():
     from dataclasses import replace
 

@@ -190,6 +190,7 @@ def test_refuses_without_consent(inputs, tmp_path, capsys):
     assert not (tmp_path / "x.mp4").exists()
 
 
+@pytest.mark.todo("p4")
 def test_the_face_and_the_voice_need_a_record_each_unless_they_are_one_person(inputs, tmp_path, capsys):
     face_only = args(inputs, tmp_path / "x.mp4", **{"--consent": inputs["consent"][0]})
     assert cli(face_only) == 2
@@ -210,6 +211,7 @@ def test_bad_audio_is_one_line_and_exit_2(inputs, tmp_path, capsys):
     assert not list(tmp_path.glob("*.mp4"))
 
 
+@pytest.mark.todo("p4")
 def test_no_face_in_any_frame_exits_2(inputs, tmp_path, capsys):
     gray = np.full((6, 96, 96, 3), 90, np.uint8)
     blank = writer.save_video(tmp_path / "blank.mp4", gray, 25.0, label=False)
@@ -217,6 +219,7 @@ def test_no_face_in_any_frame_exits_2(inputs, tmp_path, capsys):
     assert "no face" in capsys.readouterr().err
 
 
+@pytest.mark.todo("p4")
 def test_a_resize_factor_that_leaves_no_frame_or_no_face_says_so(inputs, tmp_path, capsys, one_error_line):
     assert cli(args(inputs, tmp_path / "a.mp4", **{"--resize-factor": 500})) == 2
     assert "--resize-factor 500 leaves nothing of a 160 x 160 frame" in capsys.readouterr().err
@@ -226,6 +229,7 @@ def test_a_resize_factor_that_leaves_no_frame_or_no_face_says_so(inputs, tmp_pat
     assert not list(tmp_path.glob("*.mp4"))
 
 
+@pytest.mark.todo("p4")
 def test_a_video_whose_header_promises_frames_that_never_come_is_one_line(inputs, tmp_path, one_error_line):
     """A download cut off right after the header (moov first, "faststart"): 12 frames declared, none
     decodable. --static read its first frame with a bare next() and died with StopIteration."""
