@@ -224,6 +224,8 @@ def sqlite_error(err: sqlite3.Error, what: str, path: Path) -> UserError:
                          "there): make the folder writable and try again")
     if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
         return UserError(f"{what} {path} cannot be written (read-only): make it writable and try again")
+    if code == sqlite3.SQLITE_CANTOPEN and Path(path).is_dir():
+        return UserError(f"{what} {path} is a folder, not a file: name a file (new or existing) instead")
     if code == sqlite3.SQLITE_CANTOPEN:
         return UserError(f"{what} {path} cannot be opened or written ({reason}): make its folder writable")
     if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):

@@ -310,6 +310,20 @@ def test_consent_commands_on_a_ledger_that_does_not_exist_do_not_create_it(tmp_p
     assert "no ledger at" in capsys.readouterr().err and not typo.exists()
 
 
+def test_a_folder_given_as_the_ledger_or_the_log_is_named_as_a_folder(tmp_path, one_error_line):
+    evidence = tmp_path / "statement.txt"
+    evidence.write_text("I agree.")
+    for action in (["list"], ["add", "--subject", "a", "--name", "A", "--granted-by", "A",
+                              "--evidence", str(evidence)]):
+        assert run(cli.main, ["consent", "--ledger", str(tmp_path), *action]) == 2
+        assert one_error_line() == f"error: consent ledger {tmp_path} is a folder, not a file: name a file " \
+                                   "(new or existing)"
+    with pytest.raises(UserError, match="is a folder, not a file"):
+        Ledger(tmp_path).records()
+    with pytest.raises(UserError, match="is a folder, not a file"):
+        ProvenanceLog(tmp_path).rows(limit=1)
+
+
 def test_the_ledger_and_the_log_refuse_each_others_files_not_add_their_table(tmp_path, one_error_line):
     from consent_and_watermark.provenance import ProvenanceLog
 
