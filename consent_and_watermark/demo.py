@@ -104,7 +104,7 @@ def edits_figure(marked: np.ndarray, face: np.ndarray, clip: np.ndarray, key: by
     for name in EDITS:
         found = wm.detect(attacks.ATTACKS[name](marked, rng), key)
         rows.append((name, found.bit_errors / found.n_bits, found.detected and found.payload == PAYLOAD))
-    marked_clip = [wm.embed(frame, PAYLOAD, key) for frame in clip]  # every frame, as the writer does
+    marked_clip = list(wm.embed_video(clip, PAYLOAD, key))  # every frame, as the writer marks a video
     for crf in (23, 28):
         found = wm.detect_video(attacks.h264_round_trip(marked_clip, crf), key)
         rows.append((f"H.264 CRF {crf}", found.bit_errors / found.n_bits,

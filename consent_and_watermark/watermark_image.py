@@ -127,20 +127,24 @@ not (disjoint slots, independent key stream). The bound always counts all 20, ho
 actually tries. The search stops at the first detection, so a marked, unattacked frame costs one
 candidate and an unmarked one all those its size allows.
 
-**Video.** Every frame carries the same payload. ``detect_video`` sums the frames' tile spectra before
-one decision (soft combining), and also reads each frame at its own pilot shift before summing: H.264
-motion compensation drags the mark along with moving content, so its position drifts from frame to
-frame. Both readings are candidates (40 in all).
+**Video.** Every frame carries the same payload, its tile grid moved with the picture's global motion
+(``GridTracker``: then H.264's motion compensation carries the mark from frame to frame instead of
+quantising each frame's own mark away). ``detect_video`` sums the frames' tile spectra before one
+decision (soft combining), and also reads each frame at its own pilot shift before summing (a moving
+grid, or a mark that H.264 dragged along with moving content). Both readings are candidates (40 in
+all); when both detect, the clearer one is reported.
 
 **Limits (threat model).** Folding over a 1280-pixel-wide frame tolerates only ~0.2 % scale error and
 ~0.1 deg rotation (a 256-pixel image ~1 % and 0.5 deg); the lattice estimate reaches that precision on
 720p frames, but on small images the autocorrelation peak drowns in the image content and only the
 grid's exact guesses are recovered. Non-uniform warps (perspective, lens, local jitter) are not handled.
 Small images carry little evidence: at 256 x 256 H.264 CRF 28 keeps ~1/4 of the mark's amplitude;
-texture-only frames are detected only through the extra strength above (PSNR ~36 dB there), very loud
-fine texture (contrast ~45 grey levels RMS) is missed even so, and a brick wall is lost at CRF 28 when
-the view pans. Anyone with the key can remove or forge the mark; regeneration (re-synthesising
-the image with a generative model) or heavy denoising removes it.
+texture-only frames are detected only through the extra strength above (PSNR ~36 dB there), and very
+loud fine texture (contrast ~45 grey levels RMS) is missed even so. A video's grid follows one global
+translation: zooms, rotations and several independent motions are not tracked (the frames are still
+read one by one, only H.264 carries less of the mark from frame to frame). Anyone with the key can
+remove or forge the mark; regeneration (re-synthesising the image with a generative model) or heavy
+denoising removes it.
 """
 
 from __future__ import annotations
@@ -389,13 +393,16 @@ def _periodic(tile: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(np.tile(tile, (-(-h // t), -(-w // t)))[:h, :w])
 
 
-def embed(rgb: np.ndarray, payload: int, key: bytes, strength: float | None = None) -> np.ndarray:
+def embed(
+    rgb: np.ndarray, payload: int, key: bytes, strength: float | None = None, shift: tuple[int, int] = (0, 0)
+) -> np.ndarray:
     """Mark an (H, W, 3) uint8 RGB image with a 64-bit payload; returns a new (H, W, 3) uint8 image.
 
-    Deterministic for (image, payload, key). ``strength`` is the RMS luminance change in grey levels
-    (default 2.4: about 41.8 dB PSNR; left at None, frames of at most 16 tiles scale it
-    by 0.85-2x from their host ratio, see the module docstring). Raises ValueError when a side is
-    below ``MIN_SIZE``.
+    Deterministic for (image, payload, key, shift). ``strength`` is the RMS luminance change in grey
+    levels (default 2.4: about 41.8 dB PSNR; left at None, frames of at most 16 tiles scale it
+    by 0.85-2x from their host ratio, see the module docstring). ``shift`` (dy, dx) moves the tile grid
+    by whole pixels (cyclically; the detector finds any shift): a video's frames get it from
+    ``GridTracker``. Raises ValueError when a side is below ``MIN_SIZE``.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
@@ -406,13 +413,17 @@ def embed(rgb: np.ndarray, payload: int, key: bytes, strength: float | None = No
     strength = CONFIG.strength if strength is None else strength
     informed = _is_informed(rgb.shape)  # few tiles: the host is not averaged out
     mask = _mask(rgb, informed)  # (H, W)
+    back = (-shift[0], -shift[1])
     if informed:
         host, weight = _host_reading(rgb, mask)  # (T, T) each
         if adaptive:
             strength *= _strength_factor(_host_ratio(host, weight, key))
+        # designed where the grid sits at the origin (the host moved back by the shift), then moved
+        host, weight = np.roll(host, back, (0, 1)), np.roll(weight, back, (0, 1))
         tile = _informed_tile(host, weight, key, payload, strength)
     else:
         tile = _tile(key, payload, CONFIG)
+    tile = np.roll(tile, shift, axis=(0, 1)) if any(shift) else tile  # (T, T)
     delta = cv2.multiply(mask, _periodic(tile, h, w))  # (H, W) float32
     rms = cv2.norm(delta) / math.sqrt(delta.size)
     gain = strength / max(rms, 1e-12)
@@ -431,6 +442,74 @@ def _add_luma(rgb: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """
     steps = [cv2.multiply(dy, float(w / LUMA_NORM2), dtype=cv2.CV_16S) for w in LUMA]  # rounded
     return cv2.add(rgb, cv2.merge(steps), dtype=cv2.CV_8U)
+
+
+class GridTracker:
+    """Where each frame of a video puts the tile grid: carried along with the picture's global motion.
+
+    H.264 codes a P-frame as the frame before, moved by motion vectors, plus a quantised residual. A
+    mark at the same place in every frame is then *not* what the codec predicts when the picture
+    moves: the prediction holds the previous frame's mark, moved with the content, and the new mark
+    has to travel in the residual, which CRF 28 mostly quantises away (on 256-px pans the mark read in
+    frame t was the first frame's, dragged along, at (0, -2t), ever weaker). Moving each frame's grid
+    with the picture makes the new mark the one the codec predicts, so it survives in every frame.
+    ``detect_video`` reads each frame at its own pilot shift and needs nothing new.
+
+    The motion is the global translation of the luminance by phase correlation (Kuglin & Hines 1975,
+    ``cv2.phaseCorrelate``, Hanning window, on the central 256 x 512 of the frame downscaled to 256-511
+    px a side), measured against an anchor frame rather than frame to frame, so that the sub-pixel
+    errors do not add up: the anchor is renewed when the picture has moved a quarter tile from it, or
+    when the match is weak (a cut, no texture; the grid then stays where it is). The grid moves by the
+    rounded total, modulo the tile. A still shot stays at (0, 0) (sensor noise moves the estimate by
+    ~0.01 px). Call it once per frame, in order; the first frame's grid is at (0, 0). ~1.4 ms per 720p
+    frame, 0.4 ms at 256 px.
+
+    Measured (benchmarks/watermark_robustness.py, 256 px, 2 px/frame pans, every frame marked): chip
+    errors after CRF 28 0.33 -> 0.27 on the default images and 0.34 -> 0.24 on the held-out ones, whose
+    brick wall was lost with a fixed grid (0.375) and is now found; the pilot peak of a single decoded
+    frame stays at z ~16 through a 30-frame pan where a fixed grid's fell from 10 to 4.
+    """
+
+    MIN_RESPONSE = 0.2  # phase-correlation peak height that counts as a match (a clean shift: ~0.8)
+    WINDOW = (256, 512)  # (h, w) central window of the downscaled frame that is matched (~1.4 ms at 720p)
+
+    def __init__(self) -> None:
+        self._anchor: np.ndarray | None = None  # (h, w) float32 downscaled luminance of the anchor frame
+        self._window: np.ndarray | None = None  # (h, w) Hanning window for that size
+        self._anchor_at = np.zeros(2)  # (dy, dx) of the anchor frame's picture from the first frame's
+        self._at = np.zeros(2)  # (dy, dx) of the current frame's picture
+
+    def __call__(self, rgb: np.ndarray) -> tuple[int, int]:
+        """(H, W, 3) uint8 frame -> (dy, dx) whole-pixel grid shift for ``embed``."""
+        h, w = rgb.shape[:2]
+        factor = max(1, min(h, w) // 256)  # 720p -> 640 x 360
+        if factor > 1:
+            rgb = cv2.resize(rgb, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+        grey = _centre(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), self.WINDOW).astype(np.float32)  # (h, w)
+        if self._anchor is None or self._anchor.shape != grey.shape:
+            self._anchor_to(grey)
+        else:
+            # copies: with a window, OpenCV 5.0's phaseCorrelate multiplies its inputs in place
+            (dx, dy), response = cv2.phaseCorrelate(self._anchor.copy(), grey.copy(), self._window)
+            if response >= self.MIN_RESPONSE:
+                self._at = self._anchor_at + factor * np.array([dy, dx])
+            if response < self.MIN_RESPONSE or np.abs(self._at - self._anchor_at).max() > CONFIG.tile / 4:
+                self._anchor_to(grey)
+        t = CONFIG.tile
+        return int(round(self._at[0])) % t, int(round(self._at[1])) % t
+
+    def _anchor_to(self, grey: np.ndarray) -> None:
+        if self._window is None or self._window.shape != grey.shape:
+            self._window = cv2.createHanningWindow(grey.shape[::-1], cv2.CV_32F)
+        self._anchor, self._anchor_at = grey, self._at.copy()
+
+
+def embed_video(frames: Iterable[np.ndarray], payload: int, key: bytes) -> Iterator[np.ndarray]:
+    """Mark every (H, W, 3) uint8 frame of a video, in order, its grid moving with the picture
+    (``GridTracker``); the writer does the same on a pool of threads."""
+    tracker = GridTracker()
+    for frame in frames:
+        yield embed(frame, payload, key, shift=tracker(frame))
 
 
 REMOVE_BLOCK = 16  # remove() measures how much of the mark is left over 3 x 3 blocks of this side (48 px)
@@ -472,30 +551,35 @@ class Remover:
         self.payload, self.key = payload, key
         fold = _fold(_highpass(luminance(first)))  # (T, T)
         self.shift = _pilot_shift(np.fft.rfft2(fold), _layout(key, CONFIG))[:2]  # (dy, dx) of the grid
-        self._patterns: dict[tuple[int, int], np.ndarray] = {}  # (H, W) -> tiled plain pattern (large frames)
+        self._pattern: tuple[tuple[int, ...], np.ndarray] | None = None  # ((H, W, dy, dx), plain pattern)
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 frame with the mark -> (H, W, 3) uint8 frame without it (a new array)."""
+    def __call__(self, rgb: np.ndarray, moved: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """(H, W, 3) uint8 frame with the mark -> (H, W, 3) uint8 frame without it (a new array).
+
+        ``moved`` (dy, dx): how far this frame's grid moved since the first frame's (a video marked
+        with ``GridTracker``, read again by the same tracker)."""
         h, w = rgb.shape[:2]
         informed = _is_informed(rgb.shape)
         mask = _mask(rgb, informed)  # (H, W)
         if informed:  # small frames: the strength follows the frame (the embedder's rule)
             strength = CONFIG.strength * _strength_factor(_host_ratio(*_host_reading(rgb, mask), self.key))
-            pattern = _periodic(self._tile(strength), h, w)  # (H, W)
-        else:  # large frames: one strength, one pattern per frame size
-            if (h, w) not in self._patterns:
-                self._patterns[h, w] = _periodic(self._tile(CONFIG.strength), h, w)
-            pattern = self._patterns[h, w]
+            pattern = _periodic(self._tile(strength, moved), h, w)  # (H, W)
+        else:  # large frames: one strength; the last pattern is kept (a still video reuses it)
+            cached = self._pattern  # one read: other threads may replace it meanwhile
+            if cached is None or cached[0] != (h, w, *moved):
+                cached = self._pattern = ((h, w, *moved), _periodic(self._tile(CONFIG.strength, moved), h, w))
+            pattern = cached[1]
         mark = cv2.multiply(mask, pattern, dtype=cv2.CV_32F)  # (H, W) M, the mark's expected shape
         y = luminance(rgb)  # (H, W)
         residual = cv2.subtract(y, cv2.blur(y, (CONFIG.highpass, CONFIG.highpass)))  # (H, W) r
         amount = self._amount(cv2.multiply(residual, mark), cv2.multiply(mark, mark))  # (H, W) a
         return _add_luma(rgb, cv2.multiply(mark, amount, scale=-1.0))  # -a M, as the embedder added it
 
-    def _tile(self, strength: float) -> np.ndarray:
+    def _tile(self, strength: float, moved: tuple[int, int]) -> np.ndarray:
         """(T, T) one period of the plain mark for this payload at ``strength`` (its RMS), at the found
-        shift: the embedder's unit-RMS tile, moved (the informed tile varies around it)."""
-        return strength * np.roll(_tile(self.key, self.payload, CONFIG), self.shift, axis=(0, 1))
+        shift plus ``moved``: the embedder's unit-RMS tile, moved (the informed tile varies around it)."""
+        shift = (self.shift[0] + moved[0], self.shift[1] + moved[1])
+        return strength * np.roll(_tile(self.key, self.payload, CONFIG), shift, axis=(0, 1))
 
     @staticmethod
     def _amount(rm: np.ndarray, mm: np.ndarray) -> np.ndarray:
@@ -704,10 +788,11 @@ def _search(lumas: list[np.ndarray], key: bytes, per_frame: bool) -> Detection:
                     fy, fx, z = _pilot_shift(spectrum, lay)
                     aligned += max(z - 4.0, 0.0) * _symbols(spectrum, (fy, fx), lay)  # trust clear peaks
                 tries.append((aligned, {**geometry, "shift": "per frame"}))
-            for sym, details in tries:
-                found = _decide(sym, lay, n_candidates, details)
-                if found.detected and found.payload is not None:
-                    return found
+            readings = [_decide(sym, lay, n_candidates, details) for sym, details in tries]
+            read = [found for found in readings if found.detected and found.payload is not None]
+            if read:  # the clearer of the two readings (a moving grid smears the summed one)
+                return min(read, key=lambda found: (found.fpr, found.bit_errors))
+            for found in readings:
                 # Otherwise keep the strongest evidence (a detection whose CRC failed ranks first).
                 if best is None or (found.fpr, found.bit_errors) < (best.fpr, best.bit_errors):
                     best = found

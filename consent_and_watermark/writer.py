@@ -143,9 +143,10 @@ class _ImageMarker:
     Frames that already carry this project's mark (a tool's input was an earlier output) have the old
     mark taken out first (``watermark_image.Remover``): two marks would double the noise and, on large
     frames, leave the new payload undetectable beside the old one. The first frame decides (and gives
-    the mark's grid shift for every frame), and the old payload is kept in ``replaced`` (the provenance
-    row records it: the link back to the source's row).
-    Thread-safe: a video's frames are marked by a pool of threads (`common.parallel.ordered_map`).
+    the mark's grid shift for the first frame; ``GridTracker`` moves it with the picture), and the old
+    payload is kept in ``replaced`` (the provenance row records it: the link back to the source's row).
+    Thread-safe: a video's frames are marked by a pool of threads (`common.parallel.ordered_map`), each
+    with the grid shift ``with_grid`` found for it, in order, beforehand.
     """
 
     def __init__(self, payload: int, keys: KeyMaterial, show_label: bool, what: str):
@@ -158,7 +159,15 @@ class _ImageMarker:
         self.frames = 0
         self._lock = threading.Lock()
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+    def with_grid(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
+        """(frame, grid shift) for a video's frames, in order: the grid moves with the picture
+        (``watermark_image.GridTracker``), so that H.264 carries the mark from frame to frame."""
+        tracker = self.module.GridTracker()
+        for rgb in frames:
+            rgb = _as_rgb(rgb)
+            yield rgb, tracker(rgb)
+
+    def __call__(self, rgb: np.ndarray, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
         rgb = _as_rgb(rgb)
         with self._lock:
             self.frames += 1
@@ -171,10 +180,10 @@ class _ImageMarker:
                     if self.replaced is not None:
                         self._remover = self.module.Remover(rgb, self.replaced, self.key)
         if self._remover is not None:
-            rgb = self._remover(rgb)
+            rgb = self._remover(rgb, moved=shift)  # an earlier mark moved with the same picture
         if self.show_label:
             rgb = draw_label(rgb)
-        return self.module.embed(rgb, self.payload, self.key) if self.marked else rgb
+        return self.module.embed(rgb, self.payload, self.key, shift=shift) if self.marked else rgb
 
     def sources(self) -> list[int]:
         """The payload of the earlier output the frames came from, if they carried one."""
@@ -459,21 +468,22 @@ def save_video(
         # The mp4 tags are written before the frames, so the first frame decides (by its size) whether
         # the metadata can claim the payload; the frames then stream through the marker, several at a
         # time on a pool of threads, in order, while this thread encodes.
-        frames_iter = iter(frames)
-        first = next(frames_iter, None)
+        framed = marker.with_grid(frames)
+        first, first_shift = next(framed, (None, None))
         if first is None:
             raise ValueError("cannot write a video with no frames")
         padded = encode.padding_note(first)
         if padded:
             log.warning("%s: %s", path.name, padded)
             marks.notes.append(padded)
-        marked_first = marker(first)
+        marked_first = marker(first, first_shift)
         info = _info(payload, bool(marker.marked) or audio_marked, show_label)
         expected = total if total is not None else len(frames) if hasattr(frames, "__len__") else None
         try:
             encode.encode_mp4(
                 tmp,
-                tqdm(_chain(marked_first, ordered_map(marker, frames_iter)), total=expected, unit="frame",
+                tqdm(_chain(marked_first, ordered_map(lambda item: marker(*item), framed)), total=expected,
+                     unit="frame",
                      desc=f"writing {path.name}", disable=None, leave=False),
                 fps,
                 audio=track,

@@ -71,6 +71,47 @@ def test_remover_takes_a_videos_grid_from_its_first_frame(psnr):
         assert psnr(frame, cleaned) > psnr(frame, mark) + 3.0
 
 
+def _pan(step: int, frames: int) -> list[np.ndarray]:
+    """A 256-px view moving ``step`` px right per frame over skimage's cat: the picture moves left."""
+    scene = data.chelsea()  # (300, 451, 3)
+    return [np.ascontiguousarray(scene[10:266, step * i : step * i + 256]) for i in range(frames)]
+
+
+def test_a_shift_moves_the_grid_and_the_detector_finds_it(natural_rgb):
+    for shift in [(5, 100), (127, 3)]:
+        found = wm.detect(wm.embed(natural_rgb, PAYLOAD, KEY, shift=shift), KEY)
+        assert found.detected and found.payload == PAYLOAD and found.details["shift"] == shift
+
+
+def test_the_grid_follows_a_pan_stays_on_a_still_shot_and_holds_at_a_cut():
+    tracker = wm.GridTracker()
+    assert [tracker(frame) for frame in _pan(3, 10)] == [(0, (-3 * i) % wm.CONFIG.tile) for i in range(10)]
+    cut = cv2.resize(data.coffee(), (256, 256), interpolation=cv2.INTER_AREA)
+    assert tracker(cut) == tracker(cut) == (0, -27 % wm.CONFIG.tile)  # no match: the grid stays put
+    rng = np.random.default_rng(1)
+    scene = data.chelsea()[10:266, :256].astype(np.float64)
+    still = [np.clip(scene + rng.normal(0, 2, scene.shape), 0, 255).astype(np.uint8) for _ in range(10)]
+    tracker = wm.GridTracker()
+    assert {tracker(frame) for frame in still} == {(0, 0)}  # sensor noise moves nothing
+
+
+def test_a_pan_marked_with_the_moving_grid_is_read_frame_by_frame():
+    frames = _pan(3, 8)
+    marked = list(wm.embed_video(frames, PAYLOAD, KEY))
+    assert wm.detect(marked[-1], KEY).details["shift"] == (0, -21 % wm.CONFIG.tile)
+    found = wm.detect_video(iter(marked), KEY)
+    assert found.detected and found.payload == PAYLOAD
+
+
+def test_remover_follows_the_moving_grid(psnr):
+    frames = _pan(3, 5)
+    marked = list(wm.embed_video(frames, PAYLOAD, KEY))
+    remover, tracker = wm.Remover(marked[0], PAYLOAD, KEY), wm.GridTracker()
+    for frame, mark in zip(frames, marked, strict=True):
+        cleaned = remover(mark, moved=tracker(mark))  # the marked frames move as the originals did
+        assert psnr(frame, cleaned) > psnr(frame, mark) + 3.0
+
+
 @pytest.mark.parametrize("size", [(256, 256), (720, 1280)])
 def test_remarking_after_removal_carries_only_the_new_payload(size, psnr):
     image = cv2.resize(data.coffee(), size[::-1], interpolation=cv2.INTER_AREA)

@@ -16,9 +16,9 @@ from skimage import data
 
 from common import media
 from common.errors import UserError
-from consent_and_watermark import c2pa_sign, writer
+from consent_and_watermark import c2pa_sign, watermark_image, writer
 from consent_and_watermark.consent import Ledger, register_synthetic_identity
-from consent_and_watermark.keys import create_keys
+from consent_and_watermark.keys import create_keys, load_keys, medium_key
 from consent_and_watermark.provenance import ProvenanceLog
 from consent_and_watermark.verify import format_report, verify
 
@@ -82,7 +82,11 @@ def test_video_passes_verify_and_streams_frames(out_dir: Path):
     _assert_fully_marked(path, "video")
     info = media.video_info(path)
     assert (info.width, info.height) == (256, 256) and not info.has_audio
-    assert len(list(media.iter_video(path))) == 30
+    frames = list(media.iter_video(path))
+    assert len(frames) == 30
+    key = medium_key(load_keys(), "image")
+    last = watermark_image.detect(frames[-1], key)  # the grid moved with the picture: 4 px a frame
+    assert last.detected and last.details["shift"] == (0, -4 * 29 % watermark_image.CONFIG.tile)
 
 
 def test_video_encoded_on_parallel_encoders_passes_verify(out_dir: Path, monkeypatch):
