@@ -482,6 +482,8 @@ class GridTracker:
     def __call__(self, rgb: np.ndarray) -> tuple[int, int]:
         """(H, W, 3) uint8 frame -> (dy, dx) whole-pixel grid shift for ``embed``."""
         h, w = rgb.shape[:2]
+        if min(h, w) < MIN_SIZE:  # too small to carry the mark: nothing to move
+            return 0, 0
         factor = max(1, min(h, w) // 256)  # 720p -> 640 x 360
         if factor > 1:
             rgb = cv2.resize(rgb, (w // factor, h // factor), interpolation=cv2.INTER_AREA)

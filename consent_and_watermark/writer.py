@@ -439,9 +439,11 @@ def save_video(
 ) -> Path:
     """Write RGB uint8 frames (an array or any iterable; streamed) as a marked H.264 mp4 with optional audio.
 
-    Every frame carries the same payload, so detection can vote across frames; the audio track gets
-    the audio watermark when it is long enough. A progress bar counts the frames on stderr when it is
-    a terminal (`total`: how many to expect, when `frames` has no length: a tool streaming a video).
+    Every frame carries the same payload, so detection can vote across frames, its grid moved with the
+    picture (``watermark_image.GridTracker``) so that H.264 carries the mark from frame to frame; the
+    audio track gets the audio watermark when it is long enough. A progress bar counts the frames on
+    stderr when it is a terminal (`total`: how many to expect, when `frames` has no length: a tool
+    streaming a video).
     """
     path = Path(path)
     check_suffix(path, "video")

@@ -93,6 +93,7 @@ def test_the_grid_follows_a_pan_stays_on_a_still_shot_and_holds_at_a_cut():
     still = [np.clip(scene + rng.normal(0, 2, scene.shape), 0, 255).astype(np.uint8) for _ in range(10)]
     tracker = wm.GridTracker()
     assert {tracker(frame) for frame in still} == {(0, 0)}  # sensor noise moves nothing
+    assert wm.GridTracker()(np.zeros((1, 1, 3), np.uint8)) == (0, 0)  # too small to carry a mark
 
 
 def test_a_pan_marked_with_the_moving_grid_is_read_frame_by_frame():
