@@ -407,6 +407,10 @@ def _print_table(terminalreporter: pytest.TerminalReporter, config: pytest.Confi
         if untested:
             write(f"TODOs that no test of this run checks: {', '.join(untested)}")
         return
+    others: list[str] = []
+    if state.prefixes:  # --todo: the rows asked for; the TODOs the selected tests also build on in a line
+        others = [row.todo_id for row in rows if not row.todo_id.startswith(tuple(state.prefixes))]
+        rows = [row for row in rows if row.todo_id.startswith(tuple(state.prefixes))]
     todos = [row for row in rows if not row.end_to_end]
     checks = [row for row in rows if row.end_to_end]
     done = sum(row.status.startswith("done") for row in todos)  # "done; 1 more test blocked by ..." too
@@ -419,3 +423,5 @@ def _print_table(terminalreporter: pytest.TerminalReporter, config: pytest.Confi
         return
     for line in format_table(rows, width):
         write(line)
+    if others:
+        write(f"these tests also build on: {', '.join(others)} (their rows: run without --todo)")

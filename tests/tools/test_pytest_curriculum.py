@@ -232,6 +232,30 @@ def test_scale_with_the_helper():
     assert table_row(result, "p1.helper.double")[2:4] == ["0/1", "not started"]
 
 
+def test_the_table_of_a_todo_run_has_the_rows_asked_for_and_names_the_rest(toy: pytest.Pytester) -> None:
+    toy.makepyfile(test_inner="""
+import pytest
+
+from common.impl import load
+
+
+@pytest.mark.todo("p1.toy.scale", "p1.helper.double")
+def test_scale_with_the_helper():
+    assert load("phase1_face_swap", "toy").scale(None) == []
+    assert load("phase1_face_swap", "helper").double(1.0) == 2.0
+""")
+    edit(toy.path / "phase1_face_swap/template_toy.py", 'raise NotImplementedError("TODO p1.toy.scale")',
+         "return []")
+    result = run(toy, "--impl=templates", "--todo", "p1.toy.scale", "-q")
+    assert table_row(result, "p1.toy.scale")[2:4] == ["0/1", "blocked by p1.helper.double"]
+    rows = [re.split(r"\s{2,}", line) for line in result.outlines if line.startswith("phase1_face_swap ")]
+    assert [row[1] for row in rows] == ["p1.toy.scale"]
+    result.stdout.fnmatch_lines([
+        "*TODO progress (templates): 0 of 1 TODOs done*",
+        "these tests also build on: p1.helper.double (their rows: run without --todo)",
+    ])
+
+
 def test_todo_option_selects_by_prefix(toy: pytest.Pytester) -> None:
     result = run(toy, "--impl=solutions", "--todo", "p1.toy.sc", "-q")
     result.assert_outcomes(passed=3, deselected=4)
