@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     n = len(frames)
     mark(frames[0])  # the watermark's tile is cached after the first frame
 
+    tracker = wm.GridTracker()
+    fps, cpu = measure(lambda: [tracker(frame) for frame in frames], n)
+    print("\n0. the grid's motion tracking (in order, on the thread that feeds the pool; its upper bound)")
+    row("GridTracker, one thread", fps, cpu)
+
     print("\n1. marking alone (label + watermark) on a pool of threads")
     marked: list[np.ndarray] = []
     fps_mark = 0.0
