@@ -526,8 +526,10 @@ class Remover:
     and the payload knows the mark's shape, so it can be measured and taken out: the removal attack of
     the threat model, used on our own marks. The mark is ``mask * P`` with ``P`` periodic (``embed``):
 
-    - the grid shift is found as the detector finds it (pilot search in the whitened fold), once, on
-      the frame given to the constructor: a video's frames share their grid;
+    - the grid shift is found as the detector finds it (pilot search in the whitened fold) on every
+      frame whose pilot peak is clear (z >= ``CLEAR_PEAK``): a video written with a fixed grid (before
+      session 14) or with one that moves with the picture (``GridTracker``); where the peak is not
+      clear (most of the frame replaced), the constructor's frame's grid moved by ``moved``;
     - the plain tile for this payload, at the strength the embedder's rule gives the frame, is laid
       under the mask: the mark's expected shape ``M`` (informed chips vary around the plain ones);
     - how much of ``M`` each place still holds is measured locally, by least squares over windows of
@@ -545,31 +547,36 @@ class Remover:
     instead: 41-48, a negative mark). Re-marked after the removal a frame is back at one mark's PSNR
     (36.4 -> 41.1 dB on a 256-px face) and, at 720p, detected with its new payload (without the removal:
     the old one). The geometry must be unchanged (no zoom, rotation or flip; crops only shift the grid).
-    Cost per 720p frame on one core: 5.2 ms (the first frame 7 ms more: the shift search); embedding
-    2.3-3.5 ms (by load).
+    Cost per 720p frame on one core: 5.2 ms plus ~7 ms for the shift search; embedding 2.3-3.5 ms
+    (by load).
     """
+
+    CLEAR_PEAK = 6.0  # pilot z-score that places a frame's grid by itself (unmarked frames: ~4-4.5)
 
     def __init__(self, first: np.ndarray, payload: int, key: bytes):
         self.payload, self.key = payload, key
-        fold = _fold(_highpass(luminance(first)))  # (T, T)
-        self.shift = _pilot_shift(np.fft.rfft2(fold), _layout(key, CONFIG))[:2]  # (dy, dx) of the grid
+        self.shift = self._pilot(first)[:2]  # (dy, dx) of the first frame's grid
         self._pattern: tuple[tuple[int, ...], np.ndarray] | None = None  # ((H, W, dy, dx), plain pattern)
 
     def __call__(self, rgb: np.ndarray, moved: tuple[int, int] = (0, 0)) -> np.ndarray:
         """(H, W, 3) uint8 frame with the mark -> (H, W, 3) uint8 frame without it (a new array).
 
-        ``moved`` (dy, dx): how far this frame's grid moved since the first frame's (a video marked
-        with ``GridTracker``, read again by the same tracker)."""
+        ``moved`` (dy, dx): how far the picture moved since the constructor's frame (``GridTracker``),
+        used only where this frame's own pilot peak is not clear."""
         h, w = rgb.shape[:2]
+        dy, dx, z = self._pilot(rgb)
+        if z < self.CLEAR_PEAK:  # too little of the mark to place it: where the picture took it
+            dy, dx = (self.shift[0] + moved[0]) % CONFIG.tile, (self.shift[1] + moved[1]) % CONFIG.tile
+        shift = (dy, dx)
         informed = _is_informed(rgb.shape)
         mask = _mask(rgb, informed)  # (H, W)
         if informed:  # small frames: the strength follows the frame (the embedder's rule)
             strength = CONFIG.strength * _strength_factor(_host_ratio(*_host_reading(rgb, mask), self.key))
-            pattern = _periodic(self._tile(strength, moved), h, w)  # (H, W)
+            pattern = _periodic(self._tile(strength, shift), h, w)  # (H, W)
         else:  # large frames: one strength; the last pattern is kept (a still video reuses it)
             cached = self._pattern  # one read: other threads may replace it meanwhile
-            if cached is None or cached[0] != (h, w, *moved):
-                cached = self._pattern = ((h, w, *moved), _periodic(self._tile(CONFIG.strength, moved), h, w))
+            if cached is None or cached[0] != (h, w, *shift):
+                cached = self._pattern = ((h, w, *shift), _periodic(self._tile(CONFIG.strength, shift), h, w))
             pattern = cached[1]
         mark = cv2.multiply(mask, pattern, dtype=cv2.CV_32F)  # (H, W) M, the mark's expected shape
         y = luminance(rgb)  # (H, W)
@@ -577,10 +584,13 @@ class Remover:
         amount = self._amount(cv2.multiply(residual, mark), cv2.multiply(mark, mark))  # (H, W) a
         return _add_luma(rgb, cv2.multiply(mark, amount, scale=-1.0))  # -a M, as the embedder added it
 
-    def _tile(self, strength: float, moved: tuple[int, int]) -> np.ndarray:
-        """(T, T) one period of the plain mark for this payload at ``strength`` (its RMS), at the found
-        shift plus ``moved``: the embedder's unit-RMS tile, moved (the informed tile varies around it)."""
-        shift = (self.shift[0] + moved[0], self.shift[1] + moved[1])
+    def _pilot(self, rgb: np.ndarray) -> tuple[int, int, float]:
+        """(dy, dx, z): where this key's pilot peaks in the frame's whitened fold, and how clearly."""
+        return _pilot_shift(np.fft.rfft2(_fold(_highpass(luminance(rgb)))), _layout(self.key, CONFIG))
+
+    def _tile(self, strength: float, shift: tuple[int, int]) -> np.ndarray:
+        """(T, T) one period of the plain mark for this payload at ``strength`` (its RMS), at ``shift``:
+        the embedder's unit-RMS tile, moved (the informed tile varies around it)."""
         return strength * np.roll(_tile(self.key, self.payload, CONFIG), shift, axis=(0, 1))
 
     @staticmethod

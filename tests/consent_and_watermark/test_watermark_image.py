@@ -60,7 +60,7 @@ def test_remove_leaves_a_replaced_region_alone(natural_rgb, marked, psnr):
     assert psnr(natural_rgb[:128], cleaned[:128]) > psnr(natural_rgb[:128], part[:128]) + 3.0
 
 
-def test_remover_takes_a_videos_grid_from_its_first_frame(psnr):
+def test_remover_finds_each_frames_grid(psnr):
     frames = [cv2.resize(image, (320, 256), interpolation=cv2.INTER_AREA)
               for image in (data.coffee(), data.chelsea())]
     marked = [wm.embed(frame, PAYLOAD, KEY) for frame in frames]
@@ -104,13 +104,28 @@ def test_a_pan_marked_with_the_moving_grid_is_read_frame_by_frame():
     assert found.detected and found.payload == PAYLOAD
 
 
-def test_remover_follows_the_moving_grid(psnr):
+@pytest.mark.parametrize("moving", [True, False], ids=["moving grid", "fixed grid (before session 14)"])
+def test_remover_takes_out_a_pans_mark_whether_its_grid_moved_or_not(moving, psnr):
     frames = _pan(3, 5)
-    marked = list(wm.embed_video(frames, PAYLOAD, KEY))
+    marked = [wm.embed(f, PAYLOAD, KEY) for f in frames]  # each frame's grid at (0, 0)
+    if moving:
+        marked = list(wm.embed_video(frames, PAYLOAD, KEY))
     remover, tracker = wm.Remover(marked[0], PAYLOAD, KEY), wm.GridTracker()
     for frame, mark in zip(frames, marked, strict=True):
-        cleaned = remover(mark, moved=tracker(mark))  # the marked frames move as the originals did
+        cleaned = remover(mark, moved=tracker(mark))  # the writer passes the tracked motion
         assert psnr(frame, cleaned) > psnr(frame, mark) + 3.0
+
+
+def test_remover_uses_the_tracked_grid_where_the_frame_shows_no_clear_peak(psnr):
+    frames = _pan(3, 4)
+    marked = list(wm.embed_video(frames, PAYLOAD, KEY))
+    weak = marked[3].copy()
+    weak[:, 32:] = frames[3][:, 32:]  # seven eighths replaced: the pilot peak no longer stands out
+    remover, tracker = wm.Remover(marked[0], PAYLOAD, KEY), wm.GridTracker()
+    moved = [tracker(frame) for frame in frames][3]
+    assert remover._pilot(weak)[2] < wm.Remover.CLEAR_PEAK
+    cleaned = remover(weak, moved=moved)
+    assert psnr(frames[3][:, :32], cleaned[:, :32]) > psnr(frames[3][:, :32], weak[:, :32]) + 3.0
 
 
 @pytest.mark.parametrize("size", [(256, 256), (720, 1280)])
