@@ -94,6 +94,23 @@ def test_the_grid_follows_a_pan_stays_on_a_still_shot_and_holds_at_a_cut():
     tracker = wm.GridTracker()
     assert {tracker(frame) for frame in still} == {(0, 0)}  # sensor noise moves nothing
     assert wm.GridTracker()(np.zeros((1, 1, 3), np.uint8)) == (0, 0)  # too small to carry a mark
+    with pytest.raises(ValueError, match="uint8"):
+        wm.GridTracker()(np.zeros((256, 256), np.float32))
+
+
+def test_the_grid_stays_put_when_the_picture_turns_or_a_soft_still_is_noisy():
+    """Motion that is not a translation, and weak scattered matches, move nothing (as a fixed grid)."""
+    scene = data.chelsea()[:, :300]  # (300, 300, 3)
+    centre = (150.0, 150.0)
+    turns = [cv2.getRotationMatrix2D(centre, 1.0 * i, 1.0) for i in range(8)]  # 1 deg a frame
+    turning = [cv2.warpAffine(scene, turn, (300, 300))[22:278, 22:278] for turn in turns]
+    tracker = wm.GridTracker()
+    assert {tracker(np.ascontiguousarray(frame)) for frame in turning} == {(0, 0)}
+    rng = np.random.default_rng(2)
+    soft = cv2.GaussianBlur(scene[:256, :256], (0, 0), 5.0).astype(np.float64)
+    noisy = [np.clip(soft + rng.normal(0, 6, soft.shape), 0, 255).astype(np.uint8) for _ in range(30)]
+    tracker = wm.GridTracker()
+    assert {tracker(frame) for frame in noisy} == {(0, 0)}
 
 
 def test_a_pan_marked_with_the_moving_grid_is_read_frame_by_frame():
