@@ -143,8 +143,8 @@ class _ImageMarker:
     Frames that already carry this project's mark (a tool's input was an earlier output) have the old
     mark taken out first (``watermark_image.Remover``): two marks would double the noise and, on large
     frames, leave the new payload undetectable beside the old one. The first frame decides (and gives
-    the mark's grid shift for the first frame; ``GridTracker`` moves it with the picture), and the old
-    payload is kept in ``replaced`` (the provenance row records it: the link back to the source's row).
+    where the old grid sits; ``Remover`` follows it frame by frame), and the old payload is kept in
+    ``replaced`` (the provenance row records it: the link back to the source's row).
     Thread-safe: a video's frames are marked by a pool of threads (`common.parallel.ordered_map`), each
     with the grid shift ``with_grid`` found for it, in order, beforehand.
     """
