@@ -491,6 +491,7 @@ def save_video(
                 audio=track,
                 sample_rate=sample_rate,
                 tags=mp4_tags(info),
+                crf=encode.video_crf(first.shape),
             )
         except UserError as err:  # the input failed late (a damaged frame): say how far the run got
             raise UserError(f"{err} (stopped after {marker.frames} frames; nothing was written to "

@@ -89,6 +89,13 @@ def test_video_passes_verify_and_streams_frames(out_dir: Path):
     assert last.detected and last.details["shift"] == (0, -4 * 29 % watermark_image.CONFIG.tile)
 
 
+def test_small_videos_are_encoded_finer_so_their_few_tiles_keep_the_mark(out_dir: Path):
+    """x264 records its settings in the stream: CRF 12 up to 256 x 256 px, 18 above (encode.video_crf)."""
+    small = writer.save_video(out_dir / "small.mp4", _panning_clip(3, size=160), fps=25)
+    large = writer.save_video(out_dir / "large.mp4", _panning_clip(3, size=288), fps=25)
+    assert b"crf=12.0" in small.read_bytes() and b"crf=18.0" in large.read_bytes()
+
+
 def test_video_encoded_on_parallel_encoders_passes_verify(out_dir: Path, monkeypatch):
     monkeypatch.setenv("DEEPFAKE_ENCODE_SEGMENTS", "2")
     clip = _panning_clip(60, size=128)  # one full run of 48 frames and a short one
