@@ -483,7 +483,7 @@ class GridTracker:
 
     def __init__(self) -> None:
         self._anchor: np.ndarray | None = None  # (h, w) float32 downscaled luminance of the anchor frame
-        self._window: np.ndarray | None = None  # (h, w) Hanning window for that size
+        self._window: np.ndarray | None = None  # (h, w / 2) Hanning window for one half of it
         self._anchor_at = np.zeros(2)  # (dy, dx) of the anchor frame's picture from the first frame's
         self._previous: np.ndarray | None = None  # the frame before, and where its picture was
         self._previous_at = np.zeros(2)
@@ -504,7 +504,10 @@ class GridTracker:
             self._anchor_to(grey)
         else:
             # from the anchor; failing that (a fast pan has left it behind), from the frame before
-            for ref, ref_at in ((self._anchor, self._anchor_at), (self._previous, self._previous_at)):
+            refs = [(self._anchor, self._anchor_at)]
+            if self._previous is not self._anchor:
+                refs.append((self._previous, self._previous_at))
+            for ref, ref_at in refs:
                 moved = self._match(ref, grey)  # (dy, dx) or None
                 if moved is not None:
                     self._at = ref_at + factor * moved
