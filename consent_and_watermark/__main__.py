@@ -64,10 +64,7 @@ def _describe(record: Record) -> str:
 
 def _consent_command(args: argparse.Namespace) -> int:
     expires = _expiry(args) if args.action == "add" else None  # bad dates refused before the ledger opens
-    if args.ledger and Path(args.ledger).is_dir():
-        raise UserError(f"consent ledger {args.ledger} is a folder, not a file: "
-                        "name a file (new or existing)")
-    if args.ledger and args.action != "add" and not Path(args.ledger).is_file():
+    if args.ledger and args.action != "add" and not Path(args.ledger).exists():  # a folder: opening says so
         raise UserError(f"no ledger at {args.ledger} (it is created by `consent --ledger FILE add`)")
     ledger = Ledger(args.ledger)
     if args.action == "add":

@@ -317,7 +317,7 @@ def test_a_folder_given_as_the_ledger_or_the_log_is_named_as_a_folder(tmp_path, 
                               "--evidence", str(evidence)]):
         assert run(cli.main, ["consent", "--ledger", str(tmp_path), *action]) == 2
         assert one_error_line() == f"error: consent ledger {tmp_path} is a folder, not a file: name a file " \
-                                   "(new or existing)"
+                                   "(new or existing) instead"
     with pytest.raises(UserError, match="is a folder, not a file"):
         Ledger(tmp_path).records()
     with pytest.raises(UserError, match="is a folder, not a file"):
