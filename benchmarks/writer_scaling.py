@@ -7,6 +7,8 @@ Why: on the 16-core H100 machine (IMPLEMENTATION_GUIDE.md, phase 4) marking alon
 and x264 alone at ~265 fps, yet the writer doing both at once reached only 136-145 fps, below what
 sharing the cores would predict. This script measures the candidate causes one at a time:
 
+ 0. the video watermark's grid tracking (`GridTracker`) alone, in order on one thread, as the writer's
+    feeder thread runs it: the ceiling it puts on a video's frame rate;
  1. marking (visible label + invisible watermark) on a pool of 1, 2, 4, ... threads: does it scale?
  2. x264 alone, on frames marked beforehand, at three presets (and the bytes per frame each writes);
  3. the writer's pattern (`consent_and_watermark.encode.encode_mp4` over `ordered_map(mark, frames)`:

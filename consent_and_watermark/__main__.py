@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ver.add_argument("files", nargs="+", metavar="FILE",
                      help="an image, video or audio file, or a folder of them: the project writes .png, "
-                     ".jpg, .mp4, .wav and .m4a; copies converted to other formats (WebP, GIF, MKV, FLAC, "
+                     ".jpg, .mp4 and .wav; copies converted to other formats (WebP, GIF, MKV, FLAC, "
                      "...) are read too")
     ver.add_argument("--json", action="store_true",
                      help="print the full report as JSON (for several files: a list, errors included)")

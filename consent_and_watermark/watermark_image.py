@@ -469,7 +469,7 @@ class GridTracker:
     rotation). A frame that does not match the anchor is matched against the frame before (a fast pan
     leaves the anchor behind); the anchor is renewed when the picture has moved an eighth of a tile
     from it or when neither matches. The grid moves by the rounded total, modulo the tile. Call it once
-    per frame, in order; the first frame's grid is at (0, 0). ~1 ms per 720p frame, 0.4 ms at 256 px.
+    per frame, in order; the first frame's grid is at (0, 0). ~1.1-1.2 ms per 720p frame, 0.4 ms at 256 px.
 
     Measured (benchmarks/watermark_robustness.py, 256 px, 2 px/frame pans, every frame marked): chip
     errors after CRF 28 0.33 -> 0.27 on the default images and 0.34 -> 0.24 on the held-out ones, whose

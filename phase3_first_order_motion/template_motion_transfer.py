@@ -2,7 +2,7 @@
 #   solutions/phase3_first_order_motion/motion_transfer.py
 # Developers: edit the solution, never this file. Students: fill in the TODOs below; once you
 # have edited this file, `make templates` keeps your version unless run with --force.
-# body-sha256: 59930735e6c22f98aa680cd2481c9827034dbdf0152fa36b7a10ef7c219ac18c
+# body-sha256: 2bc5af88ee222d235bafcc42bfbd8538aff0e57a713121f8a7ddcac5c1ffc954
 """From keypoints to a dense motion field (FOMM, Siarohin et al., NeurIPS 2019, sec. 3.1-3.2 and 3.4).
 
 Notation of the paper: S is the source image, D a driving frame, R an abstract reference frame.
@@ -45,6 +45,9 @@ Keypoints = dict[str, torch.Tensor]  # {'value': (B, K, 2), 'jacobian': (B, K, 2
 
 def kp2gaussian(value: torch.Tensor, height: int, width: int, variance: float) -> torch.Tensor:
     """An isotropic Gaussian bump at each keypoint (paper eq. 6's G): exp(-|z - p_k|^2 / (2 variance)).
+
+    The paper prints the exponent over sigma = 0.01; the published code divides by 2 variance with
+    variance 0.01, and its checkpoints were trained that way, so this follows the code.
 
     value (B, K, 2) in [-1, 1] -> (B, K, H, W), 1 at the keypoint, on the endpoint-inclusive grid.
     """

@@ -41,6 +41,9 @@ Keypoints = dict[str, torch.Tensor]  # {'value': (B, K, 2), 'jacobian': (B, K, 2
 def kp2gaussian(value: torch.Tensor, height: int, width: int, variance: float) -> torch.Tensor:
     """An isotropic Gaussian bump at each keypoint (paper eq. 6's G): exp(-|z - p_k|^2 / (2 variance)).
 
+    The paper prints the exponent over sigma = 0.01; the published code divides by 2 variance with
+    variance 0.01, and its checkpoints were trained that way, so this follows the code.
+
     value (B, K, 2) in [-1, 1] -> (B, K, H, W), 1 at the keypoint, on the endpoint-inclusive grid.
     """
     # TODO p3.motion.kp2gaussian: Evaluate the unnormalised Gaussian at every grid point.
