@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,14 @@ def test_landmarks_and_descriptor_shapes(face):
     assert np.linalg.norm(from_box - from_points) < 0.3  # same face, slightly different alignment
     with pytest.raises(UserError):
         dlib_models.face_descriptor(rgb, np.zeros((7, 2)))
+
+
+def _rect(left: int, top: int, right: int, bottom: int) -> SimpleNamespace:
+    """What dlib's detector returns per face: a rectangle with four getters."""
+    return SimpleNamespace(left=lambda: left, top=lambda: top, right=lambda: right, bottom=lambda: bottom)
+
+
+def test_detect_faces_puts_the_largest_face_first(monkeypatch):
+    small, large = _rect(0, 0, 20, 20), _rect(30, 30, 90, 90)
+    monkeypatch.setattr(dlib_models, "hog_detector", lambda: lambda rgb, upsample: [small, large])
+    assert dlib_models.detect_faces(np.zeros((100, 100, 3), np.uint8)) == [(30, 30, 90, 90), (0, 0, 20, 20)]

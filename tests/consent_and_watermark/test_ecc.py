@@ -132,3 +132,9 @@ def test_crc_aided_list_decoding_recovers_more_payloads():
         if decoded == payload:
             assert np.array_equal(expected, code.chips(payload))
     assert listed >= plain + 5
+
+
+def test_the_match_bound_counts_both_outcomes_and_the_codewords_the_crc_admits():
+    n, k = 2000, 1300
+    assert detection.match_fpr(n, k, 3, readable=True) == detection.false_positive_rate(n, k, 6, 64)
+    assert detection.match_fpr(n, k, 3, readable=False) == detection.false_positive_rate(n, k, 6, 80)

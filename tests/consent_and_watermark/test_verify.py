@@ -314,3 +314,14 @@ def test_damaged_pixels_still_get_a_report_of_the_metadata_and_the_manifest(out_
     assert "pixels unreadable" in report.watermark["details"]["skipped"]
     assert report.metadata.synthetic and report.c2pa.state == "Invalid" and not report.marked
     assert _verify([str(damaged)]) == 1  # a verdict (tampered, not marked), not a refusal
+
+
+def test_several_readings_of_the_same_pixels_multiply_the_false_positive_bound():
+    from consent_and_watermark.detection import Detection
+    from consent_and_watermark.verify import _first_reading
+
+    found = Detection(True, 7, 100, 2000, 6e-7)  # under the 1e-6 threshold once, not twice
+    one = _first_reading([lambda: found])
+    two = _first_reading([lambda: found, lambda: found])
+    assert one["detected"] and one["fpr"] == pytest.approx(6e-7)
+    assert not two["detected"] and two["fpr"] == pytest.approx(1.2e-6)

@@ -88,3 +88,31 @@ def test_tracking_between_detections_follows_the_landmarks(swap, clip):
         swapper(frame, i / 25)
     for tracked, truth in zip(swapper.stats.landmarks, clip.landmarks, strict=True):
         assert np.abs(tracked - truth).mean() < 4.0  # dlib vs the renderer's ground truth, in pixels
+
+
+@pytest.mark.todo("p1")
+def test_colour_transfer_recolours_the_generated_face_not_the_original(swap, clip):
+    swapper = _swapper(swap, blend="alpha", color="reinhard", smooth=False)
+    swapper.decode = lambda crop: (255 - crop, np.ones(crop.shape[:2], np.float32))  # a "negative" face
+    frame = clip.frames[0]
+    out, found = swapper(frame, 0.0)
+    assert found
+    (x1, y1), (x2, y2) = clip.landmarks[0].min(axis=0), clip.landmarks[0].max(axis=0)
+    cx, cy, r = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 4
+    middle = (slice(int(cy - r), int(cy + r)), slice(int(cx - r), int(cx + r)))  # the middle of the face
+
+    def grey(image: np.ndarray) -> np.ndarray:
+        return image[middle].astype(float).mean(axis=2).ravel()
+
+    assert np.corrcoef(grey(out), grey(frame))[0, 1] < -0.5  # the negative's structure in the frame's colours
+
+
+@pytest.mark.todo("p1")
+def test_smoothing_starts_again_after_frames_without_a_face(swap, clip):
+    blank = np.full((120, 160, 3), 90, np.uint8)
+    smoothed = _swapper(swap, smooth=True, detect_every=1)
+    for i, frame in enumerate([clip.frames[0], blank, clip.frames[3]]):
+        smoothed(frame, i / 25)
+    raw = _swapper(swap, smooth=False, detect_every=1)
+    raw(clip.frames[3], 0.0)
+    np.testing.assert_allclose(smoothed.stats.landmarks[2], raw.stats.landmarks[0])  # no pull towards frame 0

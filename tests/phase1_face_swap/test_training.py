@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from common.impl import load
 
@@ -39,3 +42,40 @@ def test_fp16_loss_scaling_wraps_the_autoencoder_and_discriminator_steps(forced_
         plain, scaled = (trained[s].stateful()[name].state_dict() for s in (False, True))
         for key, value in plain.items():
             torch.testing.assert_close(scaled[key], value, rtol=1e-4, atol=1e-6)
+
+
+def _trainer(gan: bool):
+    """A 32-px FaceSwapTrainer on the CPU, seeded."""
+    training, autoencoder = load(PHASE, "training"), load(PHASE, "autoencoder")
+    cfg = autoencoder.AutoencoderConfig(resolution=32, encoder_channels=(8, 16, 32), latent_dim=32,
+                                        bottleneck_channels=16, decoder_channels=(16, 8))
+    torch.manual_seed(0)
+    return training.FaceSwapTrainer(autoencoder.FaceSwapAutoencoder(cfg), torch.device("cpu"), gan=gan)
+
+
+@pytest.mark.todo("p1")
+def test_the_gan_step_reports_the_lsgan_discriminator_loss_with_real_faces_as_real():
+    gan = load(PHASE, "gan")
+    trainer = _trainer(gan=True)
+    batch = (_batch(32, 0), _batch(32, 1))
+    before = copy.deepcopy(trainer)
+    metrics = trainer.step(batch)
+    before.model.train()
+    want = 0.0
+    with torch.no_grad():
+        for identity, part in enumerate(batch):
+            face, mask = before.model(part["warped"], identity)  # what the step's generator made
+            fake = gan.composite(face, mask, part["warped"])
+            disc = before.discriminators[identity]
+            want += gan.lsgan_losses(disc(part["target"]), disc(fake))[0].item()  # (real, fake)
+    assert metrics["loss_d"] == pytest.approx(want, rel=1e-4)
+
+
+@pytest.mark.todo("p1")
+def test_the_mask_loss_is_the_mse_to_the_landmark_hull():
+    trainer = _trainer(gan=False)
+    part = _batch(32, 0)
+    _, metrics, _ = trainer._generator_loss(0, part)
+    with torch.no_grad():
+        _, mask = trainer.model(part["warped"], 0)
+    assert metrics["mask"] == pytest.approx(F.mse_loss(mask, part["hull"]).item(), rel=1e-5)

@@ -149,3 +149,36 @@ def test_3d_transfer_of_a_zero_expression_returns_the_target(expr):
     out = expr.transfer_expression_3d(source, (640, 480), expr.lift(source, src_pose), src_pose.rotation,
                                       target, (640, 480), expr.lift(target, tgt_pose), transfer_rotation=True)
     np.testing.assert_allclose(out, target, atol=1e-6)
+
+
+@pytest.mark.todo("p2.expr.head_pose", "p2.expr.lift")
+def test_3d_transfer_turns_the_target_by_the_drivers_turn_away_from_its_rest_pose(expr):
+    rest, turned = np.radians([0.0, 5.0, 0.0]), np.radians([0.0, 25.0, 10.0])  # the driver turns
+    target_rvec, target_t = np.radians([10.0, -15.0, 0.0]), [0.2, 0.1, 5.0]
+    source, _ = _posed_projection(expr, turned, [0.0, 0.0, 7.0])
+    target, camera = _posed_projection(expr, target_rvec, target_t)
+    src_pose, tgt_pose = expr.head_pose(source, 640, 480), expr.head_pose(target, 640, 480)
+    r_rest = cv2.Rodrigues(rest)[0]
+    out = expr.transfer_expression_3d(source, (640, 480), expr.lift(source, src_pose), r_rest, target,
+                                      (640, 480), expr.lift(target, tgt_pose), transfer_rotation=True)
+    r_new = cv2.Rodrigues(turned)[0] @ r_rest.T @ cv2.Rodrigues(target_rvec)[0]  # R_src R_rest^T R_tgt
+    want, _ = cv2.projectPoints(expr.MEAN_FACE_3D, cv2.Rodrigues(r_new)[0], np.array(target_t), camera, None)
+    np.testing.assert_allclose(out, want[:, 0], atol=1e-4)
+
+
+def test_the_neutral_mouth_comes_from_the_most_closed_frames(expr):
+    shapes = np.repeat(expr.MEAN_SHAPE[None], 20, axis=0).copy()
+    drop = np.random.default_rng(0).uniform(0.0, 0.3, 20)
+    drop[:4] = 0.0  # four closed frames (20 % of the clip); the inner lower lip opens in the others
+    shapes[:, 65:68, 1] += drop[:, None]
+    np.testing.assert_allclose(expr.neutral_shape(shapes), expr.MEAN_SHAPE, atol=1e-12)
+
+
+@pytest.mark.todo("p2.expr.procrustes", "p2.expr.transfer")
+def test_a_driver_pressing_its_lips_does_not_push_the_targets_lips_through_each_other(expr):
+    target = expr.MEAN_SHAPE * 120 + [160, 120]  # pixels; the mean face's inner lips touch
+    source = expr.MEAN_SHAPE * 90 + [40, 60]
+    pressed = source.copy()
+    pressed[65:68, 1] -= 0.2 * 90  # the driver's inner lower lip rises above its neutral position
+    out = expr.reenact_landmarks(pressed, expr.normalise(source)[0], target, expr.normalise(target)[0])
+    assert (out[[67, 66, 65], 1] >= out[[61, 62, 63], 1] - 1e-6).all()  # image y grows downwards

@@ -82,3 +82,15 @@ def test_a_few_steps_on_one_synthetic_face_reduce_the_error(lmk):
         optimizer.step()
         first = first if first is not None else losses["l1"].item()
     assert losses["l1"].item() < 0.5 * first
+
+
+@pytest.mark.todo("p2.lmk.heatmaps", "p2.lmk.soft_argmax")
+def test_the_heatmap_term_is_smallest_at_the_gaussian_centred_where_crop_to_heatmap_says(lmk):
+    cfg = lmk.LandmarkConfig(input_size=32)
+    target = torch.tensor([[[13.0, 9.0], [20.5, 17.25]]])  # crop pixels (B, 2, 2)
+    h = w = cfg.input_size // cfg.stride
+    gauss = lmk.gaussian_heatmaps(lmk.crop_to_heatmap(target, cfg.stride), h, w, cfg.sigma)
+    gauss = gauss / gauss.flatten(2).sum(-1)[..., None, None]
+    logits = (torch.log(gauss) / cfg.beta).requires_grad_(True)  # softmax(beta logits) is the target map
+    lmk.landmark_loss(logits, target, cfg)["heatmap"].backward()
+    assert logits.grad.abs().max() < 1e-6  # a minimum: a half-pixel shift of the target gives ~1e-2

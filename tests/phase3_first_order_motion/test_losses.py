@@ -78,3 +78,21 @@ def test_gan_losses_closed_form(losses):
     np.testing.assert_allclose(float(out["generator_gan"]), 0.75**2)
     np.testing.assert_allclose(float(out["discriminator"]), 0.5**2 + 0.25**2)
     np.testing.assert_allclose(float(out["feature_matching"]), 1.0)
+
+
+@pytest.mark.todo("p3.loss.equivariance", "p3.motion.jacobian_inverse")
+def test_equivariance_with_a_thin_plate_spline_is_zero_when_exact_and_eq_13_otherwise(losses):
+    g = torch.Generator().manual_seed(2)
+    f64 = torch.float64
+    tps = losses.RandomTPS(2, losses.TPSParams(sigma_affine=0.1, sigma_tps=0.5), generator=g, dtype=f64)
+    kp_t = {"value": torch.rand(2, 5, 2, generator=g, dtype=f64) - 0.5,
+            "jacobian": torch.eye(2, dtype=f64) + 0.2 * torch.randn(2, 5, 2, 2, generator=g, dtype=f64)}
+    dy = tps.jacobian(kp_t["value"]).detach()  # dY/dz at the transformed frame's keypoints: not constant
+    kp_d = {"value": tps.warp_coordinates(kp_t["value"]).detach(), "jacobian": dy @ kp_t["jacobian"]}
+    out = losses.equivariance_loss(kp_d, kp_t, tps)
+    assert float(out["value"]) < 1e-12 and float(out["jacobian"].detach()) < 1e-10
+    off = torch.tensor([[1.2, 0.1], [0.0, 0.9]], dtype=f64)
+    other = {"value": kp_d["value"], "jacobian": kp_d["jacobian"] @ off}
+    want = np.abs(np.eye(2) - np.linalg.inv(other["jacobian"].numpy()) @ kp_d["jacobian"].numpy()).mean()
+    got = float(losses.equivariance_loss(other, kp_t, tps)["jacobian"].detach())
+    np.testing.assert_allclose(got, want, rtol=1e-9)  # eq. 13: |1 - J_D^-1 (dY/dz) J_Y(D)|

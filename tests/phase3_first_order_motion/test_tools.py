@@ -144,6 +144,24 @@ def test_clip_grad_norm_bounds_each_network_gradient():
         assert 0 < float(norm) <= 1e-3 * (1 + 1e-4)
 
 
+
+@pytest.mark.todo("p3")
+def test_the_equivariance_loss_warps_the_driving_frame(monkeypatch):
+    from phase3_first_order_motion import data
+    from phase3_first_order_motion.train import FOMMTrainer, TrainSettings
+
+    config = load(PHASE, "model").get_config("tiny")
+    video = data.synthetic_videos(1, 2, config.frame_size, seed=5)[0]  # (2, H, W, 3) uint8
+    frames = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255
+    batch = {"source": frames[:1], "driving": frames[1:]}
+    trainer = FOMMTrainer(config, TrainSettings(), torch.device("cpu"))
+    seen = []
+    original = trainer.losses.RandomTPS.transform_frame
+    monkeypatch.setattr(trainer.losses.RandomTPS, "transform_frame",
+                        lambda self, frame: seen.append(frame.clone()) or original(self, frame))
+    trainer.step(batch, 0)
+    assert len(seen) == 1 and torch.equal(seen[0], batch["driving"])  # Y(D), as in sec. 3.3
+
 @pytest.mark.todo("p3")
 def test_fp16_loss_scaling_wraps_every_network_step_and_clips_unscaled_gradients(forced_fp16_scaler):
     from phase3_first_order_motion import data, train

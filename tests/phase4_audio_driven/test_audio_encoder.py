@@ -163,3 +163,12 @@ def test_training_generator_window_one_frame_earlier(audio, fps):
         if idx["indiv"][j] >= 0:
             assert idx["indiv"][j] == int((j - 1) * rate) == idx["syncnet"][j - 1]
     assert idx["indiv"][0] == -1 and not idx["usable"][0]
+
+
+@pytest.mark.todo("p4.audio.train_index")
+def test_a_training_window_is_usable_exactly_when_all_its_audio_windows_are(audio):
+    idx = audio.training_mel_starts(1000, 200, fps=25.0)  # the audio outlasts the video
+    for n in range(200):
+        want = n + 5 <= 200 and idx["syncnet"][n] >= 0 and bool((idx["indiv"][n : n + 5] >= 0).all())
+        assert idx["usable"][n] == want, n
+    assert idx["usable"][195]  # the last full 5-frame window

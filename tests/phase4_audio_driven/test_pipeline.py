@@ -259,3 +259,14 @@ def test_sync_evaluation_scores_only_the_frames_the_audio_covers(capsys):
                             25.0, vshift=15)  # 2 s of audio for a 2.4 s clip
     assert len(scores.mean_dists) == 31
     assert "the audio ends before the video" in capsys.readouterr().out
+
+
+def test_detect_box_scales_a_downscaled_detection_back_and_puts_each_pad_on_its_side():
+    frame = np.zeros((720, 960, 3), np.uint8)  # wider than 480 px: the detector sees a 480 x 360 copy
+    cfg = pipeline.BoxConfig(pads=(1, 2, 3, 4), chin_margin=0.0)  # top, bottom, left, right
+
+    def one_face(small: np.ndarray) -> list:
+        assert small.shape[:2] == (360, 480)
+        return [(100, 50, 200, 170)]  # (left, top, right, bottom) in the copy
+
+    assert pipeline.detect_box(frame, cfg, detect=one_face) == (200 - 3, 100 - 1, 400 + 4, 340 + 2)

@@ -170,3 +170,10 @@ def test_malformed_checkpoints_are_one_line_errors(model, tmp_path):
             model.checkpoint_width(tmp_path / f"{name}.pth")
     with pytest.raises(UserError, match="training run's checkpoints"):
         model.read_checkpoint(tmp_path / "training_state.pth")
+
+
+def test_a_loaded_expert_is_frozen_and_in_eval_mode(model, tmp_path):
+    torch.save(model.checkpoint_dict(model.SyncNet(0.125), None, 0, 0), tmp_path / "expert.pth")
+    expert = model.load_syncnet(tmp_path / "expert.pth")
+    assert not any(m.training for m in expert.modules())  # BatchNorm's running statistics, not the batch's
+    assert not any(p.requires_grad for p in expert.parameters())
