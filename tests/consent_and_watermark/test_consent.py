@@ -338,3 +338,14 @@ def test_the_ledger_and_the_log_refuse_each_others_files_not_add_their_table(tmp
     with sqlite3.connect(log.path) as conn:  # nothing was added to either file
         assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {
             "outputs", "sqlite_sequence"}
+
+
+def test_consent_is_no_longer_usable_at_the_exact_expiry_instant(tmp_path):
+    ledger = Ledger(tmp_path / "consent.db")
+    expires = utc_now() + datetime.timedelta(days=1)
+    record = ledger.add(subject_id="alice", display_name="Alice Example", granted_by="Alice Example",
+                        techniques=["swap"], outputs=["video"], expires=expires)
+    just_before = expires - datetime.timedelta(microseconds=1)
+    assert record.active(just_before) and record.problem("swap", ["video"], just_before) is None
+    assert not record.active(expires)
+    assert "expired" in record.problem("swap", ["video"], expires)

@@ -87,3 +87,15 @@ def test_crop_and_paste_back_round_trip(align):
     assert covered.sum() > 1000
     error = np.abs(back[covered].astype(int) - frame[covered].astype(int))
     assert np.median(error) <= 2
+
+
+@pytest.mark.todo("p1.align.umeyama")
+def test_umeyama_on_mirrored_points_keeps_a_rotation_and_matches_skimage(align):
+    """dst is a mirror image of src: the fit must stay a rotation and its scale use the sign-fixed trace."""
+    rng = np.random.default_rng(1)
+    src = rng.uniform(0, 100, size=(20, 2))
+    dst = src * np.array([-1.0, 1.0]) + rng.normal(0, 2.0, src.shape)
+    want = SimilarityTransform.from_estimate(src, dst)
+    got = align.umeyama(src, dst)
+    assert np.linalg.det(got[:, :2]) > 0
+    np.testing.assert_allclose(got, want.params[:2], atol=1e-9)

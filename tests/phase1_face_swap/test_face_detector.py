@@ -132,3 +132,18 @@ def test_extraction_with_mtcnn_boxes_gives_dlib_like_landmarks():
     assert np.linalg.norm(landmarks - hog_landmarks, axis=1).mean() < 0.15 * inter_ocular
     faces = list(faceset.extract_faces([image], size=64, detector="mtcnn"))
     assert len(faces) == 1 and faces[0].crop.shape == (64, 64, 3)
+
+
+@pytest.mark.todo("p1.mtcnn.nms")
+def test_nms_keeps_a_box_whose_overlap_equals_the_threshold(det):
+    """Only overlaps strictly above the threshold suppress (as torchvision.ops.nms)."""
+    boxes = np.array([[0.0, 0.0, 2.0, 1.0], [0.0, 0.0, 1.0, 1.0]])  # IoU exactly 0.5
+    scores = np.array([0.9, 0.8])
+    want = tv_nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.5).numpy()
+    np.testing.assert_array_equal(det.nms(boxes, scores, 0.5), want)
+    np.testing.assert_array_equal(det.nms(boxes, scores, 0.5), [0, 1])
+
+
+def test_square_boxes_grow_to_the_longer_side_around_the_centre(det):
+    got = det.square_boxes(np.array([[0.0, 0.0, 10.0, 4.0], [2.0, 0.0, 4.0, 8.0]]))
+    np.testing.assert_allclose(got, [[0, -3, 10, 7], [-1, 0, 7, 8]])

@@ -58,3 +58,11 @@ def test_mask_regularisation_prefers_small_smooth_masks(gan):
     blob[..., 4:12, 4:12] = 1
     noisy = blob.flatten()[torch.randperm(256, generator=torch.Generator().manual_seed(0))].view(1, 1, 16, 16)
     assert gan.mask_regularisation(blob) < gan.mask_regularisation(noisy)  # same area, rougher edge
+
+
+def test_composite_takes_the_face_where_the_mask_is_one(gan):
+    face, background = torch.full((1, 3, 2, 2), 0.9), torch.full((1, 3, 2, 2), 0.1)
+    mask = torch.tensor([[[[1.0, 0.0], [0.25, 0.5]]]])
+    got = gan.composite(face, mask, background)
+    want = torch.tensor([[0.9, 0.1], [0.3, 0.5]]).expand(1, 3, 2, 2)
+    torch.testing.assert_close(got, want)

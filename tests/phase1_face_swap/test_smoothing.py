@@ -53,3 +53,19 @@ def test_fast_motion_is_followed_with_little_lag(smoothing):
         positions[-1] - [adaptive(np.array([p]), t) for p, t in zip(positions, times, strict=True)][-1][0]
     )
     assert lag_adaptive < 0.5 * lag_slow
+
+
+@pytest.mark.todo("p1.smooth.one_euro")
+def test_one_euro_step_follows_the_paper_with_its_own_derivative_cutoff(smoothing):
+    """One step by hand (Casiez et al. eq. 4-6): derivative in units per second, smoothed at d_cutoff."""
+    flt = smoothing.OneEuroFilter(min_cutoff=1.0, beta=0.5, d_cutoff=5.0)
+    te = 1 / 30
+    flt(np.array([0.0]), 0.0)
+    got = flt(np.array([2.0]), te)
+
+    def alpha(fc):
+        return 1 / (1 + 1 / (2 * math.pi * fc) / te)
+
+    dx_hat = alpha(5.0) * 2.0 / te
+    fc = 1.0 + 0.5 * abs(dx_hat)
+    np.testing.assert_allclose(got, [alpha(fc) * 2.0], rtol=1e-12)

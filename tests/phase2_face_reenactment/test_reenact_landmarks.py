@@ -94,3 +94,14 @@ def test_the_heatmap_term_is_smallest_at_the_gaussian_centred_where_crop_to_heat
     logits = (torch.log(gauss) / cfg.beta).requires_grad_(True)  # softmax(beta logits) is the target map
     lmk.landmark_loss(logits, target, cfg)["heatmap"].backward()
     assert logits.grad.abs().max() < 1e-6  # a minimum: a half-pixel shift of the target gives ~1e-2
+
+
+@pytest.mark.todo("p2.lmk.soft_argmax")
+def test_soft_argmax_beta_sharpens_the_distribution(lmk):
+    logits = torch.tensor([[[[0.0, 1.0, 3.0]]]])  # (1, 1, 1, 3)
+    for beta in (1.0, 4.0):
+        p = np.exp(beta * np.array([0.0, 1.0, 3.0]))
+        p /= p.sum()
+        points, prob = lmk.soft_argmax(logits, beta=beta)
+        np.testing.assert_allclose(prob.numpy().ravel(), p, rtol=1e-6)
+        np.testing.assert_allclose(points.numpy()[0, 0], [(p * np.arange(3)).sum(), 0.0], rtol=1e-6)

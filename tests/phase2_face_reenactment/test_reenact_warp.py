@@ -155,3 +155,32 @@ def test_one_euro_passes_a_constant_and_denoises_a_ramp(video):
     assert smooth_noise < 0.6 * raw_noise
     lag = np.abs((smoothed - ramp)[25:].mean(axis=0)).max()
     assert lag < 2.0  # px: at 20 px/s, less than a tenth of a second behind
+
+
+def _mouth(centre: tuple[float, float], open_px: float) -> np.ndarray:
+    cx, cy = centre
+    lm = np.zeros((68, 2))
+    t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    lm[48:60] = np.column_stack([cx - 30 * np.cos(t), cy - (12 + open_px / 2) * np.sin(t)])
+    u = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    lm[60:68] = np.column_stack([cx - 20 * np.cos(u), cy - (open_px / 2) * np.sin(u)])
+    lm[:48] = [cx, cy - 60]
+    return lm
+
+
+@pytest.mark.todo("p2.video.mouth")
+def test_mouth_fill_leaves_the_target_lips_alone(video):
+    """Only the opening (inner lips 60-67) is pasted: the target's lips keep their own pixels."""
+    target_lm, source_lm = _mouth((80, 80), 16.0), _mouth((70, 60), 16.0)
+    target = np.full((160, 160, 3), (200, 160, 140), np.uint8)
+    cv2.fillPoly(target, [np.round(target_lm[48:60]).astype(np.int32)], (170, 90, 90))
+    rng = np.random.default_rng(0)
+    source = np.full((140, 140, 3), (120, 100, 90), np.uint8)
+    lips = np.zeros((140, 140), np.uint8)
+    cv2.fillPoly(lips, [np.round(source_lm[48:60]).astype(np.int32)], 1)
+    source[lips > 0] = rng.integers(60, 220, (int(lips.sum()), 3))  # textured source lips
+    cv2.fillPoly(source, [np.round(source_lm[60:68]).astype(np.int32)], (60, 20, 30))
+    out = video.fill_mouth(target, target_lm, source, source_lm)
+    corners = (slice(78, 83), slice(51, 56))  # lips at the left corner, 4+ px outside the opening
+    np.testing.assert_allclose(out[corners].astype(int), target[corners].astype(int), atol=1)
+    assert np.abs(out[78:83, 75:86].astype(int) - target[78:83, 75:86]).max() > 20  # the opening changed

@@ -182,3 +182,24 @@ def test_bilateral_filter_smooths_flat_regions_and_keeps_edges(gen):
     padded = np.pad(img.numpy(), ((0, 0), (0, 0), (2, 2), (2, 2)), mode="edge")
     want = sum(kernel[i, j] * padded[..., i:i + 8, j:j + 8] for i in range(5) for j in range(5))
     np.testing.assert_allclose(out, want, atol=1e-5)
+
+
+@pytest.mark.todo("p3.kp.antialias", "p3.motion", "p3.gen")
+def test_generator_multiplies_the_warped_features_by_the_occlusion_map():
+    """An occlusion map of 0 everywhere hides the source features (eq. 8): the prediction no longer depends
+    on them."""
+    gen = load(PHASE, "generator")
+    torch.manual_seed(0)
+    g = gen.OcclusionAwareGenerator(num_kp=4, block_expansion=8, max_features=32, num_bottleneck_blocks=1,
+                                    dense_motion_params={"block_expansion": 8, "max_features": 32,
+                                                         "num_blocks": 2, "scale_factor": 0.5}).eval()
+    with torch.no_grad():
+        g.dense_motion_network.occlusion.weight.zero_()
+        g.dense_motion_network.occlusion.bias.fill_(-60.0)  # sigmoid -> 0
+        kp = {"value": torch.rand(1, 4, 2) - 0.5, "jacobian": torch.eye(2).repeat(1, 4, 1, 1)}
+        src = torch.rand(1, 3, 32, 32)
+        features = g.encode_source(src)
+        a = g(src, kp_driving=kp, kp_source=kp, source_features=features)
+        b = g(src, kp_driving=kp, kp_source=kp, source_features=features * 5 + 1)
+    assert a["occlusion_map"].max() < 1e-20
+    torch.testing.assert_close(a["prediction"], b["prediction"])

@@ -96,3 +96,15 @@ def test_equivariance_with_a_thin_plate_spline_is_zero_when_exact_and_eq_13_othe
     want = np.abs(np.eye(2) - np.linalg.inv(other["jacobian"].numpy()) @ kp_d["jacobian"].numpy()).mean()
     got = float(losses.equivariance_loss(other, kp_t, tps)["jacobian"].detach())
     np.testing.assert_allclose(got, want, rtol=1e-9)  # eq. 13: |1 - J_D^-1 (dY/dz) J_Y(D)|
+
+
+@pytest.mark.todo("p3.loss.gan")
+def test_feature_matching_sends_no_gradient_into_the_real_features(losses):
+    real_fm = torch.rand(1, 2, 4, 4, requires_grad=True)
+    fake_fm = torch.rand(1, 2, 4, 4, requires_grad=True)
+    real = {"prediction_map_1": torch.rand(1, 1, 4, 4), "feature_maps_1": [real_fm]}
+    fake = {"prediction_map_1": torch.rand(1, 1, 4, 4), "feature_maps_1": [fake_fm]}
+    out = losses.gan_losses(real, fake, [1])
+    torch.testing.assert_close(out["feature_matching"], (real_fm - fake_fm).abs().mean())
+    out["feature_matching"].backward()
+    assert fake_fm.grad is not None and real_fm.grad is None

@@ -6,6 +6,7 @@ The training and metric runs write through the provenance writer and run dlib: `
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -297,3 +298,17 @@ def test_a_folder_with_other_splits_is_not_read_as_clips_and_hidden_folders_are_
     with pytest.raises(UserError, match=r"has no test/ folder, but train/: point --data at the one"):
         data.load_video_folder(tmp_path, 8, split="test")  # not: "train holds no frame images"
     assert len(data.load_video_folder(tmp_path, 8, split="train")) == 2  # the hidden folder is no clip
+
+
+def test_akd_is_measured_in_pixels_of_the_original_frame():
+    """Landmarks found 4 px apart on the 256 px upscale of a 64 px frame are 1 px apart in the frame."""
+    from phase3_first_order_motion import reconstruct
+
+    faces = reconstruct.FaceMetrics(landmark_size=256, aed=False)
+    faces.dlib = SimpleNamespace(
+        detect_faces=lambda rgb: [(0, 0, 100, 100)],
+        landmarks68=lambda rgb, box: np.full((68, 2), 10.0) + (4.0 if rgb.mean() > 0 else 0.0),
+    )
+    real, prediction = np.zeros((64, 64, 3), np.uint8), np.full((64, 64, 3), 200, np.uint8)
+    faces.add(prediction, real)
+    assert faces.result()["akd"] == pytest.approx(4 * np.sqrt(2) / 4)

@@ -270,3 +270,32 @@ def test_detect_box_scales_a_downscaled_detection_back_and_puts_each_pad_on_its_
         return [(100, 50, 200, 170)]  # (left, top, right, bottom) in the copy
 
     assert pipeline.detect_box(frame, cfg, detect=one_face) == (200 - 3, 100 - 1, 400 + 4, 340 + 2)
+
+
+def _clip(frames: int = 30, seed: int = 0):
+    from phase4_audio_driven.data import WINDOW, TalkingClip
+
+    rng = np.random.default_rng(seed)
+    starts = (80 * np.arange(frames)) // 25
+    usable = np.arange(frames) <= frames - WINDOW
+    return TalkingClip(rng.integers(0, 256, (frames, 96, 96, 3), dtype=np.uint8),
+                       rng.standard_normal((80, int(starts[-1]) + 16)).astype(np.float32), 25.0,
+                       np.where(usable, starts, -1), starts, usable)  # syncnet windows, per-frame windows
+
+
+def test_generator_reference_window_comes_from_another_moment():
+    """The reference frames (channels 3-5) never overlap the target window (Wav2Lip: a random other
+    window, so that the mouth cannot be copied)."""
+    from phase4_audio_driven import data, pipeline
+
+    clip = _clip()
+    frames = pipeline.to_network(clip.faces)  # (T, 3, 96, 96)
+
+    def start(window: torch.Tensor) -> int:
+        return next(i for i in range(len(frames)) if torch.equal(frames[i], window))
+
+    batch = data.generator_batch([clip], 16, np.random.default_rng(0))
+    for b in range(16):
+        n = start(batch["target"][b, :, 0])
+        ref = start(batch["faces"][b, 3:, 0])
+        assert abs(ref - n) >= data.WINDOW, (n, ref)
