@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -244,3 +245,12 @@ def test_a_tool_run_in_process_records_its_own_script_and_arguments(monkeypatch)
     script = Path(__file__).resolve().parents[2] / "phase4_audio_driven" / "wav2lip.py"
     recorded = command_line(str(script), ["--face", "a.mp4"])
     assert recorded == ["phase4_audio_driven/wav2lip.py", "--face", "a.mp4"]
+
+
+def test_an_os_error_with_two_paths_names_them_in_order(capsys):
+    """A failed rename or copy says "source -> destination" (destination: test_cli.py)."""
+    def main(argv):
+        raise OSError(errno.EXDEV, "Invalid cross-device link", "from.tmp", None, "to.mp4")
+
+    assert run(main, []) == 2
+    assert capsys.readouterr().err.strip() == "error: Invalid cross-device link: from.tmp -> to.mp4"

@@ -362,3 +362,21 @@ def test_read_video_of_a_variable_rate_clip_holds_the_repeated_frames(tmp_path):
     expected = np.stack(list(media.iter_video(path)))
     assert len(expected) > media.video_info(path).frames
     np.testing.assert_array_equal(media.read_video(path).frames, expected)
+
+
+def test_read_audio_resampled_from_an_mp4_still_ends_where_its_sound_ends(tmp_path):
+    """The AAC padding is cut at the stream's duration in the *target* rate's samples: 1.0 s of 44.1 kHz
+    sound read at 16 kHz is 16000 samples, not 16000 plus the padding."""
+    frames = np.zeros((25, 32, 32, 3), np.uint8)
+    path = _write_mp4(tmp_path / "a.mp4", frames, fps=25, audio_rate=44100)
+    samples, rate = media.read_audio(path, 16000)
+    assert rate == 16000 and abs(len(samples) / rate - 1.0) < 0.005
+
+
+def test_iter_video_stops_at_max_frames_inside_a_gap(tmp_path):
+    """A gap of a variable-rate clip is filled with repeats, but never past ``max_frames``."""
+    times_ms = [0, 40, 80, 120, 160, 400, 640, 880, 920, 960, 1000]  # slots 0-4, 10, 16, 22-25
+    path = _write_vfr_clip(tmp_path / "vfr.mp4", times_ms, step=20)
+    for max_frames in (7, 12):
+        assert len(list(media.iter_video(path, max_frames=max_frames))) == max_frames
+        assert len(media.read_video(path, max_frames=max_frames, with_audio=False).frames) == max_frames

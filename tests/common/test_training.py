@@ -360,3 +360,12 @@ def test_train_flags_fill_the_config():
     cfg = train_config_from_args(args, TrainConfig(max_steps=7, log_every=4))
     assert (cfg.run_dir, cfg.max_steps, cfg.checkpoint_every, cfg.preview_every) == (Path("runs/x"), 7, 5, 3)
     assert (cfg.log_every, cfg.resume, cfg.progress, args.precision) == (4, True, False, "auto")
+
+
+def test_the_last_step_is_logged_whatever_log_every(tmp_path: Path):
+    """metrics.csv gets every `log_every`-th step and the last one (destination: test_training.py)."""
+    cfg = TrainConfig(run_dir=tmp_path, max_steps=5, checkpoint_every=0, preview_every=0, log_every=2,
+                      progress=False)
+    train_loop(lambda batch, step: {"loss": 1.0 / (step + 1)}, lambda epoch: [0, 1, 2], cfg,
+               Checkpointer(tmp_path / "checkpoints", {}))
+    assert MetricsLog(tmp_path / "metrics.csv").read()["step"].tolist() == [2, 4, 5]

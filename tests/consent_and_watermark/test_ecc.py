@@ -138,3 +138,79 @@ def test_the_match_bound_counts_both_outcomes_and_the_codewords_the_crc_admits()
     n, k = 2000, 1300
     assert detection.match_fpr(n, k, 3, readable=True) == detection.false_positive_rate(n, k, 6, 64)
     assert detection.match_fpr(n, k, 3, readable=False) == detection.false_positive_rate(n, k, 6, 80)
+
+
+def _path_metric(soft: np.ndarray, message: np.ndarray) -> float:
+    return float(soft @ (2.0 * ecc.conv_encode_bits(message) - 1.0))
+
+
+def test_viterbi_finds_the_best_zero_started_zero_terminated_codeword():
+    """Maximum likelihood over the codewords the encoder can emit (start and end in state 0): the decoded
+    message beats every message one bit away from it, on pure noise too, where a decoder that lets the
+    path start or end anywhere picks a sequence that no zero-started encoder produces."""
+    rng = np.random.default_rng(7)
+    for _ in range(10):
+        soft = rng.normal(0, 1, ecc.CODE_BITS)
+        best = ecc.viterbi_decode(soft)
+        metric = _path_metric(soft, best)
+        for i in range(ecc.MESSAGE_BITS):
+            flipped = best.copy()
+            flipped[i] ^= 1
+            assert metric >= _path_metric(soft, flipped) - 1e-9, i
+
+
+def test_list_viterbi_row_0_is_the_viterbi_path_even_when_paths_tie():
+    """Hard (+-1) observations make many paths tie; the list decoder breaks ties as ``viterbi_decode``
+    does (the first predecessor), so its row 0 is still the plain Viterbi path."""
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        code = 2.0 * ecc.conv_encode(int(rng.integers(0, 2**63))) - 1.0
+        flips = rng.choice(ecc.CODE_BITS, 40, replace=False)
+        hard = code.copy()
+        hard[flips] *= -1
+        hard[rng.choice(ecc.CODE_BITS, 30, replace=False)] = 0.0  # erasures: more ties
+        assert np.array_equal(ecc.list_viterbi_decode(hard, 4)[0], ecc.viterbi_decode(hard))
+
+
+def _noisy_cases():
+    rng = np.random.default_rng(4)
+    code = ecc.SpreadCode(b"k" * 32, 2 * ecc.CODE_BITS, "test")
+    for _ in range(30):
+        payload = int(rng.integers(0, 2**63))
+        yield code, code.chips(payload) + rng.normal(0, 1.8, code.n_slots)
+
+
+def test_list_decoding_takes_the_first_path_in_the_list_whose_crc_passes():
+    """The best path that passes its CRC, the second best included (not a later one)."""
+    second = 0
+    for code, noisy in _noisy_cases():
+        combined = np.bincount(code.owner, weights=noisy * code.scramble, minlength=ecc.CODE_BITS)
+        rows = ecc.list_viterbi_decode(combined, 16)
+        valid = [ecc.check_message(r) for r in rows if ecc.check_message(r) is not None]
+        second += ecc.check_message(rows[0]) is None and ecc.check_message(rows[1]) is not None
+        assert code.decode(noisy, list_size=16)[0] == (valid[0] if valid else None)
+    assert second >= 1  # the case that tells "[1:]" from "[2:]" did occur
+
+
+def test_the_list_gate_is_inclusive():
+    """A best path that agrees with exactly ``list_gate`` of the chips gets the list search."""
+    searched = 0
+    for code, noisy in _noisy_cases():
+        payload, expected = code.decode(noisy)
+        if payload is not None:
+            continue
+        share = float(np.mean(noisy * expected > 0))
+        listed = code.decode(noisy, list_size=16)[0]
+        assert code.decode(noisy, list_size=16, list_gate=share)[0] == listed
+        searched += listed is not None
+    assert searched >= 1
+
+
+def test_keyed_sequences_are_pinned():
+    """Marks written earlier must stay readable: the keyed sequences are a file format, fixed here by value
+    (SHAKE-256 bytes, their bits MSB first, the argsort of big-endian 64-bit words)."""
+    key = b"pinned-key"
+    assert ecc.keystream(key, "p", 4).tobytes().hex() == "cc9fb263"
+    assert ecc.keyed_signs(key, "p", 10).tolist() == [1, 1, -1, -1, 1, 1, -1, -1, 1, -1]
+    assert ecc.keyed_permutation(key, "q", 5).tolist() == [1, 4, 2, 0, 3]
+    np.testing.assert_allclose(ecc.keyed_uniform(key, "u", 2), [0.5355640824418515, 0.6492265786509961])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -54,3 +55,21 @@ def test_the_segment_count_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv(encode.ENV_SEGMENTS, "four")
     with pytest.raises(UserError, match=encode.ENV_SEGMENTS):
         encode.encode_segments()
+
+
+def test_frames_of_exactly_256_by_256_are_encoded_finer():
+    """CRF 12 up to and including 256 x 256 px (a face crop's usual size), 18 above."""
+    assert encode.video_crf((256, 256, 3)) == encode.SMALL_FRAME_CRF
+    assert encode.video_crf((256, 258, 3)) == 18
+
+
+def test_to_i420_takes_rgb_not_bgr():
+    """Red stays red: the V (Cr) plane of a red frame is high and its U (Cb) plane low, and the
+    planes convert back to the same RGB."""
+    red = np.zeros((16, 16, 3), np.uint8)
+    red[..., 0] = 255
+    yuv = encode.to_i420(red)  # (24, 16): Y, then U, then V (each 8 x 8, stored as 4 rows of 16)
+    u, v = yuv[16:20].astype(int), yuv[20:24].astype(int)
+    assert v.min() > 200 and u.max() < 120
+    back = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)
+    assert np.abs(back.astype(int) - red).max() <= 3

@@ -19,12 +19,14 @@ from consent_and_watermark.metadata import (
     image_fields,
     mp4_tags,
     read_metadata,
+    read_wav_info,
     wav_info,
 )
 
 INFO = SyntheticInfo(
     payload=0x0123456789ABCDEF, technique="swap", consent_ids=("cr-1", "syn-2"), visible_label=True
 )
+RGB = np.ascontiguousarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
 
 
 def _png_text_chunks(data: bytes) -> dict[str, str]:
@@ -104,3 +106,30 @@ def test_unsupported_suffix_is_rejected(tmp_path: Path):
     (tmp_path / "a.gif").write_bytes(b"GIF89a")
     with pytest.raises(ValueError, match="unsupported"):
         read_metadata(tmp_path / "a.gif")
+
+
+def test_the_xmp_uses_the_iptc_extension_namespace():
+    """Other readers (exiftool, Adobe, the IPTC's own checks) match the namespace URI exactly."""
+    assert 'xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"' in INFO.xmp()
+
+
+def test_another_digital_source_type_is_not_synthetic(tmp_path: Path):
+    """Only trainedAlgorithmicMedia makes a file synthetic: a camera's digitalCapture statement does not."""
+    camera = INFO.xmp().replace("trainedAlgorithmicMedia", "digitalCapture")
+    report = read_metadata(encode.encode_image(tmp_path / "photo.png", RGB, xmp=camera))
+    assert report.digital_source_type.endswith("/digitalCapture") and not report.synthetic
+
+
+def test_the_payload_is_read_from_the_xmp_alone(tmp_path: Path):
+    """A file that kept only its XMP packet (EXIF and text chunks stripped) still states its payload."""
+    report = read_metadata(encode.encode_image(tmp_path / "a.jpg", RGB, xmp=image_fields(INFO)["xmp"]))
+    assert report.synthetic and report.payload == INFO.payload
+
+
+def test_wav_info_entries_of_odd_size_are_followed_past_their_pad_byte():
+    """RIFF pads an odd-sized chunk with one byte outside its size (as ffmpeg and others write INFO)."""
+    body = (b"INFO" + b"INAM" + struct.pack("<I", 3) + b"ab\0" + b"\0"  # the pad byte
+            + b"ICMT" + struct.pack("<I", 4) + b"xyz\0")
+    info = b"LIST" + struct.pack("<I", len(body)) + body
+    riff = b"RIFF" + struct.pack("<I", 4 + len(info)) + b"WAVE" + info
+    assert read_wav_info(riff) == {"INAM": "ab", "ICMT": "xyz"}

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from consent_and_watermark import detection
 from consent_and_watermark import watermark_audio as wa
 
 KEY = bytes(range(32))
@@ -141,3 +142,32 @@ def test_long_audio_is_marked_and_read_span_by_span(speech, monkeypatch, rate):
     in_spans = wa._folded_features(x, wa.CONFIG, lay.bin_band)
     monkeypatch.setattr(wa, "SPAN_PERIODS", 24)
     np.testing.assert_allclose(in_spans, wa._folded_features(x, wa.CONFIG, lay.bin_band), atol=1e-9)
+
+
+def test_a_short_remainder_joins_the_last_span(monkeypatch):
+    """Audio of 2 spans and one period: two spans, the second running to the end (not a third span of
+    a single period, marked and scaled on its own)."""
+    monkeypatch.setattr(wa, "SPAN_PERIODS", 2)
+    seen = []
+    monkeypatch.setattr(wa, "_embed_span", lambda span, *args: seen.append(span.size) or span.copy())
+    period = wa.PERIOD_SAMPLES  # at 16 kHz
+    wa.embed(np.ones(5 * period, np.float32), 16000, PAYLOAD, KEY)
+    assert seen == [3 * period, 4 * period]  # periods [0, 2 + 1 overlap) and [2 - 1 overlap, 5)
+
+
+def test_the_sync_search_finds_a_three_quarter_hop_offset(speech):
+    """All four quarter-hop offsets of the frame grid are tried: a start cut by 20.5 hops is read at the
+    128-sample offset (a grid half a hop off costs several percent of the chips)."""
+    marked = wa.embed(speech[:6 * 16000], 16000, PAYLOAD, KEY)
+    found = wa.detect(marked[20 * 256 + 128 :], 16000, KEY)
+    assert found.detected and found.payload == PAYLOAD
+    assert found.details["offset_samples"] == 128
+
+
+def test_the_list_gate_admits_every_reading_the_bound_would_accept():
+    """A best path that fails its CRC but agrees with enough chips to pass the bound gets the list
+    search: the gate is no higher than the share of the payload chips the bound needs."""
+    n = wa._layout(KEY, wa.CONFIG).data_cells[0].size
+    needed = next(k for k in range(n // 2, n + 1)
+                  if detection.match_fpr(n, k, 1, readable=True) < detection.FPR_THRESHOLD)
+    assert wa.CONFIG.list_gate <= needed / n

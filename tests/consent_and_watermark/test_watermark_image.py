@@ -272,3 +272,32 @@ def test_the_mark_moves_luminance_by_its_step_at_the_least_rgb_change():
     assert np.abs(moved - dy).max() < 0.75  # three channels rounded on their own
     ratio = np.mean((out.astype(np.float64) - rgb) ** 2) / np.mean(dy.astype(np.float64) ** 2)
     assert ratio == pytest.approx(0.745, abs=0.03)
+
+
+def test_texture_strength_follows_the_square_root_of_the_ratio_within_its_range():
+    low, high = wm.CONFIG.host_ratio
+    assert wm._strength_factor(low / 1.44) == pytest.approx(1.2)  # sqrt(0.8 / ratio)
+    assert wm._strength_factor(low / 16) == pytest.approx(wm.CONFIG.strength_range[1])  # clamped at 2
+    assert wm._strength_factor(1.0) == 1.0
+    assert wm._strength_factor(high * 1.21) == pytest.approx(1 / 1.1)
+    assert wm._strength_factor(high * 100) == pytest.approx(wm.CONFIG.strength_range[0])
+
+
+def test_the_grid_follows_a_pan_on_large_frames_in_full_size_pixels():
+    """Frames of 512 px and more are matched downscaled; the motion is scaled back: a 4 px/frame pan
+    moves the grid 4 px a frame, not 2."""
+    scene = cv2.resize(data.chelsea(), (902, 600), interpolation=cv2.INTER_CUBIC)
+    tracker = wm.GridTracker()
+    shifts = [tracker(np.ascontiguousarray(scene[40:552, 4 * i : 4 * i + 512])) for i in range(6)]
+    assert shifts == [(0, (-4 * i) % wm.CONFIG.tile) for i in range(6)]
+
+
+def test_the_grid_anchor_is_renewed_after_an_eighth_of_a_tile():
+    """Matching is against an anchor frame, renewed when the picture has moved tile / 8 from it (so a
+    long pan is not matched across ever less overlap, nor frame to frame with its errors adding up)."""
+    tracker = wm.GridTracker()
+    frames = [np.ascontiguousarray(data.chelsea()[10:266, 3 * i : 3 * i + 256]) for i in range(20)]
+    for frame in frames:
+        tracker(frame)
+        assert np.abs(tracker._at - tracker._anchor_at).max() <= wm.CONFIG.tile / 8
+    assert tracker._anchor_at[1] < -wm.CONFIG.tile / 8  # it was renewed along the way

@@ -19,6 +19,7 @@ from common.errors import UserError
 from consent_and_watermark import c2pa_sign, watermark_image, writer
 from consent_and_watermark.consent import Ledger, register_synthetic_identity
 from consent_and_watermark.keys import create_keys, load_keys, medium_key
+from consent_and_watermark.metadata import read_metadata
 from consent_and_watermark.provenance import ProvenanceLog
 from consent_and_watermark.verify import format_report, verify
 
@@ -498,3 +499,39 @@ def test_a_video_whose_input_fails_late_says_how_far_it_got_and_writes_nothing(o
     with pytest.raises(UserError, match=r"frame 9 of input.mp4 is damaged \(stopped after \d frames; "):
         writer.save_video(target, frames(), 25.0)
     assert list(out_dir.iterdir()) == []
+
+
+def test_check_suffix_ignores_case_as_the_encoder_does(out_dir: Path):
+    """A ``.PNG`` or ``.MP4`` name is written (encode picks the format by the lower-cased suffix),
+    not refused before compute."""
+    writer.check_suffix(out_dir / "face.PNG", "image")
+    writer.check_suffix(out_dir / "clip.MP4", "video")
+    writer.check_suffix(out_dir / "voice.WAV", "audio")
+    scene = np.ascontiguousarray(data.astronaut()[:64, :64])
+    assert writer.save_image(out_dir / "face.JPG", scene).exists()
+
+
+def test_a_figure_needs_only_image_consent(out_dir: Path):
+    """A figure is an image as far as consent goes: a record allowing image outputs covers it."""
+    from matplotlib.figure import Figure
+
+    record = Ledger().add("bob", "Bob", "Bob", techniques=["swap"], outputs=["image"])
+    writer.begin_run("swap", [record.id])
+    fig = Figure(figsize=(2, 2))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    assert writer.save_figure(fig, out_dir / "loss.png").exists()
+
+
+def test_a_small_video_with_a_marked_soundtrack_claims_its_payload(out_dir: Path):
+    """Frames too small for the image mark, audio long enough for its own: the file is watermarked
+    (through its audio), and the metadata states the payload, as the provenance row does."""
+    rate = 16000
+    t = np.arange(10 * rate) / rate  # as test_video_with_audio_marks_both_tracks: survives AAC
+    babble = (0.05 * (1 + np.sin(2 * np.pi * 4 * t)) * np.random.default_rng(0).standard_normal(t.size))
+    clip = np.stack([data.astronaut()[100:164, 4 * i : 4 * i + 64] for i in range(10)])  # 64 px
+    path = writer.save_video(out_dir / "tiny.mp4", clip, 1, audio=babble.astype(np.float32), sample_rate=rate)
+    row = ProvenanceLog().rows()[-1]
+    assert row.watermarked
+    assert read_metadata(path).payload == row.payload
+    report = verify(path)
+    assert report.audio_watermark["detected"] and report.audio_watermark["payload"] == row.payload

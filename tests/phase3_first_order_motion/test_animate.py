@@ -263,3 +263,26 @@ def test_batches_of_a_stream_are_the_slices_of_the_array():
     assert [len(b) for b in streamed] == [3, 3, 1]
     for a, b in zip(sliced, streamed, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_find_best_frame_keeps_the_first_of_equally_close_frames(monkeypatch):
+    """A still stretch of the driving video (identical poses): motion is measured from the first of them."""
+    monkeypatch.setattr(animate, "normalized_landmarks", lambda points: points)
+    pose = np.arange(10.0).reshape(5, 2)
+    assert animate.find_best_frame(pose, [pose + 1, pose, pose, pose]) == 1
+
+
+@pytest.mark.todo("p3")
+@pytest.mark.parametrize("flags, relative, adapt", [([], True, False), (["--adapt-scale"], True, True),
+                                                     (["--absolute"], False, False)])
+def test_the_motion_flags_reach_the_renderer(files, monkeypatch, flags, relative, adapt):
+    seen = {}
+    real = animate.animate
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(animate, "animate", spy)
+    assert run(animate.main, argv(files) + flags) == 0
+    assert seen["relative"] is relative and seen["adapt_scale"] is adapt

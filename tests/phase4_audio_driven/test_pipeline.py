@@ -10,6 +10,7 @@ from common.detector_processes import DetectorProcesses
 from common.errors import UserError
 from common.impl import load
 from phase4_audio_driven import data, pipeline
+from phase4_audio_driven.pipeline import settle_boxes
 
 
 def test_settle_boxes_reuses_the_last_box_and_the_first_for_frames_before_it():
@@ -299,3 +300,14 @@ def test_generator_reference_window_comes_from_another_moment():
         n = start(batch["target"][b, :, 0])
         ref = start(batch["faces"][b, 3:, 0])
         assert abs(ref - n) >= data.WINDOW, (n, ref)
+
+
+def test_frames_before_the_first_face_count_in_the_tail_window():
+    """A clip shorter than the window: every frame gets the mean of all its gap-filled boxes, the
+    frames before the first face counting with the first face's box (destination: test_pipeline.py)."""
+    a, b = (0.0, 0.0, 10.0, 10.0), (4.0, 4.0, 14.0, 14.0)
+    out = list(settle_boxes([(0, None), (1, None), (2, a), (3, b)], window=5))
+    assert [item for item, _ in out] == [0, 1, 2, 3]
+    expected = (3 * np.array(a) + np.array(b)) / 4
+    for _, box in out:
+        np.testing.assert_allclose(box, expected)
