@@ -176,6 +176,16 @@ constant rate after the warm-up: the old preset's step 500 but for the decay; 81
 better: r 0.16 / 0.10, +128 % / +133 %. So the preset keeps the 36-person, 2500-step expert; meeting
 figures 1 and 3 together needs a teacher that teaches, which no accuracy or probe predicts yet.
 
+Nor does a panel of teachers make one reliable (session 15). The generator learnt from three step-500
+experts at once, P_sync the mean of their cosines (their unit embeddings concatenated and scaled by
+1/sqrt(3): the cosine of the result is the mean), so that one expert's quirks would be outvoted. Scratch
+runs (36 people, 500 steps, constant rate after the warm-up; generator seed 0; judged by a 108 x 5000
+expert): panel A +58.8 %, r 0.56 (every person 0.48-0.70), its members alone +74.5 % / 0.57, +108.4 % /
+0.48 and +165.8 % / 0.16; panel B +76.1 %, r 0.51 (one member alone: +153.6 %, 0.50). In this preset
+(the expert's step-500 checkpoint and two more 500-step experts; the preset's judge): generator seed 0
++62.6 %, r 0.51 (that checkpoint alone: +63.8 %, 0.58), seed 1 +83.5 %, r 0.03 (alone: 0.46). It
+costs two more expert runs and 1.4x the generator's step; dropped.
+
 Figures 2 and 3 average 6 held-out people (seeds 700-705; dlib on their ground-truth videos gives
 r = 0.70 on average, the ceiling of figure 3); earlier versions used the first 3 (ceiling 0.76), whose
 mean is printed too. The held-out clips are 3 s (75 frames) whatever --frames says. LSE-D is printed
