@@ -165,12 +165,22 @@ def _video_stream(container, rate: Fraction, options: dict, planes: np.ndarray):
     return video
 
 
+def _same_size(planes: np.ndarray, first: np.ndarray, index: int) -> None:
+    """Refuse a frame whose size differs from the first one's: the encoder would rescale it silently,
+    and the watermark embedded at its own size with it."""
+    if planes.shape != first.shape:
+        (h, w), (h0, w0) = ((p.shape[0] * 2 // 3, p.shape[1]) for p in (planes, first))
+        raise UserError(f"frame {index} of the video is {w}x{h} px, the frames before it {w0}x{h0}: a "
+                        "video's frames must all be one size")
+
+
 def _encode_video(container, planes: Iterator[np.ndarray], rate: Fraction, options: dict) -> int:
     """One encoder, frame by frame; returns the number of frames."""
-    video, count = None, 0
+    video, count, first = None, 0, None
     for frame in planes:
         if video is None:
-            video = _video_stream(container, rate, options, frame)
+            video, first = _video_stream(container, rate, options, frame), frame
+        _same_size(frame, first, count)
         for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="yuv420p")):
             container.mux(packet)
         count += 1
@@ -217,10 +227,12 @@ def _encode_video_segments(
             packet.time_base, packet.stream = 1 / rate, video
             container.mux(packet)
 
+    first = None
     with ThreadPoolExecutor(segments) as pool:
         for frame in planes:
             if video is None:
-                video = _video_stream(container, rate, options, frame)
+                video, first = _video_stream(container, rate, options, frame), frame
+            _same_size(frame, first, count)
             run.append(frame)
             count += 1
             if len(run) == SEGMENT_FRAMES:

@@ -172,7 +172,8 @@ def load_speech(path: Path) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if min(args.resize_factor, args.batch_size, args.detect_every, args.max_frames or 1) < 1:
+    max_frames = 1 if args.max_frames is None else args.max_frames  # 0 is a value, not "not given"
+    if min(args.resize_factor, args.batch_size, args.detect_every, max_frames) < 1:
         raise UserError("--resize-factor, --batch-size, --detect-every and --max-frames must be at least 1")
     if not 1 <= args.fps <= 120:
         raise UserError(f"--fps must be between 1 and 120, got {args.fps}")

@@ -25,3 +25,11 @@ def test_a_stopped_worker_is_an_error_not_an_empty_answer():
         stopped = r"face-detector process stopped.*killed by signal 9.*DEEPFAKE_WORKERS"
         with pytest.raises(UserError, match=stopped):
             detectors.detect(np.zeros((80, 80, 3), np.uint8))  # one line for the user: not a bug here
+
+
+def test_the_detector_processes_pass_upsample_on():
+    small = render_clip(make_identity(5), frames=1, size=80, speech=False).frames[0]  # a 36 px face
+    assert dlib_models.detect_faces(small, 0) == []
+    assert dlib_models.detect_faces(small, 1)  # found only when upsampled
+    with DetectorProcesses(1) as workers:
+        assert workers.detect(small, upsample=1) == dlib_models.detect_faces(small, 1)

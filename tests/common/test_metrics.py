@@ -92,3 +92,11 @@ def test_identity_distance_equals_dlib_descriptors():
     assert metrics.identity_distance(a, a, box, box) == 0.0
     blank = np.zeros((60, 60, 3), dtype=np.uint8)
     assert math.isnan(metrics.identity_distance(blank, a, None, box))  # no face found
+
+
+def test_landmark_nme_divides_by_the_ground_truths_eye_distance():
+    gt = np.zeros((68, 2))
+    gt[45] = (10.0, 0.0)  # outer eye corners 36 (at 0, 0) and 45: 10 px apart
+    pred = gt.copy()
+    pred[45] = (20.0, 0.0)  # one point 10 px off, which also doubles the predicted eye distance
+    assert metrics.landmark_nme(pred, gt) == pytest.approx(10 / 68 / 10)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import pytest
 
 from common import dlib_models
-from common.parallel import ordered_map, worker_count
+from common.parallel import ENV_WORKERS, MAX_WORKERS, ordered_map, worker_count
 
 
 def test_results_come_in_input_order_although_workers_finish_out_of_order():
@@ -108,3 +109,15 @@ def test_a_pool_runs_opencv_one_thread_per_call(monkeypatch):
             list(ordered_map(threads, [0, 1], workers=2))
     finally:
         cv2.setNumThreads(before)
+
+
+def test_zero_workers_means_one():
+    assert list(ordered_map(str, [1, 2, 3], workers=0)) == ["1", "2", "3"]
+
+
+def test_worker_count_is_at_least_one_and_at_most_16(monkeypatch):
+    monkeypatch.setenv(ENV_WORKERS, "0")
+    assert worker_count() == 1
+    monkeypatch.delenv(ENV_WORKERS)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert worker_count() == MAX_WORKERS == 16

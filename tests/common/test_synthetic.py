@@ -249,3 +249,16 @@ def test_cli_writes_a_dataset(tmp_path):
             "ground_truth.npz",
             "identity.json",
         }
+
+
+def test_synthetic_polygons_are_drawn_on_pixel_centres():
+    """Landmark (x, y) is the centre of pixel (x, y): a square with corners on pixel centres 10 and 20 is
+    centred on pixel 15, so the ground truth sits on the drawn face, not half a pixel beside it."""
+    from common.synthetic.face_render import _fill
+
+    img = np.zeros((32, 32, 3), np.float32)
+    _fill(img, np.array([[10.0, 10], [20, 10], [20, 20], [10, 20]]), (1.0, 1.0, 1.0))
+    mass = img[..., 0]
+    ys, xs = np.mgrid[:32, :32]
+    assert (mass * ys).sum() / mass.sum() == pytest.approx(15.0, abs=0.05)
+    assert (mass * xs).sum() / mass.sum() == pytest.approx(15.0, abs=0.05)

@@ -535,3 +535,14 @@ def test_a_small_video_with_a_marked_soundtrack_claims_its_payload(out_dir: Path
     assert read_metadata(path).payload == row.payload
     report = verify(path)
     assert report.audio_watermark["detected"] and report.audio_watermark["payload"] == row.payload
+
+
+@pytest.mark.parametrize("segments", ["1", "2"])
+def test_a_video_whose_frames_change_size_is_refused_and_nothing_is_written(out_dir: Path, monkeypatch,
+                                                                            segments):
+    """The encoder would rescale the odd frame silently, and the watermark embedded at its size with it."""
+    monkeypatch.setenv("DEEPFAKE_ENCODE_SEGMENTS", segments)
+    frames = [np.zeros((160, 160, 3), np.uint8)] * 3 + [np.zeros((128, 192, 3), np.uint8)]
+    with pytest.raises(UserError, match="frame 3 of the video is 192x128 px, the frames before it 160x160"):
+        writer.save_video(out_dir / "clip.mp4", iter(frames), 25.0)
+    assert list(out_dir.iterdir()) == [] and ProvenanceLog().rows() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from argparse import Namespace
 from dataclasses import asdict
 from pathlib import Path
 
@@ -148,13 +149,19 @@ def test_refusals_write_nothing(trained, videos, people, tmp_path, capsys):
     assert not (tmp_path / "faces").exists()
 
 
+def tiny_config():
+    """The autoencoder module and a tiny 32 px configuration for it (no TODO code runs)."""
+    autoencoder = load("phase1_face_swap", "autoencoder")
+    return autoencoder, autoencoder.AutoencoderConfig(resolution=32, encoder_channels=(8, 16, 32),
+                                                      latent_dim=16, bottleneck_channels=8,
+                                                      decoder_channels=(16, 8))
+
+
 @pytest.fixture(scope="module")
 def untrained_model(tmp_path_factory) -> Path:
     """A train.py-style run folder with a random-weight 32 px autoencoder: what swap_video.py loads, made
     without training (no TODO code runs, so it is built on the templates too)."""
-    autoencoder = load("phase1_face_swap", "autoencoder")
-    cfg = autoencoder.AutoencoderConfig(resolution=32, encoder_channels=(8, 16, 32), latent_dim=16,
-                                        bottleneck_channels=8, decoder_channels=(16, 8))
+    autoencoder, cfg = tiny_config()
     torch.manual_seed(0)
     run_dir = tmp_path_factory.mktemp("untrained")
     Checkpointer(run_dir / "checkpoints", {"model": autoencoder.FaceSwapAutoencoder(cfg)}).save(
@@ -386,3 +393,104 @@ def test_swap_warns_early_when_the_first_seconds_hold_no_face(other_person, capl
     assert len(early) == 1 and f"first {warn_at} frames" in early[0]
     assert ("--reference" in early[0]) == other_person
     assert len(caplog.records) == 1  # said once, not again for every later frame
+
+
+def test_the_swappers_settings_follow_the_flags_and_the_checkpoints_coverage():
+    from phase1_face_swap import swap_video
+
+    autoencoder, cfg = tiny_config()
+    model = autoencoder.FaceSwapAutoencoder(cfg)
+    flags = Namespace(draw="target", blend="poisson", color="hist", detect_every=3, no_smooth=True)
+    swapper = swap_video.make_swapper(model, {"coverage": 0.8}, flags, torch.device("cpu"))
+    assert (swapper.cfg.draw_identity, swapper.cfg.coverage, swapper.cfg.blend, swapper.cfg.color,
+            swapper.cfg.detect_every, swapper.cfg.smooth) == (1, 0.8, "poisson", "hist", 3, False)
+    flags = Namespace(draw="source", blend="alpha", color="none", detect_every=1, no_smooth=False)
+    swapper = swap_video.make_swapper(model, {}, flags, torch.device("cpu"))
+    assert (swapper.cfg.draw_identity, swapper.cfg.coverage, swapper.cfg.detect_every,
+            swapper.cfg.smooth) == (0, 0.6, 1, True)
+
+
+def test_a_checkpoint_without_autoencoder_settings_is_one_clear_error(tmp_path):
+    from phase1_face_swap import swap_video
+
+    autoencoder, cfg = tiny_config()
+    Checkpointer(tmp_path / "checkpoints", {"model": autoencoder.FaceSwapAutoencoder(cfg)}).save(1, extra={})
+    with pytest.raises(UserError, match="is not a phase-1 face-swap checkpoint"):
+        swap_video.load_model(tmp_path, torch.device("cpu"))
+
+
+@pytest.mark.todo("p1")
+def test_swap_max_frames_cuts_the_audio_to_the_frames_kept(untrained_model, videos, people, tmp_path):
+    from phase1_face_swap import swap_video
+
+    ids = [register_synthetic_identity(p.subject_id, p.display_name) for p in people]
+    out = tmp_path / "first2.mp4"
+    argv = ["--checkpoint", str(untrained_model), "--input", str(videos[1]), "--output", str(out),
+            "--consent", ids[0], "--consent", ids[1], "--max-frames", "2", "--device", "cpu"]
+    assert run(swap_video.main, argv) == 0
+    result = media.read_video(out)
+    assert result.frames.shape[0] == 2
+    seconds = len(result.audio) / result.sample_rate
+    assert 2 / 25 <= seconds <= 2 / 25 + 2 * 1024 / result.sample_rate  # 0.08 s (of 0.24), plus AAC padding
+
+
+def test_resuming_a_gan_run_without_gan_is_refused(tmp_path):
+    from phase1_face_swap import train
+
+    autoencoder, cfg = tiny_config()
+    Checkpointer(tmp_path / "checkpoints", {"model": autoencoder.FaceSwapAutoencoder(cfg)}).save(
+        1, extra={"autoencoder": asdict(cfg), "gan": True})
+    train.check_resume(tmp_path, asdict(cfg), gan=True)  # the same run: fine
+    with pytest.raises(UserError, match="was trained with --gan; keep the flag"):
+        train.check_resume(tmp_path, asdict(cfg), gan=False)
+
+
+@pytest.mark.todo("p1")
+def test_extract_takes_every_nth_frame_into_an_existing_empty_folder(videos, tmp_path):
+    from phase1_face_swap import extract
+
+    (tmp_path / "faces").mkdir()  # made beforehand and still empty: fine
+    assert run(extract.main, ["--input", str(videos[0]), "--output", str(tmp_path / "faces"), "--size", "64",
+                              "--frame-step", "2"]) == 0
+    index = json.loads((tmp_path / "faces" / "faces.json").read_text())
+    assert [face["frame"] for face in index["faces"]] == [0, 2, 4]
+
+
+def test_extract_refuses_crops_under_32_px(tmp_path, one_error_line):
+    from phase1_face_swap import extract
+
+    assert run(extract.main, ["--input", str(tmp_path / "in.mp4"), "--output", str(tmp_path / "f"),
+                              "--size", "31"]) == 2
+    assert one_error_line() == "error: --size must be at least 32 and --frame-step at least 1"
+
+
+def test_train_passes_the_folder_names_coverage_and_epochs_in_steps_on(tmp_path, consent, monkeypatch):
+    """What main() hands to train(): the identities are the folders' names (a checkpoint records them),
+    --coverage (swap_video.py crops with it) and --epochs x steps per epoch."""
+    from types import SimpleNamespace
+
+    from phase1_face_swap import train
+
+    faceset = load("phase1_face_swap", "faceset")
+    monkeypatch.setattr(faceset, "load_faceset", lambda path, size, coverage, max_frames: [path] * 6)
+    seen = {}
+
+    def fake_train(*sets, **kwargs):
+        seen.update(kwargs, sets=sets)
+        return SimpleNamespace(step=0, checkpoint=None, interrupted=False)
+
+    monkeypatch.setattr(train, "train", fake_train)
+    argv = ["--source", str(tmp_path / "alice"), "--target", str(tmp_path / "bob"), "--run-dir",
+            str(tmp_path / "run"), "--coverage", "0.7", "--epochs", "3", "--batch-size", "2", *consent]
+    assert run(train.main, argv) == 0
+    assert seen["names"] == ("alice", "bob") and seen["coverage"] == 0.7
+    assert seen["steps"] == 3 * (6 // 2) and seen["batch_size"] == 2
+
+
+def test_train_refuses_a_batch_size_of_zero(tmp_path, one_error_line):
+    from phase1_face_swap import train
+
+    argv = ["--source", str(tmp_path / "A"), "--target", str(tmp_path / "B"),
+            "--run-dir", str(tmp_path / "run"), "--batch-size", "0"]
+    assert run(train.main, argv) == 2
+    assert one_error_line() == "error: --epochs and --batch-size must be at least 1"

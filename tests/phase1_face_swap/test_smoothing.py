@@ -69,3 +69,11 @@ def test_one_euro_step_follows_the_paper_with_its_own_derivative_cutoff(smoothin
     dx_hat = alpha(5.0) * 2.0 / te
     fc = 1.0 + 0.5 * abs(dx_hat)
     np.testing.assert_allclose(got, [alpha(fc) * 2.0], rtol=1e-12)
+
+
+def test_one_euro_restarts_on_a_repeated_timestamp(smoothing):
+    """Two samples at the same time: the second restarts the filter (no division by a zero period)."""
+    flt = smoothing.OneEuroFilter()
+    flt(np.zeros(2), 0.0)
+    out = flt(np.array([3.0, 4.0]), 0.0)
+    np.testing.assert_array_equal(out, [3.0, 4.0])

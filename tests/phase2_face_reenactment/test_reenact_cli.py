@@ -142,3 +142,79 @@ def test_tracking_between_detections_notices_frames_without_a_face():
     frames[2:5] = 128  # a cut to a blank frame for three frames; detection runs on frames 0 and 5 only
     track = track_clip(frames, LandmarkTracker(detect_every=5), "the test clip")
     assert track.found.tolist() == [True, True, False, False, False] + [True] * 5
+
+
+class _Spy:
+    """Stands in for phase 1's face_detector module: records each detection, delegates the rest."""
+
+    def __init__(self, tracker) -> None:
+        self.real, self.tracker, self.calls = tracker.detector, tracker, []
+
+    def detect_faces_hog(self, frame, downscale=1.0):
+        self.calls.append((self.tracker._index, downscale))
+        return self.real.detect_faces_hog(frame, downscale=downscale)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_the_tracker_detects_on_frames_0_k_2k_and_tracks_in_between():
+    from phase2_face_reenactment.reenact import LandmarkTracker
+
+    frame = render_clip(make_identity(23), frames=1, size=SIZE, seed=3).frames[0]
+    tracker = LandmarkTracker(detect_every=3)
+    spy = tracker.detector = _Spy(tracker)
+    assert all(tracker(frame) is not None for _ in range(7))
+    assert [index for index, _ in spy.calls] == [0, 3, 6]
+
+
+def test_the_tracker_scales_the_short_side_to_detect_size():
+    from phase2_face_reenactment.reenact import LandmarkTracker
+
+    tracker = LandmarkTracker(detect_every=1, detect_size=360)
+    spy = tracker.detector = _Spy(tracker)
+    assert tracker(np.zeros((720, 1280, 3), np.uint8)) is None
+    assert spy.calls == [(0, pytest.approx(0.5))]
+
+
+def test_a_frame_without_a_face_equally_far_from_two_takes_the_earlier_ones_landmarks():
+    from phase2_face_reenactment.reenact import track_clip
+
+    def tracker(frame: int):  # frame i has landmarks all i, frames 1 and 4 have none
+        return None if frame in (1, 4) else np.full((68, 2), float(frame))
+
+    track = track_clip(range(6), tracker, "the test clip")
+    assert track.landmarks[:, 0, 0].tolist() == [0, 0, 2, 3, 3, 5]  # ties go to the earlier frame
+
+
+def test_check_args_accepts_amplify_zero_and_refuses_basis_with_3d(tmp_path):
+    from common.errors import UserError
+    from phase2_face_reenactment.reenact import build_parser, check_args
+
+    for name in ("d.mp4", "t.png"):
+        (tmp_path / name).write_bytes(b"x")
+    base = ["--source", str(tmp_path / "d.mp4"), "--target", str(tmp_path / "t.png"),
+            "--output", str(tmp_path / "o.mp4")]
+    check_args(build_parser().parse_args(base + ["--amplify", "0"]))  # 0: the target's own neutral face
+    with pytest.raises(UserError, match="--amplify must be between 0 and 5"):
+        check_args(build_parser().parse_args(base + ["--amplify", "-0.1"]))
+    with pytest.raises(UserError, match="--basis works with --mode 2d only"):
+        check_args(build_parser().parse_args(base + ["--basis", "5", "--mode", "3d"]))
+
+
+def test_a_driver_cut_to_one_frame_is_refused(inputs, tmp_path, one_error_line):
+    out = tmp_path / "one.mp4"
+    assert cli(argv(inputs, out, **{"--max-frames": 1})) == 2
+    want = f"error: the driver {inputs['driver']} needs at least 2 frames (--max-frames 1 keeps 1)"
+    assert one_error_line() == want
+    assert not out.exists()
+
+
+@pytest.mark.todo("p2.expr", "p2.video")
+def test_the_driver_audio_is_cut_to_the_frames_written(inputs, tmp_path):
+    out = tmp_path / "two.mp4"
+    assert cli(argv(inputs, out, **{"--max-frames": 2})) == 0
+    video = read_video(out)
+    assert video.frames.shape[0] == 2
+    seconds = len(video.audio) / video.sample_rate
+    assert 2 / 25 <= seconds <= 2 / 25 + 2 * 1024 / video.sample_rate  # 0.08 s (of 0.32), plus AAC padding

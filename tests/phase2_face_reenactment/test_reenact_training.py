@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 
 from common.cli import run
@@ -134,3 +135,89 @@ def test_train_x2face_refuses_clips_of_one_frame(tmp_path, capsys):
 
     assert run(train_x2face.main, ["--run-dir", str(tmp_path / "run"), "--frames", "1"]) == 2
     assert "--frames must be at least 2" in capsys.readouterr().err
+
+
+def test_x2face_pairs_are_two_different_frames_of_one_clip():
+    from phase2_face_reenactment import data
+
+    clips = [np.stack([np.full((8, 8, 3), 10 * c + f, np.uint8) for f in range(2)]) for c in range(3)]
+    for seed in range(3):
+        for batch in data.pair_batches(clips, 4, seed, epoch=0):
+            differ = (batch["source"] - batch["driving"]).abs().amax(dim=(1, 2, 3))
+            assert (differ > 0).all(), seed
+
+
+def test_an_epoch_of_x2face_pairs_ends_with_its_last_whole_batch():
+    from phase2_face_reenactment import data
+
+    clips = [np.zeros((3, 8, 8, 3), np.uint8)]  # 16 pairs an epoch: 4 batches of 4, none left over
+    assert [len(b["source"]) for b in data.pair_batches(clips, 4, seed=0, epoch=0)] == [4, 4, 4, 4]
+
+
+def test_x2face_clips_of_one_frame_are_left_out_of_a_folder(tmp_path):
+    from consent_and_watermark import writer
+    from phase2_face_reenactment import data
+
+    for name, frames in (("one", 1), ("three", 3)):  # frame folders, one clip each
+        (tmp_path / name).mkdir()
+        for i in range(frames):
+            frame = np.full((16, 16, 3), 40 * i, np.uint8)
+            writer.save_image(tmp_path / name / f"{i}.png", frame, label=False)
+    clips = data.video_clips(str(tmp_path), 16, identities=1, frames=10)
+    assert [len(c) for c in clips] == [3]
+
+
+def test_an_epoch_of_landmark_crops_ends_with_its_last_whole_batch():
+    from common.impl import load
+    from phase2_face_reenactment import data
+
+    lmk = load("phase2_face_reenactment", "landmark_detector")
+    faces = data.synthetic_faces([1000], frames=8, size=96)
+    cfg = lmk.LandmarkConfig(input_size=32)
+    batches = list(data.landmark_batches(faces, lmk, cfg, 4, seed=0, epoch=0))
+    assert [len(b["image"]) for b in batches] == [4, 4]
+
+
+def test_landmark_training_accepts_exactly_batch_size_faces():
+    from common.errors import UserError
+    from phase2_face_reenactment import train_landmarks
+
+    parse = train_landmarks.build_parser().parse_args
+    train_landmarks.check_args(parse(["--identities", "1", "--frames", "4", "--batch-size", "4"]))
+    with pytest.raises(UserError, match="--identities x --frames must be at least --batch-size"):
+        train_landmarks.check_args(parse(["--identities", "1", "--frames", "4", "--batch-size", "5"]))
+
+
+def test_x2face_training_accepts_a_batch_of_exactly_the_pairs_an_epoch_draws(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from phase2_face_reenactment import data, train_x2face
+
+    monkeypatch.setattr(data, "video_clips", lambda *a: [np.zeros((2, 32, 32, 3), np.uint8)])  # 16 pairs
+    seen = {}
+
+    def fake_loop(step_fn, batches, cfg, checkpointer, **kwargs):
+        seen["sizes"] = [len(b["source"]) for b in batches(0)]
+        return SimpleNamespace(step=0, checkpoint=None, interrupted=False, metrics={})
+
+    monkeypatch.setattr(train_x2face, "train_loop", fake_loop)
+    assert train_x2face.main(["--run-dir", str(tmp_path / "run"), "--size", "32", "--batch-size", "16",
+                              "--device", "cpu", "--no-progress"]) == 0
+    assert seen["sizes"] == [16]
+
+
+def test_landmark_crop_jitter_zooms_between_0_85_and_1_2():
+    from common.impl import load
+    from phase2_face_reenactment import data
+
+    lmk = load("phase2_face_reenactment", "landmark_detector")
+    cfg = lmk.LandmarkConfig(input_size=32)
+    faces = data.synthetic_faces([1000], frames=1, size=96)
+    image, points = faces.images[0], faces.landmarks[0]
+    _, plain = data.jittered_crop(image, points, lmk, cfg, None)
+    rng = np.random.default_rng(0)
+    ratios = []
+    for _ in range(300):  # crop pixels per image pixel, relative to the plain crop's (rotation-free)
+        _, moved = data.jittered_crop(image, points, lmk, cfg, rng)
+        ratios.append(np.linalg.norm(plain[0] - plain[16]) / np.linalg.norm(moved[0] - moved[16]))
+    assert 0.85 - 1e-6 <= min(ratios) < 0.88 and 1.17 < max(ratios) <= 1.2 + 1e-6

@@ -157,17 +157,6 @@ def test_one_euro_passes_a_constant_and_denoises_a_ramp(video):
     assert lag < 2.0  # px: at 20 px/s, less than a tenth of a second behind
 
 
-def _mouth(centre: tuple[float, float], open_px: float) -> np.ndarray:
-    cx, cy = centre
-    lm = np.zeros((68, 2))
-    t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
-    lm[48:60] = np.column_stack([cx - 30 * np.cos(t), cy - (12 + open_px / 2) * np.sin(t)])
-    u = np.linspace(0, 2 * np.pi, 8, endpoint=False)
-    lm[60:68] = np.column_stack([cx - 20 * np.cos(u), cy - (open_px / 2) * np.sin(u)])
-    lm[:48] = [cx, cy - 60]
-    return lm
-
-
 @pytest.mark.todo("p2.video.mouth")
 def test_mouth_fill_leaves_the_target_lips_alone(video):
     """Only the opening (inner lips 60-67) is pasted: the target's lips keep their own pixels."""

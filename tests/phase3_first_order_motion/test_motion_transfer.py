@@ -235,3 +235,15 @@ def test_dense_motion_network_exact_warp_keeps_identity_sources(mt):
         out = net(src, kp_driving=kp, kp_source=kp)
     np.testing.assert_allclose(out["sparse_deformed"].numpy(), src[:, None].expand(2, 4, 3, 16, 16).numpy(),
                                atol=1e-5)
+
+
+@pytest.mark.todo("p3.motion.normalize_kp")
+def test_normalize_kp_takes_the_source_hull_of_batch_element_0_too(mt):
+    """s = sqrt(area(source[0])) / sqrt(area(driving_initial[0])) = 1 / 0.5 = 2 for every element, though
+    element 1's source hull is 9x larger."""
+    src = {"value": torch.cat([square(1.0), square(3.0)])}  # (2, 5, 2)
+    init = {"value": torch.cat([square(0.5), square(0.5)])}
+    drv = {"value": init["value"] + 0.05}
+    out = mt.normalize_kp(kp_source=src, kp_driving=drv, kp_driving_initial=init, adapt_movement_scale=True,
+                          use_relative_movement=True)
+    np.testing.assert_allclose(out["value"].numpy(), src["value"].numpy() + 2 * 0.05, atol=1e-12)

@@ -127,15 +127,23 @@ def test_cosine_learning_rate_warms_up_linearly_and_decays_to_zero():
     assert {learning_rate(constant, s) for s in (0, 5, 10_000)} == {2e-4}
 
 
-@pytest.mark.todo("p3")
-def test_clip_grad_norm_bounds_each_network_gradient():
-    from phase3_first_order_motion import data
-    from phase3_first_order_motion.train import FOMMTrainer, TrainSettings
+def _tiny_pair(**changes) -> tuple:
+    """The tiny configuration (with `changes`) and one synthetic source/driving pair, (1, 3, H, W) each."""
+    from dataclasses import replace
 
-    config = load(PHASE, "model").get_config("tiny")
+    from phase3_first_order_motion import data
+
+    config = replace(load(PHASE, "model").get_config("tiny"), **changes)
     video = data.synthetic_videos(1, 2, config.frame_size, seed=5)[0]  # (2, H, W, 3) uint8
     frames = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255
-    batch = {"source": frames[:1], "driving": frames[1:]}
+    return config, {"source": frames[:1], "driving": frames[1:]}
+
+
+@pytest.mark.todo("p3")
+def test_clip_grad_norm_bounds_each_network_gradient():
+    from phase3_first_order_motion.train import FOMMTrainer, TrainSettings
+
+    config, batch = _tiny_pair()
     torch.manual_seed(0)
     trainer = FOMMTrainer(config, TrainSettings(clip_grad_norm=1e-3), torch.device("cpu"))
     trainer.step(batch, 0)
@@ -145,16 +153,11 @@ def test_clip_grad_norm_bounds_each_network_gradient():
         assert 0 < float(norm) <= 1e-3 * (1 + 1e-4)
 
 
-
 @pytest.mark.todo("p3")
 def test_the_equivariance_loss_warps_the_driving_frame(monkeypatch):
-    from phase3_first_order_motion import data
     from phase3_first_order_motion.train import FOMMTrainer, TrainSettings
 
-    config = load(PHASE, "model").get_config("tiny")
-    video = data.synthetic_videos(1, 2, config.frame_size, seed=5)[0]  # (2, H, W, 3) uint8
-    frames = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255
-    batch = {"source": frames[:1], "driving": frames[1:]}
+    config, batch = _tiny_pair()
     trainer = FOMMTrainer(config, TrainSettings(), torch.device("cpu"))
     seen = []
     original = trainer.losses.RandomTPS.transform_frame
@@ -163,15 +166,13 @@ def test_the_equivariance_loss_warps_the_driving_frame(monkeypatch):
     trainer.step(batch, 0)
     assert len(seen) == 1 and torch.equal(seen[0], batch["driving"])  # Y(D), as in sec. 3.3
 
+
 @pytest.mark.todo("p3")
 def test_fp16_loss_scaling_wraps_every_network_step_and_clips_unscaled_gradients(forced_fp16_scaler):
-    from phase3_first_order_motion import data, train
+    from phase3_first_order_motion import train
     from phase3_first_order_motion.train import FOMMTrainer, TrainSettings
 
-    config = load(PHASE, "model").get_config("tiny")
-    video = data.synthetic_videos(1, 2, config.frame_size, seed=5)[0]  # (2, H, W, 3) uint8
-    frames = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255
-    batch = {"source": frames[:1], "driving": frames[1:]}
+    config, batch = _tiny_pair()
     settings = TrainSettings(clip_grad_norm=1e-3, adversarial=True)
     trained = {}
     for scaled in (False, True):
@@ -194,17 +195,12 @@ def test_fp16_loss_scaling_wraps_every_network_step_and_clips_unscaled_gradients
 
 @pytest.mark.todo("p3")
 def test_a_configuration_without_jacobians_trains_without_the_jacobian_term():
-    from dataclasses import replace
-
-    from phase3_first_order_motion import data
     from phase3_first_order_motion.train import FOMMTrainer, TrainSettings
 
-    config = replace(load(PHASE, "model").get_config("tiny"), estimate_jacobian=False)
-    video = data.synthetic_videos(1, 2, config.frame_size, seed=5)[0]  # (2, H, W, 3) uint8
-    frames = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255
+    config, batch = _tiny_pair(estimate_jacobian=False)
     torch.manual_seed(0)
     trainer = FOMMTrainer(config, TrainSettings(), torch.device("cpu"))
-    metrics = trainer.step({"source": frames[:1], "driving": frames[1:]}, 0)
+    metrics = trainer.step(batch, 0)
     assert "equivariance_jacobian" not in metrics and "equivariance_value" in metrics
 
 
@@ -312,3 +308,111 @@ def test_akd_is_measured_in_pixels_of_the_original_frame():
     real, prediction = np.zeros((64, 64, 3), np.uint8), np.full((64, 64, 3), 200, np.uint8)
     faces.add(prediction, real)
     assert faces.result()["akd"] == pytest.approx(4 * np.sqrt(2) / 4)
+
+
+def test_crop_box_of_a_tall_or_wide_face_is_a_square_of_its_longer_side():
+    from phase3_first_order_motion import crop
+
+    # 50 wide, 20 tall, no margin: a 50 px square around the centre (35, 20), shifted inside the frame
+    assert crop.square_box((10, 10, 60, 30), 0.0, 200, 200) == (10, 0, 60, 50)
+    # 20 wide, 100 tall, 10 %: +-2 px across, +-10 px down -> 24 x 120, a 120 px square around (60, 100)
+    assert crop.square_box((50, 50, 70, 150), 0.1, 400, 400) == (0, 40, 120, 160)
+
+
+def test_crop_box_detects_on_frames_0_every_2every(monkeypatch):
+    from common import dlib_models
+    from phase3_first_order_motion import crop
+
+    frames = [np.full((40, 40, 3), i, np.uint8) for i in range(7)]
+    seen = []
+
+    def detect(frame):
+        seen.append(int(frame[0, 0, 0]))
+        return [(10, 10, 20, 20)]
+
+    monkeypatch.setattr(dlib_models, "detect_faces", detect)
+    crop.crop_box(frames, every=3, increase=0.0)
+    assert seen == [0, 3, 6]
+
+
+def test_crop_accepts_a_zero_margin_and_refuses_a_negative_one(tmp_path, one_error_line):
+    from common.cli import run
+    from phase3_first_order_motion import crop
+
+    base = ["--input", str(tmp_path / "in.mp4"), "--output", str(tmp_path / "out.mp4")]
+    assert run(crop.main, base + ["--increase", "-0.1"]) == 2
+    assert "--increase must be 0 or a positive number" in one_error_line()
+    assert run(crop.main, base + ["--increase", "0"]) == 2  # on to the input, which does not exist
+    assert "--increase" not in one_error_line()
+
+
+def test_fomm_videos_of_one_frame_are_left_out_of_a_folder(tmp_path):
+    from consent_and_watermark import writer
+    from phase3_first_order_motion import data
+
+    for name, frames in (("one", 1), ("three", 3)):  # frame folders, one clip each
+        (tmp_path / name).mkdir()
+        for i in range(frames):
+            frame = np.full((16, 16, 3), 40 * i, np.uint8)
+            writer.save_image(tmp_path / name / f"{i}.png", frame, label=False)
+    assert [len(v) for v in data.load_video_folder(tmp_path, 16)] == [3]
+
+
+def test_fomm_pairs_are_two_different_frames_flipped_left_right_only():
+    from phase3_first_order_motion import data
+
+    ys, xs = np.mgrid[:8, :8]
+    base = np.repeat((10 * xs + ys).astype(np.uint8)[..., None], 3, axis=2)  # no two pixels alike
+    video = np.stack([base, base + 100])  # two frames, told apart by their level
+
+    def as_tensor(frame: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255
+
+    allowed = [as_tensor(f) for f in (*video, *video[:, :, ::-1])]  # as stored, or mirrored left-right
+    for epoch in range(4):
+        for batch in data.epoch_batches([video], 4, epoch, seed=0, repeats=4):
+            for source, driving in zip(batch["source"], batch["driving"], strict=True):
+                assert source.mean() != driving.mean()  # frames a and b differ
+                assert any(torch.equal(source, a) for a in allowed)  # never upside down
+
+
+def test_held_out_synthetic_videos_are_other_people():
+    from phase3_first_order_motion.train import load_videos
+
+    train = load_videos("synthetic", 32, "train", seed=0, count=1, frames=2)
+    test = load_videos("synthetic", 32, "test", seed=0, count=1, frames=2)
+    assert not np.array_equal(train[0], test[0])
+
+
+def test_fomm_training_repeats_a_small_set_until_one_batch_fills(tmp_path, monkeypatch):
+    """2 videos and --batch-size 4 (default --repeats 1): each video repeats twice an epoch, so that an
+    epoch has a whole batch (no batch at all: an epoch that never ends)."""
+    from phase3_first_order_motion import train
+
+    monkeypatch.setattr(train, "load_videos", lambda *a, **k: [np.zeros((2, 64, 64, 3), np.uint8)] * 2)
+    seen = {}
+
+    def fake_loop(step_fn, batches, cfg, checkpointer, **kwargs):
+        seen["sizes"] = [len(b["source"]) for b in batches(0)]
+        return SimpleNamespace(step=0, checkpoint=None, interrupted=False)
+
+    monkeypatch.setattr(train, "train_loop", fake_loop)
+    assert train.main(["--data", "synthetic", "--config", "tiny", "--run-dir", str(tmp_path / "run"),
+                       "--batch-size", "4", "--repeats", "1", "--device", "cpu", "--no-progress"]) == 0
+    assert seen["sizes"] == [4]
+
+
+def test_a_checkpoint_older_than_the_recorded_configuration_still_resumes(tmp_path):
+    """A checkpoint without model_params (written before they were recorded) is resumed; one with other
+    params is refused."""
+    from common.training import Checkpointer
+    from phase3_first_order_motion import train
+
+    config = load(PHASE, "model").get_config("tiny")
+    checkpointer = Checkpointer(tmp_path / "checkpoints", {"x": torch.nn.Linear(1, 1)})
+    checkpointer.save(1, extra={})
+    train.check_resumable(checkpointer, config)
+    other = {**config.model_params(), "common_params": {"num_kp": 99}}
+    checkpointer.save(2, extra={"model_params": other})
+    with pytest.raises(UserError, match="another FOMM configuration"):
+        train.check_resumable(checkpointer, config)

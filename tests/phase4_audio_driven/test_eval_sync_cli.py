@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from common.cli import run
+from common.errors import UserError
+from common.impl import load
 from common.media import read_audio
 
 
@@ -66,3 +70,64 @@ def test_max_frames_too_few_for_the_offset_search_is_refused_before_any_work(tmp
     argv = ["--video", str(video), "--expert", str(tmp_path / "missing.pth"), "--max-frames", "30"]
     assert run(main, argv) == 2
     assert one_error_line() == "error: --max-frames must be at least 35 for a +-15-frame search, got 30"
+
+
+def test_sync_evaluation_needs_2_vshift_plus_5_frames_not_2_vshift_plus_1():
+    from phase4_audio_driven.eval_sync import evaluate_crops
+
+    crops = np.zeros((34, 96, 96, 3), np.uint8)  # 30 five-frame windows: one short of +-15
+    with pytest.raises(UserError, match="the clip has 34 frames; at least 35 are needed"):
+        evaluate_crops(None, crops, np.zeros(16000, np.float32), 25.0, vshift=15)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--max-frames", "34"], "--max-frames must be at least 35 for a +-15-frame search, got 34"),
+    (["--vshift", "0"], "--vshift must be at least 1"),
+])
+def test_eval_sync_refuses_flags_one_short_before_any_work(tmp_path, one_error_line, flags, message):
+    from phase4_audio_driven.eval_sync import main
+
+    argv = ["--video", str(tmp_path / "clip.mp4"), "--expert", str(tmp_path / "missing.pth"), *flags]
+    assert run(main, argv) == 2
+    assert one_error_line() == f"error: {message}"
+
+
+@pytest.fixture(scope="module")
+def tiny_expert(tmp_path_factory) -> Path:
+    model = load("phase4_audio_driven", "model")  # constructors and checkpoints hold no TODO
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("expert") / "expert.pth"
+    torch.save(model.checkpoint_dict(model.SyncNet(0.125), None, 0, 0), path)
+    return path
+
+
+def test_a_silent_video_without_audio_flag_is_one_line(tmp_path, tiny_expert, one_error_line):
+    from common.synthetic import make_identity, render_clip
+    from consent_and_watermark import writer
+    from phase4_audio_driven.eval_sync import main
+
+    frames = render_clip(make_identity(5), frames=2, size=96, speech=False).frames
+    video = writer.save_video(tmp_path / "mute.mp4", frames, 25.0, label=False)
+    assert run(main, ["--video", str(video), "--expert", str(tiny_expert), "--device", "cpu"]) == 2
+    assert one_error_line() == f"error: {video} has no audio track: pass --audio"
+
+
+@pytest.mark.todo("p4.audio", "p4.sync")
+def test_a_video_is_scored_at_its_own_frame_rate(tmp_path, tiny_expert, capsys):
+    """A 10-fps clip: each frame's audio window starts 80 / 10 mel columns after the last, not 80 / 25."""
+    from common.media import iter_video
+    from common.synthetic import make_identity, render_clip, synthesize_speech
+    from consent_and_watermark import writer
+    from phase4_audio_driven import eval_sync
+
+    frames = render_clip(make_identity(5), frames=10, size=160, speech=False).frames
+    speech = synthesize_speech(1.0, seed=3)
+    video = writer.save_video(tmp_path / "ten.mp4", frames, 10.0, audio=speech.samples,
+                              sample_rate=speech.sample_rate, label=False)
+    assert run(eval_sync.main, ["--video", str(video), "--expert", str(tiny_expert), "--vshift", "2",
+                                "--device", "cpu"]) == 0
+    expert = load("phase4_audio_driven", "model").load_syncnet(tiny_expert)
+    wav, _ = read_audio(video, 16000)
+    decoded = np.stack(list(iter_video(video)))
+    scores = eval_sync.evaluate_frames(expert, decoded, wav, 10.0, 2)
+    assert f"LSE-D {scores.lse_d:.4f}   LSE-C {scores.lse_c:.4f}" in capsys.readouterr().out

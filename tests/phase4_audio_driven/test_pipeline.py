@@ -311,3 +311,27 @@ def test_frames_before_the_first_face_count_in_the_tail_window():
     expected = (3 * np.array(a) + np.array(b)) / 4
     for _, box in out:
         np.testing.assert_allclose(box, expected)
+
+
+def test_augmentation_zooms_about_the_crop_centre():
+    from phase4_audio_driven.data import Augment, augment_faces
+
+    faces = np.zeros((5, 96, 96, 3), np.uint8)
+    faces[:, 40:56, 40:56] = 255  # a square around the centre (47.5, 47.5)
+    zoom_only = Augment(gain=0.0, shift=0.0, scale=0.05)
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        out = augment_faces(faces, rng, zoom_only)[0, ..., 0].astype(float)
+        ys, xs = np.mgrid[:96, :96]
+        centre = ((out * ys).sum() / out.sum(), (out * xs).sum() / out.sum())
+        assert centre == pytest.approx((47.5, 47.5), abs=0.3), seed
+
+
+def test_audio_augmentation_is_8_over_100_per_db():
+    from phase4_audio_driven.data import augment_mel
+
+    mel = torch.zeros(1, 80, 16)
+    for seed in range(3):
+        gain_db = np.random.default_rng(seed).uniform(-6.0, 6.0)
+        out = augment_mel(mel, np.random.default_rng(seed))
+        assert torch.allclose(out, torch.full_like(mel, 0.08 * gain_db)), seed

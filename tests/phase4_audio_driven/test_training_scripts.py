@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 
@@ -247,3 +248,70 @@ def test_trainers_refuse_a_bad_learning_rate_or_no_steps_in_one_line(tmp_path, o
     assert run(main, argv if script == "train" else argv[:2] + flags) == 2
     assert "--lr must be a positive number and --steps at least 1" in one_error_line()
     assert not (tmp_path / "run").exists()
+
+
+def test_group_batches_draw_distinct_windows_from_a_clip_with_just_enough():
+    from phase4_audio_driven.data import syncnet_group_batch
+
+    clip = _clip(8)  # windows 0..3 only: exactly --group 4
+    for seed in range(5):
+        batch = syncnet_group_batch([clip], 8, np.random.default_rng(seed), group=4)
+        for c in (0, 1):
+            assert sorted(batch["start"][4 * c : 4 * c + 4].tolist()) == [0, 1, 2, 3], seed
+
+
+def test_a_group_of_one_window_is_refused():
+    from phase4_audio_driven.data import syncnet_group_batch
+
+    with pytest.raises(UserError, match="--group must be at least 2"):
+        syncnet_group_batch([_clip(30)], 4, np.random.default_rng(0), group=1)
+
+
+def test_windows_taken_from_a_longer_clip_for_a_short_one_are_augmented_too(monkeypatch):
+    """A short clip has no window min_shift away: the off-sync item takes one from a longer clip. That
+    window is augmented like every other (here augmentation blanks the faces, so all are alike)."""
+    from phase4_audio_driven import data
+
+    monkeypatch.setattr(data, "augment_faces", lambda faces, rng, aug=None: np.zeros_like(faces))
+    batch = data.syncnet_batch([_clip(9, seed=0), _clip(30, seed=1)], 32, np.random.default_rng(0),
+                               min_shift=5, augment=True)
+    assert torch.unique(batch["faces"]).numel() == 1
+
+
+@pytest.mark.todo("p4.sync.loss")
+def test_group_loss_counts_windows_exactly_min_shift_apart_as_negatives():
+    from phase4_audio_driven import train_syncnet
+
+    lip_sync = load("phase4_audio_driven", "lip_sync")
+    pairs = {"clip": torch.tensor([0, 0]), "start": torch.tensor([0, 5])}  # 5 apart: --min-shift 5
+    torch.manual_seed(0)
+    audio = torch.nn.functional.normalize(torch.rand(2, 8), dim=1)
+    face = torch.nn.functional.normalize(torch.rand(2, 8), dim=1)
+    cos = (face @ audio.T).clamp(0, 1)  # (faces, audio)
+    pos = -torch.log(cos.diagonal()).mean()
+    neg = -torch.log(1 - torch.stack([cos[0, 1], cos[1, 0]])).mean()
+    loss = train_syncnet.group_loss(lip_sync.sync_loss, audio, face, pairs, min_shift=5)
+    assert float(loss) == pytest.approx(float(0.5 * (pos + neg)), rel=1e-5)
+
+
+def test_group_with_paired_is_refused_before_any_work(tmp_path):
+    from phase4_audio_driven import train_syncnet
+
+    with pytest.raises(UserError, match="go without --paired"):
+        train_syncnet.main(["--run-dir", str(tmp_path / "run"), "--batch-size", "4", "--group", "2",
+                            "--paired"])
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.todo("p4")
+def test_the_teacher_is_the_expert_after_teacher_step_steps(tmp_path):
+    from phase4_audio_driven import train_syncnet
+
+    argv = ["--identities", "1", "--frames", "15", "--cache", str(tmp_path / "clips.npz"), "--no-progress",
+            "--device", "cpu", "--width", "0.0625", "--run-dir", str(tmp_path / "expert"), "--batch-size",
+            "2", "--eval-identities", "0", "--steps", "1", "--teacher-step", "1"]
+    assert train_syncnet.main(argv) == 0
+    teacher = torch.load(tmp_path / "expert" / "lipsync_teacher.pth", weights_only=True)  # after step 1
+    final = torch.load(tmp_path / "expert" / "lipsync_expert.pth", weights_only=True)  # also step 1
+    assert teacher["global_step"] == final["global_step"] == 1
+    assert all(torch.equal(v, final["state_dict"][k]) for k, v in teacher["state_dict"].items())

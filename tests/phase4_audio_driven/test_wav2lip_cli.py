@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from common import dlib_models
 from common.cli import run
+from common.errors import UserError
 from common.impl import load
 from common.media import read_audio, read_video
 from common.synthetic import make_identity, render_clip, synthesize_speech
@@ -61,6 +63,15 @@ def cli(argv: list[str]) -> int:
     from phase4_audio_driven.wav2lip import main
 
     return run(main, argv)
+
+
+def big_video(inputs: dict, path: Path, frames: int, fps: float) -> Path:
+    """The fixture's face at 320 px (twice the size): --resize-factor 2 leaves a 160 px face dlib finds."""
+    import cv2
+
+    big = np.stack([cv2.resize(f, (320, 320), interpolation=cv2.INTER_CUBIC)
+                    for f in inputs["frames"][:frames]])
+    return writer.save_video(path, big, fps, label=False)
 
 
 @pytest.mark.todo("p4")
@@ -250,3 +261,79 @@ def test_a_video_whose_header_promises_frames_that_never_come_is_one_line(inputs
         assert cli(args(inputs, tmp_path / "out.mp4", **{"--face": cut}) + static) == 2
         assert one_error_line() == f"error: --face {cut}: no frame could be decoded"
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.todo("p4")
+def test_static_video_keeps_its_fps_cuts_max_frames_audio_at_it_and_does_not_loop(inputs, tmp_path, capsys):
+    """--static on a 10-fps video: the output is 10 fps (not --fps's 25), --max-frames 3 keeps 3 / 10 s
+    of audio (not 3 / 25 s), the still is shrunk by --resize-factor like every frame of a video, and a
+    still is repeated silently, with no "looping its frames" line."""
+    ten = big_video(inputs, tmp_path / "ten.mp4", 4, 10.0)
+    out = tmp_path / "static.mp4"
+    argv = args(inputs, out, **{"--face": ten, "--max-frames": 3, "--resize-factor": 2}) + ["--static"]
+    assert cli(argv) == 0
+    printed = capsys.readouterr().out
+    video = read_video(out)
+    assert video.frames.shape == (3, 160, 160, 3)  # the still resized too
+    assert video.fps == pytest.approx(10.0)  # the video's own rate, not --fps
+    audio, rate = read_audio(out)
+    assert 3 / 10.0 <= len(audio) / rate <= 3 / 10.0 + 2 * 1024 / rate  # 0.3 s, plus AAC's frame padding
+    assert "and 0.30 of 0.80 s of audio" in printed
+    assert "looping" not in printed  # a still has no frames to loop
+
+
+@pytest.mark.todo("p4")
+def test_a_looped_video_stays_resized_and_an_mp4_suffix_in_capitals_is_accepted(inputs, tmp_path, capsys):
+    """The frames of the second pass through a looped video are shrunk by --resize-factor like those of
+    the first (the boxes found on the small frames are reused); --output NAME.MP4 is an mp4 too."""
+    four = big_video(inputs, tmp_path / "four.mp4", 4, 25.0)
+    out = tmp_path / "looped.MP4"
+    assert cli(args(inputs, out, **{"--face": four, "--max-frames": 7, "--resize-factor": 2})) == 0
+    assert "the video has 4: looping its frames" in capsys.readouterr().out
+    video = read_video(out)
+    assert video.frames.shape == (7, 160, 160, 3)
+    # frame 4 is frame 0 again, shrunk alike: they differ only where the mouth was redrawn (the lower half
+    # of the face box); a full-size frame with the small frames' boxes gets its mouth pasted elsewhere
+    ((left, top, right, bottom),) = dlib_models.detect_faces(video.frames[0])
+    outside = np.ones((160, 160), bool)
+    outside[max(0, (top + bottom) // 2 - 4) : bottom + 16, max(0, left - 4) : right + 4] = False
+    change = np.abs(video.frames[4].astype(int) - video.frames[0].astype(int)).max(axis=-1)
+    assert change[outside].mean() < 2, change[outside].mean()
+
+
+@pytest.mark.parametrize("frames", ["-1", "0"])
+def test_wav2lip_refuses_max_frames_below_one_before_any_work(tmp_path, one_error_line, frames):
+    argv = ["--face", str(tmp_path / "f.mp4"), "--audio", str(tmp_path / "a.wav"), "--checkpoint",
+            str(tmp_path / "c.pth"), "--output", str(tmp_path / "o.mp4"), "--max-frames", frames]
+    assert cli(argv) == 2
+    assert "--max-frames must be at least 1" in one_error_line()
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_speech_of_exactly_the_minimum_length_is_accepted_and_one_sample_less_is_not(tmp_path):
+    from phase4_audio_driven.wav2lip import SAMPLE_RATE, load_speech
+
+    samples = (0.3 * np.sin(np.arange(3200) / 5)).astype(np.float32)  # 0.2 s: one mel window
+    scipy.io.wavfile.write(tmp_path / "just.wav", SAMPLE_RATE, samples)  # an input, not an output
+    assert len(load_speech(tmp_path / "just.wav")) == 3200
+    scipy.io.wavfile.write(tmp_path / "short.wav", SAMPLE_RATE, samples[:-1])
+    with pytest.raises(UserError, match="at least 0.2 s is needed"):
+        load_speech(tmp_path / "short.wav")
+
+
+def test_speech_with_nan_samples_is_one_line(tmp_path):
+    from phase4_audio_driven.wav2lip import SAMPLE_RATE, load_speech
+
+    samples = np.full(4000, 0.1, np.float32)
+    samples[100] = np.nan
+    scipy.io.wavfile.write(tmp_path / "nan.wav", SAMPLE_RATE, samples)  # an input, not an output
+    with pytest.raises(UserError, match="NaN or infinite"):
+        load_speech(tmp_path / "nan.wav")
+
+
+def test_the_no_face_hint_blames_static_only_for_a_video():
+    from phase4_audio_driven.wav2lip import no_face_hint
+
+    assert no_face_hint(Namespace(resize_factor=1, static=True, face=Path("photo.png"))) == ""
+    assert "--static uses the video's first frame" in no_face_hint(
+        Namespace(resize_factor=1, static=True, face=Path("clip.mp4")))

@@ -58,3 +58,19 @@ def test_stages_without_names_is_refused_not_read_as_all(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         demo.main(["--output", str(tmp_path), "--stages"])
     assert exit_info.value.code == 2 and not (tmp_path / "index.html").exists()
+
+
+def test_demo_full_runs_the_stages_with_their_full_presets(tmp_path, monkeypatch):
+    from common.report import ReportItem
+    from common.synthetic import demo as synthetic_demo
+
+    runs = []
+
+    def fake_stage(out_dir, quick=True):
+        runs.append(quick)
+        return [ReportItem("stand-in", None, "text")]
+
+    monkeypatch.setattr(synthetic_demo, "run_stage", fake_stage)
+    assert demo.main(["--output", str(tmp_path), "--stages", "synthetic", "--full"]) == 0
+    assert demo.main(["--output", str(tmp_path), "--stages", "synthetic"]) == 0
+    assert runs == [False, True]

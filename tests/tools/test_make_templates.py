@@ -311,3 +311,31 @@ def test_repository_templates_import() -> None:
     for phase, path in solution_files(REPO_ROOT):
         if (REPO_ROOT / phase / f"template_{path.stem}.py").exists():
             importlib.import_module(f"{phase}.template_{path.stem}")
+
+
+def test_a_template_without_its_header_counts_as_edited_and_is_kept(tree: Path) -> None:
+    assert is_edited("def f():\n    return 1\n")
+    mine = tree / "phase1_face_swap" / "template_toy.py"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("# my own version, header removed\n")
+    status, _, err = run(tree)
+    assert status == 1 and "kept phase1_face_swap/template_toy.py" in err
+    assert mine.read_text() == "# my own version, header removed\n"
+
+
+def test_the_todo_index_reads_a_todo_from_its_solution_before_a_students_template(tree: Path) -> None:
+    assert run(tree)[0] == 0
+    template = tree / "phase1_face_swap" / "template_toy.py"
+    template.write_text(template.read_text().replace("Subtract the mean from every value.", "My own words."))
+    centre = {todo.id: todo for todo in collect_todos(tree)}["p1.toy.centre"]
+    assert centre.first_hint_sentence == "Subtract the mean from every value."
+    assert centre.file == "solutions/phase1_face_swap/toy.py"
+
+
+def test_only_one_phase_leaves_the_orphans_of_other_phases_alone(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"solutions/phase4_audio_driven/mel.py": HELPER.replace("p1.helper", "p4.mel"),
+                          "phase1_face_swap/template_gone.py": "# an old template\n"})
+    status, _, err = run(tmp_path, only="phase4_audio_driven")
+    assert status == 0 and "template_gone" not in err
+    status, out, _ = run(tmp_path, only="phase4_audio_driven", check=True)
+    assert status == 0 and "orphan" not in out

@@ -10,7 +10,7 @@ import pytest
 
 from common.impl import ENV_VAR
 from tools.make_templates import generate
-from tools.pytest_curriculum import classify, covers, stub_id
+from tools.pytest_curriculum import _Row, classify, covers, stub_id
 
 # A toy curriculum: two solution files of phase 1.
 TOY_DIR = Path(__file__).parent / "toy_curriculum"
@@ -339,3 +339,13 @@ def test_stub_ids_are_found_through_chains_groups_and_printed_tracebacks() -> No
     assert (
         covers("p3", "p3.kp.heatmap") and not covers("p3", "p33.x") and not covers("p3.kp.h", "p3.kp.heatmap")
     )
+
+
+def test_a_row_with_a_test_passed_and_one_at_its_own_stub_is_in_progress() -> None:
+    row = _Row("p1.toy.scale", "phase1_face_swap", "", (0, 0, ""), passed=1, total=2, own=1)
+    assert row.status == "in progress"
+
+
+def test_a_not_implemented_error_that_only_mentions_a_todo_is_not_its_stub() -> None:
+    assert stub_id(NotImplementedError("TODO p1.toy.scale")) == "p1.toy.scale"
+    assert stub_id(NotImplementedError("float16 input: see TODO p1.toy.scale for float32")) is None
