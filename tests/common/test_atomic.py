@@ -44,3 +44,25 @@ def test_a_temporary_files_own_temporary_file_has_one_leading_dot(tmp_path):
     with atomic_path(tmp_path / ".swap.k2x9.mp4") as tmp:  # the writer's file, handed to the encoder
         assert tmp.name.startswith(".swap.k2x9.") and tmp.parent == tmp_path
         tmp.write_bytes(b"x")
+
+
+def test_finished_files_follow_the_umask_in_force(tmp_path):
+    old = os.umask(0o027)
+    try:
+        path = write_atomic(tmp_path / "a.bin", lambda f: f.write(b"abc"))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_the_temporary_path_ends_in_the_suffix_asked_for(tmp_path):
+    with atomic_path(tmp_path / "clip.mp4", suffix=".part") as tmp:
+        assert tmp.name.endswith(".part") and tmp.parent == tmp_path
+        tmp.write_bytes(b"x")
+    assert (tmp_path / "clip.mp4").read_bytes() == b"x"
+
+
+def test_a_target_with_a_name_near_the_file_system_limit_can_be_written(tmp_path):
+    target = tmp_path / ("a" * 250 + ".mp4")  # 254 bytes: a valid name; its temporary one must be too
+    path = write_atomic(target, lambda f: f.write(b"x"))
+    assert path.read_bytes() == b"x"

@@ -117,3 +117,25 @@ def test_a_resumed_optimizer_keeps_its_state_but_takes_the_new_learning_rate(tmp
     assert optimizer2.param_groups[0]["lr"] == 1e-2 and optimizer2.param_groups[0]["betas"] == (0.9, 0.999)
     moments = [opt.state_dict()["state"][0]["exp_avg"] for opt in (optimizer, optimizer2)]
     assert torch.equal(*moments)
+
+
+def test_a_checkpoint_that_is_not_a_dict_is_a_one_line_error(tmp_path: Path):
+    path = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), path)  # loads safely, but is no checkpoint
+    with pytest.raises(UserError, match="holds a Tensor, expected a dict"):
+        load_checkpoint(path)
+
+
+def test_a_saved_loss_scaler_is_restored_not_skipped_as_optional(tmp_path: Path):
+    model = torch.nn.Linear(3, 2)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    Checkpointer(tmp_path, {"model": model, "scaler": scaler}).save(1)
+    resumed = torch.amp.GradScaler("cpu", init_scale=8.0)
+    Checkpointer(tmp_path, {"model": torch.nn.Linear(3, 2), "scaler": resumed}).load()
+    assert resumed.get_scale() == 1024.0
+
+
+def test_a_missing_entry_error_lists_the_objects_the_checkpoint_holds_not_its_own_fields(tmp_path: Path):
+    Checkpointer(tmp_path, {"generator": torch.nn.Linear(3, 2)}).save(1, extra={"lr": 0.1})
+    with pytest.raises(UserError, match=r"no 'kp_detector' entry \(it holds: generator\)$"):
+        Checkpointer(tmp_path, {"kp_detector": torch.nn.Linear(3, 2)}).load()

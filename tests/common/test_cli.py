@@ -91,6 +91,11 @@ def test_first_line_names_the_exception_when_its_message_is_empty():
     assert first_line(ValueError("\n  shape mismatch  \nsecond line")) == "shape mismatch"
 
 
+def test_first_line_is_cut_at_its_limit():
+    assert first_line(ValueError("x" * 300)) == "x" * 200
+    assert first_line(ValueError("abcdef"), limit=3) == "abc"
+
+
 @pytest.mark.parametrize("phase, loader", [("phase4_audio_driven", "load_generator"),
                                            ("phase4_audio_driven", "load_syncnet"),
                                            ("phase3_first_order_motion", "load_fomm")])

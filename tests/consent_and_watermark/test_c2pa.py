@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import os
@@ -12,13 +13,22 @@ import c2pa
 import numpy as np
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from PIL import Image
 
 from common.errors import UserError
 from consent_and_watermark import c2pa_sign, encode
-from consent_and_watermark.keys import create_keys, load_keys
+from consent_and_watermark.keys import (
+    SIGNER_DAYS,
+    _make_signer,
+    _pem_cert,
+    _pem_key,
+    create_keys,
+    load_keys,
+    medium_key,
+)
 from consent_and_watermark.metadata import TRAINED_ALGORITHMIC_MEDIA
 
 FACTS = c2pa_sign.ManifestFacts(
@@ -159,3 +169,69 @@ def test_a_foreign_signer_is_not_trusted(tmp_path: Path, natural_rgb):
     signed = c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS, load_keys(other))
     assert c2pa_sign.read_manifest(signed, "image/png").state == "Valid"
     assert c2pa_sign.read_manifest(signed, "image/png", load_keys(other)).state == "Trusted"
+
+
+def test_image_and_audio_marks_are_keyed_apart(tmp_path: Path):
+    create_keys(tmp_path / "keys")
+    keys = load_keys(tmp_path / "keys")
+    image, audio = medium_key(keys, "image"), medium_key(keys, "audio")
+    assert len(image) == len(audio) == 32 and image != audio and keys.watermark_key not in (image, audio)
+
+
+def test_a_watermark_key_longer_than_32_bytes_is_damaged(tmp_path: Path):
+    folder = tmp_path / "keys"
+    create_keys(folder)
+    (folder / "watermark.key").write_bytes(bytes(33))
+    with pytest.raises(UserError, match="watermark.key is damaged .expected 32 bytes"):
+        load_keys(folder)
+
+
+def test_an_expired_signing_certificate_is_refused_before_signing(tmp_path: Path):
+    folder = tmp_path / "keys"
+    create_keys(folder)
+    root = x509.load_pem_x509_certificate((folder / "root.pem").read_bytes())
+    root_key = serialization.load_pem_private_key((folder / "root.key").read_bytes(), password=None)
+    then = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=SIGNER_DAYS + 1)
+    signer_key, signer = _make_signer(then, root_key, root)
+    (folder / "signer.key").write_bytes(_pem_key(signer_key))
+    (folder / "signer.pem").write_bytes(_pem_cert(signer))
+    with pytest.raises(UserError, match="signing certificate .* expired on"):
+        load_keys(folder, signing=True)
+
+
+def test_the_manifest_says_whether_the_visible_label_was_off(natural_rgb):
+    facts = c2pa_sign.ManifestFacts(title="out.png", payload=None, technique="swap", visible_label=False)
+    signed = c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", facts)
+    assert c2pa_sign.read_manifest(signed, "image/png").consent["visible_label"] is False
+
+
+def test_the_root_issues_only_end_entity_signers_that_expire_first(tmp_path: Path):
+    create_keys(tmp_path / "keys")
+    signer, root = x509.load_pem_x509_certificates(load_keys(tmp_path / "keys").signer_chain_pem)
+    assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
+    lifetime = signer.not_valid_after_utc - signer.not_valid_before_utc
+    assert lifetime == datetime.timedelta(days=SIGNER_DAYS, minutes=5)
+
+
+def test_a_key_folder_without_its_root_is_called_incomplete_not_overwritten(tmp_path: Path):
+    folder = tmp_path / "keys"
+    create_keys(folder)
+    (folder / "root.pem").unlink()
+    with pytest.raises(UserError, match=r"incomplete \(no root.pem\); move the folder aside"):
+        load_keys(folder)
+    assert (folder / "watermark.key").exists()
+
+
+def test_the_manifest_names_the_output_and_its_watermarked_action_beside_created(natural_rgb):
+    signed = c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS)
+    settings = {"version": 1, "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+    with (
+        c2pa.Context.from_dict(settings) as context,
+        c2pa.Reader("image/png", io.BytesIO(signed), None, context) as reader,
+    ):
+        store = json.loads(reader.json())
+    manifest = store["manifests"][store["active_manifest"]]
+    assert manifest["title"] == FACTS.title
+    assertions = manifest["assertions"]
+    (actions,) = [a["data"]["actions"] for a in assertions if a["label"].startswith("c2pa.actions")]
+    assert [a["action"] for a in actions] == ["c2pa.created", "c2pa.watermarked"]

@@ -349,3 +349,95 @@ def test_consent_is_no_longer_usable_at_the_exact_expiry_instant(tmp_path):
     assert record.active(just_before) and record.problem("swap", ["video"], just_before) is None
     assert not record.active(expires)
     assert "expired" in record.problem("swap", ["video"], expires)
+
+
+def test_cli_list_says_until_when_each_record_runs_or_that_it_never_expires(tmp_path: Path, capsys):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    dated = _add(ledger, expires=datetime.datetime(2999, 6, 30, tzinfo=datetime.UTC))
+    open_ended = _add(ledger, subject_id="bob")
+    assert run(cli.main, ["consent", "--ledger", str(ledger.path), "list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "active until 2999-06-30" in lines[dated.id]
+    assert "active, no expiry" in lines[open_ended.id]
+
+
+def test_cli_list_all_shows_why_a_record_was_revoked(tmp_path: Path, capsys):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    record = _add(ledger)
+    ledger.revoke(record.id, "withdrawn by e-mail")
+    assert run(cli.main, ["consent", "--ledger", str(ledger.path), "list", "--all"]) == 0
+    assert "REVOKED" in (out := capsys.readouterr().out) and "(withdrawn by e-mail)" in out
+
+
+def test_cli_list_of_a_ledger_without_active_records_says_which_kind_it_lacks(tmp_path: Path, capsys):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    ledger.revoke(_add(ledger).id, "withdrawn")
+    base = ["consent", "--ledger", str(ledger.path), "list"]
+    assert run(cli.main, base) == 0
+    assert capsys.readouterr().out == f"no active consent records in {ledger.path}\n"
+    empty = Ledger(tmp_path / "empty.sqlite")
+    empty.records()  # creates the file
+    assert run(cli.main, ["consent", "--ledger", str(empty.path), "list", "--all"]) == 0
+    assert capsys.readouterr().out == f"no consent records in {empty.path}\n"
+
+
+def test_cli_show_prints_the_grant_digest_that_manifests_carry(tmp_path: Path, capsys):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    record = _add(ledger)
+    assert run(cli.main, ["consent", "--ledger", str(ledger.path), "show", record.id]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["record_sha256"] == record.digest() and shown["id"] == record.id
+
+
+def test_check_consent_names_every_output_kind_the_record_does_not_allow():
+    record = _add(Ledger(), outputs=["image"])
+    with pytest.raises(UserError, match="does not allow video outputs"):
+        check_consent([record.id], "swap", outputs=("image", "video"))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"techniques": []}, "missing technique"),
+        ({"outputs": []}, "missing output"),
+        ({"granted_by": " "}, "granted-by must not be empty"),
+    ],
+    ids=["no-technique", "no-output", "blank-grantor"],
+)
+def test_a_record_without_scope_or_grantor_is_refused(overrides, message):
+    with pytest.raises(UserError, match=message):
+        _add(Ledger(), **overrides)
+
+
+def test_a_record_expiring_the_instant_it_is_made_is_refused():
+    now = utc_now()
+    with pytest.raises(UserError, match="is not in the future"):
+        _add(Ledger(), expires=now, now=now)
+
+
+def test_records_are_listed_oldest_first():
+    ledger = Ledger()
+    start = utc_now()
+    made = [_add(ledger, subject_id=f"p{i}", now=start + datetime.timedelta(seconds=10 - i))
+            for i in range(4)]
+    assert [r.id for r in ledger.records()] == [r.id for r in reversed(made)]
+
+
+def test_a_record_cannot_be_revoked_twice(tmp_path: Path):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    record = _add(ledger)
+    ledger.revoke(record.id, "first")
+    with pytest.raises(UserError, match="was already revoked on"):
+        ledger.revoke(record.id, "second")
+    assert ledger.get(record.id).revoke_reason == "first"
+
+
+def test_revoking_a_record_keeps_the_digest_its_outputs_carry(tmp_path: Path):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    record = _add(ledger)
+    assert ledger.revoke(record.id, "withdrawn").digest() == record.digest()
+
+
+def test_a_technique_or_output_named_twice_is_stored_once():
+    record = _add(Ledger(), techniques=["swap", "swap", "reenact"], outputs=["video", "video"])
+    assert record.techniques == ("swap", "reenact") and record.outputs == ("video",)

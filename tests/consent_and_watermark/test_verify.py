@@ -20,7 +20,7 @@ from common.cli import run
 from consent_and_watermark import __main__ as cli
 from consent_and_watermark import writer
 from consent_and_watermark.provenance import ProvenanceLog
-from consent_and_watermark.verify import verify
+from consent_and_watermark.verify import format_report, verify
 
 
 def _verify(args: list[str]) -> int:
@@ -77,6 +77,7 @@ def test_tampered_file_fails_c2pa_but_keeps_its_watermark(out_dir: Path, natural
     assert report.c2pa.state == "Invalid" and report.c2pa.failures
     assert report.watermark["detected"] and report.marked
     assert report.matched_by == "payload"  # the hash changed, the payload did not
+    assert f"  failure: {report.c2pa.failures[0]}" in format_report(report).splitlines()
 
 
 def test_an_orientation_tag_added_later_does_not_hide_the_watermark(out_dir: Path, natural_rgb):
@@ -325,3 +326,22 @@ def test_several_readings_of_the_same_pixels_multiply_the_false_positive_bound()
     two = _first_reading([lambda: found, lambda: found])
     assert one["detected"] and one["fpr"] == pytest.approx(6e-7)
     assert not two["detected"] and two["fpr"] == pytest.approx(1.2e-6)
+
+
+def test_log_limit_prints_that_many_of_the_newest_rows(tmp_path: Path, capsys):
+    log = ProvenanceLog()
+    for name in ("a.png", "b.png", "c.png"):
+        row_id, _ = log.reserve(tmp_path / name, "image", "swap", (), (), True)
+        log.complete(row_id, name, True)
+    assert run(cli.main, ["log", "--limit", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].endswith("c.png") and lines[1].endswith("b.png")
+
+
+def test_log_names_an_unmarked_output_and_every_consent_record(tmp_path: Path, capsys):
+    log = ProvenanceLog()
+    row_id, _ = log.reserve(tmp_path / "small.png", "image", "swap", ("cr-a", "cr-b"), (), True)
+    log.complete(row_id, "ab", False)
+    assert run(cli.main, ["log"]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    assert "no watermark" in line and "consent=cr-a,cr-b" in line

@@ -546,3 +546,51 @@ def test_a_video_whose_frames_change_size_is_refused_and_nothing_is_written(out_
     with pytest.raises(UserError, match="frame 3 of the video is 192x128 px, the frames before it 160x160"):
         writer.save_video(out_dir / "clip.mp4", iter(frames), 25.0)
     assert list(out_dir.iterdir()) == [] and ProvenanceLog().rows() == []
+
+
+def test_a_file_logged_twice_is_found_as_its_newest_row(tmp_path: Path):
+    log = ProvenanceLog()
+    for name in ("first.png", "second.png"):  # the same bytes written again under another name
+        row_id, _ = log.reserve(tmp_path / name, "image", None, (), (), True)
+        log.complete(row_id, "ab" * 32, True)
+    assert log.find_by_sha256("ab" * 32).path.endswith("second.png")
+
+
+def test_a_row_whose_file_was_never_finished_is_neither_listed_nor_found_by_its_payload(tmp_path: Path):
+    log = ProvenanceLog()
+    _, pending = log.reserve(tmp_path / "pending.png", "image", None, (), (), True)
+    row_id, done = log.reserve(tmp_path / "done.png", "image", None, (), (), True)
+    log.complete(row_id, "cd" * 32, True)
+    assert log.find_by_payload(pending) is None
+    assert log.find_by_payload(done).id == row_id
+    assert [row.id for row in log.rows()] == [row_id]
+
+
+def test_discard_drops_only_a_row_whose_file_was_never_finished(tmp_path: Path):
+    log = ProvenanceLog()
+    row_id, _ = log.reserve(tmp_path / "done.png", "image", None, (), (), True)
+    log.complete(row_id, "ab" * 32, True)
+    log.discard(row_id)
+    assert [row.id for row in log.rows()] == [row_id]
+
+
+def test_forgetting_a_folder_keeps_the_rows_of_a_folder_whose_name_starts_alike(tmp_path: Path):
+    log = ProvenanceLog()
+    for folder in ("out", "out2"):
+        (tmp_path / folder).mkdir()
+        row_id, _ = log.reserve((tmp_path / folder / "a.png").resolve(), "image", None, (), (), True)
+        log.complete(row_id, folder, True)
+    assert log.forget_folder(tmp_path / "out") == 1
+    assert [row.sha256 for row in log.rows()] == ["out2"]
+
+
+def test_moving_a_folder_leaves_the_rows_of_a_folder_whose_name_starts_alike(tmp_path: Path):
+    log = ProvenanceLog()
+    for folder in ("out", "out2"):
+        (tmp_path / folder).mkdir()
+        row_id, _ = log.reserve((tmp_path / folder / "a.png").resolve(), "image", None, (), (), True)
+        log.complete(row_id, folder, True)
+    assert log.moved(tmp_path / "out", tmp_path / "new") == 1
+    paths = {row.sha256: Path(row.path) for row in log.rows()}
+    assert paths == {"out": (tmp_path / "new" / "a.png").resolve(),
+                     "out2": (tmp_path / "out2" / "a.png").resolve()}

@@ -147,3 +147,20 @@ def test_nms_keeps_a_box_whose_overlap_equals_the_threshold(det):
 def test_square_boxes_grow_to_the_longer_side_around_the_centre(det):
     got = det.square_boxes(np.array([[0.0, 0.0, 10.0, 4.0], [2.0, 0.0, 4.0, 8.0]]))
     np.testing.assert_allclose(got, [[0, -3, 10, 7], [-1, 0, 7, 8]])
+
+
+@pytest.mark.todo("p1.mtcnn.nms", "p1.mtcnn.pyramid", "p1.mtcnn.pnet_stage", "p1.mtcnn.bbox_reg")
+def test_each_mtcnn_stage_uses_its_own_score_threshold(det):
+    image = skimage.data.astronaut()[::2, ::2]
+    assert det.MTCNN(det.MTCNNConfig(thresholds=(0.6, 0.7, 0.7))).detect(image)
+    assert det.MTCNN(det.MTCNNConfig(thresholds=(0.6, 1.01, 0.7))).detect(image) == []  # R-Net keeps none
+    assert det.MTCNN(det.MTCNNConfig(thresholds=(0.6, 0.7, 1.01))).detect(image) == []  # O-Net keeps none
+
+
+@pytest.mark.todo("p1.mtcnn.nms", "p1.mtcnn.pyramid", "p1.mtcnn.pnet_stage", "p1.mtcnn.bbox_reg")
+def test_mtcnn_finds_the_face_in_a_frame_that_is_not_square(det):
+    image = np.ascontiguousarray(skimage.data.astronaut()[:224])  # 224 tall, 512 wide
+    best = det.MTCNN().detect(image)[0]
+    hog_box = dlib_models.detect_faces(image)[0]
+    iou = box_iou(torch.from_numpy(best.box[None]), torch.tensor([hog_box], dtype=torch.float64)).item()
+    assert best.score > 0.99 and iou > 0.5, (best.box, hog_box)

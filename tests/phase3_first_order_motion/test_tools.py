@@ -416,3 +416,46 @@ def test_a_checkpoint_older_than_the_recorded_configuration_still_resumes(tmp_pa
     checkpointer.save(2, extra={"model_params": other})
     with pytest.raises(UserError, match="another FOMM configuration"):
         train.check_resumable(checkpointer, config)
+
+
+def test_faces_are_found_in_the_real_frame_and_looked_up_in_the_prediction_at_the_same_box():
+    from phase3_first_order_motion import reconstruct
+
+    faces = reconstruct.FaceMetrics(landmark_size=64, aed=False)
+    faces.dlib = SimpleNamespace(  # a face only in the real (dark) frame: the prediction may have lost it
+        detect_faces=lambda rgb: [(0, 0, 60, 60)] if rgb.mean() < 100 else [],
+        landmarks68=lambda rgb, box: np.full((68, 2), 10.0),
+    )
+    faces.add(np.full((64, 64, 3), 200, np.uint8), np.zeros((64, 64, 3), np.uint8))
+    assert faces.result() == {"akd": 0.0, "pairs_without_face": 0}
+
+
+def test_frame_step_measures_faces_on_every_nth_frame_only(monkeypatch):
+    from phase3_first_order_motion import reconstruct
+
+    seen = []
+    monkeypatch.setattr(reconstruct, "reconstruct", lambda models, video, device: video)
+    monkeypatch.setattr(reconstruct.FaceMetrics, "add", lambda self, p, r: seen.append(int(r[0, 0, 0])))
+    video = np.stack([np.full((8, 8, 3), i, np.uint8) for i in range(5)])
+    reconstruct.evaluate({}, [video], torch.device("cpu"), aed=False, frame_step=2)
+    assert seen == [0, 2, 4, 0, 2, 4]  # the model, then the copy-the-source baseline
+
+
+def test_a_pair_whose_real_frame_shows_no_face_is_counted_not_measured():
+    from phase3_first_order_motion import reconstruct
+
+    faces = reconstruct.FaceMetrics(landmark_size=64, aed=False)
+    faces.dlib = SimpleNamespace(detect_faces=lambda rgb: [], landmarks68=None)
+    faces.add(np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64, 3), np.uint8))
+    result = faces.result()
+    assert result["pairs_without_face"] == 1 and math.isnan(result["akd"])
+
+
+def test_reconstruct_takes_a_json_path_whatever_the_case_of_its_suffix(tmp_path, one_error_line):
+    from common.cli import run
+    from phase3_first_order_motion import reconstruct
+
+    argv = ["--checkpoint", str(tmp_path / "missing.pt"), "--data", "synthetic",
+            "--json", str(tmp_path / "FIGURES.JSON")]
+    assert run(reconstruct.main, argv) == 2
+    assert "checkpoint not found" in one_error_line()  # past the flag checks

@@ -74,3 +74,12 @@ def test_demo_full_runs_the_stages_with_their_full_presets(tmp_path, monkeypatch
     assert demo.main(["--output", str(tmp_path), "--stages", "synthetic", "--full"]) == 0
     assert demo.main(["--output", str(tmp_path), "--stages", "synthetic"]) == 0
     assert runs == [False, True]
+
+
+def test_a_text_item_is_a_paragraph_even_when_it_names_a_file(tmp_path):
+    from common.report import ReportItem
+
+    item = ReportItem("Numbers", tmp_path / "figures.txt", "text", "L1 0.05")
+    assert demo.render_item(item, tmp_path) == (
+        "<div class='item'><h3>Numbers</h3><p class='caption'>L1 0.05</p></div>"
+    )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
+from common import impl
 from common.errors import UserError
 from common.impl import ENV_VAR, IMPLS, current_impl, load, module_name
 
@@ -55,3 +56,17 @@ def test_bad_values_are_user_errors(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_template_says_how_to_make_it() -> None:
     with pytest.raises(UserError, match="make templates"):
         load("phase1_face_swap", "no_such_module_here", impl="templates")
+
+
+def test_the_environment_switch_may_carry_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, " templates\n")
+    assert current_impl() == "templates"
+
+
+def test_a_package_missing_inside_a_module_propagates_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    def import_module(name: str):
+        raise ModuleNotFoundError("No module named 'cv3'", name="cv3")  # what the module itself imports
+
+    monkeypatch.setattr(impl, "importlib", SimpleNamespace(import_module=import_module))
+    with pytest.raises(ModuleNotFoundError, match="cv3"):
+        load("phase1_face_swap", "alignment", impl="solutions")
