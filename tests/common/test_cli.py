@@ -259,3 +259,26 @@ def test_an_os_error_with_two_paths_names_them_in_order(capsys):
 
     assert run(main, []) == 2
     assert capsys.readouterr().err.strip() == "error: Invalid cross-device link: from.tmp -> to.mp4"
+
+
+def test_common_args_leave_out_device_and_seed_for_tools_without_them():
+    import argparse
+
+    from common.cli import add_common_args
+
+    full = argparse.ArgumentParser()
+    add_common_args(full)
+    assert vars(full.parse_args([])) == {"impl": None, "device": "auto", "seed": 0}
+    bare = argparse.ArgumentParser()
+    add_common_args(bare, device=False, seed=False)
+    assert vars(bare.parse_args([])) == {"impl": None}  # a CPU-only tool refuses --device, not ignores it
+
+
+def test_check_folder_refuses_a_folder_flag_that_names_a_file_or_runs_through_one(tmp_path):
+    from common.cli import check_folder
+
+    (tmp_path / "file.txt").write_text("x")
+    check_folder(tmp_path / "new" / "run", "--run-dir")  # created later
+    for path in (tmp_path / "file.txt", tmp_path / "file.txt" / "run"):
+        with pytest.raises(UserError, match=r"^--run-dir .*file\.txt is a file, not a folder; name a folder"):
+            check_folder(path, "--run-dir")

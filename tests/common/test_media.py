@@ -380,3 +380,36 @@ def test_iter_video_stops_at_max_frames_inside_a_gap(tmp_path):
     for max_frames in (7, 12):
         assert len(list(media.iter_video(path, max_frames=max_frames))) == max_frames
         assert len(media.read_video(path, max_frames=max_frames, with_audio=False).frames) == max_frames
+
+
+def test_upright_false_reads_a_turned_photo_as_stored_and_is_turned_says_it_is_turned(tmp_path):
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:10, :10] = 255
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise
+    image.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    image.save(tmp_path / "plain.jpg", quality=95)
+    as_stored = media.read_image(tmp_path / "phone.jpg", upright=False)
+    assert as_stored.shape == (40, 60, 3) and as_stored[:10, :10].mean() > 200  # the block still top-left
+    assert media.is_turned(tmp_path / "phone.jpg") and not media.is_turned(tmp_path / "plain.jpg")
+
+
+def test_a_video_shown_half_a_turn_round_is_turned(tmp_path):
+    stored = np.zeros((2, 32, 48, 3), np.uint8)
+    assert media.is_turned(_write_mp4(tmp_path / "upside_down.mp4", stored, fps=25, rotation=180))
+    assert not media.is_turned(_write_mp4(tmp_path / "plain.mp4", stored, fps=25))
+
+
+def test_reading_a_folder_as_an_image_says_it_is_a_folder(tmp_path):
+    (tmp_path / "x.png").mkdir()
+    with pytest.raises(UserError, match="expected a file but got a folder"):
+        media.read_image(tmp_path / "x.png")
+
+
+def test_clip_path_leaves_a_folder_of_two_videos_as_it_is(tmp_path):
+    clip = tmp_path / "two"
+    clip.mkdir()
+    (clip / "a.mp4").write_bytes(b"")
+    (clip / "b.mp4").write_bytes(b"")
+    assert media.clip_path(clip) == clip  # which one would be a guess: reading the folder says so

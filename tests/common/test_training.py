@@ -369,3 +369,10 @@ def test_the_last_step_is_logged_whatever_log_every(tmp_path: Path):
     train_loop(lambda batch, step: {"loss": 1.0 / (step + 1)}, lambda epoch: [0, 1, 2], cfg,
                Checkpointer(tmp_path / "checkpoints", {}))
     assert MetricsLog(tmp_path / "metrics.csv").read()["step"].tolist() == [2, 4, 5]
+
+
+def test_the_cosine_schedule_stays_at_0_past_its_end_and_is_constant_without_a_length():
+    from common.training.schedule import lr_factor
+
+    assert lr_factor(150, 100, cosine=True) == pytest.approx(0.0)  # not back up the cosine
+    assert lr_factor(5, 0, cosine=True) == 1.0  # no length known: no decay (and no division by 0)

@@ -64,3 +64,24 @@ def test_filter_on_dlib_descriptors_picks_the_mirrored_photo_over_a_stranger(enc
     assert person.pick(frame, landmarks) == 1
     assert person.pick(frame, landmarks[::-1]) == 0
     assert person.pick(frame, landmarks[:1]) is None  # the stranger alone is nobody to swap
+
+
+@pytest.mark.todo("p1.encoder.identity_filter")
+def test_a_face_exactly_at_the_threshold_is_not_the_person(enc):
+    references = np.zeros((1, 128))
+    at = np.zeros((1, 128))
+    at[0, 0] = 0.5
+    assert enc.IdentityFilter(references, threshold=0.5).best_match(at) is None
+    assert enc.IdentityFilter(references, threshold=0.5001).best_match(at) == 0
+
+
+@pytest.mark.todo("p1.encoder.identity_filter")
+def test_a_face_matches_its_nearest_reference_photo_not_their_average(enc):
+    references = np.zeros((2, 128))
+    references[1, 0] = 2.0  # two photos of the person, far apart
+    assert enc.IdentityFilter(references).best_match(references[:1].copy()) == 0  # mean distance: 1.0
+
+
+def test_the_default_threshold_is_dlibs_0_6_and_no_landmarks_pick_no_one(enc):
+    assert enc.IdentityFilter(np.zeros((1, 128))).threshold == enc.SAME_PERSON_DISTANCE == 0.6
+    assert enc.IdentityFilter(np.zeros((1, 128))).pick(np.zeros((8, 8, 3), np.uint8), []) is None

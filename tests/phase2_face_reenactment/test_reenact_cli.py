@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from common.cli import run
+from common.impl import load
 from common.media import read_video
 from common.synthetic import make_identity, render_clip, render_frame
 from common.synthetic.face_render import neutral_pose
@@ -218,3 +219,27 @@ def test_the_driver_audio_is_cut_to_the_frames_written(inputs, tmp_path):
     assert video.frames.shape[0] == 2
     seconds = len(video.audio) / video.sample_rate
     assert 2 / 25 <= seconds <= 2 / 25 + 2 * 1024 / video.sample_rate  # 0.08 s (of 0.32), plus AAC padding
+
+
+@pytest.mark.todo("p2.expr")
+def test_smooth_filters_the_drivers_track_at_the_clips_rate_with_the_one_euro_settings(monkeypatch):
+    from phase2_face_reenactment import reenact
+
+    video = load("phase2_face_reenactment", "video_generator")
+    calls = []
+
+    def record(track, fps, min_cutoff=1.0, beta=0.05):
+        calls.append((fps, min_cutoff, beta))
+        out = np.array(track, dtype=np.float64)
+        out[:, 57:60, 1] += 4.0  # the lower lip drops: a change the transfer keeps
+        return out
+
+    monkeypatch.setattr(video, "smooth_track", record)
+    driver = render_clip(make_identity(1), frames=3, size=96, speech=False).landmarks
+    target = render_clip(make_identity(2), frames=3, size=96, speech=False).landmarks
+    tracks = reenact.Track(driver, np.ones(3, bool)), reenact.Track(target, np.ones(3, bool))
+    plain = reenact.transferred_landmarks(*tracks, (96, 96), (96, 96), 12.5, reenact.WarpSettings())
+    assert not calls
+    smoothed = reenact.transferred_landmarks(*tracks, (96, 96), (96, 96), 12.5,
+                                             reenact.WarpSettings(smooth=True, min_cutoff=2.0, beta=0.3))
+    assert calls == [(12.5, 2.0, 0.3)] and not np.allclose(plain, smoothed)

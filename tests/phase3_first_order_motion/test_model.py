@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -136,3 +137,28 @@ def test_published_checkpoint_without_model_params_is_recognised(model, tmp_path
                 "epoch": 0}, tmp_path / "published_style.pt")
     _, found, _ = model.load_fomm(tmp_path / "published_style.pt")
     assert found.model_params() == cfg.model_params()
+
+
+def test_a_run_checkpoint_keeps_its_config_under_extra(model, tmp_path):
+    cfg = dataclasses.replace(model.get_config("tiny"), frame_size=96)
+    m = model.build_fomm(cfg)
+    state = {name: m[name].state_dict() for name in model.MODULES}
+    extra = {"model_params": cfg.model_params(), "frame_size": 96}  # where train.py's run checkpoints keep it
+    torch.save({**state, "extra": extra}, tmp_path / "run.pt")
+    _, found, _ = model.load_fomm(tmp_path / "run.pt")
+    assert found.frame_size == 96 and found.model_params() == cfg.model_params()
+
+
+def test_loaded_modules_are_in_eval_mode_and_another_discriminator_is_skipped(model, tmp_path):
+    cfg = model.get_config("tiny")
+    m = model.build_fomm(cfg)
+    state = {"kp_detector": m["kp_detector"].state_dict(), "generator": m["generator"].state_dict(),
+             "discriminator": {"other.weight": torch.zeros(3)}, "model_params": cfg.model_params()}
+    torch.save(state, tmp_path / "adv.pt")
+    loaded, _, _ = model.load_fomm(tmp_path / "adv.pt")
+    assert not any(mod.training for name in model.MODULES for mod in loaded[name].modules())
+
+
+def test_an_unknown_config_name_is_one_line_naming_the_choices(model):
+    with pytest.raises(UserError, match=r"unknown FOMM config 'vox-512'; choose one of vox-256"):
+        model.get_config("vox-512")

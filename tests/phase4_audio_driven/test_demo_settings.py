@@ -50,3 +50,18 @@ def test_demo_without_a_teacher_checkpoint_teaches_with_the_final_expert(tmp_pat
     demo.train_networks(tmp_path, demo.QUICK)
     assert train.build_parser().parse_args(calls["generator"]).expert.endswith("lipsync_expert.pth")
     assert "delete that folder to retrain" in capsys.readouterr().out
+
+
+def test_demo_trains_each_network_at_its_own_width_and_the_expert_on_negatives_3_frames_off(tmp_path,
+                                                                                             monkeypatch):
+    from phase4_audio_driven import demo, train, train_syncnet
+
+    calls: dict[str, list[str]] = {}
+    monkeypatch.setattr(train_syncnet, "main", lambda argv: calls.setdefault("expert", argv) and 0)
+    monkeypatch.setattr(train, "main", lambda argv: calls.setdefault("generator", argv) and 0)
+    demo.train_networks(tmp_path, demo.QUICK)
+    expert = train_syncnet.build_parser().parse_args(calls["expert"])
+    generator = train.build_parser().parse_args(calls["generator"])
+    assert (expert.width, generator.width) == (demo.QUICK.expert_width, demo.QUICK.generator_width)
+    assert demo.QUICK.expert_width != demo.QUICK.generator_width  # so a swap shows
+    assert expert.min_shift == 3  # as benchmarks/wav2lip_sync_quality.py trains its expert

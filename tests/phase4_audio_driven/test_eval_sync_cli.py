@@ -131,3 +131,35 @@ def test_a_video_is_scored_at_its_own_frame_rate(tmp_path, tiny_expert, capsys):
     decoded = np.stack(list(iter_video(video)))
     scores = eval_sync.evaluate_frames(expert, decoded, wav, 10.0, 2)
     assert f"LSE-D {scores.lse_d:.4f}   LSE-C {scores.lse_c:.4f}" in capsys.readouterr().out
+
+
+def test_the_printed_offset_is_the_searchs_own_sign_and_the_plot_is_named(tmp_path, tiny_expert, capsys,
+                                                                         monkeypatch):
+    """Audio 6 frames late dips at shift +6, which the search reports as offset -6: printed as -6."""
+    from common.synthetic import make_identity, render_clip, synthesize_speech
+    from consent_and_watermark import writer
+    from phase4_audio_driven import eval_sync
+
+    frames = render_clip(make_identity(5), frames=2, size=96, speech=False).frames
+    speech = synthesize_speech(0.5, seed=3)
+    video = writer.save_video(tmp_path / "late.mp4", frames, 25.0, audio=speech.samples,
+                              sample_rate=speech.sample_rate, label=False)
+    curve = np.array([3.0, 2.0, 1.0, 2.0, 3.0, 3.0, 0.5])  # dip at shift k = +2 of +-3
+    scores = load("phase4_audio_driven", "lip_sync").SyncScores(-2, 0.5, 2.5, curve)
+    monkeypatch.setattr(eval_sync, "video_crops", lambda path, max_frames=None: np.zeros((11, 96, 96, 3)))
+    monkeypatch.setattr(eval_sync, "evaluate_crops", lambda *args, **kwargs: scores)
+    assert run(eval_sync.main, ["--video", str(video), "--expert", str(tiny_expert), "--vshift", "3",
+                                "--device", "cpu", "--plot", str(tmp_path / "curve.png")]) == 0
+    out = capsys.readouterr().out
+    assert "offset -2 frames   LSE-D 0.5000   LSE-C 2.5000" in out
+    assert f"offset curve: {tmp_path / 'curve.png'}" in out and (tmp_path / "curve.png").is_file()
+
+
+def test_the_offset_figure_plots_each_curve_against_shifts_minus_vshift_to_plus_vshift():
+    from phase4_audio_driven.eval_sync import offset_figure
+
+    fig = offset_figure({"clip": np.array([3.0, 1.0, 2.0, 2.5, 2.8])}, 2)
+    line = fig.axes[0].get_lines()[0]  # then the dashed line at 0
+    np.testing.assert_array_equal(line.get_xdata(), [-2, -1, 0, 1, 2])
+    np.testing.assert_array_equal(line.get_ydata(), [3.0, 1.0, 2.0, 2.5, 2.8])
+    assert fig.axes[0].get_legend().get_texts()[0].get_text() == "clip"

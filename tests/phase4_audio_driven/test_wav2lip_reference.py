@@ -177,3 +177,31 @@ def test_a_loaded_expert_is_frozen_and_in_eval_mode(model, tmp_path):
     expert = model.load_syncnet(tmp_path / "expert.pth")
     assert not any(m.training for m in expert.modules())  # BatchNorm's running statistics, not the batch's
     assert not any(p.requires_grad for p in expert.parameters())
+
+
+def test_a_checkpoint_without_a_config_entry_is_a_full_width_network(model, tmp_path):
+    torch.save(model.checkpoint_dict(tiny(), None, 0, 0), tmp_path / "published.pth")  # no 'config' key
+    assert model.checkpoint_width(tmp_path / "published.pth") == 1.0
+
+
+def test_a_zero_width_in_the_config_is_a_damaged_checkpoint(model, tmp_path):
+    torch.save({**model.checkpoint_dict(tiny(), None, 0, 0), "config": {"width": 0}}, tmp_path / "zero.pth")
+    with pytest.raises(UserError, match="damaged config entry"):
+        model.read_checkpoint(tmp_path / "zero.pth")
+
+
+def test_a_checkpoint_missing_keys_or_holding_extra_ones_says_which(model, tmp_path):
+    state = tiny().state_dict()
+    torch.save({k: v for k, v in state.items() if k != "0.bias"}, tmp_path / "short.pth")
+    with pytest.raises(UserError, match=r"1 keys missing, e\.g\. 0\.bias"):
+        model.load_weights(tiny(), tmp_path / "short.pth")
+    torch.save({**state, "extra.weight": torch.zeros(1)}, tmp_path / "long.pth")
+    with pytest.raises(UserError, match=r"1 keys not in the network, e\.g\. extra\.weight"):
+        model.load_weights(tiny(), tmp_path / "long.pth")
+
+
+def test_a_loaded_generator_is_in_eval_mode_at_its_recorded_width(model, tmp_path):
+    torch.save(model.checkpoint_dict(model.Wav2Lip(0.125), None, 0, 0), tmp_path / "wav2lip.pth")
+    generator = model.load_generator(tmp_path / "wav2lip.pth")
+    assert not any(m.training for m in generator.modules())  # BatchNorm uses its running statistics
+    assert generator.width == 0.125
