@@ -40,6 +40,18 @@ FACTS = c2pa_sign.ManifestFacts(
 )
 
 
+def _read_independently(signed: bytes) -> tuple[str, dict]:
+    """c2pa's own reader with default settings (no user trust anchors, nothing fetched) on a signed PNG:
+    (validation state, the active manifest)."""
+    settings = {"version": 1, "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+    with (
+        c2pa.Context.from_dict(settings) as context,
+        c2pa.Reader("image/png", io.BytesIO(signed), None, context) as reader,
+    ):
+        store = json.loads(reader.json())
+        return reader.get_validation_state(), store["manifests"][store["active_manifest"]]
+
+
 def _png_bytes(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
@@ -121,15 +133,8 @@ def test_signed_png_is_trusted_and_carries_our_assertions(natural_rgb):
 
 def test_without_our_trust_anchor_the_manifest_is_only_valid(natural_rgb):
     """c2pa's own reader with default settings (no user anchors) reads the same manifest independently."""
-    signed = c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS)
-    settings = {"version": 1, "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
-    with (
-        c2pa.Context.from_dict(settings) as context,
-        c2pa.Reader("image/png", io.BytesIO(signed), None, context) as r,
-    ):
-        assert r.get_validation_state() == "Valid"
-        store = json.loads(r.json())
-    manifest = store["manifests"][store["active_manifest"]]
+    state, manifest = _read_independently(c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS))
+    assert state == "Valid"
     labels = [a["label"] for a in manifest["assertions"]]
     assert "c2pa.soft-binding" in labels and c2pa_sign.CONSENT_LABEL in labels
 
@@ -223,14 +228,7 @@ def test_a_key_folder_without_its_root_is_called_incomplete_not_overwritten(tmp_
 
 
 def test_the_manifest_names_the_output_and_its_watermarked_action_beside_created(natural_rgb):
-    signed = c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS)
-    settings = {"version": 1, "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
-    with (
-        c2pa.Context.from_dict(settings) as context,
-        c2pa.Reader("image/png", io.BytesIO(signed), None, context) as reader,
-    ):
-        store = json.loads(reader.json())
-    manifest = store["manifests"][store["active_manifest"]]
+    _, manifest = _read_independently(c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS))
     assert manifest["title"] == FACTS.title
     assertions = manifest["assertions"]
     (actions,) = [a["data"]["actions"] for a in assertions if a["label"].startswith("c2pa.actions")]
