@@ -23,7 +23,9 @@ from common.synthetic import (
     render_frame,
     synthesize_speech,
 )
-from common.synthetic.speech import PHONEMES
+from common.synthetic.animation import MotionConfig, blink_track
+from common.synthetic.identity import SHAPE_SPREAD, Identity
+from common.synthetic.speech import PHONEMES, Segment, Speech, loudness, mouth_track, synthesize
 
 
 def inter_ocular(lm: np.ndarray) -> float:
@@ -262,3 +264,79 @@ def test_synthetic_polygons_are_drawn_on_pixel_centres():
     ys, xs = np.mgrid[:32, :32]
     assert (mass * ys).sum() / mass.sum() == pytest.approx(15.0, abs=0.05)
     assert (mass * xs).sum() / mass.sum() == pytest.approx(15.0, abs=0.05)
+
+
+def _speech(segments: list[tuple[str, float, float]], samples: np.ndarray | None = None) -> Speech:
+    """A Speech with a hand-made timeline (and steady loud samples unless given)."""
+    segs = [Segment(p, a, b) for p, a, b in segments]
+    n = int(round(segs[-1].end * SAMPLE_RATE))
+    return Speech(np.full(n, 0.5, np.float32) if samples is None else samples, SAMPLE_RATE, segs)
+
+
+def test_a_phoneme_starts_exactly_at_its_start_time():
+    speech = _speech([("sil", 0.0, 0.1), ("AA", 0.1, 0.2)])
+    assert speech.phoneme_at(np.array([0.0, 0.1, 0.15])) == ["sil", "AA", "AA"]
+
+
+def test_mouth_track_frame_k_shows_the_viseme_at_time_k_over_fps():
+    speech = _speech([("sil", 0.0, 0.5), ("UW", 0.5, 1.0)])
+    mouth, visemes = mouth_track(speech, fps=10.0, n_frames=10)
+    assert visemes.tolist() == [VISEMES.index("rest")] * 5 + [VISEMES.index("round")] * 5
+    assert mouth[4, 2] == pytest.approx(0.0) and mouth[6, 2] == pytest.approx(0.9)
+
+
+def test_the_lips_reach_a_new_viseme_within_30_ms():
+    """Targets are smoothed over 60 ms, centred: 50 ms into a rounded vowel the lips are fully round."""
+    speech = _speech([("sil", 0.0, 0.5), ("UW", 0.5, 1.0)])
+    mouth, _ = mouth_track(speech, fps=100.0, n_frames=100)
+    rounding = mouth[:, 2]
+    assert rounding[45] == pytest.approx(0.0, abs=1e-9) and rounding[55] == pytest.approx(0.9, abs=1e-9)
+    assert 0.0 < rounding[50] < 0.9
+
+
+def test_mouth_opening_is_55_percent_of_the_viseme_in_silence_and_all_of_it_when_loud():
+    loud = _speech([("AA", 0.0, 1.0)])
+    quiet = _speech([("AA", 0.0, 1.0)], np.zeros(SAMPLE_RATE, np.float32))
+    assert mouth_track(loud, 25.0, 25)[0][12, 0] == pytest.approx(0.30, abs=1e-6)
+    assert mouth_track(quiet, 25.0, 25)[0][12, 0] == pytest.approx(0.55 * 0.30, abs=1e-6)
+
+
+def test_loudness_is_read_at_the_given_time():
+    samples = np.zeros(SAMPLE_RATE, np.float32)
+    samples[SAMPLE_RATE // 2 :] = 0.5
+    speech = _speech([("sil", 0.0, 1.0)], samples)
+    quiet, loud = loudness(speech, np.array([0.25, 0.75]))
+    assert quiet == pytest.approx(0.0, abs=1e-3) and loud == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_stop_bursts_at_its_release_not_at_its_closure():
+    samples = synthesize([Segment("sil", 0.0, 0.2), Segment("P", 0.2, 0.3), Segment("AA", 0.3, 0.5)],
+                         110.0, np.random.default_rng(0))
+
+    def rms(a: float, b: float) -> float:
+        return float(np.sqrt(np.mean(samples[int(a * 16_000) : int(b * 16_000)] ** 2)))
+
+    assert rms(0.283, 0.293) > 10 * rms(0.205, 0.215)  # burst in the last 15 ms, silent closure before
+
+
+def test_identity_shape_stays_within_two_spreads_of_the_average():
+    average = Identity(seed=0)
+    for seed in range(100):
+        person = make_identity(seed)
+        for name, spread in SHAPE_SPREAD.items():
+            assert abs(getattr(person, name) - getattr(average, name)) <= 2 * spread + 1e-12, (seed, name)
+
+
+def test_identity_light_is_a_unit_vector():
+    for seed in range(5):
+        assert np.linalg.norm(make_identity(seed).light) == pytest.approx(1.0)
+
+
+def test_a_blink_closes_the_eyes_faster_than_it_opens_them():
+    """Closing takes 0.7, opening 1.3 half-blinks (at 1000 fps: about 77 and 143 frames)."""
+    closure = blink_track(np.random.default_rng(0), 6000, 1000.0, MotionConfig())
+    peak = int(np.argmax(closure))
+    start = peak - int(np.argmax(closure[peak::-1] == 0))
+    end = peak + int(np.argmax(closure[peak:] == 0))
+    half = MotionConfig().blink_duration_s / 2 * 1000
+    assert peak - start == pytest.approx(0.7 * half, abs=2) and end - peak == pytest.approx(1.3 * half, abs=2)

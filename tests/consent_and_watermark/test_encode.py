@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import struct
+import wave
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
+from PIL import Image, JpegImagePlugin
 
 from common.errors import UserError
 from consent_and_watermark import encode
@@ -73,3 +76,55 @@ def test_to_i420_takes_rgb_not_bgr():
     assert v.min() > 200 and u.max() < 120
     back = cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)
     assert np.abs(back.astype(int) - red).max() <= 3
+
+
+def _photo(size: int = 64) -> np.ndarray:
+    """(size, size, 3) uint8: smooth gradients with some noise, a photo-like picture for JPEG."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, size)
+    rgb = np.stack(np.broadcast_arrays(ramp[None, :], ramp[:, None], np.full((1, 1), 128.0)), axis=-1)
+    return np.clip(rgb + rng.normal(0, 8, rgb.shape), 0, 255).astype(np.uint8)
+
+
+def test_jpeg_images_default_to_quality_95_in_4_2_0(tmp_path):
+    encode.encode_image(tmp_path / "a.jpg", _photo())
+    encode.encode_image(tmp_path / "b.jpg", _photo(), quality=95)
+    with Image.open(tmp_path / "a.jpg") as a, Image.open(tmp_path / "b.jpg") as b:
+        assert a.quantization == b.quantization
+        assert JpegImagePlugin.get_sampling(a) == 2  # 4:2:0
+
+
+def test_png_images_keep_their_exif(tmp_path):
+    exif = Image.Exif()
+    exif[0x0131] = "deepfake-creation"  # Software
+    encode.encode_image(tmp_path / "a.png", _photo(), exif=exif.tobytes())
+    with Image.open(tmp_path / "a.png") as image:
+        assert image.getexif().get(0x0131) == "deepfake-creation"
+
+
+def test_odd_frames_are_made_even_by_repeating_the_last_row_and_column():
+    frame = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3) + 1
+    even = encode._even(frame)
+    assert even.shape == (4, 6, 3)
+    np.testing.assert_array_equal(even[:3, :5], frame)
+    np.testing.assert_array_equal(even[3, :5], frame[2])
+    np.testing.assert_array_equal(even[:3, 5], frame[:, 4])
+
+
+def test_padding_note_names_the_even_size_written():
+    assert encode.padding_note(np.zeros((4, 6, 3), np.uint8)) is None
+    assert "frames of 4x3 px written as 4x4" in encode.padding_note(np.zeros((3, 4, 3), np.uint8))
+
+
+def test_aac_audio_is_resampled_up_to_the_nearest_codec_rate():
+    audio, rate = encode._resample_for_aac(np.zeros(15_000, np.float32), 15_000)
+    assert rate == 16_000 and len(audio) == 16_000
+
+
+def test_wav_keeps_full_scale_samples_and_a_correct_riff_size(tmp_path):
+    path = encode.encode_wav(tmp_path / "a.wav", np.array([1.0, -1.0, 0.5, 2.0]), 16_000, info={"ICMT": "x"})
+    data = path.read_bytes()
+    assert struct.unpack("<I", data[4:8])[0] == len(data) - 8
+    with wave.open(str(path)) as wav:
+        pcm = np.frombuffer(wav.readframes(4), "<i2")
+    assert pcm.tolist() == [32767, -32767, 16384, 32767]

@@ -594,3 +594,25 @@ def test_moving_a_folder_leaves_the_rows_of_a_folder_whose_name_starts_alike(tmp
     paths = {row.sha256: Path(row.path) for row in log.rows()}
     assert paths == {"out": (tmp_path / "new" / "a.png").resolve(),
                      "out2": (tmp_path / "out2" / "a.png").resolve()}
+
+
+def test_integer_audio_is_scaled_so_that_full_scale_is_exactly_one():
+    int16 = writer._as_float_audio(np.array([-32768, 16384, 0], np.int16), "audio")
+    np.testing.assert_array_equal(int16, np.array([-1.0, 0.5, 0.0], np.float32))
+    uint8 = writer._as_float_audio(np.array([0, 128, 192], np.uint8), "audio")
+    np.testing.assert_array_equal(uint8, np.array([-1.0, 0.0, 0.5], np.float32))
+
+
+def test_float_audio_beyond_minus_one_is_clipped_too():
+    clipped = writer._as_float_audio(np.array([-2.0, 0.5], np.float32), "audio")  # nothing above +1
+    np.testing.assert_array_equal(clipped, np.array([-1.0, 0.5], np.float32))
+
+
+def test_only_three_channel_images_are_accepted():
+    with pytest.raises(ValueError, match=r"expected an \(H, W, 3\) uint8 RGB image"):
+        writer._as_rgb(np.zeros((4, 4, 4), np.uint8))
+
+
+def test_figures_are_rendered_at_the_dpi_asked_for(out_dir: Path):
+    fig = Figure(figsize=(2, 1))
+    assert media.read_image(writer.save_figure(fig, out_dir / "small.png", dpi=50)).shape == (50, 100, 3)

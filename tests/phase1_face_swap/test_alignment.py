@@ -99,3 +99,22 @@ def test_umeyama_on_mirrored_points_keeps_a_rotation_and_matches_skimage(align):
     got = align.umeyama(src, dst)
     assert np.linalg.det(got[:, :2]) > 0
     np.testing.assert_allclose(got, want.params[:2], atol=1e-9)
+
+
+def test_the_template_sits_y_offset_of_the_crop_higher_to_leave_room_for_the_chin(align):
+    low, high = align.template_points(100, 0.6, y_offset=0.0), align.template_points(100, 0.6, y_offset=0.05)
+    np.testing.assert_allclose(high, low - [0.0, 5.0])
+
+
+def test_the_template_spans_coverage_of_the_crop(align):
+    whole, half = align.template_points(100, 1.0), align.template_points(100, 0.5)
+    np.testing.assert_allclose(np.ptp(half, axis=0), 0.5 * np.ptp(whole, axis=0))
+    align.template_points(100, 0.1)  # the smallest coverage allowed
+    with pytest.raises(ValueError, match="coverage"):
+        align.template_points(100, 0.09)
+
+
+def test_crops_reaching_past_the_frame_repeat_its_border(align):
+    frame = np.full((20, 20, 3), 100, np.uint8)
+    shifted = np.array([[1.0, 0.0, 15.0], [0.0, 1.0, 15.0]])  # frame pixel (0, 0) lands at crop (15, 15)
+    np.testing.assert_array_equal(align.warp_to_crop(frame, shifted, 30), np.full((30, 30, 3), 100, np.uint8))

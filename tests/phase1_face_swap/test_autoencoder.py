@@ -66,3 +66,36 @@ def test_overfits_a_tiny_batch(ae):
         value.backward()
         optimizer.step()
     assert value.item() < 0.3 * start
+
+
+def test_config_needs_at_least_two_downscales(ae):
+    """4 * 2^k px with k >= 2: 16 px is the smallest model, 8 px is refused."""
+    ae.AutoencoderConfig(resolution=16, encoder_channels=(8, 8), decoder_channels=(8,))
+    with pytest.raises(ValueError, match="resolution must be"):
+        ae.AutoencoderConfig(resolution=8, encoder_channels=(8,), decoder_channels=())
+
+
+@pytest.mark.todo("p1.ae.pixel_shuffle")
+def test_each_identity_is_decoded_by_its_own_decoder(ae):
+    cfg = ae.AutoencoderConfig(resolution=16, encoder_channels=(8, 8), latent_dim=8, bottleneck_channels=8,
+                               decoder_channels=(8,))
+    torch.manual_seed(0)
+    model = ae.FaceSwapAutoencoder(cfg).eval()
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        z = model.encoder(x)
+        for identity in (0, 1):
+            for got, want in zip(model(x, identity), model.decoders[identity](z), strict=True):
+                torch.testing.assert_close(got, want)
+        assert not torch.allclose(model(x, 0)[0], model(x, 1)[0])
+
+
+@pytest.mark.todo("p1.ae.pixel_shuffle")
+def test_upscale_blocks_leak_a_tenth_of_negative_activations(ae):
+    block = ae.UpscaleBlock(1, 1)
+    with torch.no_grad():
+        block.conv.weight.zero_()
+        block.conv.bias.fill_(-1.0)
+        out = block(torch.zeros(1, 1, 2, 2))
+    assert out.shape == (1, 1, 4, 4)
+    torch.testing.assert_close(out, torch.full((1, 1, 4, 4), -0.1))

@@ -494,3 +494,21 @@ def test_train_refuses_a_batch_size_of_zero(tmp_path, one_error_line):
             "--run-dir", str(tmp_path / "run"), "--batch-size", "0"]
     assert run(train.main, argv) == 2
     assert one_error_line() == "error: --epochs and --batch-size must be at least 1"
+
+
+@pytest.mark.todo("p1")
+def test_extract_reads_at_most_max_frames_before_taking_every_nth(videos, tmp_path):
+    from phase1_face_swap import extract
+
+    assert run(extract.main, ["--input", str(videos[0]), "--output", str(tmp_path / "faces"), "--size", "64",
+                              "--frame-step", "2", "--max-frames", "3"]) == 0
+    index = json.loads((tmp_path / "faces" / "faces.json").read_text())
+    assert [face["frame"] for face in index["faces"]] == [0, 2]
+
+
+def test_extract_refuses_a_coverage_above_1_before_reading_the_input(tmp_path, one_error_line):
+    from phase1_face_swap import extract
+
+    assert run(extract.main, ["--input", str(tmp_path / "in.mp4"), "--output", str(tmp_path / "f"),
+                              "--coverage", "1.5"]) == 2
+    assert one_error_line() == "error: --coverage must be between 0.1 and 1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -243,3 +245,48 @@ def test_smooth_filters_the_drivers_track_at_the_clips_rate_with_the_one_euro_se
     smoothed = reenact.transferred_landmarks(*tracks, (96, 96), (96, 96), 12.5,
                                              reenact.WarpSettings(smooth=True, min_cutoff=2.0, beta=0.3))
     assert calls == [(12.5, 2.0, 0.3)] and not np.allclose(plain, smoothed)
+
+
+def test_render_x2face_animates_the_target_and_clips_to_the_target_size():
+    import torch
+
+    from phase2_face_reenactment.reenact import render_x2face
+
+    class Doubling:  # "generated": the first input (the target, as X2Face renders it) times 2
+        cfg = SimpleNamespace(size=16)
+
+        def __call__(self, source, driving):
+            return {"generated": 2 * source}
+
+    driver = np.zeros((32, 32, 3), np.uint8)
+    target = np.full((24, 40, 3), 200, np.uint8)  # 2 x 200 / 255 > 1: clipped to white
+    (frame,) = render_x2face(Doubling(), [driver], [target], (40, 24), torch.device("cpu"))
+    assert frame.shape == (24, 40, 3) and frame.dtype == np.uint8 and frame.min() >= 254
+
+
+def test_load_x2face_refuses_a_checkpoint_without_x2face_settings(tmp_path):
+    from common.errors import UserError
+    from common.training import save_checkpoint
+    from phase2_face_reenactment.reenact import load_x2face
+
+    path = save_checkpoint(tmp_path / "lmk.pt", {"model": {}, "extra": {"landmarks": {"input_size": 32}}})
+    with pytest.raises(UserError, match="is not an X2Face checkpoint"):
+        load_x2face(path, "cpu")
+
+
+@pytest.mark.todo("p2.x2f")
+def test_x2face_method_keeps_a_wide_target_wide(inputs, tmp_path):
+    import torch
+
+    from common.training import save_checkpoint
+
+    x2face = load("phase2_face_reenactment", "x2face")
+    torch.manual_seed(0)
+    model = x2face.X2Face(x2face.X2FaceConfig(size=32, channels=(8, 16), driving_dim=16))
+    ckpt = save_checkpoint(tmp_path / "x2f.pt", {"model": model.state_dict(), "extra": {
+        "x2face": {"size": 32, "channels": [8, 16], "driving_dim": 16, "max_offset": 0.5}}})
+    wide = np.pad(inputs["target_frame"], ((0, 0), (32, 32), (0, 0)), mode="edge")  # 288 x 224
+    target = writer.save_image(tmp_path / "wide.png", wide, label=False)
+    out = tmp_path / "x2f.mp4"
+    assert cli(argv(inputs, out, **{"--method": "x2face", "--checkpoint": ckpt, "--target": target})) == 0
+    assert read_video(out).frames.shape == (8, STILL, STILL + 64, 3)

@@ -72,3 +72,32 @@ def test_field_of_identical_frames_becomes_the_identity_after_short_training(x2f
     assert before > 2.0
     assert field_error_px() < 0.4 * before
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.todo("p2.x2f.embed", "p2.x2f.drive")
+def test_the_source_is_embedded_and_the_driving_frame_drives(x2f):
+    torch.manual_seed(0)
+    model = x2f.X2Face(_small(x2f)).eval()
+    for head in (model.embedding.head, model.driving.head):  # fields away from the identity
+        torch.nn.init.normal_(head.weight, std=0.3)
+    source, driving = _textured(2, 32, 1), _textured(2, 32, 2)
+    with torch.no_grad():
+        out = model(source, driving)
+        embed, canonical = model.embedding(source)
+        drive = model.driving(driving)
+        assert not torch.allclose(drive, model.driving(source))
+    torch.testing.assert_close(out["embed"], embed)
+    torch.testing.assert_close(out["canonical"], canonical)
+    torch.testing.assert_close(out["drive"], drive)
+
+
+@pytest.mark.todo("p2.x2f.embed", "p2.x2f.drive")
+def test_the_reconstruction_loss_is_the_l1_distance_to_the_driving_frame(x2f):
+    torch.manual_seed(0)
+    model = x2f.X2Face(_small(x2f)).eval()  # untrained: it generates the source
+    source, driving = _textured(2, 32, 1), _textured(2, 32, 2)
+    with torch.no_grad():
+        losses = x2f.reconstruction_loss(model, source, driving)
+    expected = float((source - driving).abs().mean())
+    assert float(losses["loss"]) == pytest.approx(expected, abs=1e-4)
+    assert float(losses["l1"]) == float(losses["loss"])

@@ -286,3 +286,14 @@ def test_the_motion_flags_reach_the_renderer(files, monkeypatch, flags, relative
     monkeypatch.setattr(animate, "animate", spy)
     assert run(animate.main, argv(files) + flags) == 0
     assert seen["relative"] is relative and seen["adapt_scale"] is adapt
+
+
+def test_normalised_landmarks_ignore_where_the_face_is_and_how_big(monkeypatch):
+    """The pose signature of a face moved and enlarged in the frame is the same: centred, then scaled."""
+    from common import dlib_models
+
+    monkeypatch.setattr(dlib_models, "largest_face_landmarks", lambda points: points)  # 'frames' are points
+    pose = np.random.default_rng(0).random((68, 2)) * 100
+    moved = animate.normalized_landmarks(pose * 2.5 + 40)
+    np.testing.assert_allclose(moved, animate.normalized_landmarks(pose), atol=1e-9)
+    assert np.allclose(animate.normalized_landmarks(pose).mean(axis=0), 0.0)

@@ -459,3 +459,40 @@ def test_reconstruct_takes_a_json_path_whatever_the_case_of_its_suffix(tmp_path,
             "--json", str(tmp_path / "FIGURES.JSON")]
     assert run(reconstruct.main, argv) == 2
     assert "checkpoint not found" in one_error_line()  # past the flag checks
+
+
+def test_synthetic_video_number_i_shows_the_identity_of_seed_plus_i():
+    """Held-out sets start at another seed: their videos must show other people, not new takes of the same."""
+    from common.synthetic import make_identity, render_clip
+    from phase3_first_order_motion import data
+
+    videos = data.synthetic_videos(2, 1, 32, seed=5)
+    for i, video in enumerate(videos):
+        expected = render_clip(make_identity(5 + i), 1, size=32, fps=25.0, seed=5 + i, speech=False).frames
+        np.testing.assert_array_equal(video, expected)
+
+
+def test_fomm_pairs_are_never_mirrored_without_flip():
+    from phase3_first_order_motion import data
+
+    ys, xs = np.mgrid[:8, :8]
+    base = np.repeat((10 * xs + ys).astype(np.uint8)[..., None], 3, axis=2)  # left and right differ
+    video = np.stack([base, base + 100])
+    stored = [torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in video]
+    for batch in data.epoch_batches([video], 4, 0, seed=0, repeats=8, flip=False):
+        for source in batch["source"]:
+            assert any(torch.equal(source, f) for f in stored)
+
+
+def test_load_video_folder_warns_for_any_held_out_split_it_lacks(tmp_path, capsys):
+    import cv2
+
+    from phase3_first_order_motion import data
+
+    (tmp_path / "a").mkdir()
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / "a" / f"{i}.png"), np.full((8, 8, 3), 40 * i, np.uint8))
+    assert len(data.load_video_folder(tmp_path, 8, split="val")) == 1
+    assert "(maybe the ones trained on: held-out videos go in val/)" in capsys.readouterr().err
+    assert len(data.load_video_folder(tmp_path, 8, split="train")) == 1
+    assert "trained on" not in capsys.readouterr().err
