@@ -89,6 +89,23 @@ def psnr():
     return compute
 
 
+@pytest.fixture
+def frame_folders(tmp_path: Path):
+    """``write({"one": 1, "three": 3})``: under ``tmp_path``, a folder of that many 16-px PNG frames per
+    name (a clip each, each frame a different grey), written through the writer; returns ``tmp_path``."""
+    from consent_and_watermark import writer
+
+    def write(lengths: dict[str, int]) -> Path:
+        for name, frames in lengths.items():
+            (tmp_path / name).mkdir()
+            for i in range(frames):
+                writer.save_image(tmp_path / name / f"{i}.png", np.full((16, 16, 3), 40 * i, np.uint8),
+                                  label=False)
+        return tmp_path
+
+    return write
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """`../shared` beside the repository (reference files; read-only, never copied in)."""

@@ -346,16 +346,10 @@ def test_crop_accepts_a_zero_margin_and_refuses_a_negative_one(tmp_path, one_err
     assert "--increase" not in one_error_line()
 
 
-def test_fomm_videos_of_one_frame_are_left_out_of_a_folder(tmp_path):
-    from consent_and_watermark import writer
+def test_fomm_videos_of_one_frame_are_left_out_of_a_folder(frame_folders):
     from phase3_first_order_motion import data
 
-    for name, frames in (("one", 1), ("three", 3)):  # frame folders, one clip each
-        (tmp_path / name).mkdir()
-        for i in range(frames):
-            frame = np.full((16, 16, 3), 40 * i, np.uint8)
-            writer.save_image(tmp_path / name / f"{i}.png", frame, label=False)
-    assert [len(v) for v in data.load_video_folder(tmp_path, 16)] == [3]
+    assert [len(v) for v in data.load_video_folder(frame_folders({"one": 1, "three": 3}), 16)] == [3]
 
 
 def test_fomm_pairs_are_two_different_frames_flipped_left_right_only():
