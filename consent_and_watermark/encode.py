@@ -144,7 +144,7 @@ def encode_mp4(
                 audio_stream = container.add_stream("aac", rate=sample_rate)
                 audio_stream.layout = "mono"
                 audio_stream.bit_rate = 128_000
-            planes = ordered_map(to_i420, frames)  # (3H/2, W) each
+            planes = _one_size(ordered_map(to_i420, frames))  # (3H/2, W) each
             if segments == 1:
                 encoded = _encode_video(container, planes, rate, options)
             else:
@@ -165,22 +165,25 @@ def _video_stream(container, rate: Fraction, options: dict, planes: np.ndarray):
     return video
 
 
-def _same_size(planes: np.ndarray, first: np.ndarray, index: int) -> None:
-    """Refuse a frame whose size differs from the first one's: the encoder would rescale it silently,
-    and the watermark embedded at its own size with it."""
-    if planes.shape != first.shape:
-        (h, w), (h0, w0) = ((p.shape[0] * 2 // 3, p.shape[1]) for p in (planes, first))
-        raise UserError(f"frame {index} of the video is {w}x{h} px, the frames before it {w0}x{h0}: a "
-                        "video's frames must all be one size")
+def _one_size(planes: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """The (3H/2, W) frames as they come, refusing one whose size differs from the first one's: the
+    encoder would rescale it silently, and the watermark embedded at its own size with it."""
+    first = None
+    for index, frame in enumerate(planes):
+        first = frame.shape if first is None else first
+        if frame.shape != first:
+            (h, w), (h0, w0) = ((s[0] * 2 // 3, s[1]) for s in (frame.shape, first))
+            raise UserError(f"frame {index} of the video is {w}x{h} px, the frames before it {w0}x{h0}: a "
+                            "video's frames must all be one size")
+        yield frame
 
 
 def _encode_video(container, planes: Iterator[np.ndarray], rate: Fraction, options: dict) -> int:
     """One encoder, frame by frame; returns the number of frames."""
-    video, count, first = None, 0, None
+    video, count = None, 0
     for frame in planes:
         if video is None:
-            video, first = _video_stream(container, rate, options, frame), frame
-        _same_size(frame, first, count)
+            video = _video_stream(container, rate, options, frame)
         for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="yuv420p")):
             container.mux(packet)
         count += 1
@@ -227,12 +230,10 @@ def _encode_video_segments(
             packet.time_base, packet.stream = 1 / rate, video
             container.mux(packet)
 
-    first = None
     with ThreadPoolExecutor(segments) as pool:
         for frame in planes:
             if video is None:
-                video, first = _video_stream(container, rate, options, frame), frame
-            _same_size(frame, first, count)
+                video = _video_stream(container, rate, options, frame)
             run.append(frame)
             count += 1
             if len(run) == SEGMENT_FRAMES:
