@@ -186,6 +186,13 @@ expert): panel A +58.8 %, r 0.56 (every person 0.48-0.70), its members alone +74
 +62.6 %, r 0.51 (that checkpoint alone: +63.8 %, 0.58), seed 1 +83.5 %, r 0.03 (alone: 0.46). It
 costs two more expert runs and 1.4x the generator's step; dropped.
 
+Nor does a contrastive sync loss (session 16): the generated window's cosine with its own audio
+against its cosines with the same clip's audio shifted by 5-15 frames (InfoNCE, temperature 0.1), so
+that a mouth pleasing the expert for any audio earns nothing, and whose gradient stays bounded however
+sure the expert is. With the preset's step-500 teacher (generator seed 0): +126.2 %, r 0.34, the output
+judged further from the audio than the input; with the final expert as the teacher: +67.0 %, r 0.31
+(the preset: +63.8 %, 0.58). A mouth weight of 8 instead of 4: +65.5 %, r 0.46. Dropped.
+
 Figures 2 and 3 average 6 held-out people (seeds 700-705; dlib on their ground-truth videos gives
 r = 0.70 on average, the ceiling of figure 3); earlier versions used the first 3 (ceiling 0.76), whose
 mean is printed too. The held-out clips are 3 s (75 frames) whatever --frames says. LSE-D is printed
