@@ -160,19 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.width <= 0 or args.batch_size < 1 or args.eval_every < 1 or args.warmup_steps < 0:
-        raise UserError(
-            "--width must be positive, --batch-size and --eval-every at least 1, --warmup-steps at least 0"
-        )
+    if not 0 < args.width < math.inf or args.batch_size < 1 or args.eval_every < 1 or args.warmup_steps < 0:
+        raise UserError("--width must be a positive number, --batch-size and --eval-every at least 1, "
+                        "--warmup-steps at least 0")
     if not 0 < args.lr < math.inf or args.steps < 1:
         raise UserError(f"--lr must be a positive number and --steps at least 1, got {args.lr} and "
                         f"{args.steps}")
     if not 0 <= args.sync_weight < 1:
         raise UserError(f"--sync-weight must be in [0, 1), got {args.sync_weight}")
-    if args.mouth_weight <= 0:
-        raise UserError(f"--mouth-weight must be positive, got {args.mouth_weight}")
-    if args.disc_lr is not None and args.disc_lr <= 0:
-        raise UserError(f"--disc-lr must be positive, got {args.disc_lr}")
+    if not 0 < args.mouth_weight < math.inf:  # written so that nan fails too
+        raise UserError(f"--mouth-weight must be a positive number, got {args.mouth_weight}")
+    if args.disc_lr is not None and not 0 < args.disc_lr < math.inf:
+        raise UserError(f"--disc-lr must be a positive number, got {args.disc_lr}")
+    if math.isnan(args.sync_threshold):  # inf is fine: the sync loss is on from the first check
+        raise UserError("--sync-threshold must be a number (inf: on from the first check), got nan")
     check_data_consent(args, "lipsync", command_line(__file__, argv))
     cfg = GeneratorConfig(
         args.width, args.batch_size, args.lr, args.disc, args.sync_threshold, args.eval_every,

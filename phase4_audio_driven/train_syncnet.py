@@ -190,10 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if (args.width <= 0 or args.batch_size < 2 or args.warmup_steps < 0
+    if (not 0 < args.width < math.inf or args.batch_size < 2 or args.warmup_steps < 0
             or not 0 <= args.teacher_step <= args.steps):
-        raise UserError("--width must be positive, --batch-size at least 2, --warmup-steps at least 0 and "
-                        "--teacher-step between 0 and --steps")
+        raise UserError("--width must be a positive number, --batch-size at least 2, --warmup-steps at "
+                        "least 0 and --teacher-step between 0 and --steps")
     if not 0 < args.lr < math.inf or args.steps < 1:
         raise UserError(f"--lr must be a positive number and --steps at least 1, got {args.lr} and "
                         f"{args.steps}")

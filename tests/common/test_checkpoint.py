@@ -75,6 +75,18 @@ def test_rng_state_is_weights_only_and_restores_every_generator(tmp_path: Path):
     assert (random.random(), np.random.rand(), torch.rand(1).item(), np.random.randn()) == expected
 
 
+def test_rng_state_restores_the_gaussian_each_generator_keeps_for_its_next_draw(tmp_path: Path):
+    """Python's `random.gauss` and NumPy's legacy normal draw two values at a time and keep one."""
+    random.seed(0)
+    np.random.seed(0)
+    random.gauss(0, 1)  # the first of a pair: the second is kept
+    np.random.standard_normal()
+    path = save_checkpoint(tmp_path / "rng.pt", {"rng": rng_state()})
+    expected = (random.gauss(0, 1), np.random.standard_normal())
+    set_rng_state(load_checkpoint(path)["rng"])
+    assert (random.gauss(0, 1), np.random.standard_normal()) == expected
+
+
 def test_checkpointer_round_trip_keeps_last_and_rejects_mismatch(tmp_path: Path):
     model = torch.nn.Linear(3, 2)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.1)

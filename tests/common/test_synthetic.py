@@ -340,3 +340,86 @@ def test_a_blink_closes_the_eyes_faster_than_it_opens_them():
     end = peak + int(np.argmax(closure[peak:] == 0))
     half = MotionConfig().blink_duration_s / 2 * 1000
     assert peak - start == pytest.approx(0.7 * half, abs=2) and end - peak == pytest.approx(1.3 * half, abs=2)
+
+
+def test_a_clip_at_another_frame_rate_speaks_for_frames_over_fps_seconds():
+    clip = render_clip(make_identity(3), frames=5, size=64, fps=10.0, seed=0)
+    assert len(clip.audio) / clip.sample_rate == pytest.approx(0.5, abs=1 / SAMPLE_RATE)
+    assert clip.fps == 10.0
+
+
+def test_a_silent_clip_has_no_audio_nor_sample_rate():
+    clip = render_clip(make_identity(3), frames=2, size=64, speech=False)
+    assert clip.audio is None and clip.sample_rate is None and clip.speech is None
+
+
+def test_each_clip_seed_has_its_own_motion_and_speech_and_the_noise_changes_every_frame():
+    one, two = (render_clip(make_identity(3), frames=3, size=64, seed=seed) for seed in (1, 2))
+    assert not np.array_equal(one.pose, two.pose) and not np.array_equal(one.audio, two.audio)
+    corner = one.frames[:, :6, :6].astype(int)  # background: only the sensor noise moves there
+    assert not np.array_equal(corner[0], corner[1]) and not np.array_equal(corner[1], corner[2])
+
+
+def test_export_refuses_a_folder_of_the_same_name_that_it_did_not_write(tmp_path):
+    from common.errors import UserError
+    from common.synthetic.dataset import ExportConfig, export_identity
+
+    person = make_identity(12)
+    (tmp_path / person.subject_id).mkdir()
+    (tmp_path / person.subject_id / "mine.txt").write_text("the user's own file")
+    with pytest.raises(UserError, match="is not an identity folder this tool wrote"):
+        export_identity(tmp_path, person, ExportConfig(frames=1, size=64, formats=("frames",), speech=False))
+    assert [p.name for p in (tmp_path / person.subject_id).iterdir()] == ["mine.txt"]
+
+
+def test_a_silent_export_records_its_frame_rate_and_an_empty_phoneme_timeline(tmp_path):
+    from common.synthetic.dataset import ExportConfig, export_identity, load_ground_truth
+
+    folder = export_identity(tmp_path, make_identity(13),
+                             ExportConfig(frames=2, size=64, fps=10.0, formats=("frames",), speech=False))
+    truth = load_ground_truth(folder)
+    assert float(truth["fps"]) == 10.0 and int(truth["sample_rate"]) == 0
+    assert truth["phonemes"].shape == (0,) and truth["phoneme_times"].shape == (0, 2)
+    assert json.loads((folder / "identity.json").read_text())["fps"] == 10.0
+
+
+def test_a_rerun_removes_only_identity_folders_inside_the_output(tmp_path):
+    """An earlier dataset.json's names are not trusted: a folder this tool did not write stays, and so
+    does anything a name with a slash would reach outside --output."""
+    from common.synthetic.dataset import ExportConfig, export_dataset
+
+    out = tmp_path / "data"
+    (out / "keep-me").mkdir(parents=True)
+    (out / "keep-me" / "notes.txt").write_text("the user's own file")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "identity.json").write_text('{"synthetic": true}')
+    (out / "dataset.json").write_text(json.dumps({"identities": ["keep-me", "../outside"]}))
+    export_dataset(out, 1, seed=14, config=ExportConfig(frames=1, size=64, formats=("frames",), speech=False))
+    assert (out / "keep-me" / "notes.txt").is_file() and (tmp_path / "outside" / "identity.json").is_file()
+
+
+def test_cli_hands_its_flags_to_the_export_and_accepts_the_edges_of_its_ranges(tmp_path, monkeypatch):
+    from common.synthetic import __main__ as cli
+    from common.synthetic.dataset import ExportConfig
+
+    seen = {}
+    monkeypatch.setattr(cli, "export_dataset", lambda out, identities, seed, config, on_done: seen.update(
+        out=out, identities=identities, seed=seed, config=config))
+    argv = ["--output", str(tmp_path), "--identities", "1", "--frames", "1", "--size", "64", "--fps", "120",
+            "--seed", "0", "--formats", " frames, mp4", "--silent"]
+    assert cli.main(argv) == 0
+    assert seen == {"out": str(tmp_path), "identities": 1, "seed": 0,
+                    "config": ExportConfig(1, 64, 120.0, ("frames", "mp4"), speech=False)}
+    assert cli.main([*argv[:-1], "--size", "2048", "--fps", "1"]) == 0
+    assert seen["config"] == ExportConfig(1, 2048, 1.0, ("frames", "mp4"), speech=True)
+
+
+@pytest.mark.parametrize("flags", [["--seed", "-1"], ["--frames", "0"], ["--formats", ","], ["--size", "63"],
+                                   ["--size", "2049"], ["--fps", "0.5"], ["--fps", "121"]])
+def test_cli_refuses_each_flag_out_of_range_in_one_line(tmp_path, one_error_line, flags):
+    from common.cli import run
+    from common.synthetic.__main__ import main
+
+    assert run(main, ["--output", str(tmp_path / "d"), *flags]) == 2
+    assert flags[0] in one_error_line()
+    assert not (tmp_path / "d").exists()

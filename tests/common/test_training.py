@@ -69,6 +69,35 @@ def test_pick_device(monkeypatch: pytest.MonkeyPatch):
         pick_device("mps")
 
 
+def test_seed_everything_gives_other_seeds_other_streams_and_takes_any_size():
+    draws = []
+    for seed in (1, 2, 2**40 + 3):  # NumPy's legacy generator alone takes only 32-bit seeds
+        seed_everything(seed)
+        draws.append((random.random(), np.random.rand(), torch.rand(1).item()))
+    for generator in range(3):
+        assert len({d[generator] for d in draws}) == 3, generator
+
+
+def test_every_seed_and_epoch_pair_has_its_own_data_order():
+    orders = {(seed, epoch): torch.randperm(1000, generator=epoch_generator(seed, epoch)).tolist()
+              for seed in range(3) for epoch in range(3)}
+    assert len({tuple(order) for order in orders.values()}) == 9
+    assert torch.randperm(1000, generator=epoch_generator(1, 2)).tolist() == orders[1, 2]
+
+
+def test_pick_device_reads_any_case_plain_cuda_and_mps_for_auto(monkeypatch: pytest.MonkeyPatch):
+    assert pick_device(" CPU ") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert pick_device("cuda") == pick_device("Cuda") == torch.device("cuda")  # the first GPU, which exists
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(UserError, match=r"has 2 GPU\(s\), cuda:0 to cuda:1$"):
+        pick_device("cuda:5")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device("auto") == torch.device("mps")  # no GPU, but Apple's
+
+
 def test_autocast_cpu():
     cpu = torch.device("cpu")
     a, b = torch.randn(4, 4), torch.randn(4, 4)
@@ -163,6 +192,41 @@ def test_accumulated_gradients_equal_whole_batch():
         torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-6)
 
 
+def test_accumulation_refuses_no_micro_batches():
+    batch = {"x": torch.randn(4, 2)}
+    with pytest.raises(ValueError, match="micro_batches must be >= 1, got 0"):
+        accumulate_gradients(lambda chunk: chunk["x"].sum(), batch, micro_batches=0)
+
+
+def test_the_batch_size_is_that_of_the_first_tensor_after_values_that_are_not():
+    from common.training.accumulate import batch_size
+
+    assert batch_size({"name": "clip-3", "x": torch.zeros(4, 2)}) == 4
+    assert batch_size(["clip-3", (None, torch.zeros(3)), torch.zeros(7)]) == 3
+    with pytest.raises(ValueError, match="holds no tensor"):
+        batch_size({"name": "clip-3"})
+
+
+def test_accumulation_scales_every_micro_batch_loss_with_the_scaler():
+    """An fp16 loss scaler's factor S reaches the gradients (unscaled at its step); the loss returned
+    is the plain one."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    batch = {"x": torch.randn(6, 3), "y": torch.randn(6, 1)}
+
+    def loss_fn(chunk: dict) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(model(chunk["x"]), chunk["y"])
+
+    whole = loss_fn(batch)
+    whole.backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    scaler = torch.amp.GradScaler("cpu", init_scale=8.0)
+    assert accumulate_gradients(loss_fn, batch, micro_batches=2, scaler=scaler) == pytest.approx(whole.item())
+    for p, g in zip(model.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, 8.0 * g)
+
+
 # ---------------------------------------------------------------- a run's checkpoint
 
 
@@ -189,6 +253,47 @@ def test_metrics_log_adds_columns_and_truncates(tmp_path: Path):
     assert data["step"].tolist() == [1, 2, 3] and np.isnan(data["lr"][0]) and data["loss"][2] == 0.125
     log.truncate_after(2)
     assert MetricsLog(tmp_path / "metrics.csv").read()["step"].tolist() == [1, 2]
+
+
+def test_metrics_log_keeps_six_significant_digits(tmp_path: Path):
+    log = MetricsLog(tmp_path / "metrics.csv")
+    log.append(1, {"loss": 1 / 3, "lr": 2.5e-7})
+    data = log.read()
+    assert data["loss"][0] == pytest.approx(1 / 3, rel=2e-6) and data["lr"][0] == pytest.approx(2.5e-7)
+
+
+def test_each_damaged_metrics_log_is_kept_under_the_next_free_name(tmp_path: Path):
+    path = tmp_path / "metrics.csv"
+    for damage in (b"loss,step\n0.5,1\n", b"step,loss\n1,oops\n"):
+        path.write_bytes(damage)
+        assert MetricsLog(path).read() == {}
+    assert (tmp_path / "metrics.csv.damaged").read_bytes() == b"loss,step\n0.5,1\n"
+    assert (tmp_path / "metrics.csv.damaged.1").read_bytes() == b"step,loss\n1,oops\n"
+
+
+def test_a_log_damaged_under_an_open_metrics_log_restarts_with_a_header(tmp_path: Path):
+    """The columns the log remembered belong to the file set aside: the next row starts a new file."""
+    log = MetricsLog(tmp_path / "metrics.csv")
+    log.append(1, {"loss": 0.5})
+    (tmp_path / "metrics.csv").write_bytes(b"step,loss\n1,oops\n")
+    log.truncate_after(1)  # finds the damage: set aside
+    log.append(2, {"loss": 0.25})
+    assert log.read()["step"].tolist() == [2] and log.read()["loss"].tolist() == [0.25]
+
+
+def test_plot_metrics_draws_one_panel_per_metric_against_the_step(tmp_path: Path, monkeypatch):
+    from common.training import metrics_log
+
+    log = MetricsLog(tmp_path / "metrics.csv")
+    for step in (1, 2):
+        log.append(step, {"epoch": 0, "loss": 1 / step, "lr": 0.1})
+    drawn = {}
+    monkeypatch.setattr(metrics_log.writer, "save_figure", lambda fig, path: drawn.setdefault("fig", fig))
+    metrics_log.plot_metrics(tmp_path / "metrics.csv", tmp_path / "metrics.png")
+    axes = drawn["fig"].axes
+    assert [ax.get_title() for ax in axes] == ["loss", "lr"]  # not the step itself, nor the epoch
+    line = axes[0].lines[0]
+    assert line.get_xdata().tolist() == [1, 2] and line.get_ydata().tolist() == [1, 0.5]
 
 
 # ---------------------------------------------------------------- the loop
@@ -298,8 +403,10 @@ def test_resuming_with_the_same_tuples_and_paths_says_nothing(tmp_path: Path, ca
 
 
 @pytest.mark.parametrize(
-    "damage", [b"step,loss\n1,0.5\n\xff\xfe\x00garbage\n", b"loss,step\n0.5,1\n", b"step,loss\n1,oops\n"],
-    ids=["not-utf8", "no-step-first", "not-a-number"],
+    "damage",
+    [b"step,loss\n1,0.5\n\xff\xfe\x00garbage\n", b"loss,step\n0.5,1\n", b"step,loss\n1,oops\n",
+     b"step,loss\n1.5,0.5\n", b"step,loss\n1,0.5,0.7\n"],
+    ids=["not-utf8", "no-step-first", "not-a-number", "step-not-an-integer", "more-values-than-columns"],
 )
 def test_a_damaged_metrics_log_is_set_aside_and_the_run_resumes(tmp_path: Path, caplog, damage: bytes):
     _Run(tmp_path, init_seed=1).train(2)

@@ -82,11 +82,21 @@ def test_fp16_training_scales_every_loss_and_saves_the_scaler(tmp_path, forced_f
     saved = torch.load(tmp_path / "generator" / "checkpoints" / "step_00000002.pt", weights_only=True)
     assert "scaler" in saved
 
+
 def test_expert_teacher_step_must_lie_within_the_run(tmp_path):
     from phase4_audio_driven import train_syncnet
 
     with pytest.raises(UserError, match="--teacher-step"):  # refused before any data is made
         train_syncnet.main(["--run-dir", str(tmp_path), "--steps", "3", "--teacher-step", "4"])
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("width", ["0", "nan", "inf"])
+def test_expert_width_must_be_a_positive_number(tmp_path, width):
+    from phase4_audio_driven import train_syncnet
+
+    with pytest.raises(UserError, match="--width"):  # refused before any data is made
+        train_syncnet.main(["--run-dir", str(tmp_path), "--width", width])
     assert not any(tmp_path.iterdir())
 
 
@@ -318,3 +328,145 @@ def test_the_teacher_is_the_expert_after_teacher_step_steps(tmp_path):
     final = torch.load(tmp_path / "expert" / "lipsync_expert.pth", weights_only=True)  # also step 1
     assert teacher["global_step"] == final["global_step"] == 1
     assert all(torch.equal(v, final["state_dict"][k]) for k, v in teacher["state_dict"].items())
+
+
+# ---------------------------------------------------------------- train.py on random clips (no rendering)
+
+
+def _talking_clips(count: int = 2) -> list:
+    """Random 20-frame clips of random crops and noise, through make_clip (no person rendered)."""
+    from phase4_audio_driven.data import make_clip
+
+    rng = np.random.default_rng(0)
+    audio_encoder = load("phase4_audio_driven", "audio_encoder")
+    return [make_clip(rng.integers(0, 256, (20, 96, 96, 3), dtype=np.uint8),
+                      (0.1 * rng.standard_normal(int(0.8 * 16000))).astype(np.float32), 25.0, audio_encoder)
+            for _ in range(count)]
+
+
+def _generator_run(tmp_path, monkeypatch, *flags: str, clips: list | None = None, expect: int = 0):
+    """train.py for 2 steps of one window on two random clips (the last held out) and an untrained
+    expert; returns the run folder."""
+    from phase4_audio_driven import train
+
+    model = load("phase4_audio_driven", "model")
+    torch.manual_seed(0)
+    expert = tmp_path / "expert.pth"
+    torch.save(model.checkpoint_dict(model.SyncNet(0.0625), None, 0, 0), expert)
+    clips = clips or _talking_clips()
+    monkeypatch.setattr(train, "load_clips", lambda args, encoder, seed: clips)
+    run_dir = tmp_path / "w2l"
+    argv = ["--expert", str(expert), "--run-dir", str(run_dir), "--width", "0.0625", "--batch-size", "1",
+            "--steps", "2", "--device", "cpu", "--no-progress", "--preview-every", "0", *flags]
+    assert train.main(argv) == expect
+    return run_dir
+
+
+@pytest.mark.todo("p4")
+def test_generator_and_discriminator_rates_follow_the_schedule_each_from_its_own_base(tmp_path, monkeypatch):
+    run_dir = _generator_run(tmp_path, monkeypatch, "--lr", "1e-3", "--cosine", "--disc", "--disc-lr", "3e-5")
+    half = 0.5 * (1 + np.cos(np.pi * 1 / 2))  # the cosine factor of step index 1 of 2
+    assert [float(r["lr"]) for r in rows(run_dir / "metrics.csv")] == pytest.approx([1e-3, 1e-3 * half])
+    gen = torch.load(run_dir / "wav2lip.pth", weights_only=True)["optimizer"]["param_groups"][0]
+    disc = torch.load(run_dir / "visual_quality_disc.pth", weights_only=True)["optimizer"]["param_groups"][0]
+    assert gen["lr"] == pytest.approx(1e-3 * half) and disc["lr"] == pytest.approx(3e-5 * half)
+    assert tuple(gen["betas"]) == tuple(disc["betas"]) == (0.5, 0.999)  # as published
+
+
+@pytest.mark.todo("p4")
+def test_the_sync_loss_stays_off_until_the_held_out_evaluation_every_eval_every_steps(tmp_path, monkeypatch):
+    """--sync-threshold 0 is never reached: E_sync is neither weighted nor computed (logged 0), and the
+    held-out loss is measured after step 2 only (--eval-every 2). The held-out clip is never trained on."""
+    from phase4_audio_driven import train
+
+    drawn = []
+    generator_batch = train.generator_batch
+
+    def recording(clips, batch, rng):
+        drawn.append(clips)
+        return generator_batch(clips, batch, rng)
+
+    monkeypatch.setattr(train, "generator_batch", recording)
+    trained, held_out = clips = _talking_clips()
+    run_dir = _generator_run(tmp_path, monkeypatch, "--eval-every", "2", "--sync-threshold", "0", clips=clips)
+    log = rows(run_dir / "metrics.csv")
+    assert [r["val_sync"] != "" for r in log] == [False, True]
+    assert [float(r["sync"]) for r in log] == [0.0, 0.0] and [float(r["sync_weight"]) for r in log] == [0, 0]
+    assert len(drawn) >= 3 and drawn[0] == [held_out]  # the evaluation batch first, then training's
+    assert all(len(d) == 1 and d[0] is trained for d in drawn[1:])
+
+
+@pytest.mark.todo("p4")
+def test_the_sync_weight_threshold_and_mouth_weight_flags_reach_the_loss(tmp_path, monkeypatch):
+    """--sync-threshold 10: on after the first evaluation, at --sync-weight. Step 1 (s_w still 0) optimises
+    the mouth-weighted L1 (--mouth-weight 4), which differs from the plain `l1` logged beside it."""
+    log = rows(_generator_run(tmp_path, monkeypatch, "--eval-every", "1", "--sync-threshold", "10",
+                              "--sync-weight", "0.05", "--mouth-weight", "4") / "metrics.csv")
+    assert [float(r["sync_weight"]) for r in log] == pytest.approx([0.05, 0.05])
+    assert float(log[0]["sync"]) == 0 and float(log[1]["sync"]) > 0
+    assert float(log[0]["total"]) != pytest.approx(float(log[0]["l1"]), rel=1e-3)
+
+
+@pytest.mark.todo("p4")
+def test_ctrl_c_in_generator_training_exits_130(tmp_path, monkeypatch):
+    w2l = load("phase4_audio_driven", "wav2lip")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(w2l, "generator_loss", interrupted)
+    run_dir = _generator_run(tmp_path, monkeypatch, expect=130)
+    assert (run_dir / "wav2lip.pth").is_file()
+
+
+def test_the_sync_weight_survives_a_checkpoint_round_trip():
+    from phase4_audio_driven.train import SyncWeight
+
+    on = SyncWeight()
+    on.value = 0.03
+    resumed = SyncWeight()
+    resumed.load_state_dict(on.state_dict())
+    assert resumed.value == 0.03 and SyncWeight().value == 0.0
+
+
+def test_generator_preview_rows_are_target_masked_input_reference_output():
+    from phase4_audio_driven.train import preview_image
+
+    shade = [0.2, 0.4, 0.6, 0.8]  # one grey per row
+    grey = [torch.full((1, 3, 5, 96, 96), value) for value in shade]
+    batch = {"target": grey[0], "faces": torch.cat([grey[1], grey[2]], dim=1)}  # [masked | reference]
+    image = preview_image(batch, grey[3])
+    assert image.shape == (4 * 96, 5 * 96, 3)
+    for row, value in enumerate(shade):
+        assert np.all(image[96 * row : 96 * (row + 1)] == round(255 * value)), row
+
+
+@pytest.mark.parametrize("flags", [["--width", "0"], ["--batch-size", "0"], ["--eval-every", "0"],
+                                   ["--warmup-steps", "-1"], ["--sync-weight", "1"], ["--width", "nan"],
+                                   ["--mouth-weight", "nan"], ["--mouth-weight", "inf"], ["--disc-lr", "nan"],
+                                   ["--disc-lr", "inf"], ["--sync-threshold", "nan"]],
+                         ids=["width", "batch-size", "eval-every", "warmup-steps", "sync-weight", "width-nan",
+                              "mouth-weight-nan", "mouth-weight-inf", "disc-lr-nan", "disc-lr-inf",
+                              "sync-threshold-nan"])
+def test_generator_refuses_flags_out_of_range_in_one_line(tmp_path, one_error_line, flags):
+    from common.cli import run
+    from phase4_audio_driven import train
+
+    assert run(train.main, ["--run-dir", str(tmp_path / "run"), "--expert", "e.pth", *flags]) == 2
+    assert flags[0] in one_error_line()
+    assert not (tmp_path / "run").exists()
+
+
+def test_generator_accepts_the_edges_of_its_ranges(monkeypatch):
+    """--sync-weight 0 (no sync loss) and --warmup-steps 0 pass the checks: the run goes on to its data."""
+    from phase4_audio_driven import train
+
+    class Checked(Exception):
+        pass
+
+    def reached(*args):
+        raise Checked
+
+    monkeypatch.setattr(train, "check_data_consent", reached)
+    with pytest.raises(Checked):
+        train.main(["--expert", "e.pth", "--sync-weight", "0", "--warmup-steps", "0", "--width", "0.01"])
