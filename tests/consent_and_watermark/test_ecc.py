@@ -214,3 +214,12 @@ def test_keyed_sequences_are_pinned():
     assert ecc.keyed_signs(key, "p", 10).tolist() == [1, 1, -1, -1, 1, 1, -1, -1, 1, -1]
     assert ecc.keyed_permutation(key, "q", 5).tolist() == [1, 4, 2, 0, 3]
     np.testing.assert_allclose(ecc.keyed_uniform(key, "u", 2), [0.5355640824418515, 0.6492265786509961])
+
+
+def test_the_bound_is_a_probability_and_a_hopeless_match_count_says_so():
+    """The union bound is capped at 1; when not even every chip matching beats the threshold (10 chips
+    against 2^80 codewords), the smallest match count that would is n_bits + 1."""
+    assert detection.false_positive_rate(100, 50, n_candidates=10) == 1.0
+    assert detection.false_positive_rate(2000, 0, n_candidates=40) == 1.0
+    assert detection.min_matches(10, n_candidates=1, codeword_bits=80) == 11
+    assert detection.min_matches(10, n_candidates=1, codeword_bits=0) == 11  # 2^-10 ~ 1e-3 > 1e-6

@@ -34,3 +34,23 @@ def test_the_pilot_correlation_peaks_where_the_grid_sits_and_only_on_marked_pict
     carriers = wm.carrier_map(key)
     assert np.count_nonzero(carriers == 2) * 2 == found.chips.size  # two chips per payload coefficient
     assert 0.2 < np.count_nonzero(carriers == 1) / np.count_nonzero(carriers) < 0.3  # pilot: a quarter
+
+
+def test_the_edits_chart_counts_only_the_right_payload_and_draws_the_bounds_limit():
+    """A bar is green only when the mark is detected *with the payload the pictures carry*; the red line is
+    the chip error share a still image's bound tolerates: 1 - k / n for the smallest k whose match_fpr over
+    the still image's candidates is below 1e-6."""
+    from consent_and_watermark.demo import EDITS, PAYLOAD, edits_figure
+    from consent_and_watermark.detection import FPR_THRESHOLD, match_fpr
+
+    key = bytes(range(32))
+    clip = render_clip(make_identity(2101), frames=2, size=256).frames
+    other = wm.embed(clip[0], PAYLOAD ^ 1, key)  # marked, but not with the demo's payload
+    fig, rows = edits_figure(other, clip[0], clip, key)
+    assert rows[0][0] == "none" and rows[0][1] < 0.2  # read clearly...
+    assert [name for name, _, _ in rows[: len(EDITS)]] == EDITS
+    assert not any(ok for _, _, ok in rows[: len(EDITS)])  # ...yet no still edit counts as survived
+    n = wm.detect(clip[0], key).n_bits
+    k = next(k for k in range(n // 2, n + 1)
+             if match_fpr(n, k, wm.N_CANDIDATES, readable=True) < FPR_THRESHOLD)
+    assert fig.axes[0].lines[0].get_ydata()[0] == 1 - k / n

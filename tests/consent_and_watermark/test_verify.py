@@ -345,3 +345,121 @@ def test_log_names_an_unmarked_output_and_every_consent_record(tmp_path: Path, c
     assert run(cli.main, ["log"]) == 0
     (line,) = capsys.readouterr().out.strip().splitlines()
     assert "no watermark" in line and "consent=cr-a,cr-b" in line
+
+
+def test_an_undetected_mark_reports_no_payload_and_the_first_reading():
+    """Undetected, the decoded bits are noise: no payload. Of several readings none of which detects,
+    the one reported is the first (the pixels as stored)."""
+    from consent_and_watermark.detection import Detection
+    from consent_and_watermark.verify import _first_reading
+
+    as_stored, as_shown = Detection(False, 7, 900, 2000, 0.5), Detection(False, 9, 950, 2000, 0.9)
+    reported = _first_reading([lambda: as_stored, lambda: as_shown])
+    assert reported["payload"] is None and reported["bit_errors"] == 900 and reported["fpr"] == 1.0
+
+
+def test_verify_of_an_unmarked_file_names_no_payload_and_no_match(out_dir: Path, natural_rgb):
+    path = out_dir / "plain.png"
+    Image.fromarray(natural_rgb).save(path)
+    report = verify(path)
+    assert not report.marked and report.provenance is None and report.matched_by is None
+    assert report.watermark["payload"] is None and not report.watermark["detected"]
+
+
+def test_verify_reads_the_watermark_of_the_smallest_picture_and_the_slowest_audio_that_carry_one(
+        out_dir: Path, natural_rgb):
+    """128 px (one tile) and 8 kHz are the limits the marks are made for: checked, not skipped."""
+    Image.fromarray(natural_rgb[:128, :128]).save(out_dir / "tile.png")
+    assert "skipped" not in verify(out_dir / "tile.png").watermark["details"]
+    import soundfile as sf
+
+    noise = (0.1 * np.random.default_rng(0).standard_normal(8000 * 3)).astype(np.float32)
+    sf.write(out_dir / "phone.wav", noise, 8000)
+    assert "skipped" not in verify(out_dir / "phone.wav").audio_watermark["details"]
+
+
+@pytest.mark.parametrize(("state", "synthetic", "marked"),
+                         [("Valid", True, True), ("Trusted", False, False), ("Invalid", True, False)])
+def test_a_signed_manifest_marks_a_file_only_with_synthetic_metadata_beside_it(out_dir: Path, natural_rgb,
+                                                                               monkeypatch, state, synthetic,
+                                                                               marked):
+    """Without a watermark: a Trusted or Valid manifest declaring trainedAlgorithmicMedia, and metadata
+    saying the same (the writer writes both: a file with one only was altered)."""
+    from consent_and_watermark import c2pa_sign
+    from consent_and_watermark import verify as verify_module
+    from consent_and_watermark.metadata import TRAINED_ALGORITHMIC_MEDIA, MetadataReport
+
+    path = out_dir / "plain.png"
+    Image.fromarray(natural_rgb).save(path)
+    monkeypatch.setattr(verify_module, "_detect_pixels", lambda path, kind, keys: None)
+    monkeypatch.setattr(c2pa_sign, "read_manifest", lambda *args: c2pa_sign.C2paReport(
+        state=state, digital_source_type=TRAINED_ALGORITHMIC_MEDIA))
+    monkeypatch.setattr(verify_module, "read_metadata", lambda path: MetadataReport(
+        synthetic=synthetic, digital_source_type=TRAINED_ALGORITHMIC_MEDIA if synthetic else None,
+        payload=None, fields={}))
+    report = verify(path)
+    assert report.marked == marked
+    if marked:
+        assert report.reasons == [f"{state} C2PA manifest and metadata declare trainedAlgorithmicMedia"]
+
+
+def test_verify_of_a_flat_picture_says_why_every_chip_is_wrong(out_dir: Path):
+    """A flat picture has no high-pass content: every chip reads 0, which counts as a mismatch."""
+    Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(out_dir / "grey.png")
+    report = verify(out_dir / "grey.png")
+    assert report.watermark["bit_errors"] == report.watermark["n_bits"] > 0
+    assert "(all: a flat picture or silence reads so)" in format_report(report)
+
+
+def test_a_detected_payload_is_reported_with_the_row_and_time_it_encodes():
+    """A payload is (row id << 32) | write time in Unix seconds: 1,700,000,000 s is 2023-11-14 22:13:20."""
+    from consent_and_watermark.verify import _describe_detection
+
+    payload = (5 << 32) | 1_700_000_000
+    detection = {"detected": True, "payload": payload, "bit_errors": 100, "n_bits": 2000, "fpr": 1e-30,
+                 "details": {}}
+    assert _describe_detection("watermark", detection) == (
+        f"watermark: DETECTED payload {payload:016x} (row 5, written 2023-11-14 22:13:20 UTC), "
+        "100/2000 bit errors, FPR 1.0e-30")
+
+
+def test_the_report_lists_the_first_five_manifest_failures(out_dir: Path, natural_rgb):
+    import dataclasses
+
+    from consent_and_watermark.c2pa_sign import C2paReport
+
+    Image.fromarray(natural_rgb).save(out_dir / "plain.png")
+    failures = [f"failure number {i}" for i in range(7)]
+    report = dataclasses.replace(verify(out_dir / "plain.png"), c2pa=C2paReport("Invalid", failures=failures))
+    lines = [line for line in format_report(report).splitlines() if line.startswith("  failure: ")]
+    assert lines == [f"  failure: failure number {i}" for i in range(5)]
+
+
+def test_audio_shorter_than_one_period_is_not_checked_and_the_report_says_why(out_dir: Path):
+    import soundfile as sf
+
+    noise = (0.1 * np.random.default_rng(0).standard_normal(16000 * 2)).astype(np.float32)  # 2 s
+    sf.write(out_dir / "short.wav", noise, 16000)
+    report = verify(out_dir / "short.wav")
+    assert report.audio_watermark["details"] == {"skipped": "shorter than 2.56 s"}  # 40 blocks of 64 ms
+    assert "audio watermark: not checked (shorter than 2.56 s)" in format_report(report)
+
+
+def test_the_report_names_the_metadata_containers_and_the_consent_the_manifest_declares(out_dir: Path,
+                                                                                      natural_rgb):
+    """Why it is marked (with the watermark's bound); a PNG output states it is synthetic in its EXIF, its
+    PNG text chunks and its XMP (each container named once); the manifest and the log row name the run's
+    consent record and technique."""
+    from consent_and_watermark.consent import register_synthetic_identity
+
+    record_id = register_synthetic_identity("synth-0002", "Synthetic person 2")
+    writer.begin_run("animate", [record_id], argv=["animate.py"])
+    report = verify(writer.save_image(out_dir / "face.png", natural_rgb))
+    assert report.reasons == [f"watermark detected (FPR {report.watermark['fpr']:.1e})",
+                              "Trusted C2PA manifest and metadata declare trainedAlgorithmicMedia"]
+    lines = format_report(report).splitlines()
+    assert "metadata: synthetic (IPTC trainedAlgorithmicMedia) in exif, text, xmp" in lines
+    (c2pa,) = [line for line in lines if line.startswith("C2PA: ")]
+    assert c2pa.startswith("C2PA: Trusted") and c2pa.endswith(f", consent {record_id} (animate)")
+    (row,) = [line for line in lines if line.startswith("provenance: ")]
+    assert f"technique animate, consent {record_id}, visible label on" in row

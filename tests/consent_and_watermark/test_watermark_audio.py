@@ -171,3 +171,29 @@ def test_the_list_gate_admits_every_reading_the_bound_would_accept():
     needed = next(k for k in range(n // 2, n + 1)
                   if detection.match_fpr(n, k, 1, readable=True) < detection.FPR_THRESHOLD)
     assert wa.CONFIG.list_gate <= needed / n
+
+
+def test_the_stft_is_inverted_exactly():
+    """Square-root periodic Hann for analysis and synthesis: their product overlapped by half sums to 1,
+    so marking nothing changes nothing (to float32 rounding), start and end included."""
+    x = np.random.default_rng(0).normal(0, 0.1, 5000).astype(np.float32)
+    spectrum = wa._stft(x, wa.CONFIG)
+    assert spectrum.shape[0] == x.size // wa.CONFIG.hop + 2
+    np.testing.assert_allclose(wa._istft(spectrum, x.size, wa.CONFIG), x, atol=1e-6)
+
+
+def test_audio_shorter_than_one_period_is_not_read():
+    found = wa.detect(np.ones(2 * 16000, np.float32), 16000, KEY)  # 2 s of a 2.56-s period
+    assert not found.detected and found.details == {"reason": "shorter than one period"}
+
+
+def test_the_modulation_is_capped_when_little_of_the_sound_lies_in_the_band():
+    """A loud 100 Hz hum over faint in-band noise: the 25.5 dB budget would buy a modulation far above
+    +-20 %, so the cap holds and the mark stays well below the budget (~45 dB SNR here)."""
+    t = np.arange(4 * 16000) / 16000
+    hum = 0.5 * np.sin(2 * np.pi * 100 * t) + 0.01 * np.random.default_rng(0).standard_normal(t.size)
+    hum = hum.astype(np.float32)
+    marked = wa.embed(hum, 16000, PAYLOAD, KEY)
+    assert _snr_db(hum, marked) > 35.0
+    found = wa.detect(marked, 16000, KEY)
+    assert found.detected and found.payload == PAYLOAD

@@ -616,3 +616,20 @@ def test_only_three_channel_images_are_accepted():
 def test_figures_are_rendered_at_the_dpi_asked_for(out_dir: Path):
     fig = Figure(figsize=(2, 1))
     assert media.read_image(writer.save_figure(fig, out_dir / "small.png", dpi=50)).shape == (50, 100, 3)
+
+
+def test_the_label_is_a_see_through_box_in_the_bottom_left_corner_sized_to_the_picture():
+    """On white: the box's bare padding is 255 x (1 - 0.6) = 102, the white text leaves its pixels white;
+    the box sits as far from the bottom as from the left and is taller than 6 % of the side (the text's
+    height, plus padding). 32 px is the smallest side labelled."""
+    from consent_and_watermark.label import BOX_ALPHA, draw_label
+
+    white = np.full((256, 256, 3), 255, np.uint8)
+    out = draw_label(white)
+    rows, cols = np.nonzero((out != 255).any(axis=2))
+    assert out[rows.min(), cols.min()].tolist() == [round(255 * (1 - BOX_ALPHA))] * 3 == [102] * 3
+    assert out[out != 255].min() == 102  # text and box blend, nothing darker than the bare box
+    assert cols.min() == 255 - rows.max() > 0  # the same margin to the left and to the bottom edge
+    assert rows.max() - rows.min() + 1 > 0.06 * 256 and cols.max() < 128
+    assert not np.array_equal(draw_label(white[:32, :32]), white[:32, :32])
+    assert np.array_equal(draw_label(white[:31, :40]), white[:31, :40])
