@@ -191,7 +191,9 @@ against its cosines with the same clip's audio shifted by 5-15 frames (InfoNCE, 
 that a mouth pleasing the expert for any audio earns nothing, and whose gradient stays bounded however
 sure the expert is. With the preset's step-500 teacher (generator seed 0): +126.2 %, r 0.34, the output
 judged further from the audio than the input; with the final expert as the teacher: +67.0 %, r 0.31
-(the preset: +63.8 %, 0.58). A mouth weight of 8 instead of 4: +65.5 %, r 0.46. Dropped.
+(the preset: +63.8 %, 0.58). A mouth weight of 8 instead of 4: +65.5 %, r 0.46. Half the sync weight
+(0.015, one thread), generator seeds 0-3: r 0.64, 0.59, -0.14, 0.04 (LSE-D +67.2, +64.1, +43.7, +121.3 %;
+by the teacher -8.2, -8.1, +9.7, +19.7 %): which seeds learn lip sync is still up to the seed. Dropped.
 
 Figures 2 and 3 average 6 held-out people (seeds 700-705; dlib on their ground-truth videos gives
 r = 0.70 on average, the ceiling of figure 3); earlier versions used the first 3 (ceiling 0.76), whose
