@@ -87,3 +87,44 @@ def test_random_affine_applies_the_same_transform_to_every_image(aug, seed):
     for image, out in ((face, out_face), (mask, out_mask)):
         expected = cv2.remap(image, out_x, out_y, cv2.INTER_LINEAR).reshape(image.shape)
         np.testing.assert_allclose(out[inside], expected[inside], rtol=0, atol=0.02 * np.ptp(image))
+
+
+def test_random_affine_shift_is_a_share_of_the_image_size(aug):
+    """rotation, zoom and flip off: the maps move by one translation of at most shift * size pixels."""
+    size = 64
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    cfg = aug.AugmentConfig(rotation_deg=0.0, zoom=0.0, shift=0.25, flip_prob=0.0)
+    moves = []
+    for seed in range(5):
+        out_x, out_y = aug.random_affine([xx, yy], np.random.default_rng(seed), cfg)
+        inner = (slice(20, 44), slice(20, 44))
+        dx, dy = (xx - out_x)[inner], (yy - out_y)[inner]  # content moved by +t: out(p) = in(p - t)
+        assert np.ptp(dx) < 1e-3 and np.ptp(dy) < 1e-3  # one translation
+        moves.append(max(abs(dx.mean()), abs(dy.mean())))
+    assert max(moves) > 4.0 and max(moves) <= 0.25 * size
+
+
+def test_random_affine_flip_is_horizontal(aug):
+    size = 16
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    cfg = aug.AugmentConfig(rotation_deg=0.0, zoom=0.0, shift=0.0, flip_prob=1.0)
+    out_x, out_y = aug.random_affine([xx, yy], np.random.default_rng(0), cfg)
+    np.testing.assert_allclose(out_x, size - 1 - xx, atol=1e-4)  # mirrored left-right
+    np.testing.assert_allclose(out_y, yy, atol=1e-4)  # rows stay
+
+
+@pytest.mark.todo("p1.aug.random_warp")
+def test_random_warp_displacement_is_the_bicubic_upsampled_control_noise(aug):
+    """The hint's recipe, computed here: noise (grid, grid, 2) ~ N(0, (jitter S)^2) drawn first from rng,
+    each channel resized bicubically to (S, S); a coordinate map then reads back that displacement."""
+    size, jitter = 32, 0.05
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    out = aug.random_warp(np.stack([xx, yy], axis=-1), np.random.default_rng(7), jitter=jitter)
+    noise = np.random.default_rng(7).normal(0.0, jitter * size, size=(5, 5, 2)).astype(np.float32)
+    dx = cv2.resize(noise[..., 0], (size, size), interpolation=cv2.INTER_CUBIC)
+    dy = cv2.resize(noise[..., 1], (size, size), interpolation=cv2.INTER_CUBIC)
+    inner = (xx + dx >= 0) & (xx + dx <= size - 1) & (yy + dy >= 0) & (yy + dy <= size - 1)
+    assert inner.mean() > 0.5
+    # cv2.remap interpolates in steps of 1/32 pixel
+    np.testing.assert_allclose(out[..., 0][inner], (xx + dx)[inner], atol=0.02)
+    np.testing.assert_allclose(out[..., 1][inner], (yy + dy)[inner], atol=0.02)

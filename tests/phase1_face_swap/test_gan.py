@@ -66,3 +66,28 @@ def test_composite_takes_the_face_where_the_mask_is_one(gan):
     got = gan.composite(face, mask, background)
     want = torch.tensor([[0.9, 0.1], [0.3, 0.5]]).expand(1, 3, 2, 2)
     torch.testing.assert_close(got, want)
+
+
+def test_patch_discriminator_sees_the_face_rescaled_to_minus_one_one(gan):
+    torch.manual_seed(0)
+    disc = gan.PatchDiscriminator((4, 8))
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(disc(x), disc.net(2 * x - 1))
+        torch.testing.assert_close(disc(torch.full((1, 3, 16, 16), 0.5)), disc.net(torch.zeros(1, 3, 16, 16)))
+
+
+def test_patch_discriminator_is_pix2pix_strided_convs_with_leaky_relu_0_2(gan):
+    disc = gan.PatchDiscriminator((4, 8, 16))
+    convs = [m for m in disc.net if isinstance(m, torch.nn.Conv2d)]
+    slopes = [m.negative_slope for m in disc.net if isinstance(m, torch.nn.LeakyReLU)]
+    assert slopes == [0.2, 0.2, 0.2]
+    assert [(c.kernel_size, c.stride, c.padding) for c in convs[:3]] == [((4, 4), (2, 2), (1, 1))] * 3
+
+
+def test_mask_regularisation_closed_form_on_stripes_along_each_axis(gan):
+    """l1_weight * mean |m| + tv_weight * (mean |vertical diffs| + mean |horizontal diffs|)."""
+    columns = torch.tensor([0.0, 1.0, 0.0, 1.0]).expand(1, 1, 4, 4)  # changes along the width only
+    assert gan.mask_regularisation(columns).item() == pytest.approx(0.01 * 0.5 + 0.1 * 1.0)
+    rows = columns.transpose(2, 3)  # changes along the height only
+    assert gan.mask_regularisation(rows, l1_weight=0.2, tv_weight=0.5).item() == pytest.approx(0.1 + 0.5)

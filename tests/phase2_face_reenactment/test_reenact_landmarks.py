@@ -105,3 +105,45 @@ def test_soft_argmax_beta_sharpens_the_distribution(lmk):
         points, prob = lmk.soft_argmax(logits, beta=beta)
         np.testing.assert_allclose(prob.numpy().ravel(), p, rtol=1e-6)
         np.testing.assert_allclose(points.numpy()[0, 0], [(p * np.arange(3)).sum(), 0.0], rtol=1e-6)
+
+
+def test_argmax_refine_at_the_border_repeats_the_edge_pixel(lmk):
+    """A peak beyond the left/top edge: the missing neighbour is the edge pixel itself (replicate), so the
+    parabola through (-1, b), (0, b), (1, c) puts the vertex half a pixel outwards, at -0.5."""
+    ys, xs = np.mgrid[0:12, 0:12]
+    maps = torch.tensor(10.0 - (xs + 0.3) ** 2 - (ys - 5.0) ** 2)[None, None]  # true peak x = -0.3, y = 5
+    np.testing.assert_allclose(lmk.argmax_refine(maps)[0, 0].numpy(), [-0.5, 5.0], atol=1e-9)
+    maps = torch.tensor(10.0 - (xs - 7.0) ** 2 - (ys + 0.2) ** 2)[None, None]  # beyond the top edge
+    np.testing.assert_allclose(lmk.argmax_refine(maps)[0, 0].numpy(), [7.0, -0.5], atol=1e-9)
+
+
+@pytest.mark.todo("p2.lmk.heatmaps", "p2.lmk.soft_argmax")
+def test_landmark_loss_adds_the_heatmap_term_at_its_weight(lmk):
+    cfg = lmk.LandmarkConfig(heatmap_weight=0.25)
+    logits = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    target = torch.rand(2, 3, 2, generator=torch.Generator().manual_seed(1)) * 20
+    out = lmk.landmark_loss(logits, target, cfg)
+    assert float(out["heatmap"]) > 0
+    assert float(out["loss"]) == pytest.approx(float(out["l1"]) + 0.25 * float(out["heatmap"]), rel=1e-6)
+
+
+def test_landmark_crop_box_is_centred_and_scaled_by_the_larger_side(lmk):
+    points = np.array([[10.0, 20.0], [20.0, 60.0], [15.0, 40.0]])  # a box 10 wide, 40 tall
+    centre, side = lmk.landmark_crop_box(points, 1.35)
+    np.testing.assert_allclose(centre, [15.0, 40.0])
+    assert side == pytest.approx(1.35 * 40)
+
+
+@pytest.mark.todo("p2.lmk.soft_argmax")
+def test_detector_passes_keep_a_crop_when_the_answer_collapses_to_one_point(lmk):
+    """An untrained net can put all 68 points on one spot (side 0): the next pass still crops half the
+    previous side, so the answer stays finite, here the crop centre, i.e. the centre of the box."""
+    torch.manual_seed(0)
+    net = lmk.LandmarkNet(lmk.LandmarkConfig(channels=(8, 8, 8), context_layers=1))
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()  # flat logits: every soft-argmax is the heatmap centre
+    frame = np.random.default_rng(0).integers(0, 256, size=(128, 128, 3), dtype=np.uint8)
+    points = lmk.LandmarkDetector(net).predict(frame, box=(32, 40, 96, 104), passes=3)
+    assert points.shape == (68, 2)
+    np.testing.assert_allclose(points, np.broadcast_to([64.0, 72.0], (68, 2)), atol=1e-6)

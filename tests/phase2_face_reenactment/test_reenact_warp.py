@@ -173,3 +173,72 @@ def test_mouth_fill_leaves_the_target_lips_alone(video):
     corners = (slice(78, 83), slice(51, 56))  # lips at the left corner, 4+ px outside the opening
     np.testing.assert_allclose(out[corners].astype(int), target[corners].astype(int), atol=1)
     assert np.abs(out[78:83, 75:86].astype(int) - target[78:83, 75:86]).max() > 20  # the opening changed
+
+
+def test_border_points_sit_on_the_last_pixels_inside_the_box(video):
+    """x1, y1 are exclusive: the right and bottom points sit on column x1 - 1 and row y1 - 1."""
+    points = video.border_points((2, 4, 12, 24))
+    want = [[2, 4], [6.5, 4], [11, 4], [11, 13.5], [11, 23], [6.5, 23], [2, 23], [2, 13.5]]
+    np.testing.assert_allclose(points, want)
+
+
+def test_face_box_grows_by_the_margin_and_holds_the_last_pixel(video):
+    """floor / ceil of the grown landmark box, x1, y1 exclusive (one past the ceiling), clipped to the
+    frame."""
+    landmarks = np.array([[10.0, 20.0], [30.0, 60.0], [20.5, 33.3]])
+    assert video.face_box(landmarks, 100, 100, margin=0.25) == (5, 10, 36, 71)  # pad (5, 10)
+    assert video.face_box(landmarks, 32, 64, margin=0.75) == (0, 0, 32, 64)  # clipped to the frame
+
+
+@pytest.mark.todo("p2.video.mouth")
+def test_mouth_fill_clips_the_colour_shifted_interior_to_the_uint8_range(video):
+    """Bright target lips, dark source lips: the shift pushes the source interior past 255, which must
+    saturate at 255 (not wrap around in the uint8 image)."""
+    target_lm, source_lm = _mouth((80, 80), 16.0), _mouth((70, 60), 16.0)
+    target = np.full((160, 160, 3), (200, 160, 140), np.uint8)
+    cv2.fillPoly(target, [np.round(target_lm[48:60]).astype(np.int32)], (250, 240, 230))
+    source = np.full((140, 140, 3), (120, 100, 90), np.uint8)
+    cv2.fillPoly(source, [np.round(source_lm[48:60]).astype(np.int32)], (40, 30, 20))
+    cv2.fillPoly(source, [np.round(source_lm[60:68]).astype(np.int32)], (200, 210, 220))
+    out = video.fill_mouth(target, target_lm, source, source_lm)
+    np.testing.assert_array_equal(out[78:83, 75:86], 255)  # 200 + 210 etc., saturated
+
+
+def test_polygon_area_is_the_shoelace_area_in_either_orientation(video):
+    square = np.array([[2.0, 3.0], [12.0, 3.0], [12.0, 8.0], [2.0, 8.0]])  # 10 x 5
+    assert video.polygon_area(square) == pytest.approx(50.0)
+    assert video.polygon_area(square[::-1]) == pytest.approx(50.0)
+    assert video.polygon_area(np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 3.0]])) == pytest.approx(6.0)
+
+
+@pytest.mark.todo("p2.video.mouth")
+def test_mouth_fill_feathers_the_edge_of_the_opening(video):
+    """feather > 0 blurs the opening's mask: pixels just outside the inner lips change too."""
+    target_lm, source_lm = _mouth((80, 80), 16.0), _mouth((70, 60), 16.0)
+    target = np.full((160, 160, 3), (200, 160, 140), np.uint8)
+    cv2.fillPoly(target, [np.round(target_lm[48:60]).astype(np.int32)], (170, 90, 90))
+    source = np.full((140, 140, 3), (120, 100, 90), np.uint8)
+    cv2.fillPoly(source, [np.round(source_lm[48:60]).astype(np.int32)], (140, 70, 80))
+    cv2.fillPoly(source, [np.round(source_lm[60:68]).astype(np.int32)], (60, 20, 30))
+    out = {f: video.fill_mouth(target, target_lm, source, source_lm, feather=f).astype(int)
+           for f in (0.0, 3.0)}
+    edge = (slice(72, 89), slice(58, 103))  # the opening and the lips around it
+    assert np.abs(out[3.0][80, 78:83] - out[0.0][80, 78:83]).max() <= 1  # the middle: the mask is ~1
+    assert np.abs(out[3.0][edge] - out[0.0][edge]).max() > 10  # the rim: blended with the target
+
+
+@pytest.mark.todo("p2.video.delaunay", "p2.video.warp", "p2.video.mouth")
+def test_render_frame_leaves_the_mouth_alone_when_the_config_says_so(video):
+    from common.synthetic.identity import Identity, expressive_landmarks
+
+    def face(opening: float) -> np.ndarray:
+        points = expressive_landmarks(Identity(seed=1), np.array([0.0, 0.0, opening, 0.0, 0.0, 0.0]))[:, :2]
+        return (points - points.min(axis=0)) / np.ptp(points, axis=0).max() * 80 + 40
+
+    target, source = _texture(160, 160, seed=1), _texture(160, 160, seed=2)
+    closed, opened = face(0.0), face(0.3)
+    warped = video.render_frame(target, closed, opened)
+    off = video.render_frame(target, closed, opened, source, opened, video.RenderConfig(mouth=False))
+    on = video.render_frame(target, closed, opened, source, opened)
+    np.testing.assert_array_equal(off, warped)
+    assert (on != warped).any()

@@ -203,3 +203,103 @@ def test_generator_multiplies_the_warped_features_by_the_occlusion_map():
         b = g(src, kp_driving=kp, kp_source=kp, source_features=features * 5 + 1)
     assert a["occlusion_map"].max() < 1e-20
     torch.testing.assert_close(a["prediction"], b["prediction"])
+
+
+def test_res_block_is_pre_activation_with_identity_skip(gen):
+    """ResBlock2d: x + conv2(relu(bn2(conv1(relu(bn1(x)))))) (He et al. 2016), here in eval mode with
+    non-trivial BatchNorm statistics, computed with the functional ops."""
+    torch.manual_seed(0)
+    block = gen.ResBlock2d(4).eval()
+    with torch.no_grad():
+        for norm in (block.norm1, block.norm2):
+            norm.running_mean.uniform_(-0.5, 0.5)
+            norm.running_var.uniform_(0.5, 2.0)
+            norm.bias.uniform_(-0.5, 0.5)  # negative pre-activations, so the ReLUs cut
+        x = torch.randn(2, 4, 6, 6)
+
+        def bn_relu(t, norm):
+            t = (t - norm.running_mean.view(1, -1, 1, 1)) / torch.sqrt(norm.running_var.view(1, -1, 1, 1)
+                                                                        + norm.eps)
+            return torch.clamp(t * norm.weight.view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1), min=0)
+
+        hidden = F.conv2d(bn_relu(x, block.norm1), block.conv1.weight, block.conv1.bias, padding=1)
+        want = x + F.conv2d(bn_relu(hidden, block.norm2), block.conv2.weight, block.conv2.bias, padding=1)
+        np.testing.assert_allclose(block(x).numpy(), want.numpy(), atol=1e-5)
+
+
+def test_same_block_is_conv_batchnorm_relu(gen):
+    """SameBlock2d: relu(bn(conv(x))) at the same resolution (7x7, padding 3)."""
+    torch.manual_seed(0)
+    block = gen.SameBlock2d(3, 4).eval()
+    with torch.no_grad():
+        block.norm.running_mean.uniform_(-0.5, 0.5)
+        x = torch.randn(1, 3, 8, 8)
+        conv = F.conv2d(x, block.conv.weight, block.conv.bias, padding=3)
+        normed = (conv - block.norm.running_mean.view(1, -1, 1, 1)) / torch.sqrt(
+            block.norm.running_var.view(1, -1, 1, 1) + block.norm.eps)
+        want = torch.clamp(normed, min=0)  # weight 1, bias 0 at initialisation
+        out = block(x)
+    assert (want == 0).any() and (want > 0).any()
+    np.testing.assert_allclose(out.numpy(), want.numpy(), atol=1e-5)
+
+
+def test_bilateral_filter_range_weight_averages_the_squared_difference_over_channels(gen):
+    """With a huge s_space only the range term is left: weight exp(-mean_c (I_c(n) - I_c(z))^2 / (2 s_r^2))
+    over the (2r + 1)^2 neighbours (replicate padding), computed here with numpy."""
+    f = gen.BilateralFilter(radius=1, sigma_space=1.0, sigma_range=0.2)
+    with torch.no_grad():
+        f.log_sigma_space.fill_(10.0)
+        img = torch.rand(1, 3, 5, 6, generator=torch.Generator().manual_seed(5))
+        out = f(img).numpy()[0]
+    image = img.numpy()[0].astype(np.float64)
+    padded = np.pad(image, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    want = np.zeros_like(image)
+    for i in range(5):
+        for j in range(6):
+            patch = padded[:, i:i + 3, j:j + 3].reshape(3, 9)  # (C, 9) neighbours
+            d2 = ((patch - image[:, i, j, None]) ** 2).mean(axis=0)
+            weights = np.exp(-d2 / (2 * 0.2**2))
+            want[:, i, j] = patch @ weights / weights.sum()
+    np.testing.assert_allclose(out, want, atol=1e-5)
+
+
+@pytest.mark.todo(*ALL_GEN_IDS)
+def test_generator_prediction_is_the_sigmoid_of_the_final_convolution(gen):
+    """The decoder ends in a 7x7 conv and a sigmoid: a zero conv with biases (-1, 0, 2) paints every pixel
+    (sigmoid(-1), 1/2, sigmoid(2)), not a clamp of the logits."""
+    g, kp, src = small_generator_and_still_keypoints(gen)
+    with torch.no_grad():
+        g.final.weight.zero_()
+        g.final.bias.copy_(torch.tensor([-1.0, 0.0, 2.0]))
+        out = g(src, kp_driving=kp, kp_source=kp)["prediction"]
+    want = 1 / (1 + np.exp(-np.array([-1.0, 0.0, 2.0])))
+    np.testing.assert_allclose(out.numpy(), np.broadcast_to(want.reshape(1, 3, 1, 1), out.shape), atol=1e-6)
+
+
+@pytest.mark.todo(*ALL_GEN_IDS)
+def test_generator_exact_warp_samples_the_source_at_its_own_size_below_the_features(gen):
+    """exact_warp with a down block: the features are warped at 16x16 but the source image at its own
+    32x32, so the identity motion still returns the source exactly."""
+    g, kp, src = small_generator_and_still_keypoints(gen, num_down_blocks=1, exact_warp=True)
+    with torch.no_grad():
+        out = g(src, kp_driving=kp, kp_source=kp)
+    np.testing.assert_allclose(out["deformed"].numpy(), src.numpy(), atol=1e-5)
+
+
+@pytest.mark.todo(*ALL_GEN_IDS)
+def test_generator_blend_paints_where_the_motion_leaves_the_source_frame(gen):
+    """blend_warped_source: the source's weight is O times the coverage, the ones image warped by the
+    field (here computed with grid_sample at the exact_warp grid), so pixels read from outside the frame
+    come from the decoder, not from zero padding."""
+    g, kp, src = small_generator_and_still_keypoints(gen, num_down_blocks=0, exact_warp=True,
+                                                     blend_warped_source=True)
+    moved = {"value": kp["value"] + torch.tensor([0.8, 0.0]), "jacobian": kp["jacobian"]}
+    with torch.no_grad():
+        out = g(src, kp_driving=moved, kp_source=kp)
+    field = F.interpolate(out["deformation"].permute(0, 3, 1, 2), size=(32, 32), mode="bilinear",
+                          align_corners=True).permute(0, 2, 3, 1) * (31 / 32)
+    coverage = F.grid_sample(torch.ones(2, 1, 32, 32), field, align_corners=False)
+    assert coverage.min() < 0.5  # some of the frame is read from outside the source
+    w = F.interpolate(out["occlusion_map"], size=(32, 32), mode="bilinear") * coverage
+    want = w * out["deformed"] + (1 - w) * out["generated"]
+    np.testing.assert_allclose(out["prediction"].numpy(), want.numpy(), atol=1e-5)

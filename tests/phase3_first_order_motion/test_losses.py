@@ -108,3 +108,52 @@ def test_feature_matching_sends_no_gradient_into_the_real_features(losses):
     torch.testing.assert_close(out["feature_matching"], (real_fm - fake_fm).abs().mean())
     out["feature_matching"].backward()
     assert fake_fm.grad is not None and real_fm.grad is None
+
+
+@pytest.mark.todo("p3.loss.perceptual_pyramid", "p3.kp.antialias")
+def test_perceptual_pyramid_weights_each_vgg_layer_of_the_normalised_image(losses):
+    """sum_l w_l |phi_l(a) - phi_l(b)|_1 with phi_l = relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 of
+    torchvision's VGG19 (layers 1, 6, 11, 20, 29 of `features`) on the ImageNet-normalised image; here
+    torchvision's own network, given the loss's random weights."""
+    from torchvision.models import vgg19
+
+    torch.manual_seed(0)
+    weights = (1.0, 2.0, 3.0, 4.0, 5.0)
+    loss = losses.PerceptualPyramidLoss(scales=(1,), weights=weights, use_vgg=True)
+    features = vgg19(weights=None).features.eval()
+    with torch.no_grad():
+        for mine, theirs in zip(loss.vgg.parameters(), features[:30].parameters(), strict=True):
+            theirs.copy_(mine)
+        a, b = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        xa, xb, distances = (a - mean) / std, (b - mean) / std, []
+        for index, layer in enumerate(features[:30]):
+            xa, xb = layer(xa), layer(xb)
+            if index in (1, 6, 11, 20, 29):
+                distances.append(float((xa - xb).abs().mean()))
+        got = float(loss(a, b))
+        last = losses.PerceptualPyramidLoss(scales=(1,), weights=(0, 0, 0, 0, 1), use_vgg=True)
+        last.load_state_dict(loss.state_dict())
+        got_last = float(last(a, b))  # relu5_1 alone (its distances are far smaller than the others)
+    assert got == pytest.approx(sum(w * d for w, d in zip(weights, distances, strict=True)), rel=1e-5)
+    assert got_last == pytest.approx(distances[-1], rel=1e-3)
+
+
+@pytest.mark.todo("p3.loss.perceptual_pyramid", "p3.kp.antialias")
+def test_perceptual_pyramid_sends_no_gradient_into_the_target(losses):
+    """The driving frame is the target: its pyramid is detached, only the prediction gets a gradient."""
+    pred = torch.rand(1, 3, 16, 16, requires_grad=True)
+    target = torch.rand(1, 3, 16, 16, requires_grad=True)
+    losses.PerceptualPyramidLoss(scales=(1, 0.5), use_vgg=False)(pred, target).backward()
+    assert target.grad is None
+    assert pred.grad is not None and pred.grad.abs().sum() > 0
+
+
+def test_perceptual_pyramid_says_once_per_process_that_vgg_weights_are_missing(losses, monkeypatch, capsys):
+    monkeypatch.setattr(losses, "cached_vgg19_path", lambda: None)
+    monkeypatch.setattr(losses, "_warned_no_vgg", False)
+    first, second = losses.PerceptualPyramidLoss(), losses.PerceptualPyramidLoss()
+    assert first.vgg is None and second.vgg is None
+    err = capsys.readouterr().err
+    assert err.count("no VGG19 ImageNet weights") == 1 and "nothing is downloaded" in err

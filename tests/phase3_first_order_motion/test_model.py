@@ -162,3 +162,30 @@ def test_loaded_modules_are_in_eval_mode_and_another_discriminator_is_skipped(mo
 def test_an_unknown_config_name_is_one_line_naming_the_choices(model):
     with pytest.raises(UserError, match=r"unknown FOMM config 'vox-512'; choose one of vox-256"):
         model.get_config("vox-512")
+
+
+def test_a_checkpoint_with_model_params_but_no_frame_size_is_taken_at_256_px(model, tmp_path):
+    """model_params without frame_size: the published frame size, 256 (not the tiny config's 64)."""
+    cfg = model.get_config("tiny")
+    m = model.build_fomm(cfg)
+    torch.save({"kp_detector": m["kp_detector"].state_dict(), "generator": m["generator"].state_dict(),
+                "model_params": cfg.model_params()}, tmp_path / "no_size.pt")
+    _, found, _ = model.load_fomm(tmp_path / "no_size.pt")
+    assert found.frame_size == 256 and found.model_params() == cfg.model_params()
+
+
+def test_a_file_with_a_keypoint_detector_but_no_generator_is_not_a_fomm_checkpoint(model, tmp_path):
+    m = model.build_fomm(model.get_config("tiny"))
+    torch.save({"kp_detector": m["kp_detector"].state_dict()}, tmp_path / "half.pt")
+    with pytest.raises(UserError, match="is not a FOMM checkpoint"):
+        model.load_fomm(tmp_path / "half.pt")
+
+
+def test_a_published_style_checkpoint_with_extra_weights_matches_no_layout(model, tmp_path):
+    """Shapes decide the config of a file without model_params: every key must match, extra ones too."""
+    m = model.build_fomm(model.get_config("tiny"))
+    generator = {**m["generator"].state_dict(), "extra_head.weight": torch.zeros(3)}
+    torch.save({"kp_detector": m["kp_detector"].state_dict(), "generator": generator},
+               tmp_path / "extra.pt")
+    with pytest.raises(UserError, match="matches neither the vox-256 nor the tiny FOMM layout"):
+        model.load_fomm(tmp_path / "extra.pt")

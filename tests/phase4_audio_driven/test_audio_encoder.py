@@ -172,3 +172,23 @@ def test_a_training_window_is_usable_exactly_when_all_its_audio_windows_are(audi
         want = n + 5 <= 200 and idx["syncnet"][n] >= 0 and bool((idx["indiv"][n : n + 5] >= 0).all())
         assert idx["usable"][n] == want, n
     assert idx["usable"][195]  # the last full 5-frame window
+
+
+@pytest.mark.todo("p4.audio.frame_index")
+def test_inference_chunks_of_exactly_one_window(audio):
+    """T = 16 columns hold exactly one 16-column window: frame 0 reads it, and frame 1 (start 3 runs past
+    the end) gets the tail window, the same one; T = 15 columns give none."""
+    np.testing.assert_array_equal(audio.inference_chunk_starts(16, 25.0), [0, 0])
+    assert len(audio.inference_chunk_starts(15, 25.0)) == 0
+    mel = np.arange(80 * 16, dtype=np.float32).reshape(80, 16)
+    np.testing.assert_array_equal(audio.mel_chunks(mel, 25.0), np.stack([mel, mel]))
+
+
+@pytest.mark.todo("p4.audio.train_index")
+def test_training_windows_may_end_exactly_at_the_last_mel_column(audio):
+    """T = 32 columns: frame 5's SyncNet window and frame 6's generator window both start at column 16
+    (int(80 * 5 / 25)) and end exactly at T, which is still inside."""
+    got = audio.training_mel_starts(32, 8, fps=25.0)
+    np.testing.assert_array_equal(got["syncnet"], [0, 3, 6, 9, 12, 16, -1, -1])
+    np.testing.assert_array_equal(got["indiv"], [-1, 0, 3, 6, 9, 12, 16, -1])
+    np.testing.assert_array_equal(got["usable"], [False, True, True, False, False, False, False, False])

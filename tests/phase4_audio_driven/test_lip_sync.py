@@ -139,3 +139,12 @@ def test_clip_embeddings_of_uint8_crops_equal_the_whole_clip_computed_at_once(ls
         pairs = [syncnet(audio[i : i + 8], windows[i : min(i + 8, n)]) for i in range(0, n, 8)]
     torch.testing.assert_close(a, torch.cat([p[0] for p in pairs]), rtol=0, atol=0)
     torch.testing.assert_close(v, torch.cat([p[1] for p in pairs]), rtol=0, atol=0)
+
+
+@pytest.mark.todo("p4.sync.lse")
+def test_offset_search_needs_more_frames_than_the_shift(ls):
+    """With n = vshift frames the extreme shifts leave no frame pair: refuse, rather than average nothing."""
+    emb = torch.nn.functional.normalize(torch.rand(15, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    with pytest.raises(ValueError, match="need more than 15 frames"):
+        ls.offset_search(emb, emb, vshift=15)
+    assert ls.offset_search(emb, emb, vshift=14).offset == 0

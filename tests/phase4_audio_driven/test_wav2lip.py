@@ -127,3 +127,27 @@ def test_generator_loss_mouth_weight(w2l):
     upper_total = w2l.generator_loss(upper, t, torch.tensor(0.0), None, 0.0, cfg)["total"]
     assert upper_total.item() == pytest.approx(0.15)  # 0.6 * 0.5 / 2
 
+
+
+def test_channel_widths_scale_round_and_keep_at_least_four(w2l):
+    from common.impl import load
+
+    blocks = load("phase4_audio_driven", "blocks")
+    assert blocks.channels(512) == 512 and blocks.channels(16, 1.0) == 16
+    assert blocks.channels(512, 0.25) == 128 and blocks.channels(96, 0.3) == 29  # round(28.8)
+    assert blocks.channels(16, 0.25) == 4 and blocks.channels(16, 0.1) == 4  # round(1.6) = 2 -> 4
+
+
+def test_discriminator_loss_is_bce_real_one_fake_zero_without_generator_gradient(w2l):
+    torch.manual_seed(0)
+    disc = w2l.Wav2LipDiscQual(width=0.0625)
+    target = torch.rand(1, 3, 2, 96, 96)
+    generated = torch.rand(1, 3, 2, 96, 96, requires_grad=True)
+    loss = w2l.discriminator_loss(disc, generated, target)
+    with torch.no_grad():
+        p_real, p_fake = disc(target), disc(generated)
+    want = -torch.log(p_real).mean() - torch.log(1 - p_fake).mean()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    loss.backward()
+    assert generated.grad is None  # the generator's output is detached for the discriminator's step
+    assert all(p.grad is not None for p in disc.parameters())
