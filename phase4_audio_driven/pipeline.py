@@ -258,7 +258,7 @@ def crop(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 
 def is_silent(wav: np.ndarray) -> bool:
-    """True for audio without a sample above `SILENCE_PEAK`: a mouth driven by it stays closed, and sync
+    """True for audio whose peak stays below `SILENCE_PEAK`: a mouth driven by it stays closed, and sync
     scores measured against it mean nothing."""
     return len(wav) == 0 or float(np.max(np.abs(wav))) < SILENCE_PEAK
 

@@ -5,11 +5,13 @@ WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); that is cheaper than torchrun
 exercises the same `init_distributed` path. Each process backpropagates its half of the batch
 (through DDP, in two accumulated micro-batches, and through the plain model followed by
 `average_gradients`) and saves its gradients, then runs two steps of `train_loop` to check that only
-rank 0 writes files.
+rank 0 writes files. The same two processes check the collectives the training loop and the
+checkpoints use (`any_process`, `gather_objects`) and the sampler that splits a dataset between them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,12 +19,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 WORKER = textwrap.dedent(
     """
+    import json
     import os
     import sys
     from pathlib import Path
@@ -33,7 +37,9 @@ WORKER = textwrap.dedent(
         Checkpointer, TrainConfig, accumulate_gradients, average_gradients, init_distributed, train_loop,
         wrap_ddp,
     )
-    from common.training.distributed import cleanup, get_world_size, is_main_process
+    from common.training.distributed import (
+        any_process, cleanup, distributed_sampler, gather_objects, get_world_size, is_main_process,
+    )
 
     out = Path(sys.argv[1])
     info = init_distributed("cpu")
@@ -65,6 +71,14 @@ WORKER = textwrap.dedent(
         loss.backward()
         optimizer.step()
         return {"loss": loss.item()}
+
+    collective = {
+        "any_of_one": any_process(info.rank == 1),  # true on one process: true on both
+        "any_of_none": any_process(False),
+        "gathered": gather_objects(f"rank {info.rank}"),
+        "sampled": list(distributed_sampler(list(range(10)), shuffle=False)),
+    }
+    (out / f"collective_rank{info.rank}.json").write_text(json.dumps(collective))
 
     cfg = TrainConfig(run_dir=out / "run", max_steps=2, checkpoint_every=1, progress=False)
     ckpt = Checkpointer(out / "run" / "checkpoints", {"model": ddp, "optimizer": optimizer})
@@ -101,7 +115,10 @@ def _run_two_ranks(script: Path, tmp_path: Path, port: str) -> list[tuple[int, s
                 proc.wait()
 
 
-def test_ddp_and_averaged_gradients_equal_whole_batch(tmp_path: Path):
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder where ranks 0 and 1 of one run of WORKER left their files."""
+    tmp_path = tmp_path_factory.mktemp("ranks")
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     # The free port is only claimed once rank 0 has started (seconds on a loaded machine), so something
@@ -112,7 +129,11 @@ def test_ddp_and_averaged_gradients_equal_whole_batch(tmp_path: Path):
             break
     for code, output in finished:
         assert code == 0, output
+    return tmp_path
 
+
+def test_ddp_and_averaged_gradients_equal_whole_batch(two_ranks: Path):
+    tmp_path = two_ranks
     # Reference: one process, the whole batch of 8.
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
@@ -131,3 +152,11 @@ def test_ddp_and_averaged_gradients_equal_whole_batch(tmp_path: Path):
     state = torch.load(tmp_path / "run" / "checkpoints" / "step_00000002.pt", weights_only=True)
     assert len(state["rng"]) == 2 and "module.0.weight" not in state["model"]
     assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 3  # header + 2 steps
+
+
+def test_any_process_gather_objects_and_the_sampler_see_both_processes(two_ranks: Path):
+    for rank in (0, 1):
+        got = json.loads((two_ranks / f"collective_rank{rank}.json").read_text())
+        assert got["any_of_one"] is True and got["any_of_none"] is False
+        assert got["gathered"] == ["rank 0", "rank 1"]  # indexed by rank, the same on every process
+        assert got["sampled"] == list(range(rank, 10, 2))  # each process its own half of the dataset

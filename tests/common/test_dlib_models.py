@@ -76,3 +76,29 @@ def test_detect_faces_puts_the_largest_face_first(monkeypatch):
     small, large = _rect(0, 0, 20, 20), _rect(30, 30, 90, 90)
     monkeypatch.setattr(dlib_models, "hog_detector", lambda: lambda rgb, upsample: [small, large])
     assert dlib_models.detect_faces(np.zeros((100, 100, 3), np.uint8)) == [(30, 30, 90, 90), (0, 0, 20, 20)]
+
+
+def test_a_four_channel_image_is_a_user_error():
+    with pytest.raises(UserError, match="RGB"):
+        dlib_models.detect_faces(np.zeros((50, 50, 4), np.uint8))
+
+
+def test_the_largest_face_is_the_one_of_largest_area_not_the_widest(monkeypatch):
+    tall, wide = _rect(0, 0, 20, 100), _rect(30, 30, 70, 60)  # 2000 px^2 against 1200 px^2
+    monkeypatch.setattr(dlib_models, "hog_detector", lambda: lambda rgb, upsample: [wide, tall])
+    assert dlib_models.detect_faces(np.zeros((100, 100, 3), np.uint8))[0] == (0, 0, 20, 100)
+
+
+def test_largest_face_landmarks_are_those_of_the_first_box(monkeypatch):
+    boxes = [(30, 30, 90, 90), (0, 0, 20, 20)]
+    monkeypatch.setattr(dlib_models, "detect_faces", lambda rgb, upsample=0: boxes)
+    monkeypatch.setattr(dlib_models, "landmarks68", lambda rgb, box: np.full((68, 2), box[0], np.float64))
+    assert dlib_models.largest_face_landmarks(np.zeros((100, 100, 3), np.uint8))[0, 0] == 30
+
+
+def test_each_thread_gets_its_own_hog_detector():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(dlib_models.hog_detector).result()
+    assert other is not dlib_models.hog_detector()

@@ -423,3 +423,109 @@ def test_cli_refuses_each_flag_out_of_range_in_one_line(tmp_path, one_error_line
     assert run(main, ["--output", str(tmp_path / "d"), *flags]) == 2
     assert flags[0] in one_error_line()
     assert not (tmp_path / "d").exists()
+
+
+def test_head_rotation_is_a_proper_rotation_for_any_angles():
+    from common.synthetic.face_render import rotation
+
+    for angles in [(12.0, 0.0, 0.0), (0.0, -6.0, 0.0), (12.0, -6.0, 7.0)]:
+        r = rotation(*angles)
+        np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(r) == pytest.approx(1.0)
+
+
+def test_the_head_turns_about_its_centre_which_projects_below_the_eye_line():
+    from common.synthetic.face_render import BASE_SCALE, EYE_LINE, HEAD_CENTRE, project
+
+    size = 100
+    unit = BASE_SCALE * size  # 26 px per face unit at scale 1
+    neutral = project(np.zeros((1, 3)), neutral_pose(), size)[0]  # the face-unit origin
+    assert neutral == pytest.approx((size / 2, EYE_LINE * size))
+    turned = np.array([10.0, 5.0, -8.0, 0.0, 0.0, 1.0])
+    centre = project(HEAD_CENTRE[None], turned, size)[0]  # the pivot does not move when the head turns
+    expected = (size / 2 + unit * HEAD_CENTRE[0], EYE_LINE * size + unit * HEAD_CENTRE[1])
+    assert centre == pytest.approx(expected, abs=1e-9)
+
+
+def test_pose_tx_and_ty_move_the_face_by_those_fractions_of_the_image_size():
+    from common.synthetic.face_render import project
+
+    points = np.array([[0.0, 0.0, 0.0], [0.5, 1.0, 0.2]])
+    moved = neutral_pose()
+    moved[3:5] = (0.1, -0.05)  # tx, ty
+    shift = project(points, moved, 200) - project(points, neutral_pose(), 200)
+    np.testing.assert_allclose(shift, [[20.0, -10.0], [20.0, -10.0]], atol=1e-9)
+
+
+def test_a_smooth_track_stays_within_its_amplitude():
+    from common.synthetic.animation import smooth_track
+
+    for seed in range(5):
+        track = smooth_track(np.random.default_rng(seed), 2000, 25.0, 2.0)
+        assert np.abs(track).max() <= 2.0
+
+
+def test_a_smooth_track_follows_time_not_the_frame_rate():
+    """The same frequencies and phases at 10 and at 20 fps: every other 20-fps frame is a 10-fps one."""
+    from common.synthetic.animation import smooth_track
+
+    slow = smooth_track(np.random.default_rng(3), 10, 10.0, 1.0)
+    fast = smooth_track(np.random.default_rng(3), 20, 20.0, 1.0)
+    np.testing.assert_allclose(fast[::2], slow, atol=1e-12)
+
+
+def test_without_speech_the_mouth_opening_never_goes_below_closed():
+    from common.synthetic.animation import make_tracks
+
+    for seed in range(3):
+        opening = make_tracks(1000, 25.0, seed).expression[:, EXPRESSION_FIELDS.index("mouth_open")]
+        assert opening.min() == 0.0 and opening.max() > 0.0  # closed for a while, open for a while
+
+
+def test_paint_inside_keeps_only_what_the_painter_draws_inside_the_outline():
+    """Irises stay inside the lids, teeth inside the lips: a painter that paints everything white whitens
+    the square only."""
+    from common.synthetic.face_render import _paint_inside
+
+    img = np.zeros((40, 40, 3), np.uint8)
+    square = np.array([[10.0, 10], [30, 10], [30, 30], [10, 30]])
+    _paint_inside(img, square, lambda roi, offset: roi.fill(255))
+    assert (img[12:29, 12:29] == 255).all()
+    assert not img[:9].any() and not img[32:].any() and not img[:, :9].any() and not img[:, 32:].any()
+
+
+def test_a_face_at_half_scale_is_drawn_like_the_same_face_in_an_image_half_the_size():
+    """Every feature (lids, irises, brows, lines, shadows) is sized in face units, so the pose's scale
+    shrinks all of it: at scale 0.5 in a 128 px image (ty moving the eyes 32 px down) the face matches the
+    one at scale 1 in a 64 px image, 32 px to the right and down, up to the sensor noise (sigma 2 per
+    image: about 2.3 grey levels of mean difference)."""
+    person = make_identity(1)
+    small, landmarks = render_frame(person, neutral_pose(), np.zeros(6), size=64)
+    big, moved = render_frame(person, np.array([0.0, 0.0, 0.0, 0.0, 0.04, 0.5]), np.zeros(6), size=128)
+    np.testing.assert_allclose(moved, landmarks + 32, atol=1e-9)
+    x0, y0 = np.floor(landmarks.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(landmarks.max(axis=0)).astype(int)
+    diff = np.abs(small[y0:y1, x0:x1].astype(float) - big[y0 + 32 : y1 + 32, x0 + 32 : x1 + 32])
+    assert diff.mean() < 4.0
+
+
+def test_a_mouth_open_by_5_percent_of_a_face_unit_shows_its_upper_teeth():
+    """The opening and the teeth are drawn once the lips part by more than 1 % of a face unit."""
+    from common.synthetic.face_render import BASE_SCALE, _draw_mouth
+
+    expression = np.zeros(6)
+    expression[EXPRESSION_FIELDS.index("mouth_open")] = 0.05
+    _, lm = render_frame(make_identity(1), neutral_pose(), expression, size=256)
+    unit = BASE_SCALE * 256
+    assert lm[66, 1] - lm[62, 1] == pytest.approx(0.05 * unit)
+    img = np.zeros((256, 256, 3), np.uint8)
+    _draw_mouth(img, lm, np.array([200.0, 0.0, 0.0]), unit)  # pure red lips: no green in them
+    assert img[..., 1].max() > 150  # the teeth (225, 220, 205)
+
+
+def test_the_head_stays_frontal_enough_for_dlib_turning_at_most_15_degrees():
+    from common.synthetic.animation import make_tracks
+
+    for seed in range(3):
+        yaw, pitch, roll = np.abs(make_tracks(2000, 25.0, seed).pose[:, :3]).max(axis=0)
+        assert yaw <= 15.0 and pitch <= 15.0 and roll <= 15.0, seed

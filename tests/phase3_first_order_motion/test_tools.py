@@ -490,3 +490,46 @@ def test_load_video_folder_warns_for_any_held_out_split_it_lacks(tmp_path, capsy
     assert "(maybe the ones trained on: held-out videos go in val/)" in capsys.readouterr().err
     assert len(data.load_video_folder(tmp_path, 8, split="train")) == 1
     assert "trained on" not in capsys.readouterr().err
+
+
+def test_the_demo_trains_the_tiny_model_with_its_quick_settings_and_returns_the_newest_checkpoint(tmp_path,
+                                                                                               monkeypatch):
+    from pathlib import Path
+
+    from phase3_first_order_motion import demo, train
+
+    calls = []
+
+    def fake_train(argv):  # what a run leaves: its checkpoints, and torch on the thread count it asked for
+        calls.append(argv)
+        torch.set_num_threads(1)
+        for step in (50, 100):
+            (tmp_path / "run" / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (tmp_path / "run" / "checkpoints" / f"step_{step:08d}.pt").touch()
+        return 0
+
+    monkeypatch.setattr(train, "main", fake_train)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        newest = demo.train_tiny(tmp_path / "run", 100)
+        assert torch.get_num_threads() == 2  # restored for the stages that follow
+    finally:
+        torch.set_num_threads(threads)
+    assert newest == tmp_path / "run" / "checkpoints" / "step_00000100.pt"
+    args = train.build_parser().parse_args(calls[0])
+    assert (args.config, args.steps, Path(args.run_dir)) == ("tiny", 100, tmp_path / "run")
+    assert (args.synthetic_videos, args.synthetic_frames, args.synthetic_fps) == (12, 24, 5.0)  # 4.8 s each
+    assert (args.lr, args.lr_schedule, args.warmup_steps, args.clip_grad_norm) == (1e-3, "cosine", 50, 10.0)
+    assert args.threads == 1
+
+
+def test_the_demo_animates_one_held_out_person_with_another_ones_motion():
+    from common.synthetic import render_clip
+    from phase3_first_order_motion import demo
+
+    source_person, driving_person, source, driving = demo.held_out_clips(64, 3)
+    assert source_person != driving_person
+    assert source.shape == (64, 64, 3) and driving.frames.shape == (3, 64, 64, 3)
+    photo = render_clip(source_person, 1, size=64, seed=1, speech=False).frames[0]
+    np.testing.assert_array_equal(source, photo)

@@ -74,3 +74,15 @@ def test_the_command_line_refuses_detect_every_below_one(tmp_path):
     with pytest.raises(UserError, match="--detect-every"):
         wav2lip.main(["--face", str(face), "--audio", str(audio), "--checkpoint", str(face),
                       "--output", str(tmp_path / "out.mp4"), "--detect-every", "0"])
+
+
+def test_smoothed_boxes_are_rounded_to_the_nearest_pixel_not_truncated():
+    def detect(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
+        i = int(rgb[0, 0, 0])
+        return [(i * i, 10, i * i + 20, 50)]  # left 0, 1, 4, 9, 16: window means with thirds
+
+    cfg = pipeline.BoxConfig(pads=(0, 0, 0, 0), chin_margin=0.0, smooth_window=3)
+    boxes = pipeline.face_boxes(moving_face_frames(5), cfg, detect=detect)
+    # means 5/3, 14/3, 29/3, then the last full window (29/3) twice
+    assert boxes[:, 0].tolist() == [2, 5, 10, 10, 10]
+    assert boxes[:, 2].tolist() == [22, 25, 30, 30, 30]

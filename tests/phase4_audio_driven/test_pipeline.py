@@ -240,10 +240,14 @@ def test_sync_evaluation_of_a_too_short_clip_says_how_many_frames_it_needs():
         evaluate_crops(None, crops, np.zeros(16000, np.float32), 25.0, vshift=15)
 
 
-def test_silence_is_audio_without_a_sample_above_the_peak():
+def test_silence_is_audio_whose_peak_stays_below_the_silence_peak():
     assert pipeline.is_silent(np.zeros(16000, np.float32))
     assert pipeline.is_silent(np.zeros(0, np.float32))
     assert not pipeline.is_silent(np.full(16000, 10 * pipeline.SILENCE_PEAK, np.float32))
+    quiet = np.zeros(16000, np.float64)
+    quiet[100] = -pipeline.SILENCE_PEAK  # one sample at the peak, either sign: not silence
+    assert not pipeline.is_silent(quiet)
+    assert pipeline.is_silent(0.99 * quiet)
 
 
 @pytest.mark.todo("p4.audio", "p4.sync")
@@ -335,3 +339,108 @@ def test_audio_augmentation_is_8_over_100_per_db():
         gain_db = np.random.default_rng(seed).uniform(-6.0, 6.0)
         out = augment_mel(mel, np.random.default_rng(seed))
         assert torch.allclose(out, torch.full_like(mel, 0.08 * gain_db)), seed
+
+
+def test_detect_box_lengthens_the_box_by_the_chin_margin_of_its_height_then_adds_the_bottom_pad():
+    def wide_face(rgb: np.ndarray) -> list:
+        return [(40, 30, 100, 70)]  # 60 px wide, 40 px high
+
+    frame = np.zeros((120, 160, 3), np.uint8)  # under 480 px: detected as it is
+    # defaults: bottom 70 + 0.15 x 40 (the height, not the width) = 76, then the bottom pad of 10 px
+    assert pipeline.detect_box(frame, detect=wide_face) == (40, 30, 100, 86)
+
+
+def test_detect_box_clamps_a_padded_box_to_the_frame_on_every_side():
+    def past_the_edges(rgb: np.ndarray) -> list:
+        return [(-10, -5, 170, 130)]  # dlib's boxes may reach past the image
+
+    frame = np.zeros((120, 160, 3), np.uint8)
+    cfg = pipeline.BoxConfig(pads=(5, 5, 5, 5), chin_margin=0.0)
+    assert pipeline.detect_box(frame, cfg, detect=past_the_edges) == (0, 0, 160, 120)
+
+
+def test_pads_that_leave_a_box_of_zero_width_are_a_one_line_error_too():
+    def one_face(rgb: np.ndarray) -> list:
+        return [(40, 30, 100, 90)]
+
+    frame = np.zeros((120, 160, 3), np.uint8)
+    with pytest.raises(UserError, match="--pads 0 0 -30 -30 leave nothing"):  # left = right = 70
+        pipeline.detect_box(frame, pipeline.BoxConfig(pads=(0, 0, -30, -30)), detect=one_face)
+
+
+def test_a_smoothing_window_below_one_means_no_smoothing():
+    detections = [(i, (i, i, i, i)) for i in range(4)]
+    for window in (0, -3):
+        out = list(pipeline.settle_boxes(detections, window=window))
+        assert [i for i, _ in out] == [0, 1, 2, 3]
+        np.testing.assert_array_equal([box for _, box in out], [box for _, box in detections])
+
+
+def test_a_clip_without_any_face_is_only_the_error_not_a_warning_about_reused_boxes(caplog):
+    with caplog.at_level("WARNING", logger=pipeline.log.name), pytest.raises(UserError, match="no face"):
+        list(pipeline.settle_boxes(enumerate([None, None, None]), window=1))
+    assert "reuse the last box" not in caplog.text
+
+
+def test_crop_takes_exactly_the_box_rows_top_to_bottom_and_columns_left_to_right():
+    frame = np.zeros((100, 120, 3), np.uint8)
+    frame[20:60, 10:90] = 200  # the box (left 10, top 20, right 90, bottom 60): 80 wide, 40 high
+    face = pipeline.crop(frame, np.array([10, 20, 90, 60]))
+    assert face.shape == (96, 96, 3) and (face == 200).all()  # no row or column from outside the box
+
+
+def test_network_output_is_clamped_to_0_255_and_rounded_to_the_nearest_level():
+    x = torch.zeros(1, 3, 96, 96)
+    x[0, 2, 0, 0] = -0.5  # BGR: channel 2 is red
+    x[0, 2, 0, 1] = 1.5
+    x[0, 2, 0, 2] = 100.7 / 255
+    x[0, 2, 0, 3] = 100.3 / 255
+    assert pipeline.from_network(x)[0, 0, :4, 0].tolist() == [0, 255, 101, 100]
+
+
+def test_paste_blends_in_from_45_percent_of_the_box_height_over_the_seam():
+    frame = np.zeros((50, 60, 3), np.uint8)
+    out = pipeline.paste(frame, np.array([10, 5, 30, 45]), np.full((96, 96, 3), 200, np.uint8))
+    # rows of a 40 px box at (r + 0.5) / 40; weight (row - 0.45) / 0.1 inside the seam: 0.125, 0.375, 0.625
+    assert out[5 + 17 : 5 + 21, 20, 0].tolist() == [0, 25, 75, 125]
+
+
+def test_paste_fades_the_bottom_over_edge_times_the_box_height_whatever_the_seam():
+    frame = np.zeros((50, 60, 3), np.uint8)
+    out = pipeline.paste(frame, np.array([10, 5, 30, 45]), np.full((96, 96, 3), 200, np.uint8),
+                         seam=0.1, edge=0.3)
+    # row 35 of the box: (1 - 35.5 / 40) / 0.3 = 0.375 of the face; the middle column is past the side fades
+    assert out[5 + 35, 20, 0] == 75
+
+
+def test_lip_sync_runs_the_generator_in_evaluation_mode_and_pastes_its_faces():
+    class Echo(torch.nn.Module):
+        """Returns the unmasked crop it is given, and notes whether it ran in training mode."""
+
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+            self.modes = []
+
+        def forward(self, mel, faces):
+            self.modes.append(self.training)
+            return faces[:, 3:] * self.scale
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (60, 80, 3), dtype=np.uint8) for _ in range(3)]
+    box = np.array([20, 10, 60, 50])
+    generator = Echo().train()
+    chunks = np.zeros((3, 80, 16), np.float32)
+    out = list(pipeline.lip_sync(generator, iter([(f, box) for f in frames]), chunks, batch_size=2))
+    assert generator.modes == [False, False]  # two batches, neither in training mode
+    for frame, got in zip(frames, out, strict=True):
+        np.testing.assert_array_equal(got, pipeline.paste(frame, box, pipeline.crop(frame, box)))
+
+
+def test_detect_box_takes_the_first_face_the_detector_lists_which_is_the_largest():
+    def two_faces(rgb: np.ndarray) -> list:
+        return [(40, 30, 100, 90), (0, 0, 20, 20)]  # largest first, as dlib_models.detect_faces sorts them
+
+    frame = np.zeros((120, 160, 3), np.uint8)
+    cfg = pipeline.BoxConfig(pads=(0, 0, 0, 0), chin_margin=0.0)
+    assert pipeline.detect_box(frame, cfg, detect=two_faces) == (40, 30, 100, 90)

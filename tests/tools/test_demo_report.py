@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from consent_and_watermark.__main__ import main as provenance_main
@@ -83,3 +84,92 @@ def test_a_text_item_is_a_paragraph_even_when_it_names_a_file(tmp_path):
     assert demo.render_item(item, tmp_path) == (
         "<div class='item'><h3>Numbers</h3><p class='caption'>L1 0.05</p></div>"
     )
+
+
+def test_an_item_without_a_file_is_a_paragraph_whatever_its_kind(tmp_path):
+    from common.report import ReportItem
+
+    item = ReportItem("Not rendered", None, "image", "skipped")
+    assert demo.render_item(item, tmp_path) == (
+        "<div class='item'><h3>Not rendered</h3><p class='caption'>skipped</p></div>"
+    )
+
+
+def test_audio_and_video_items_get_their_players_and_escaped_relative_sources(tmp_path):
+    from common.report import ReportItem
+
+    sound = ReportItem("Speech", tmp_path / "stage" / "it's.wav", "audio", "a < b")
+    assert demo.render_item(sound, tmp_path) == (
+        "<div class='item'><h3>Speech</h3><audio src='stage/it&#x27;s.wav' controls></audio>"
+        "<p class='caption'>a &lt; b</p></div>"
+    )
+    clip = ReportItem("Clip", tmp_path / "stage" / "clip.mp4", "video")
+    assert demo.render_item(clip, tmp_path) == (
+        "<div class='item'><h3>Clip</h3>"
+        "<video src='stage/clip.mp4' controls loop muted playsinline></video></div>"
+    )
+
+
+def test_the_unknown_stage_error_names_it_and_the_available_ones(tmp_path):
+    with pytest.raises(demo.UserError, match=r"stage\(s\): phase9 \(available: synthetic, phase1_face_swap"):
+        demo.main(["--output", str(tmp_path), "--stages", "phase9", "synthetic"])
+
+
+def test_a_stage_whose_package_is_missing_is_not_available(monkeypatch):
+    monkeypatch.setattr(demo, "STAGES", (*demo.STAGES, ("ghost", "no_such_package.demo", "Ghost")))
+    assert [name for name, _, _ in demo.available_stages()] == [name for name, _, _ in demo.STAGES[:-1]]
+
+
+def test_the_gallery_shows_each_face_above_the_same_face_with_its_landmarks():
+    from common.synthetic import make_identity, render_clip
+    from common.synthetic.demo import gallery
+
+    sheet = gallery(range(2), size=64)
+    assert sheet.shape == (128, 128, 3)  # two rows, one column per seed
+    for seed in range(2):
+        clip = render_clip(make_identity(seed), frames=1, size=64, speech=False)
+        np.testing.assert_array_equal(sheet[:64, 64 * seed : 64 * seed + 64], clip.frames[0])
+        marked = sheet[64:, 64 * seed : 64 * seed + 64]
+        for x, y in np.round(clip.landmarks[0]).astype(int):
+            assert tuple(marked[y, x]) == (0, 255, 0)  # a green dot on every ground-truth point
+
+
+def test_the_speech_timeline_plots_the_audio_visemes_and_mouth_opening_against_seconds():
+    from common.synthetic import EXPRESSION_FIELDS, make_identity, render_clip
+    from common.synthetic.demo import timeline_figure
+
+    clip = render_clip(make_identity(3), frames=10, size=32, fps=25.0, seed=1)
+    speech, viseme, mouth = timeline_figure(clip).axes
+    t_audio, samples = speech.lines[0].get_data()
+    np.testing.assert_allclose(t_audio, np.arange(len(clip.audio)) / clip.sample_rate)
+    np.testing.assert_array_equal(samples, clip.audio)
+    np.testing.assert_allclose(viseme.lines[0].get_xdata(), np.arange(10) / 25.0)
+    np.testing.assert_array_equal(viseme.lines[0].get_ydata(), clip.visemes)
+    np.testing.assert_allclose(mouth.lines[0].get_xdata(), np.arange(10) / 25.0)
+    opening = clip.expression[:, EXPRESSION_FIELDS.index("mouth_open")]
+    np.testing.assert_array_equal(mouth.lines[0].get_ydata(), opening)
+
+
+def test_the_synthetic_stage_shows_eight_faces_and_a_talking_clip_of_each_of_two_people(tmp_path,
+                                                                                       monkeypatch):
+    """The stage's choices, with small stand-ins for the rendering (its real run is tested above)."""
+    from common.synthetic import demo as synthetic_demo
+    from common.synthetic import render_clip
+
+    exported, seeds = {}, []
+
+    def export(out, identities, seed, config):
+        exported.update(identities=identities, seed=seed)
+        return [out / f"person_{i}" for i in range(identities)]
+
+    monkeypatch.setattr(synthetic_demo, "export_dataset", export)
+    monkeypatch.setattr(synthetic_demo, "gallery",
+                        lambda s: seeds.extend(s) or np.zeros((128, 128, 3), np.uint8))
+    monkeypatch.setattr(synthetic_demo, "render_clip",
+                        lambda person, frames, size: render_clip(person, 3, 32))  # small and short
+    items = synthetic_demo.run_stage(tmp_path)
+    assert seeds == list(range(8)) and items[0].title == "Eight people who do not exist"
+    assert exported["identities"] == 2
+    assert [item.path for item in items if item.kind == "video"] == [
+        tmp_path / "identities" / f"person_{i}" / "video.mp4" for i in range(2)
+    ]
