@@ -3,14 +3,28 @@ every file any test makes the project write."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script (a benchmark, the shared reference check) as module `name`, without running its main().
+    Registered in sys.modules while it runs, as an import would: its dataclasses look their module up
+    there."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,7 +7,6 @@ float64 mode) run `verify_reference.py` itself, behind `slow`.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import torch
 
 from common.impl import current_impl, load
+from tests.conftest import load_script
 
 PHASE = "phase3_first_order_motion"
 REPO = Path(__file__).resolve().parents[2]
@@ -27,10 +27,7 @@ def verify(shared_dir):
     path = shared_dir / "reference" / "verify_reference.py"
     if not path.is_file():
         pytest.skip(f"{path} not found")
-    spec = importlib.util.spec_from_file_location("fomm_verify_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path, "fomm_verify_reference")
 
 
 @pytest.fixture(scope="module")

@@ -3,19 +3,14 @@ training)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+
+from tests.conftest import REPO_ROOT, load_script
 
 
 def benchmark_preset():
     """benchmarks/wav2lip_sync_quality.py as a module (its constants are the preset; main() is not run)."""
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "wav2lip_sync_quality.py"
-    spec = importlib.util.spec_from_file_location("wav2lip_sync_quality", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO_ROOT / "benchmarks" / "wav2lip_sync_quality.py", "wav2lip_sync_quality")
 
 
 def test_demo_generator_flags_match_benchmark(tmp_path, monkeypatch):

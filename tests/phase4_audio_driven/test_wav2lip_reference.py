@@ -8,7 +8,6 @@ stages run in the default suite; the whole script (fp32 and --fp64) is behind `s
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import re
 import subprocess
@@ -20,21 +19,18 @@ import torch
 
 from common.errors import UserError
 from common.impl import load, module_name
-from tests.conftest import REPO_ROOT, SHARED
+from tests.conftest import REPO_ROOT, SHARED, load_script
 
 REF_DIR = SHARED / "reference"
 
 
 @pytest.fixture(scope="module")
 def vr():
-    spec = importlib.util.spec_from_file_location("verify_reference", REF_DIR / "verify_reference.py")
-    module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(REF_DIR))  # it imports seeded_fill beside it
     try:
-        spec.loader.exec_module(module)
+        return load_script(REF_DIR / "verify_reference.py", "verify_reference")
     finally:
         sys.path.remove(str(REF_DIR))
-    return module
 
 
 @pytest.fixture(scope="module")
