@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -15,7 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from PIL import Image
 
 from common.errors import UserError
@@ -28,6 +31,7 @@ from consent_and_watermark.keys import (
     create_keys,
     load_keys,
     medium_key,
+    purpose_key,
 )
 from consent_and_watermark.metadata import TRAINED_ALGORITHMIC_MEDIA
 
@@ -233,3 +237,56 @@ def test_the_manifest_names_the_output_and_its_watermarked_action_beside_created
     assertions = manifest["assertions"]
     (actions,) = [a["data"]["actions"] for a in assertions if a["label"].startswith("c2pa.actions")]
     assert [a["action"] for a in actions] == ["c2pa.created", "c2pa.watermarked"]
+
+
+def test_the_soft_binding_holds_the_payload_as_8_big_endian_bytes(natural_rgb):
+    _, manifest = _read_independently(c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS))
+    (binding,) = [a["data"] for a in manifest["assertions"] if a["label"] == "c2pa.soft-binding"]
+    assert base64.b64decode(binding["blocks"][0]["value"]) == bytes.fromhex("0000000765432100")
+
+
+def test_the_manifest_names_its_claim_generator(natural_rgb):
+    _, manifest = _read_independently(c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS))
+    assert manifest["claim_generator_info"][0]["name"] == "deepfake-creation"
+
+
+def test_mime_types_are_found_for_upper_case_suffixes():
+    assert c2pa_sign.mime_type("OUT.JPG") == "image/jpeg" and c2pa_sign.mime_type("a.Png") == "image/png"
+
+
+def test_a_soft_binding_of_another_algorithm_is_not_read_as_our_payload(natural_rgb, monkeypatch):
+    build = c2pa_sign.build_manifest
+
+    def foreign(facts):
+        manifest = build(facts)
+        for assertion in manifest["assertions"]:
+            if assertion["label"] == "c2pa.soft-binding":
+                assertion["data"]["alg"] = "com.example.another-watermark"
+        return manifest
+
+    monkeypatch.setattr(c2pa_sign, "build_manifest", foreign)
+    signed = c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS)
+    report = c2pa_sign.read_manifest(signed, "image/png")
+    assert report.state == "Trusted" and report.payload is None
+
+
+def test_a_signer_key_on_another_curve_is_named_as_not_p256(tmp_path: Path):
+    folder = tmp_path / "keys"
+    create_keys(folder)
+    (folder / "signer.key").write_bytes(_pem_key(ec.generate_private_key(ec.SECP384R1())))
+    with pytest.raises(UserError, match=r"signer.key is damaged \(not a P-256"):
+        load_keys(folder, signing=True)
+
+
+def test_purpose_keys_are_the_hmac_of_the_purpose_under_the_watermark_key(tmp_path: Path):
+    create_keys(tmp_path / "keys")
+    keys = load_keys(tmp_path / "keys")
+    expected = hmac.new(keys.watermark_key, b"some/purpose/v1", hashlib.sha256).digest()
+    assert purpose_key(keys, "some/purpose/v1") == expected
+
+
+def test_the_report_names_the_signer_by_its_certificates_common_name(natural_rgb):
+    signer = x509.load_pem_x509_certificates(load_keys().signer_chain_pem)[0]
+    (name,) = signer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    signed = c2pa_sign.sign_bytes(_png_bytes(natural_rgb), "image/png", FACTS)
+    assert c2pa_sign.read_manifest(signed, "image/png").signer == name.value

@@ -147,8 +147,9 @@ def test_foreign_records_table_is_a_damaged_ledger_error(tmp_path: Path, one_err
 
 @pytest.mark.parametrize(
     "edit",
-    ["techniques = 'swap,reenact,animate,lipsync'", "expires = NULL", "revoked = NULL, revoke_reason = NULL"],
-    ids=["widened-techniques", "expiry-removed", "revocation-cleared"],
+    ["techniques = 'swap,reenact,animate,lipsync'", "expires = NULL", "revoked = NULL, revoke_reason = NULL",
+     "revoke_reason = 'asked by mistake'"],
+    ids=["widened-techniques", "expiry-removed", "revocation-cleared", "revoke-reason-rewritten"],
 )
 def test_a_record_edited_outside_the_consent_tool_is_refused_as_tampered(edit: str, tmp_path: Path, capsys):
     ledger = Ledger(tmp_path / "l.sqlite")
@@ -441,3 +442,41 @@ def test_revoking_a_record_keeps_the_digest_its_outputs_carry(tmp_path: Path):
 def test_a_technique_or_output_named_twice_is_stored_once():
     record = _add(Ledger(), techniques=["swap", "swap", "reenact"], outputs=["video", "video"])
     assert record.techniques == ("swap", "reenact") and record.outputs == ("video",)
+
+
+def test_record_ids_tell_people_from_synthetic_identities():
+    """README: ids of people's records start with cr-, those of synthetic people with syn-."""
+    assert _add(Ledger()).id.startswith("cr-")
+    assert register_synthetic_identity("face-0001", "Synthetic 1").startswith("syn-")
+
+
+def test_a_synthetic_identity_is_not_matched_to_a_persons_record_with_the_same_subject_id():
+    person = _add(Ledger(), subject_id="face-0007", techniques=["swap"])
+    synthetic = Ledger().get(register_synthetic_identity("face-0007", "Synthetic 7"))
+    assert synthetic.id != person.id and synthetic.synthetic
+    assert synthetic.techniques == TECHNIQUES
+
+
+def test_a_record_revoked_without_a_reason_keeps_its_seal(tmp_path: Path):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    record = _add(ledger)
+    revoked = ledger.revoke(record.id)
+    again = ledger.get(record.id)
+    assert again.intact and again.revoke_reason is None and again == revoked
+
+
+class _SqliteError(sqlite3.OperationalError):
+    def __init__(self, code: int):
+        super().__init__("error")
+        self.sqlite_errorcode = code
+
+
+def test_an_extended_busy_code_is_transient_not_damage(tmp_path: Path):
+    busy_recovery = sqlite3.SQLITE_BUSY | (1 << 8)  # SQLITE_BUSY_RECOVERY (extended code 261)
+    assert consent.is_transient(_SqliteError(busy_recovery))
+    assert "in use by another process" in str(sqlite_error(_SqliteError(busy_recovery), "x", tmp_path / "l"))
+
+
+def test_an_io_error_asks_for_disk_space_not_a_backup(tmp_path: Path):
+    message = str(sqlite_error(_SqliteError(sqlite3.SQLITE_IOERR), "consent ledger", tmp_path / "l"))
+    assert "free disk space" in message and "backup" not in message

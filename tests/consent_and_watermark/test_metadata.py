@@ -18,6 +18,8 @@ from consent_and_watermark.metadata import (
     SyntheticInfo,
     image_fields,
     mp4_tags,
+    parse_claim,
+    parse_xmp,
     read_metadata,
     read_wav_info,
     wav_info,
@@ -133,3 +135,85 @@ def test_wav_info_entries_of_odd_size_are_followed_past_their_pad_byte():
     info = b"LIST" + struct.pack("<I", len(body)) + body
     riff = b"RIFF" + struct.pack("<I", 4 + len(info)) + b"WAVE" + info
     assert read_wav_info(riff) == {"INAM": "ab", "ICMT": "xyz"}
+
+
+def _riff(*chunks: bytes, form: bytes = b"WAVE") -> bytes:
+    body = form + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _chunk(cid: bytes, body: bytes) -> bytes:
+    """A RIFF chunk: id, little-endian size, body, and the pad byte after an odd-sized body."""
+    return cid + struct.pack("<I", len(body)) + body + b"\0" * (len(body) % 2)
+
+
+def test_the_claim_line_names_the_consent_records_and_the_visible_label():
+    claim = parse_claim(INFO.claim())
+    assert claim["consent"] == "cr-1,syn-2" and claim["visible_label"] == "yes"
+    assert parse_claim(SyntheticInfo(payload=None).claim())["visible_label"] == "no"
+
+
+def test_the_xmp_states_whether_the_visible_label_was_shown():
+    assert parse_xmp(INFO.xmp())["dfc:VisibleLabel"] == "yes"
+    assert parse_xmp(SyntheticInfo(payload=None).xmp())["dfc:VisibleLabel"] == "no"
+
+
+def test_the_description_names_the_technique():
+    assert "swap" in INFO.description()
+    assert "swap" not in SyntheticInfo(payload=None).description()
+
+
+def test_jpeg_exif_names_the_generator_as_its_software(tmp_path: Path):
+    path = encode.encode_image(tmp_path / "a.jpg", RGB, **image_fields(INFO))
+    with Image.open(path) as img:
+        assert img.getexif()[0x0131] == "deepfake-creation"  # EXIF tag 0x0131: Software
+    assert read_metadata(path).fields["exif:Software"] == "deepfake-creation"
+
+
+def test_wav_info_gives_the_file_a_title(tmp_path: Path):
+    path = encode.encode_wav(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000, info=wav_info(INFO))
+    with soundfile.SoundFile(path) as sound:  # libsndfile's title is the RIFF INFO "INAM" entry
+        assert "synthetic" in sound.title
+
+
+def test_a_png_with_damaged_pixels_still_shows_the_text_chunks_before_them(tmp_path: Path):
+    data = bytearray(encode.encode_image(tmp_path / "a.png", RGB, **image_fields(INFO)).read_bytes())
+    data[data.index(b"IDAT") + 200] ^= 0xFF  # one flipped byte in the compressed pixels
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(bytes(data))
+    report = read_metadata(damaged)
+    assert "payload=0123456789abcdef" in report.fields["text:Comment"]
+    assert report.fields["text:Software"] == "deepfake-creation"
+
+
+def test_an_empty_last_wav_info_entry_is_read():
+    info = _chunk(b"LIST", b"INFO" + _chunk(b"INAM", b"a\0") + _chunk(b"ICMT", b""))
+    assert read_wav_info(_riff(info)) == {"INAM": "a", "ICMT": ""}
+
+
+def test_wav_chunks_of_odd_size_before_the_info_list_are_followed_past_their_pad_byte():
+    info = _chunk(b"LIST", b"INFO" + _chunk(b"ICMT", b"xyz\0"))
+    assert read_wav_info(_riff(_chunk(b"junk", b"abc"), info)) == {"ICMT": "xyz"}
+
+
+def test_a_riff_file_that_is_not_wave_has_no_wav_info():
+    info = _chunk(b"LIST", b"INFO" + _chunk(b"ICMT", b"xyz\0"))
+    assert read_wav_info(_riff(info, form=b"AVI ")) == {}
+
+
+def test_upper_case_suffixes_are_read(tmp_path: Path):
+    path = encode.encode_image(tmp_path / "a.png", RGB, **image_fields(INFO))
+    upper = path.rename(tmp_path / "A.PNG")
+    report = read_metadata(upper)
+    assert report.synthetic and report.payload == INFO.payload
+
+
+def test_a_payload_claim_of_other_than_16_hex_digits_is_no_payload(tmp_path: Path):
+    claim = f"digitalsourcetype={TRAINED_ALGORITHMIC_MEDIA}; payload=7"
+    path = encode.encode_wav(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000, info={"ICMT": claim})
+    report = read_metadata(path)
+    assert report.synthetic and report.payload is None
+
+
+def test_an_xmp_packet_that_is_not_xml_has_no_fields():
+    assert parse_xmp('<x:xmpmeta xmlns:x="adobe:ns:meta/"><unclosed') == {}

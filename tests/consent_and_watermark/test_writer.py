@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import logging
@@ -20,7 +21,7 @@ from consent_and_watermark import c2pa_sign, watermark_image, writer
 from consent_and_watermark.consent import Ledger, register_synthetic_identity
 from consent_and_watermark.keys import create_keys, load_keys, medium_key
 from consent_and_watermark.metadata import read_metadata
-from consent_and_watermark.provenance import ProvenanceLog
+from consent_and_watermark.provenance import ProvenanceLog, make_payload, payload_time
 from consent_and_watermark.verify import format_report, verify
 
 
@@ -633,3 +634,19 @@ def test_the_label_is_a_see_through_box_in_the_bottom_left_corner_sized_to_the_p
     assert rows.max() - rows.min() + 1 > 0.06 * 256 and cols.max() < 128
     assert not np.array_equal(draw_label(white[:32, :32]), white[:32, :32])
     assert np.array_equal(draw_label(white[:31, :40]), white[:31, :40])
+
+
+def test_a_payload_is_the_row_id_above_the_unix_seconds_of_its_write(tmp_path: Path):
+    moment = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)  # 1767225600 s = 0x6955b900 s after 1970
+    assert make_payload(5, moment) == 0x00000005_6955B900
+    assert payload_time(make_payload(5, moment)) == moment
+    row_id, payload = ProvenanceLog().reserve(tmp_path / "a.png", "image", None, (), (), True)
+    assert payload >> 32 == row_id
+
+
+def test_a_rows_json_form_writes_every_payload_as_16_hex_digits(tmp_path: Path):
+    log = ProvenanceLog()
+    row_id, _ = log.reserve(tmp_path / "a.png", "image", None, (), (), True)
+    log.complete(row_id, "ab" * 32, True, sources=(0x1_000000FF,))
+    (row,) = log.rows()
+    assert row.to_dict()["sources"] == ["00000001000000ff"] and len(row.to_dict()["payload"]) == 16
