@@ -174,10 +174,8 @@ def test_split_batch_keeps_structure():
     assert parts[1]["meta"] == "clip-3" and torch.equal(parts[1]["pair"][0], torch.tensor([3, 4]))
 
 
-def test_accumulated_gradients_equal_whole_batch():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
-    batch = {"x": torch.randn(10, 6), "y": torch.randn(10, 1)}
+def _whole_batch(model: torch.nn.Module, batch: dict):
+    """(loss_fn, the whole batch's MSE loss, its gradients); the model's gradients are left at zero."""
 
     def loss_fn(chunk: dict) -> torch.Tensor:
         return torch.nn.functional.mse_loss(model(chunk["x"]), chunk["y"])
@@ -186,6 +184,14 @@ def test_accumulated_gradients_equal_whole_batch():
     whole.backward()
     expected = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
+    return loss_fn, whole, expected
+
+
+def test_accumulated_gradients_equal_whole_batch():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    batch = {"x": torch.randn(10, 6), "y": torch.randn(10, 1)}
+    loss_fn, whole, expected = _whole_batch(model, batch)
     total = accumulate_gradients(loss_fn, batch, micro_batches=3)  # chunks of 4, 3, 3
     assert total == pytest.approx(whole.item(), rel=1e-6)
     for p, g in zip(model.parameters(), expected, strict=True):
@@ -213,14 +219,7 @@ def test_accumulation_scales_every_micro_batch_loss_with_the_scaler():
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
     batch = {"x": torch.randn(6, 3), "y": torch.randn(6, 1)}
-
-    def loss_fn(chunk: dict) -> torch.Tensor:
-        return torch.nn.functional.mse_loss(model(chunk["x"]), chunk["y"])
-
-    whole = loss_fn(batch)
-    whole.backward()
-    expected = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
+    loss_fn, whole, expected = _whole_batch(model, batch)
     scaler = torch.amp.GradScaler("cpu", init_scale=8.0)
     assert accumulate_gradients(loss_fn, batch, micro_batches=2, scaler=scaler) == pytest.approx(whole.item())
     for p, g in zip(model.parameters(), expected, strict=True):

@@ -115,16 +115,23 @@ def _mouth(centre: tuple[float, float], open_px: float) -> np.ndarray:
     return lm
 
 
+def _mouth_scene(lips_t, lips_s, inside_s, skin_t=(200, 160, 140), skin_s=(120, 100, 90)):
+    """(target, target_lm, source, source_lm): flat skin, lips and (in the source) an opening 16 px high,
+    each in its own colour; the target 160 px square, the source 140 px with its mouth elsewhere."""
+    target_lm, source_lm = _mouth((80, 80), 16.0), _mouth((70, 60), 16.0)
+    target = np.full((160, 160, 3), skin_t, np.uint8)
+    cv2.fillPoly(target, [np.round(target_lm[48:60]).astype(np.int32)], tuple(int(c) for c in lips_t))
+    source = np.full((140, 140, 3), skin_s, np.uint8)
+    cv2.fillPoly(source, [np.round(source_lm[48:60]).astype(np.int32)], tuple(int(c) for c in lips_s))
+    cv2.fillPoly(source, [np.round(source_lm[60:68]).astype(np.int32)], tuple(int(c) for c in inside_s))
+    return target, target_lm, source, source_lm
+
+
 @pytest.mark.todo("p2.video.mouth")
 def test_mouth_fill_pastes_the_colour_corrected_source_interior(video):
     skin_t, lips_t = np.array([200, 160, 140]), np.array([170, 90, 90])
     skin_s, lips_s, inside_s = np.array([120, 100, 90]), np.array([140, 70, 80]), np.array([60, 20, 30])
-    target_lm, source_lm = _mouth((80, 80), 16.0), _mouth((70, 60), 16.0)
-    target = np.tile(skin_t, (160, 160, 1)).astype(np.uint8)
-    cv2.fillPoly(target, [np.round(target_lm[48:60]).astype(np.int32)], lips_t.tolist())
-    source = np.tile(skin_s, (140, 140, 1)).astype(np.uint8)
-    cv2.fillPoly(source, [np.round(source_lm[48:60]).astype(np.int32)], lips_s.tolist())
-    cv2.fillPoly(source, [np.round(source_lm[60:68]).astype(np.int32)], inside_s.tolist())
+    target, target_lm, source, source_lm = _mouth_scene(lips_t, lips_s, inside_s, skin_t, skin_s)
     out = video.fill_mouth(target, target_lm, source, source_lm)
     expected = inside_s + (lips_t - lips_s)  # Face2Face-style copy, shifted by the lips' colour difference
     np.testing.assert_allclose(out[78:83, 75:86].reshape(-1, 3).mean(axis=0), expected, atol=3)
@@ -194,12 +201,7 @@ def test_face_box_grows_by_the_margin_and_holds_the_last_pixel(video):
 def test_mouth_fill_clips_the_colour_shifted_interior_to_the_uint8_range(video):
     """Bright target lips, dark source lips: the shift pushes the source interior past 255, which must
     saturate at 255 (not wrap around in the uint8 image)."""
-    target_lm, source_lm = _mouth((80, 80), 16.0), _mouth((70, 60), 16.0)
-    target = np.full((160, 160, 3), (200, 160, 140), np.uint8)
-    cv2.fillPoly(target, [np.round(target_lm[48:60]).astype(np.int32)], (250, 240, 230))
-    source = np.full((140, 140, 3), (120, 100, 90), np.uint8)
-    cv2.fillPoly(source, [np.round(source_lm[48:60]).astype(np.int32)], (40, 30, 20))
-    cv2.fillPoly(source, [np.round(source_lm[60:68]).astype(np.int32)], (200, 210, 220))
+    target, target_lm, source, source_lm = _mouth_scene((250, 240, 230), (40, 30, 20), (200, 210, 220))
     out = video.fill_mouth(target, target_lm, source, source_lm)
     np.testing.assert_array_equal(out[78:83, 75:86], 255)  # 200 + 210 etc., saturated
 
@@ -214,12 +216,7 @@ def test_polygon_area_is_the_shoelace_area_in_either_orientation(video):
 @pytest.mark.todo("p2.video.mouth")
 def test_mouth_fill_feathers_the_edge_of_the_opening(video):
     """feather > 0 blurs the opening's mask: pixels just outside the inner lips change too."""
-    target_lm, source_lm = _mouth((80, 80), 16.0), _mouth((70, 60), 16.0)
-    target = np.full((160, 160, 3), (200, 160, 140), np.uint8)
-    cv2.fillPoly(target, [np.round(target_lm[48:60]).astype(np.int32)], (170, 90, 90))
-    source = np.full((140, 140, 3), (120, 100, 90), np.uint8)
-    cv2.fillPoly(source, [np.round(source_lm[48:60]).astype(np.int32)], (140, 70, 80))
-    cv2.fillPoly(source, [np.round(source_lm[60:68]).astype(np.int32)], (60, 20, 30))
+    target, target_lm, source, source_lm = _mouth_scene((170, 90, 90), (140, 70, 80), (60, 20, 30))
     out = {f: video.fill_mouth(target, target_lm, source, source_lm, feather=f).astype(int)
            for f in (0.0, 3.0)}
     edge = (slice(72, 89), slice(58, 103))  # the opening and the lips around it
