@@ -413,3 +413,74 @@ def test_clip_path_leaves_a_folder_of_two_videos_as_it_is(tmp_path):
     (clip / "a.mp4").write_bytes(b"")
     (clip / "b.mp4").write_bytes(b"")
     assert media.clip_path(clip) == clip  # which one would be a guess: reading the folder says so
+
+
+def test_frames_to_read_is_the_declared_count_capped_at_max_frames():
+    info = media.VideoInfo(width=32, height=32, fps=25.0, frames=9, duration=0.36, has_audio=False)
+    assert info.frames_to_read() == 9
+    assert info.frames_to_read(4) == 4
+    assert info.frames_to_read(50) == 9
+
+
+def test_a_missing_file_says_no_such_file(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        media.read_image(tmp_path / "nowhere.png")
+    with pytest.raises(UserError, match="no such file"):
+        media.video_info(tmp_path / "nowhere.mp4")
+
+
+def test_resize_frames_shrinks_by_three_to_the_block_means():
+    """An area shrink averages each 3x3 block (a bilinear one would read only the block's centre)."""
+    frames = np.random.default_rng(2).integers(0, 256, (1, 9, 9, 3)).astype(np.uint8)
+    small = media.resize_frames(frames, 3)
+    blocks = frames.reshape(1, 3, 3, 3, 3, 3).astype(np.float64).mean(axis=(2, 4))
+    np.testing.assert_allclose(small, blocks, atol=0.5 + 1e-9)
+
+
+def test_read_audio_clips_float_samples_beyond_full_scale(tmp_path):
+    import soundfile as sf
+
+    loud = np.array([1.5, -2.0, 0.25, 0.9] * 400, np.float32)
+    sf.write(tmp_path / "loud.wav", loud, 16000, subtype="FLOAT")
+    samples, rate = media.read_audio(tmp_path / "loud.wav")
+    assert rate == 16000
+    np.testing.assert_allclose(samples, np.clip(loud, -1, 1), atol=1e-6)
+
+
+def test_read_video_without_audio_leaves_the_sound_out(tmp_path):
+    frames = np.zeros((3, 32, 32, 3), np.uint8)
+    path = _write_mp4(tmp_path / "v.mp4", frames, fps=25, audio_rate=16000)
+    video = media.read_video(path, with_audio=False)
+    assert video.audio is None and video.sample_rate is None
+    assert media.read_video(path).audio is not None
+
+
+def test_the_rate_of_a_variable_rate_clip_is_its_frames_over_its_duration(tmp_path):
+    """5 frames over 1 to 3 s (however the last frame's length is counted): under 5 fps, not the 25 fps
+    the encoder was opened with and its 40 ms steps suggest."""
+    path = _write_vfr_clip(tmp_path / "vfr.mp4", [0, 40, 1000, 1040, 3000], step=40)
+    assert 1.0 < media.video_info(path).fps < 5.0
+
+
+def test_read_audio_takes_the_stream_marked_default_and_says_the_others_are_left_out(tmp_path, caplog):
+    """A film with two soundtracks, the second marked default: that one is read, as a player would."""
+    path = tmp_path / "two.mka"
+    with av.open(str(path), "w") as container:
+        streams = [container.add_stream("pcm_s16le", rate=rate) for rate in (8000, 16000)]
+        streams[0].disposition, streams[1].disposition = 0, av.stream.Disposition.default
+        for stream, rate in zip(streams, (8000, 16000), strict=True):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, 0
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                container.mux(packet)
+    with caplog.at_level("WARNING", logger="deepfake.media"):
+        samples, rate = media.read_audio(path)
+    assert rate == 16000 and len(samples) == 800
+    assert "2 audio streams: using #1" in caplog.text
+
+
+def test_iter_video_upright_false_gives_a_turned_videos_frames_as_stored(tmp_path):
+    stored = np.zeros((2, 48, 64, 3), np.uint8)
+    path = _write_mp4(tmp_path / "phone.mp4", stored, fps=25, rotation=90)
+    assert next(media.iter_video(path, upright=False)).shape == (48, 64, 3)
+    assert next(media.iter_video(path)).shape == (64, 48, 3)

@@ -290,3 +290,119 @@ def test_x2face_method_keeps_a_wide_target_wide(inputs, tmp_path):
     out = tmp_path / "x2f.mp4"
     assert cli(argv(inputs, out, **{"--method": "x2face", "--checkpoint": ckpt, "--target": target})) == 0
     assert read_video(out).frames.shape == (8, STILL, STILL + 64, 3)
+
+
+def test_render_warp_passes_no_mouth_on_and_stops_at_the_last_new_landmarks(monkeypatch):
+    from phase2_face_reenactment.reenact import Track, render_warp
+
+    video = load("phase2_face_reenactment", "video_generator")
+    mouths = []
+
+    def record(target_frame, target_lm, new_lm, source, source_lm, cfg):
+        mouths.append(cfg.mouth)
+        return target_frame
+
+    monkeypatch.setattr(video, "render_frame", record)
+    lm = np.zeros((2, 68, 2))
+    track = Track(lm, np.ones(2, bool))
+    frames = [np.zeros((8, 8, 3), np.uint8)] * 5  # more frames than landmarks: cut at the landmarks
+    assert len(list(render_warp(iter(frames), iter(frames), track, track, lm, mouth=False))) == 2
+    assert len(list(render_warp(iter(frames), iter(frames), track, track, lm))) == 2
+    assert mouths == [False, False, True, True]
+
+
+@pytest.mark.todo("p2.expr", "p2.video")
+def test_a_target_video_that_decodes_fewer_frames_than_declared_and_loses_its_face_still_renders(
+        inputs, tmp_path, monkeypatch, capsys):
+    from phase2_face_reenactment import reenact
+
+    clip = render_clip(make_identity(22), frames=5, size=SIZE, seed=2, speech=False)
+    frames = clip.frames.copy()
+    frames[2] = 128  # the person steps out of frame 2
+    target = writer.save_video(tmp_path / "gap.mp4", frames, clip.fps, label=False)
+    monkeypatch.setattr(reenact, "count_frames", lambda path, limit=None: limit or 8)  # a header claiming 8
+    out = tmp_path / "out.mp4"
+    assert cli(argv(inputs, out, **{"--target": target})) == 0
+    assert "target frames without a face were left as they are" in capsys.readouterr().out
+    assert read_video(out).frames.shape[0] == 5
+
+
+def test_check_args_refuses_transfer_rotation_without_3d(tmp_path):
+    from common.errors import UserError
+    from phase2_face_reenactment.reenact import build_parser, check_args
+
+    for name in ("d.mp4", "t.png"):
+        (tmp_path / name).write_bytes(b"x")
+    base = ["--source", str(tmp_path / "d.mp4"), "--target", str(tmp_path / "t.png"),
+            "--output", str(tmp_path / "o.mp4"), "--transfer-rotation"]
+    with pytest.raises(UserError, match="--transfer-rotation needs --mode 3d"):
+        check_args(build_parser().parse_args(base))
+    check_args(build_parser().parse_args(base + ["--mode", "3d"]))
+
+
+@pytest.mark.todo("p2.expr")
+def test_mode_3d_transfers_each_frame_through_the_3d_head_pose(monkeypatch):
+    from phase2_face_reenactment import reenact
+
+    expr = load("phase2_face_reenactment", "expression_transfer")
+    calls = []
+
+    def record(source, driver_size, *rest):
+        calls.append(driver_size)
+        return np.asarray(source, np.float64) + 1.0
+
+    monkeypatch.setattr(expr, "transfer_expression_3d", record)
+    driver = render_clip(make_identity(1), frames=3, size=96, speech=False).landmarks
+    target = render_clip(make_identity(2), frames=3, size=96, speech=False).landmarks
+    tracks = reenact.Track(driver, np.ones(3, bool)), reenact.Track(target, np.ones(3, bool))
+    new = reenact.transferred_landmarks(*tracks, (96, 80), (96, 96), 25.0, reenact.WarpSettings(mode="3d"))
+    assert calls == [(96, 80)] * 3
+    np.testing.assert_allclose(new, driver + 1.0)
+
+
+def test_a_target_video_whose_frames_do_not_decode_is_one_error_line(inputs, tmp_path, monkeypatch,
+                                                                      one_error_line):
+    from common import media
+
+    real = media.iter_video
+    target = inputs["short"]
+    monkeypatch.setattr(media, "iter_video",
+                        lambda path, **kw: iter(()) if path == target else real(path, **kw))
+    out = tmp_path / "none.mp4"
+    assert cli(argv(inputs, out, **{"--target": target})) == 2
+    assert one_error_line() == f"error: the target video {target}: no frame can be decoded"
+    assert not out.exists()
+
+
+def test_the_warp_gets_the_drivers_width_and_height_in_that_order(inputs, tmp_path, monkeypatch):
+    from phase2_face_reenactment import reenact
+
+    clip = render_clip(make_identity(21), frames=3, size=SIZE, seed=1, speech=False)
+    wide = np.pad(clip.frames, ((0, 0), (0, 0), (32, 32), (0, 0)), mode="edge")  # SIZE+64 wide
+    driver = writer.save_video(tmp_path / "wide.mp4", wide, clip.fps, label=False)
+    sizes = []
+
+    def record(driver_track, target_track, driver_size, target_size, fps, settings):
+        sizes.append((driver_size, target_size))
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(reenact, "transferred_landmarks", record)
+    assert cli(argv(inputs, tmp_path / "o.mp4", **{"--source": driver})) == 2
+    assert sizes == [((SIZE + 64, SIZE), (STILL, STILL))]
+
+
+def test_check_args_refuses_a_folder_input_a_cnn_without_checkpoint_and_detect_every_zero(tmp_path):
+    from common.errors import UserError
+    from phase2_face_reenactment.reenact import build_parser, check_args
+
+    (tmp_path / "d.mp4").write_bytes(b"x")
+    (tmp_path / "t.png").mkdir()  # a folder named like a picture
+    base = ["--source", str(tmp_path / "d.mp4"), "--output", str(tmp_path / "o.mp4")]
+    with pytest.raises(UserError, match="--target file not found"):
+        check_args(build_parser().parse_args(base + ["--target", str(tmp_path / "t.png")]))
+    (tmp_path / "t.jpg").write_bytes(b"x")
+    base += ["--target", str(tmp_path / "t.jpg")]
+    with pytest.raises(UserError, match="--landmarks cnn needs --landmark-checkpoint"):
+        check_args(build_parser().parse_args(base + ["--landmarks", "cnn"]))
+    with pytest.raises(UserError, match="--detect-every must be at least 1"):
+        check_args(build_parser().parse_args(base + ["--detect-every", "0"]))
