@@ -512,3 +512,242 @@ def test_extract_refuses_a_coverage_above_1_before_reading_the_input(tmp_path, o
     assert run(extract.main, ["--input", str(tmp_path / "in.mp4"), "--output", str(tmp_path / "f"),
                               "--coverage", "1.5"]) == 2
     assert one_error_line() == "error: --coverage must be between 0.1 and 1"
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_settings_is_one_clear_error(tmp_path):
+    from phase1_face_swap import swap_video
+
+    autoencoder, cfg = tiny_config()
+    claimed = dict(asdict(cfg), latent_dim=cfg.latent_dim * 2)  # settings of another model than the weights
+    Checkpointer(tmp_path / "checkpoints", {"model": autoencoder.FaceSwapAutoencoder(cfg)}).save(
+        1, extra={"autoencoder": claimed, "coverage": 0.6})
+    with pytest.raises(UserError, match="does not fit its own settings"):
+        swap_video.load_model(tmp_path, torch.device("cpu"))
+
+
+def test_swap_warns_at_the_first_frame_when_one_frame_lasts_longer_than_the_warning_time(caplog):
+    from phase1_face_swap import swap_video
+
+    fps = 0.1  # one frame per 10 s: the first frame already covers NO_FACE_WARN_S
+    stream = swap_video.swapped_stream(_FaceBlindSwapper(False), (np.zeros((8, 8, 3), np.uint8),) * 3, fps)
+    with caplog.at_level("WARNING", logger="deepfake.phase1"):
+        next(stream)
+        assert len(caplog.records) == 1 and "first 1 frames" in caplog.records[0].getMessage()
+
+
+class _SwapFirstFramesSwapper(_FaceBlindSwapper):
+    """Stands in for FaceSwapper: "swaps" (passes through) the first `swaps` frames, finds no face after."""
+
+    def __init__(self, swaps: int):
+        super().__init__(other_person=False)
+        self.swaps = swaps
+
+    def __call__(self, frame: np.ndarray, t: float) -> tuple[np.ndarray, bool]:
+        if self.stats.frames < self.swaps:
+            self.stats.frames += 1
+            self.stats.swapped += 1
+            return frame, True
+        return super().__call__(frame, t)
+
+
+def _swap_with(monkeypatch, swapper, seen: dict | None = None):
+    """swap_video.main with `swapper` in place of the real FaceSwapper (no TODO code runs); `seen` gets
+    the identity filter make_swapper was given."""
+    from phase1_face_swap import swap_video
+
+    def fake_make_swapper(model, extra, args, device, identity_filter=None):
+        if seen is not None:
+            seen["identity_filter"] = identity_filter
+        return swapper
+
+    monkeypatch.setattr(swap_video, "make_swapper", fake_make_swapper)
+    return swap_video.main
+
+
+def _swap_ids(people) -> list[str]:
+    ids = [register_synthetic_identity(p.subject_id, p.display_name) for p in people]
+    return ["--consent", ids[0], "--consent", ids[1]]
+
+
+@pytest.mark.parametrize("flag", ["--detect-every", "--max-frames"])
+def test_swap_refuses_detect_every_or_max_frames_of_zero_in_one_line(
+    untrained_model, people, tmp_path, one_error_line, flag
+):
+    from phase1_face_swap import swap_video
+
+    argv = ["--checkpoint", str(untrained_model), "--input", str(tmp_path / "in.mp4"),
+            "--output", str(tmp_path / "out.mp4"), *_swap_ids(people), flag, "0"]
+    assert run(swap_video.main, argv) == 2
+    assert one_error_line() == "error: --detect-every and --max-frames must be at least 1"
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_swap_refuses_an_image_with_no_face_and_writes_nothing(untrained_model, people, tmp_path, monkeypatch,
+                                                               one_error_line):
+    main = _swap_with(monkeypatch, _FaceBlindSwapper(False))
+    image = writer.save_image(tmp_path / "in.png", np.full((32, 32, 3), 90, np.uint8), label=False)
+    out = tmp_path / "out.png"
+    argv = ["--checkpoint", str(untrained_model), "--input", str(image), "--output", str(out),
+            *_swap_ids(people)]
+    assert run(main, argv) == 2
+    assert "no face found in" in one_error_line() and not out.exists()
+
+
+def test_swap_prints_how_many_frames_were_swapped_of_how_many(untrained_model, people, tmp_path, monkeypatch,
+                                                             capsys):
+    main = _swap_with(monkeypatch, _SwapFirstFramesSwapper(2))
+    clip = writer.save_video(tmp_path / "in.mp4", np.full((3, 32, 32, 3), 90, np.uint8), 25.0, label=False)
+    out = tmp_path / "out.mp4"
+    argv = ["--checkpoint", str(untrained_model), "--input", str(clip), "--output", str(out),
+            *_swap_ids(people)]
+    assert run(main, argv) == 0
+    assert f"{out}: 2 of 3 frames swapped, 1 without a face" in capsys.readouterr().out
+
+
+def test_swap_hands_the_reference_filter_on_and_honours_no_visible_label(untrained_model, people, tmp_path,
+                                                                        monkeypatch):
+    from phase1_face_swap import swap_video
+
+    monkeypatch.setattr(swap_video, "reference_filter", lambda path: ("filter of", path))
+    seen = {}
+    main = _swap_with(monkeypatch, _SwapFirstFramesSwapper(1), seen)
+    image = writer.save_image(tmp_path / "in.png", np.full((32, 32, 3), 90, np.uint8), label=False)
+    out = tmp_path / "out.png"
+    argv = ["--checkpoint", str(untrained_model), "--input", str(image), "--output", str(out),
+            "--reference", str(tmp_path / "alice.png"), "--no-visible-label", *_swap_ids(people)]
+    assert run(main, argv) == 0
+    assert seen["identity_filter"] == ("filter of", tmp_path / "alice.png")
+    row = next(r for r in ProvenanceLog().rows(limit=1000) if Path(r.path) == out.resolve())
+    assert row.visible_label is False
+
+
+def test_swapping_an_image_needs_consent_for_image_outputs(untrained_model, tmp_path, fresh_data_dir,
+                                                           one_error_line):
+    """A record that allows only video outputs does not cover swapping a photo (refused before any work)."""
+    from consent_and_watermark.consent import Ledger
+    from phase1_face_swap import swap_video
+
+    ledger = Ledger()
+    ids = [ledger.add(f"video-only-{i}", f"Video Only {i}", "the person themself", outputs=["video"]).id
+           for i in range(2)]
+    image = writer.save_image(tmp_path / "in.png", np.full((32, 32, 3), 90, np.uint8), label=False)
+    out = tmp_path / "out.png"
+    argv = ["--checkpoint", str(untrained_model), "--input", str(image), "--output", str(out),
+            "--consent", ids[0], "--consent", ids[1]]
+    assert run(swap_video.main, argv) == 2
+    assert "does not allow image outputs" in one_error_line() and not out.exists()
+
+
+def _fake_train_main(monkeypatch, seen: dict, interrupted: bool = False):
+    """train.main with load_faceset and train() replaced: `seen` gets train()'s keyword arguments and
+    the `max_frames` each face set was loaded with."""
+    from types import SimpleNamespace
+
+    from phase1_face_swap import train
+
+    faceset = load("phase1_face_swap", "faceset")
+    seen["max_frames"] = []
+
+    def fake_load(path, size, coverage, max_frames):
+        seen["max_frames"].append(max_frames)
+        return [path] * 6
+
+    def fake_train(*sets, **kwargs):
+        seen.update(kwargs)
+        return SimpleNamespace(step=3, checkpoint=None, interrupted=interrupted)
+
+    monkeypatch.setattr(faceset, "load_faceset", fake_load)
+    monkeypatch.setattr(train, "train", fake_train)
+    return train.main
+
+
+def test_train_passes_the_model_and_loop_flags_on(tmp_path, consent, monkeypatch):
+    seen = {}
+    main = _fake_train_main(monkeypatch, seen)
+    argv = _train_argv(tmp_path, "--preset", "gpu128", "--gan", "--lr", "0.002", "--max-frames", "7",
+                       "--checkpoint-every", "9", "--preview-every", "4", "--no-resume", *consent)
+    assert run(main, argv) == 0
+    assert seen["max_frames"] == [7, 7]
+    assert (seen["preset"], seen["gan"], seen["lr"], seen["checkpoint_every"], seen["preview_every"],
+            seen["resume"]) == ("gpu128", True, 0.002, 9, 4, False)
+
+
+def test_an_interrupted_training_run_exits_with_130(tmp_path, consent, monkeypatch):
+    main = _fake_train_main(monkeypatch, {}, interrupted=True)
+    assert run(main, _train_argv(tmp_path, *consent)) == 130
+
+
+def test_train_refuses_source_and_target_given_once_relative_once_absolute(tmp_path, one_error_line,
+                                                                           monkeypatch):
+    from phase1_face_swap import train
+
+    (tmp_path / "A").mkdir()
+    monkeypatch.chdir(tmp_path)
+    argv = ["--source", "A", "--target", str(tmp_path / "A"), "--run-dir", str(tmp_path / "run")]
+    assert run(train.main, argv) == 2
+    assert "--source and --target are both" in one_error_line()
+    assert not (tmp_path / "run").exists()
+
+
+def test_extract_hands_its_flags_on_and_writes_unlabelled_crops_and_their_index(tmp_path, monkeypatch,
+                                                                                 capsys):
+    """What main() hands to the faceset code and writes from what it yields (faceset stubbed: no TODO
+    code runs): face_000000.png onwards, without the visible label, and faces.json with size, coverage,
+    each crop's source file and frame."""
+    from types import SimpleNamespace
+
+    from phase1_face_swap import extract, swap_video
+
+    faceset = load("phase1_face_swap", "faceset")
+    seen = {}
+
+    def fake_extract(path, size, coverage, identity_filter, max_frames, every, detector):
+        seen.update(coverage=coverage, identity_filter=identity_filter, detector=detector)
+        return [SimpleNamespace(crop=np.full((32, 32, 3), 60 * i, np.uint8), source="clip.mp4", frame=2 * i,
+                                landmarks=np.zeros((68, 2))) for i in range(2)]
+
+    monkeypatch.setattr(faceset, "extract_from_path", fake_extract)
+    monkeypatch.setattr(swap_video, "reference_filter", lambda path: ("filter of", path))
+    out = tmp_path / "faces"
+    argv = ["--input", str(tmp_path / "clip.mp4"), "--output", str(out), "--size", "32", "--coverage", "0.8",
+            "--detector", "mtcnn", "--reference", str(tmp_path / "alice.png")]
+    assert run(extract.main, argv) == 0
+    assert seen == {"coverage": 0.8, "identity_filter": ("filter of", tmp_path / "alice.png"),
+                    "detector": "mtcnn"}
+    assert f"{out}: 2 aligned faces" in capsys.readouterr().out
+    index = json.loads((out / "faces.json").read_text())
+    assert (index["size"], index["coverage"]) == (32, 0.8)
+    assert [(f["file"], f["source"], f["frame"]) for f in index["faces"]] == [
+        ("face_000000.png", "clip.mp4", 0), ("face_000001.png", "clip.mp4", 2)]
+    rows = {Path(r.path): r for r in ProvenanceLog().rows(limit=1000)}
+    assert rows[(out / "face_000000.png").resolve()].visible_label is False
+
+
+def test_train_refuses_a_default_run_dir_that_runs_through_a_file(tmp_path, one_error_line, monkeypatch):
+    """The default --run-dir (runs/phase1_face_swap) is not parsed by argparse's type check; main()
+    still refuses it before loading faces when `runs` is a file."""
+    from phase1_face_swap import train
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("the user's notes")
+    assert run(train.main, _train_argv(tmp_path)[:4]) == 2
+    line = one_error_line()
+    assert "--run-dir" in line and "is a file, not a folder" in line
+
+
+def test_train_loads_face_folders_with_the_coverage_and_max_frames_it_is_given(tmp_path, monkeypatch):
+    """train() (the demo calls it with paths) crops with its `coverage` and reads `max_frames` frames."""
+    from phase1_face_swap import train
+
+    faceset = load("phase1_face_swap", "faceset")
+    seen = []
+
+    def fake_load(path, size, coverage, max_frames):
+        seen.append((path, size, coverage, max_frames))
+        raise UserError("stop here")
+
+    monkeypatch.setattr(faceset, "load_faceset", fake_load)
+    with pytest.raises(UserError, match="stop here"):
+        train.train(tmp_path / "A", tmp_path / "B", tmp_path / "run", device="cpu", coverage=0.7,
+                    max_frames=5)
+    assert seen == [(tmp_path / "A", 64, 0.7, 5)]  # the default cpu64 preset: 64 px
