@@ -575,22 +575,25 @@ def test_discard_drops_only_a_row_whose_file_was_never_finished(tmp_path: Path):
     assert [row.id for row in log.rows()] == [row_id]
 
 
-def test_forgetting_a_folder_keeps_the_rows_of_a_folder_whose_name_starts_alike(tmp_path: Path):
+def _rows_in_out_and_out2(tmp_path: Path) -> ProvenanceLog:
+    """A log with one row in tmp_path/out and one in tmp_path/out2 (a folder whose name starts alike);
+    each row's sha256 field holds its folder's name, to tell them apart."""
     log = ProvenanceLog()
     for folder in ("out", "out2"):
         (tmp_path / folder).mkdir()
         row_id, _ = log.reserve((tmp_path / folder / "a.png").resolve(), "image", None, (), (), True)
         log.complete(row_id, folder, True)
+    return log
+
+
+def test_forgetting_a_folder_keeps_the_rows_of_a_folder_whose_name_starts_alike(tmp_path: Path):
+    log = _rows_in_out_and_out2(tmp_path)
     assert log.forget_folder(tmp_path / "out") == 1
     assert [row.sha256 for row in log.rows()] == ["out2"]
 
 
 def test_moving_a_folder_leaves_the_rows_of_a_folder_whose_name_starts_alike(tmp_path: Path):
-    log = ProvenanceLog()
-    for folder in ("out", "out2"):
-        (tmp_path / folder).mkdir()
-        row_id, _ = log.reserve((tmp_path / folder / "a.png").resolve(), "image", None, (), (), True)
-        log.complete(row_id, folder, True)
+    log = _rows_in_out_and_out2(tmp_path)
     assert log.moved(tmp_path / "out", tmp_path / "new") == 1
     paths = {row.sha256: Path(row.path) for row in log.rows()}
     assert paths == {"out": (tmp_path / "new" / "a.png").resolve(),
