@@ -16,6 +16,7 @@ from tools.make_templates import (
     collect_todos,
     generate,
     is_edited,
+    main,
     plan_templates,
     solution_files,
 )
@@ -179,7 +180,8 @@ def test_only_writes_one_phase(tmp_path: Path) -> None:
     )
     assert run(tmp_path, only="phase4_audio_driven")[0] == 0
     assert (tmp_path / "phase4_audio_driven/template_mel.py").exists()
-    assert not (tmp_path / "phase1_face_swap/template_helper.py").exists()
+    assert not (tmp_path / "phase1_face_swap").exists()
+    assert not (tmp_path / "solutions/phase1_face_swap/__init__.py").exists()
 
 
 def test_collect_todos_gives_the_first_sentence(tree: Path) -> None:
@@ -270,6 +272,61 @@ ERRORS = {
     "relative import": ("from .helper import double\n", 1, "relative import"),
     "missing sibling": ("from solutions.phase1_face_swap.nothing import x\n", 1, "which does not exist"),
     "syntax error": (_func("    return x +\n"), 3, "solution does not parse"),
+    "text after the begin id": (
+        _func("    # TODO p1.bad.a: A.\n    # BEGIN SOLUTION p1.bad.a now\n    return x\n"
+              "    # END SOLUTION\n"),
+        4,
+        "malformed marker",
+    ),
+    "text after end": (
+        _func("    # TODO p1.bad.a: A.\n    # BEGIN SOLUTION p1.bad.a\n    return x\n    # END SOLUTION a\n"),
+        6,
+        "malformed marker",
+    ),
+    "bad id": (
+        _func("    # TODO umeyama: A.\n    # BEGIN SOLUTION umeyama\n    return x\n    # END SOLUTION\n"),
+        4,
+        "bad TODO id 'umeyama': write p<phase>.<module>.<what>",
+    ),
+    "begin without id": (
+        _func("    # TODO p1.bad.a: A.\n    # BEGIN SOLUTION\n    return x\n    # END SOLUTION\n"),
+        4,
+        "BEGIN SOLUTION needs a TODO id",
+    ),
+    "todo separated from its region by code": (
+        _func("    # TODO p1.bad.a: A.\n    y = x\n    # BEGIN SOLUTION p1.bad.a\n    return y\n"
+              "    # END SOLUTION\n"),
+        5,
+        "region p1.bad.a has no `# TODO p1.bad.a: <one sentence>` comment line above it",
+    ),
+    "spans an inner and its outer function": (
+        "def outer():\n    def inner():\n        # TODO p1.bad.a: A.\n        # BEGIN SOLUTION p1.bad.a\n"
+        "        return 1\n    return inner\n    # END SOLUTION\n",
+        4,
+        "region p1.bad.a spans more than one function",
+    ),
+    "end inside a statement": (
+        _func("    # TODO p1.bad.a: A.\n    # BEGIN SOLUTION p1.bad.a\n    y = [\n        x,\n"
+              "    # END SOLUTION\n    ]\n    return y\n"),
+        7,
+        "END SOLUTION of p1.bad.a cuts the statement starting at line 5",
+    ),
+    "begin inside a statement": (
+        _func("    y = max(\n        # TODO p1.bad.a: A.\n        # BEGIN SOLUTION p1.bad.a\n        x,\n"
+              "        # END SOLUTION\n    )\n    return y\n"),
+        5,
+        "BEGIN SOLUTION of p1.bad.a is inside the statement starting at line 3",
+    ),
+    "empty region in a class body": (
+        "class C:\n    X = 1\n    # TODO p1.bad.a: A.\n    # BEGIN SOLUTION p1.bad.a\n    # END SOLUTION\n",
+        4,
+        "the region is not inside a function body",
+    ),
+    "imports the solutions package": (
+        "import solutions.phase1_face_swap\n",
+        1,
+        "the template would import solutions.phase1_face_swap",
+    ),
 }
 
 
@@ -339,3 +396,129 @@ def test_only_one_phase_leaves_the_orphans_of_other_phases_alone(tmp_path: Path)
     assert status == 0 and "template_gone" not in err
     status, out, _ = run(tmp_path, only="phase4_audio_driven", check=True)
     assert status == 0 and "orphan" not in out
+
+
+def test_a_nested_begin_is_one_error_without_follow_on_errors(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"solutions/phase1_face_swap/bad.py": ERRORS["nested"][0]})
+    status, _, err = run(tmp_path)
+    assert status == 2 and "1 error(s) in the solution markers" in err, err
+
+
+def test_sibling_references_inside_other_dotted_names_are_not_rewritten(tmp_path: Path) -> None:
+    user = 'NOTE = "see docs.solutions.phase1_face_swap.helper"\n'
+    write_tree(
+        tmp_path, {"solutions/phase1_face_swap/helper.py": HELPER, "solutions/phase1_face_swap/user.py": user}
+    )
+    assert run(tmp_path)[0] == 0
+    assert (tmp_path / "phase1_face_swap/template_user.py").read_text().endswith(user)
+
+
+def test_a_name_undefined_in_the_solution_too_is_left_to_ruff(tmp_path: Path) -> None:
+    source = _func("    # TODO p1.odd.a: A.\n    # BEGIN SOLUTION p1.odd.a\n    y = x\n    # END SOLUTION\n"
+                   "    return y + undefined_name\n")
+    write_tree(tmp_path, {"solutions/phase1_face_swap/odd.py": source})
+    status, _, err = run(tmp_path)
+    assert status == 2 and "'y' is defined only inside a SOLUTION region" in err
+    assert "undefined_name" not in err
+
+
+def test_collect_todos_reads_the_templates_when_there_are_no_solutions(tree: Path) -> None:
+    assert run(tree)[0] == 0
+    for path in sorted((tree / "solutions/phase1_face_swap").glob("*.py")):
+        path.unlink()
+    double = {todo.id: todo for todo in collect_todos(tree)}["p1.helper.double"]
+    assert (double.module, double.file, double.line) == ("helper", "phase1_face_swap/template_helper.py", 8)
+    assert double.first_hint_sentence == "Double it."
+
+
+def test_collect_todos_joins_continued_todo_lines_and_stops_at_the_hint(tmp_path: Path) -> None:
+    def region(todo_id: str, comments: str) -> str:
+        return (f"def f_{todo_id[-1]}(x):\n    # TODO {todo_id}: {comments}"
+                f"    # BEGIN SOLUTION {todo_id}\n    return x\n    # END SOLUTION\n\n\n")
+
+    source = (
+        region("p1.doc.a", "Subtract the mean\n    # from every value\n    # Hint: Use sum. Then divide.\n")
+        + region("p1.doc.b", "Warp as in Siarohin et al. (2019). Then blend.\n")
+        + region("p1.doc.c", "Fit it, cf. Umeyama (1991)! Check the sign.\n")
+    )
+    write_tree(tmp_path, {"solutions/phase1_face_swap/doc.py": source})
+    hints = {todo.id: todo.first_hint_sentence for todo in collect_todos(tmp_path)}
+    assert hints == {
+        "p1.doc.a": "Subtract the mean from every value",
+        "p1.doc.b": "Warp as in Siarohin et al. (2019).",
+        "p1.doc.c": "Fit it, cf. Umeyama (1991)!",
+    }
+
+
+def test_an_unknown_phase_for_only_is_an_error(tree: Path) -> None:
+    status, out, err = run(tree, only="phase9")
+    assert status == 2 and "unknown phase 'phase9'; choose one of phase1_face_swap" in err
+    assert not (tree / "phase1_face_swap").exists()
+
+
+def test_check_reports_a_missing_package_init(tree: Path) -> None:
+    assert run(tree)[0] == 0
+    (tree / "phase1_face_swap/__init__.py").unlink()
+    status, out, err = run(tree, check=True)
+    assert status == 1 and "missing phase1_face_swap/__init__.py" in out
+    assert "1 template file(s) stale or missing" in err
+
+
+def test_check_shows_a_missing_template_as_a_diff_from_dev_null(tree: Path) -> None:
+    status, out, _ = run(tree, check=True)
+    assert status == 1 and "--- /dev/null\n+++ b/phase1_face_swap/template_toy.py\n" in out
+
+
+def test_writing_warns_about_an_orphan_template_and_keeps_it(tree: Path) -> None:
+    assert run(tree)[0] == 0
+    (tree / "solutions/phase1_face_swap/helper.py").unlink()
+    solution = tree / "solutions/phase1_face_swap/toy.py"
+    solution.write_text(TOY.replace("solutions.phase1_face_swap.helper", "math"))
+    status, _, err = run(tree)
+    assert status == 0
+    assert "warning: phase1_face_swap/template_helper.py has no solution any more; delete it by hand" in err
+    assert (tree / "phase1_face_swap/template_helper.py").exists()
+
+
+def test_the_summary_counts_kept_templates_apart_from_unchanged_ones(tree: Path) -> None:
+    assert run(tree)[0] == 0
+    (tree / "phase1_face_swap/template_toy.py").write_text("# mine\n")
+    status, out, _ = run(tree)
+    assert status == 1 and "templates: 0 written, 1 unchanged, 1 kept" in out
+
+
+def test_command_line_passes_force_and_only_on(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_tree(tree, {"solutions/phase4_audio_driven/mel.py": HELPER.replace("p1.helper", "p4.mel")})
+    assert main(["--root", str(tree), "--only", "phase4_audio_driven"]) == 0
+    assert (tree / "phase4_audio_driven/template_mel.py").exists()
+    assert not (tree / "phase1_face_swap/template_toy.py").exists()
+    assert main(["--root", str(tree)]) == 0
+    template = tree / "phase1_face_swap/template_toy.py"
+    template.write_text("# mine\n")
+    assert main(["--root", str(tree)]) == 1 and template.read_text() == "# mine\n"
+    assert main(["--root", str(tree), "--force"]) == 0
+    assert template.read_text().endswith(TOY_TEMPLATE_BODY)
+    capsys.readouterr()
+
+
+def test_a_phase_folder_without_solutions_still_gets_its_package_init(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"solutions/phase4_audio_driven/mel.py": HELPER.replace("p1.helper", "p4.mel"),
+                          "phase1_face_swap/template_gone.py": "# an old template\n"})
+    run(tmp_path)
+    assert (tmp_path / "phase1_face_swap/__init__.py").read_text() == ""
+
+
+def test_a_star_import_may_define_a_name_the_region_also_assigns(tmp_path: Path) -> None:
+    source = "from math import *\n\n\n" + _func(
+        "    # TODO p1.star.a: A.\n    # BEGIN SOLUTION p1.star.a\n    pi = 3.14\n    # END SOLUTION\n"
+        "    return x * pi\n"
+    )
+    write_tree(tmp_path, {"solutions/phase1_face_swap/star.py": source})
+    assert run(tmp_path)[0] == 0
+
+
+def test_check_ends_every_diff_line_even_without_a_final_newline(tree: Path) -> None:
+    write_tree(tree, {"solutions/phase1_face_swap/aaa.py": "X = 1"})  # its diff comes first
+    status, out, _ = run(tree, check=True)
+    assert status == 1
+    assert "+X = 1\n--- /dev/null\n+++ b/phase1_face_swap/template_helper.py\n" in out

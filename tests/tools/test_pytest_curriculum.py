@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from common.impl import ENV_VAR
 from tools.make_templates import generate
-from tools.pytest_curriculum import _Row, classify, covers, stub_id
+from tools.pytest_curriculum import _Row, classify, covers, format_table, progress_rows, stub_id
 
 # A toy curriculum: two solution files of phase 1.
 TOY_DIR = Path(__file__).parent / "toy_curriculum"
@@ -230,6 +231,7 @@ def test_scale_with_the_helper():
     result = run(toy, "--impl=templates", "-q")
     assert table_row(result, "p1.toy.scale")[2:4] == ["1/2", "done; 1 more test blocked by p1.helper.double"]
     assert table_row(result, "p1.helper.double")[2:4] == ["0/1", "not started"]
+    result.stdout.fnmatch_lines(["*TODO progress (templates): 1 of 2 TODOs done*"])
 
 
 def test_the_table_of_a_todo_run_has_the_rows_asked_for_and_names_the_rest(toy: pytest.Pytester) -> None:
@@ -297,6 +299,10 @@ def test_expect_stubs_reports_each_kind_of_problem(toy: pytest.Pytester) -> None
     assert 'fails with NotImplementedError("TODO p1.helper.double") of another TODO' in out
     result.stdout.fnmatch_lines(["FAILED test_bad.py::test_untagged_failure*"])
     assert "TODOs that no test of this run checks: p1.helper.double, p1.toy.centre" in out
+    result.stdout.fnmatch_lines([
+        "0 of 1 TODO(s): every test stops at its own stub",
+        "these TODOs have tests that do not stop at their own stub (see the failures above):",
+    ])
 
 
 def test_syntax_error_in_one_template_fails_only_its_tests(toy: pytest.Pytester) -> None:
@@ -349,3 +355,150 @@ def test_a_row_with_a_test_passed_and_one_at_its_own_stub_is_in_progress() -> No
 def test_a_not_implemented_error_that_only_mentions_a_todo_is_not_its_stub() -> None:
     assert stub_id(NotImplementedError("TODO p1.toy.scale")) == "p1.toy.scale"
     assert stub_id(NotImplementedError("float16 input: see TODO p1.toy.scale for float32")) is None
+
+
+def test_stub_ids_are_found_through_an_implicit_context_and_through_a_cause_alone() -> None:
+    implicit = RuntimeError("the worker died")  # raised while handling the stub, without `from`
+    implicit.__context__ = NotImplementedError("TODO p3.kp.heatmap")
+    assert stub_id(implicit) == "p3.kp.heatmap"
+    cause_only = RuntimeError("wrapped later")  # `raise ... from saved` outside the except block
+    cause_only.__cause__ = NotImplementedError("TODO p3.kp.jac")
+    assert stub_id(cause_only) == "p3.kp.jac"
+
+
+def test_only_a_not_implemented_error_is_a_stub() -> None:
+    assert stub_id(AssertionError("TODO p1.toy.scale")) is None
+    assert classify(("p1.toy.scale",), AssertionError("TODO p1.toy.scale")) == "failed"
+
+
+def test_the_environment_switch_may_carry_spaces(
+    toy: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_VAR, " templates ")
+    result = run(toy, "-k", "untagged")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["implementation under test: templates*"])
+
+
+def test_a_previous_environment_value_is_restored_after_the_run(
+    toy: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_VAR, "templates")
+    assert run(toy, "--impl=solutions", "-k", "untagged").ret == 0
+    assert os.environ[ENV_VAR] == "templates"
+
+
+def test_the_header_says_when_stubs_are_expected(toy: pytest.Pytester) -> None:
+    result = run(toy, "--impl=templates", "--expect-stubs", "-k", "untagged")
+    result.stdout.fnmatch_lines([
+        "implementation under test: templates*; --expect-stubs: todo-tagged tests must stop at their own stub"
+    ])
+
+
+def test_an_unknown_todo_prefix_with_nothing_close_points_to_make_grade(toy: pytest.Pytester) -> None:
+    result = run(toy, "--impl=solutions", "--todo", "zzz", "-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--todo zzz: no test of this run checks*; `make grade` lists them"])
+
+
+def test_a_mistyped_todo_prefix_is_matched_against_the_solutions_todos_too(toy: pytest.Pytester) -> None:
+    result = run(toy, "--impl=solutions", "--todo", "p1.helper.dubble", "-q")  # tests mark only "p1.helper"
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*did you mean p1.helper.double*"])
+
+
+def test_a_skipped_test_does_not_count_in_the_table(toy: pytest.Pytester) -> None:
+    toy.makepyfile(test_inner="""
+import pytest
+
+from common.impl import load
+
+
+@pytest.mark.todo("p1.toy.scale")
+def test_scale():
+    assert load("phase1_face_swap", "toy").scale(None) == []
+
+
+@pytest.mark.todo("p1.toy.scale")
+def test_needs_a_gpu():
+    pytest.skip("no GPU")
+""")
+    result = run(toy, "--impl=templates", "-q")
+    result.assert_outcomes(failed=1, skipped=1)
+    assert table_row(result, "p1.toy.scale")[2:4] == ["0/1", "not started"]
+
+
+def test_expect_stubs_lists_a_todo_whose_tests_were_all_skipped_apart_from_the_problems(
+    toy: pytest.Pytester,
+) -> None:
+    toy.makepyfile(test_inner="""
+import pytest
+
+from common.impl import load
+
+
+@pytest.mark.todo("p1.toy.scale")
+def test_scale():
+    assert load("phase1_face_swap", "toy").scale(None) == []
+
+
+@pytest.mark.todo("p1.helper.double")
+def test_needs_a_gpu():
+    pytest.skip("no GPU")
+""")
+    result = run(toy, "--impl=templates", "--expect-stubs", "-q")
+    result.assert_outcomes(passed=1, skipped=1)
+    assert result.ret == 0
+    out = result.stdout.str()
+    assert "1 of 1 TODO(s): every test stops at its own stub" in out
+    assert "do not stop at their own stub" not in out
+    assert "TODOs whose tests were all skipped in this run (not checked): p1.helper.double" in out
+
+
+def test_the_todo_marker_is_registered_without_an_ini_file(pytester: pytest.Pytester) -> None:
+    # (an inner session in this process would not show it: pytest caches the marker names it has seen)
+    config = pytester.parseconfigure("-p", "tools.pytest_curriculum", "--impl=solutions")
+    assert any(line.startswith("todo(*ids)") for line in config.getini("markers"))
+
+
+def test_rows_follow_the_curriculum_order_and_end_to_end_rows_come_last_in_a_phase(tmp_path: Path) -> None:
+    def solution(todo_id: str) -> str:
+        return (f"def f(x):\n    # TODO {todo_id}: Do it.\n    # BEGIN SOLUTION {todo_id}\n    return x\n"
+                "    # END SOLUTION\n")
+
+    for rel, todo_id in [("phase1_face_swap/a.py", "p1.zeta.z"), ("phase1_face_swap/b.py", "p1.alpha.a"),
+                         ("phase2_face_reenactment/a.py", "p2.a.a")]:
+        (tmp_path / "solutions" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "solutions" / rel).write_text(solution(todo_id))
+    results = {"t1": (("p2.a.a",), "passed"), "t2": (("p1",), "passed"), "t3": (("p1.alpha.a",), "passed"),
+               "t4": (("p1.zeta.z",), "passed")}
+    rows = progress_rows(results, tmp_path)
+    assert [row.todo_id for row in rows] == ["p1.zeta.z", "p1.alpha.a", "p1", "p2.a.a"]
+    assert rows[2].hint == "end to end: all 2 TODOs under p1"
+
+
+def test_a_mark_of_no_known_todo_gets_its_own_row(tmp_path: Path) -> None:
+    rows = progress_rows({"t1": (("p1.toy.sacle",), "failed"), "t2": (("p0.x",), "passed")}, tmp_path)
+    assert [(row.phase, row.todo_id, row.hint) for row in rows] == [
+        ("phase1_face_swap", "p1.toy.sacle", "(no such TODO in the solutions)"),
+        ("?", "p0.x", "(no such TODO in the solutions)"),
+    ]
+
+
+def test_long_hints_are_shortened_to_the_width() -> None:
+    rows = [_Row("p1.toy.scale", "phase1_face_swap", "word " * 40, (0, 0, ""), passed=1, total=1)]
+    lines = format_table(rows, width=100)
+    assert len(lines[2]) == 99 and lines[2].endswith(" w…")  # one column spare: no wrapped line
+    narrow = format_table(rows, width=20)[2]
+    assert narrow.endswith("  " + "word " * 5 + "word…")  # the hint keeps 30 columns at least
+
+
+def test_a_row_at_its_own_stub_that_another_test_finds_blocked_is_not_started() -> None:
+    row = _Row("p1.toy.scale", "phase1_face_swap", "", (0, 0, ""), total=2, own=1, blocked=1,
+               blockers={"p1.helper.double"})
+    assert row.status == "not started"
+
+
+def test_a_run_without_todo_tagged_tests_prints_no_table(toy: pytest.Pytester) -> None:
+    result = run(toy, "--impl=solutions", "-k", "untagged")
+    assert result.ret == 0 and "TODO progress" not in result.stdout.str()
