@@ -91,7 +91,7 @@ def to_i420(rgb: np.ndarray) -> np.ndarray:
 def encode_segments() -> int:
     """Parallel x264 encoders per video: $DEEPFAKE_ENCODE_SEGMENTS if set, else 1 (one encoder)."""
     value = os.environ.get(ENV_SEGMENTS, "").strip()
-    if value and not value.isdigit():
+    if value and not (value.isascii() and value.isdigit()):  # "²" is a digit to str.isdigit, not to int()
         raise UserError(f"${ENV_SEGMENTS} must be a whole number of encoders, got {value!r}")
     return max(1, int(value or 1))
 

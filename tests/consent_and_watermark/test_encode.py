@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import wave
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -55,9 +56,10 @@ def test_the_segment_count_comes_from_the_environment(monkeypatch):
     assert encode.encode_segments() == 1
     monkeypatch.setenv(encode.ENV_SEGMENTS, "4")
     assert encode.encode_segments() == 4
-    monkeypatch.setenv(encode.ENV_SEGMENTS, "four")
-    with pytest.raises(UserError, match=encode.ENV_SEGMENTS):
-        encode.encode_segments()
+    for bad in ("four", "²"):
+        monkeypatch.setenv(encode.ENV_SEGMENTS, bad)
+        with pytest.raises(UserError, match=encode.ENV_SEGMENTS):
+            encode.encode_segments()
 
 
 def test_frames_of_exactly_256_by_256_are_encoded_finer():
@@ -128,3 +130,172 @@ def test_wav_keeps_full_scale_samples_and_a_correct_riff_size(tmp_path):
     with wave.open(str(path)) as wav:
         pcm = np.frombuffer(wav.readframes(4), "<i2")
     assert pcm.tolist() == [32767, -32767, 16384, 32767]
+
+
+def test_jpeg_quality_reaches_the_encoder(tmp_path):
+    """``quality`` is used, not only its default: a lower quality quantizes coarser into fewer bytes."""
+    low = encode.encode_image(tmp_path / "low.jpg", _photo(), quality=40)
+    high = encode.encode_image(tmp_path / "high.jpg", _photo(), quality=95)
+    with Image.open(low) as a, Image.open(high) as b:
+        assert sum(a.quantization[0]) > 2 * sum(b.quantization[0])
+    assert low.stat().st_size < high.stat().st_size
+
+
+def test_an_unsupported_image_suffix_is_refused_and_nothing_is_written(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="unsupported image format '.bmp'"):
+        encode.encode_image(out / "a.bmp", _photo())
+    assert list(out.iterdir()) == []  # neither an empty a.bmp nor a temporary file
+
+
+@pytest.mark.parametrize(("height", "width"), [(4, 5), (5, 4)])
+def test_a_frame_with_one_odd_side_is_padded_on_that_side_only(height: int, width: int):
+    frame = np.arange(height * width * 3, dtype=np.uint8).reshape(height, width, 3)
+    even = encode._even(frame)
+    assert even.shape == (height + height % 2, width + width % 2, 3)
+    np.testing.assert_array_equal(even[:height, :width], frame)
+    assert encode.to_i420(frame).shape == (even.shape[0] * 3 // 2, even.shape[1])
+    note = encode.padding_note(frame)
+    assert note is not None and f"{width}x{height} px written as {even.shape[1]}x{even.shape[0]}" in note
+
+
+def test_a_segment_count_of_zero_means_one_encoder_and_spaces_are_ignored(monkeypatch):
+    monkeypatch.setenv(encode.ENV_SEGMENTS, "0")
+    assert encode.encode_segments() == 1
+    monkeypatch.setenv(encode.ENV_SEGMENTS, " 2 ")
+    assert encode.encode_segments() == 2
+
+
+def _keyframes(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(packet.is_keyframe for packet in container.demux(video=0) if packet.size)
+
+
+def test_the_segment_count_chooses_how_many_encoders_run(tmp_path: Path, monkeypatch):
+    """Each run of SEGMENT_FRAMES frames on its own encoder opens with a key frame: one encoder
+    (segments 0 or 1) gives one key frame here, 2 (by argument or $DEEPFAKE_ENCODE_SEGMENTS) three;
+    the runs keep the video's frame rate."""
+    frames = _moving_frames(2 * encode.SEGMENT_FRAMES + 4, size=32)
+    monkeypatch.delenv(encode.ENV_SEGMENTS, raising=False)
+    assert _keyframes(encode.encode_mp4(tmp_path / "zero.mp4", frames, 25, segments=0)) == 1
+    assert _keyframes(encode.encode_mp4(tmp_path / "two.mp4", frames, 10, segments=2)) == 3
+    with av.open(str(tmp_path / "two.mp4")) as container:  # at its own frame rate, not 25 fps
+        stream = container.streams.video[0]
+        assert float(stream.duration * stream.time_base) == pytest.approx(len(frames) / 10, abs=0.05)
+    monkeypatch.setenv(encode.ENV_SEGMENTS, "2")
+    assert _keyframes(encode.encode_mp4(tmp_path / "env.mp4", frames, 25)) == 3
+    assert len(_decode(tmp_path / "zero.mp4")) == len(frames)
+
+
+def test_x264_gets_the_preset_asked_for(tmp_path: Path):
+    """x264 writes its settings into the stream: ultrafast turns CABAC off, veryfast (the default)
+    keeps it on."""
+    frames = _moving_frames(2, size=32)
+    assert b"cabac=0" in encode.encode_mp4(tmp_path / "a.mp4", frames, 25, preset="ultrafast").read_bytes()
+    assert b"cabac=1" in encode.encode_mp4(tmp_path / "b.mp4", frames, 25).read_bytes()
+
+
+def test_an_ntsc_frame_rate_is_stored_exactly(tmp_path: Path):
+    """29.97 fps is 30000/1001, not 30: rounded, a 10-minute video would end 0.6 s early against its audio."""
+    path = encode.encode_mp4(tmp_path / "a.mp4", _moving_frames(3, size=32), 30000 / 1001)
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].average_rate == Fraction(30000, 1001)
+
+
+def test_a_video_with_no_frames_is_refused_and_nothing_is_written(tmp_path: Path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="no frames"):
+        encode.encode_mp4(out / "a.mp4", iter([]), 25)
+    assert list(out.iterdir()) == []
+
+
+def test_the_soundtrack_is_one_mono_aac_track_at_a_high_bit_rate_and_full_length(tmp_path: Path):
+    rate = 16_000
+    noise = (0.3 * np.random.default_rng(0).standard_normal(rate)).astype(np.float32)  # 1 s
+    frames = _moving_frames(2, size=32)
+    path = encode.encode_mp4(tmp_path / "a.mp4", frames, 25, audio=noise, sample_rate=rate)
+    with av.open(str(path)) as container:
+        (stream,) = container.streams.audio
+        assert (stream.codec_context.name, stream.rate, stream.codec_context.channels) == ("aac", rate, 1)
+        assert stream.bit_rate > 64_000  # noise takes all the bits it is given: ~74 kb/s asked 128 kb/s
+        assert stream.duration * stream.time_base == 1
+        decoded = np.concatenate([frame.to_ndarray().ravel() for frame in container.decode(audio=0)])
+    # every sample in its place: the end lines up with the input as the start does (a sample lost per
+    # chunk would leave the end 15 samples early)
+    for at in (100, rate - 1500):
+        piece = noise[at : at + 800]
+        best = max(range(-32, 33), key=lambda k: float(np.dot(decoded[at + k : at + k + 800], piece)))
+        assert best == 0, f"the decoded sound at sample {at} is {best} samples off"
+
+
+def test_loud_audio_is_clipped_before_aac_not_stored_too_loud(tmp_path: Path):
+    rate = 16_000
+    loud = (2.0 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
+    path = encode.encode_mp4(tmp_path / "a.mp4", _moving_frames(2, size=32), 25, audio=loud, sample_rate=rate)
+    with av.open(str(path)) as container:
+        decoded = np.concatenate([frame.to_ndarray().ravel() for frame in container.decode(audio=0)])
+    assert 0.9 < np.abs(decoded).max() < 1.3  # clipped to +-1 (AAC overshoots a square edge a little)
+
+
+def test_audio_above_the_highest_aac_rate_is_resampled_down_to_it():
+    audio, rate = encode._resample_for_aac(np.zeros(19_200, np.float32), 192_000)  # 0.1 s
+    assert rate == 96_000 and len(audio) == 9_600
+
+
+def test_a_wav_info_chunk_can_be_walked_by_a_strict_riff_reader(tmp_path: Path):
+    """Every chunk's size is right and odd-length text is padded, so a reader stepping chunk by chunk
+    lands exactly on the end of the file, with each INFO entry where its size says."""
+    info = {"ICMT": "odd", "ISFT": "even", "INAM": "naïve"}
+    data = encode.encode_wav(tmp_path / "a.wav", np.zeros(100, np.float32), 16_000, info=info).read_bytes()
+    chunks, offset = {}, 12
+    while offset < len(data):
+        chunk_id, size = data[offset : offset + 4], struct.unpack("<I", data[offset + 4 : offset + 8])[0]
+        chunks[chunk_id] = data[offset + 8 : offset + 8 + size]
+        offset += 8 + size + size % 2
+    assert offset == len(data) and set(chunks) == {b"fmt ", b"data", b"LIST"}
+    body, entries, at = chunks[b"LIST"], {}, 4
+    assert body[:4] == b"INFO"
+    while at < len(body):
+        key, size = body[at : at + 4].decode(), struct.unpack("<I", body[at + 4 : at + 8])[0]
+        entries[key] = body[at + 8 : at + 8 + size].rstrip(b"\0").decode("utf-8")
+        at += 8 + size + size % 2
+    assert at == len(body) and entries == info
+
+
+def _fail_while_writing(monkeypatch, kind: str) -> None:
+    """Make the encoder of `kind` write part of its file and then fail, as a full disk would."""
+
+    def partial_then_fail(target, *args, **kwargs):
+        with open(target, "wb") as file:
+            file.write(b"half a file")
+        raise OSError("No space left on device")
+
+    if kind == "png":
+        monkeypatch.setattr(Image.Image, "save", lambda self, target, *a, **k: partial_then_fail(target))
+    else:
+        monkeypatch.setattr(Path, "write_bytes", lambda self, data: partial_then_fail(self))
+
+
+@pytest.mark.parametrize("kind", ["png", "mp4", "wav"])
+def test_a_failed_encode_keeps_the_earlier_file_and_leaves_no_temporary(tmp_path: Path, monkeypatch, kind):
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / f"a.{kind}"
+    target.write_bytes(b"the earlier good output")
+    if kind == "mp4":
+
+        def frames():
+            yield from _moving_frames(60, size=32)  # past x264's look-ahead: packets reach the file
+            raise OSError("camera unplugged")
+
+        with pytest.raises(OSError, match="camera unplugged"):
+            encode.encode_mp4(target, frames(), 25)
+    else:
+        _fail_while_writing(monkeypatch, kind)
+        with pytest.raises(OSError, match="No space left"):
+            if kind == "png":
+                encode.encode_image(target, _photo())
+            else:
+                encode.encode_wav(target, np.zeros(100, np.float32), 16_000)
+    monkeypatch.undo()
+    assert list(out.iterdir()) == [target] and target.read_bytes() == b"the earlier good output"
