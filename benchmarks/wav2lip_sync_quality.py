@@ -195,6 +195,19 @@ judged further from the audio than the input; with the final expert as the teach
 (0.015, one thread), generator seeds 0-3: r 0.64, 0.59, -0.14, 0.04 (LSE-D +67.2, +64.1, +43.7, +121.3 %;
 by the teacher -8.2, -8.1, +9.7, +19.7 %): which seeds learn lip sync is still up to the seed. Dropped.
 
+Nor does matching the teacher's view of the truth (session 17): an extra loss, the L1 between the
+teacher face encoder's activations on the generated and on the ground-truth lower halves (after blocks
+1, 4, 8 and 11, each divided by the truth's mean activation), so that the generator copies what the
+expert reads in a mouth, sharpness included, rather than pixels alone. It hardly falls (0.60 at step
+100, 0.51 at 1000, weight 0.1), and with the preset's step-500 teacher, generator seed 0, one thread:
+weight 0.1 +77.4 %, r 0.51; weight 1 +78.4 %, r 0.57 (the preset, with 2 threads: +63.8 %, 0.58).
+Dropped. Nor (the same expert files, one thread) an exponential moving average of the generator's
+weights (decay 0.99, BatchNorm statistics averaged too), saved in place of the last weights: +101.9 %, r
+0.38. Nor the sync weight raised linearly from 0 at the first step to 0.03 at the last (the L1 has the
+early steps to itself; the mean weight is half the preset's): generator seeds 0, 2, 3 +61.3 %, +85.9 %,
++117.2 % and r 0.61, 0.44, 0.07 (the last judged no closer to the audio than the input): which seeds
+learn lip sync is up to the seed.
+
 Figures 2 and 3 average 6 held-out people (seeds 700-705; dlib on their ground-truth videos gives
 r = 0.70 on average, the ceiling of figure 3); earlier versions used the first 3 (ceiling 0.76), whose
 mean is printed too. The held-out clips are 3 s (75 frames) whatever --frames says. LSE-D is printed
