@@ -128,12 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="after timing, profile one batch of ours and print its N costliest ops")
     args = parser.parse_args(argv)
+    if args.frames < 1 or (args.batch_size is not None and args.batch_size < 1):
+        parser.error("--frames and --batch-size must be at least 1")
+    if args.threads < 0 or args.profile < 0:
+        parser.error("--threads and --profile cannot be negative")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     device = pick_device(args.device)
-    batch_size = args.batch_size or default_batch_size(device)
+    batch_size = default_batch_size(device) if args.batch_size is None else args.batch_size
     torch.manual_seed(0)
     model = load(PHASE, "model")
     config = model.get_config(args.config)

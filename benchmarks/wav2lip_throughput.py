@@ -63,8 +63,23 @@ def timed(label: str, fn, results: dict, cpu: dict):
     return value
 
 
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One line and exit 2 for settings the benchmark cannot run with (argparse's own convention)."""
+    if args.seconds <= 0:
+        parser.error("--seconds must be positive")
+    if args.height < 32 or args.height % 2:
+        parser.error("--height must be even and at least 32 (the encoder needs even sides)")
+    if min(args.batch_size, args.detect_every) < 1:
+        parser.error("--batch-size and --detect-every must be at least 1")
+    if args.runs < 0 or args.threads < 0:
+        parser.error("--runs and --threads cannot be negative")
+    if args.width <= 0:
+        parser.error("--width must be positive")
+    if args.marginal and args.runs < 1:
+        parser.error("--marginal compares with the full-length run: give --runs 1 or more")
 
-def main() -> int:
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -81,7 +96,8 @@ def main() -> int:
                         help="detect the face on every K-th frame only (as wav2lip.py --detect-every)")
     parser.add_argument("--marginal", action="store_true",
                         help="also time the tool on a clip half as long: frames/s without the per-run costs")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    check_args(parser, args)
     if args.threads:
         torch.set_num_threads(args.threads)
     elif args.device.startswith("cuda"):
@@ -207,21 +223,27 @@ def run_benchmark(args: argparse.Namespace, folder: Path) -> int:
 
     print()
     for run in range(1, args.runs + 1):
-        seconds = cli_seconds(face, audio)
-        print(f"end to end, run {run} (wav2lip.py, streaming, incl. model load): {seconds:.2f} s for {n} "
-              f"frames = {n / seconds:.1f} fps on {card}")
+        seconds_full = cli_seconds(face, audio)
+        print(f"end to end, run {run} (wav2lip.py, streaming, incl. model load): {seconds_full:.2f} s for "
+              f"{n} frames = {n / seconds_full:.1f} fps on {card}")
     if args.marginal:
-        # the same tool on a clip half as long: the difference in time is what the extra frames cost,
-        # without what every run pays once (loading the model, starting the workers, the audio track)
+        # the same tool on a clip half as long: the difference in time from the last full-length run is
+        # what the extra frames cost, without what every run pays once (loading the model, starting the
+        # workers, the audio track)
         half = folder / "half"
         half.mkdir()
         face_half, audio_half, _ = make_input(half, args.seconds / 2, args.height)
         mel_half = audio_encoder.melspectrogram(read_audio(audio_half, 16000)[0])
         n_half = min(sum(1 for _ in iter_video(face_half)), len(audio_encoder.mel_chunks(mel_half, 25.0)))
         seconds_half = cli_seconds(face_half, audio_half)
-        print(f"end to end, half-length clip: {seconds_half:.2f} s for {n_half} frames; marginal throughput "
-              f"{(n - n_half) / (seconds - seconds_half):.1f} fps (the last {n - n_half} frames), fixed cost "
-              f"about {seconds_half - n_half * (seconds - seconds_half) / (n - n_half):.2f} s per run")
+        if n_half >= n:
+            print(f"end to end, half-length clip: {n_half} frames, as many as the full clip's {n}: "
+                  "too short for a marginal figure (give more --seconds)")
+        else:
+            extra = seconds_full - seconds_half  # what the last n - n_half frames cost
+            print(f"end to end, half-length clip: {seconds_half:.2f} s for {n_half} frames; marginal "
+                  f"throughput {(n - n_half) / extra:.1f} fps (the last {n - n_half} frames), fixed cost "
+                  f"about {seconds_half - n_half * extra / (n - n_half):.2f} s per run")
     print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0
 
