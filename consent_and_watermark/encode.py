@@ -109,6 +109,15 @@ def video_crf(shape: tuple[int, ...]) -> int:
     return SMALL_FRAME_CRF if shape[0] * shape[1] <= SMALL_FRAME_AREA else 18
 
 
+def check_audio_track(audio: np.ndarray, sample_rate: int | None) -> None:
+    """Refuse an audio track an mp4 cannot carry, before anything is written: one without its sample
+    rate, or one without samples (the AAC stream would be left out of the file without a word)."""
+    if not sample_rate:
+        raise ValueError("an audio track needs its sample_rate")
+    if np.size(audio) == 0:
+        raise ValueError("the audio track is empty (0 samples): pass audio=None for a video without sound")
+
+
 def encode_mp4(
     path: str | Path,
     frames: Iterable[np.ndarray],
@@ -130,6 +139,8 @@ def encode_mp4(
     2 cores it buys nothing (720p: 251 fps with one encoder, 233 with two, 241 with four; 0.54 -> 1.24 MB
     for 160 frames): it is meant for many-core machines, and is off unless asked for."""
     path = Path(path)
+    if audio is not None:
+        check_audio_track(audio, sample_rate)
     rate = Fraction(fps).limit_denominator(1001)
     segments = encode_segments() if segments is None else max(1, segments)
     options = {"crf": str(crf), "preset": preset}

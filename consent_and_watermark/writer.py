@@ -449,8 +449,8 @@ def save_video(
     check_suffix(path, "video")
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a positive number, got {fps}")
-    if audio is not None and not sample_rate:
-        raise ValueError("save_video needs sample_rate with audio")
+    if audio is not None:
+        encode.check_audio_track(audio, sample_rate)
     sample_rate = _sample_rate(sample_rate) if audio is not None else sample_rate
     show_label = get_context().visible_label if label is None else label
 

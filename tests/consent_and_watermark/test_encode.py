@@ -299,3 +299,18 @@ def test_a_failed_encode_keeps_the_earlier_file_and_leaves_no_temporary(tmp_path
                 encode.encode_wav(target, np.zeros(100, np.float32), 16_000)
     monkeypatch.undo()
     assert list(out.iterdir()) == [target] and target.read_bytes() == b"the earlier good output"
+
+
+@pytest.mark.parametrize("audio, rate, message", [
+    (np.zeros(0, np.float32), 16000, "the audio track is empty"),
+    (np.zeros(1600, np.float32), None, "needs its sample_rate"),
+])
+def test_encode_mp4_refuses_an_empty_or_rateless_audio_track_and_writes_nothing(
+        tmp_path: Path, audio: np.ndarray, rate: int | None, message: str):
+    """Without the check an empty track was dropped from the file silently, and a missing rate raised a
+    TypeError from deep inside the resampler."""
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ValueError, match=message):
+        encode.encode_mp4(out / "a.mp4", _moving_frames(2), 25, audio=audio, sample_rate=rate)
+    assert list(out.iterdir()) == []

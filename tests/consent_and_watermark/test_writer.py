@@ -125,6 +125,20 @@ def test_small_video_is_signed_and_tagged_without_watermark(out_dir: Path, caplo
     assert "skipped" in report.watermark["details"]
 
 
+@pytest.mark.parametrize("audio, rate, message", [
+    (np.zeros(0, np.float32), 16000, "the audio track is empty"),
+    (np.zeros(1600, np.float32), None, "needs its sample_rate"),
+])
+def test_a_video_with_an_empty_or_rateless_audio_track_is_refused_before_anything_is_written(
+        out_dir: Path, audio: np.ndarray, rate: int | None, message: str):
+    """An empty track would be left out of the mp4 without a word; a track without a rate cannot be
+    encoded. Either is refused at once: no file, no temporary file, no provenance row."""
+    with pytest.raises(ValueError, match=message):
+        writer.save_video(out_dir / "talk.mp4", _panning_clip(3, size=128), 25, audio=audio, sample_rate=rate)
+    assert list(out_dir.iterdir()) == []
+    assert ProvenanceLog().rows() == []
+
+
 def test_video_with_audio_marks_both_tracks(out_dir: Path):
     rate, seconds = 16000, 10
     t = np.arange(rate * seconds) / rate
