@@ -65,8 +65,8 @@ def timed(label: str, fn, results: dict, cpu: dict):
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """One line and exit 2 for settings the benchmark cannot run with (argparse's own convention)."""
-    if args.seconds <= 0:
-        parser.error("--seconds must be positive")
+    if args.seconds < (0.4 if args.marginal else 0.2):  # wav2lip.py needs 0.2 s of audio, the half clip too
+        parser.error("--seconds must be at least 0.2 (0.4 with --marginal): one audio window lasts 0.2 s")
     if args.height < 32 or args.height % 2:
         parser.error("--height must be even and at least 32 (the encoder needs even sides)")
     if min(args.batch_size, args.detect_every) < 1:

@@ -69,6 +69,8 @@ def w2l_args(**changes) -> SimpleNamespace:
 @pytest.mark.parametrize("changes, flag", [
     ({"seconds": 0.0}, "--seconds"),
     ({"seconds": -1.0}, "--seconds"),
+    ({"seconds": 0.19}, "--seconds"),  # no 0.2 s audio window: wav2lip.py would refuse the clip
+    ({"marginal": True, "seconds": 0.39}, "--seconds"),  # the half clip would be under 0.2 s
     ({"height": 31}, "--height"),
     ({"height": 30}, "--height"),  # even, but under 32
     ({"height": 721}, "--height"),  # odd
@@ -86,7 +88,8 @@ def test_wav2lip_check_args_refuses_settings_it_cannot_run_with(changes, flag):
 
 
 @pytest.mark.parametrize("changes", [
-    {}, {"seconds": 0.04}, {"height": 32}, {"height": 34}, {"batch_size": 1}, {"detect_every": 1},
+    {}, {"seconds": 0.2}, {"marginal": True, "seconds": 0.4}, {"height": 32}, {"height": 34},
+    {"batch_size": 1}, {"detect_every": 1},
     {"runs": 0}, {"threads": 0}, {"width": 0.01}, {"marginal": True, "runs": 1},
 ])
 def test_wav2lip_check_args_accepts_the_boundaries(changes):
