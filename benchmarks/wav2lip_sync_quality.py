@@ -220,6 +220,11 @@ broken by the sync loss. How much the output depends on the audio (mean |G(a) - 
 of 48 training windows, a' another window's audio) swings within a run from checkpoint to checkpoint
 (seed 0: 0.0123 at step 300, 0.0009 at 700, 0.0081 at 1000) and predicts r only loosely (final values
 0.0048-0.0096 for r 0.10-0.61 over 11 generators), so it was not made a probe for picking a seed.
+Nor does augmenting the generator's data (session 19: 36 people x 40 frames leave each training frame
+recognisable by its pose, a possible shortcut around the audio), the target and reference windows each
+shifted, zoomed and recoloured as the expert's (data.Augment) and one audio level per window: a fresh
+preset run (one thread, under load: expert 89.8 % / 90.1 %, teacher 80.1 %) gave +74.0 %, r 0.35
+without it and +71.7 %, r 0.24 with it (generator seed 0, the same expert files). Dropped.
 
 Figures 2 and 3 average 6 held-out people (seeds 700-705; dlib on their ground-truth videos gives
 r = 0.70 on average, the ceiling of figure 3); earlier versions used the first 3 (ceiling 0.76), whose
