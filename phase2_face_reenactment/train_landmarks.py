@@ -26,6 +26,7 @@ import torch
 from common.cli import add_common_args, run
 from common.errors import UserError, first_line
 from common.impl import load, use_impl
+from common.synthetic import check_frame_size
 from common.training import (
     Checkpointer,
     TrainConfig,
@@ -94,6 +95,7 @@ def check_args(args: argparse.Namespace) -> None:
     """Refuse, before any face is rendered, flags the run would fail on late or misuse silently."""
     if args.input_size % 8 or args.input_size < 32:
         raise UserError("--input-size must be a multiple of 8, at least 32")
+    check_frame_size(args.render_size, "--render-size")
     if args.steps < 1 or args.batch_size < 1 or args.frames < 1:
         raise UserError("--steps, --batch-size and --frames must be at least 1")
     if not 1 <= args.identities <= len(data.TRAIN_SEEDS):

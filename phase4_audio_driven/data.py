@@ -29,7 +29,7 @@ from common.atomic import write_atomic
 from common.cli import check_output
 from common.errors import UserError, first_line
 from common.media import read_audio, read_image
-from common.synthetic import make_identity, render_clip
+from common.synthetic import check_frame_size, make_identity, render_clip
 from phase4_audio_driven.pipeline import FACE_SIZE, crop, face_boxes, to_network
 
 log = logging.getLogger("deepfake.phase4")
@@ -304,6 +304,7 @@ def load_clips(args: argparse.Namespace, audio_encoder: ModuleType, seed: int) -
     if args.data == "synthetic":
         if args.identities < 1 or args.frames < 3 * WINDOW:
             raise UserError(f"need at least 1 identity and {3 * WINDOW} frames per identity")
+        check_frame_size(args.frame_size, "--frame-size")
         if args.cache is not None and args.cache.is_file():
             return read_cache(args.cache)
         if args.cache is not None:

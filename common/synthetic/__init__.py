@@ -13,7 +13,7 @@ speech (formant-synthesised audio and visemes), animation (tracks over time), cl
 """
 
 from common.synthetic.animation import MotionConfig, Tracks, make_tracks
-from common.synthetic.clip import Clip, render_clip
+from common.synthetic.clip import FRAME_SIZES, Clip, check_frame_size, render_clip
 from common.synthetic.dataset import ExportConfig, export_dataset, export_identity, load_ground_truth
 from common.synthetic.face_render import POSE_FIELDS, neutral_pose, render_frame
 from common.synthetic.identity import EXPRESSION_FIELDS, Identity, make_identity
@@ -21,6 +21,7 @@ from common.synthetic.speech import SAMPLE_RATE, VISEMES, Speech, synthesize_spe
 
 __all__ = [
     "EXPRESSION_FIELDS",
+    "FRAME_SIZES",
     "POSE_FIELDS",
     "SAMPLE_RATE",
     "VISEMES",
@@ -30,6 +31,7 @@ __all__ = [
     "MotionConfig",
     "Speech",
     "Tracks",
+    "check_frame_size",
     "export_dataset",
     "export_identity",
     "load_ground_truth",

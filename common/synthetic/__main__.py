@@ -13,6 +13,7 @@ from pathlib import Path
 
 from common.cli import run
 from common.errors import UserError
+from common.synthetic.clip import check_frame_size
 from common.synthetic.dataset import FORMATS, ExportConfig, export_dataset
 
 
@@ -62,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.identities < 1 or args.frames < 1 or args.seed < 0:
         raise UserError("--identities and --frames must be at least 1 and --seed at least 0")
-    if not 64 <= args.size <= 2048:
-        raise UserError(f"--size must be between 64 and 2048 pixels, got {args.size}")
+    check_frame_size(args.size, "--size")
     if not 1 <= args.fps <= 120:
         raise UserError(f"--fps must be between 1 and 120, got {args.fps}")
     config = ExportConfig(args.frames, args.size, args.fps, parse_formats(args.formats), not args.silent)

@@ -6,10 +6,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import UserError
 from common.synthetic.animation import MotionConfig, make_tracks
 from common.synthetic.face_render import render_frame
 from common.synthetic.identity import Identity
 from common.synthetic.speech import SAMPLE_RATE, Speech, synthesize_speech
+
+FRAME_SIZES = (64, 2048)  # px: smaller frames lose the face's features, larger ones only cost memory
+
+
+def check_frame_size(size: int, flag: str) -> None:
+    """Refuse a rendered frame size outside FRAME_SIZES with one line naming the tool's `flag`."""
+    low, high = FRAME_SIZES
+    if not low <= size <= high:
+        raise UserError(f"{flag} must be between {low} and {high} pixels, got {size}")
 
 
 @dataclass

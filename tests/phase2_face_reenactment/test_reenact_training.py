@@ -65,6 +65,9 @@ def test_training_refuses_bad_sizes(tmp_path):
 
     assert run(train_x2face.main, ["--run-dir", str(tmp_path / "a"), "--size", "40"]) == 2
     assert run(train_landmarks.main, ["--run-dir", str(tmp_path / "b"), "--input-size", "30"]) == 2
+    for size in ("0", "-5", "2049"):  # the synthetic renderer's frame sizes are 64-2048 px
+        assert run(train_landmarks.main, ["--run-dir", str(tmp_path / "c"), "--render-size", size]) == 2
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.parametrize("tool", [pytest.param("train_x2face", marks=pytest.mark.todo("p2.x2f")),

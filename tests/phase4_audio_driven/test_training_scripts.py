@@ -265,6 +265,19 @@ def test_trainers_refuse_a_bad_learning_rate_or_no_steps_in_one_line(tmp_path, o
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("size", ["0", "-5", "63", "2049"])
+def test_expert_trainer_refuses_a_synthetic_frame_size_out_of_range_before_rendering(tmp_path, one_error_line,
+                                                                                   size):
+    from common.cli import run
+    from phase4_audio_driven import train_syncnet
+
+    argv = ["--run-dir", str(tmp_path / "run"), "--identities", "1", "--frames", "20", "--frame-size", size,
+            "--cache", str(tmp_path / "clips.npz"), "--device", "cpu"]
+    assert run(train_syncnet.main, argv) == 2
+    assert f"--frame-size must be between 64 and 2048 pixels, got {size}" in one_error_line()
+    assert not (tmp_path / "clips.npz").exists()
+
+
 def test_group_batches_draw_distinct_windows_from_a_clip_with_just_enough():
     from phase4_audio_driven.data import syncnet_group_batch
 
