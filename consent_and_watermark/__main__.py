@@ -64,8 +64,13 @@ def _describe(record: Record) -> str:
 
 def _consent_command(args: argparse.Namespace) -> int:
     expires = _expiry(args) if args.action == "add" else None  # bad dates refused before the ledger opens
-    if args.ledger and args.action != "add" and not Path(args.ledger).exists():  # a folder: opening says so
-        raise UserError(f"no ledger at {args.ledger} (it is created by `consent --ledger FILE add`)")
+    if args.ledger and args.action != "add":
+        given = Path(args.ledger)
+        if not given.exists():  # a folder: opening says so
+            raise UserError(f"no ledger at {args.ledger} (it is created by `consent --ledger FILE add`)")
+        if given.is_file() and given.stat().st_size == 0:  # SQLite would write a new ledger into it
+            raise UserError(f"{args.ledger} is an empty file, not a consent ledger (a ledger is created by "
+                            "`consent --ledger FILE add`)")
     ledger = Ledger(args.ledger)
     if args.action == "add":
         record = ledger.add(

@@ -311,6 +311,19 @@ def test_consent_commands_on_a_ledger_that_does_not_exist_do_not_create_it(tmp_p
     assert "no ledger at" in capsys.readouterr().err and not typo.exists()
 
 
+@pytest.mark.parametrize("action", [["list"], ["show", "cr-x"], ["revoke", "cr-x", "--reason", "r"]])
+def test_consent_commands_other_than_add_leave_an_empty_file_given_as_the_ledger_untouched(tmp_path,
+                                                                                      one_error_line, action):
+    from common.cli import run
+    from consent_and_watermark.__main__ import main
+
+    empty = tmp_path / "notes.pth"
+    empty.touch()
+    assert run(main, ["consent", "--ledger", str(empty), *action]) == 2
+    assert "is an empty file, not a consent ledger" in one_error_line()
+    assert empty.stat().st_size == 0
+
+
 def test_a_folder_given_as_the_ledger_or_the_log_is_named_as_a_folder(tmp_path, one_error_line):
     evidence = tmp_path / "statement.txt"
     evidence.write_text("I agree.")
