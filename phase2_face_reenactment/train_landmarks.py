@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=d.frames,
                         help=f"frames rendered per identity (default: {d.frames})")
     parser.add_argument("--render-size", type=int, default=d.render_size,
-                        help=f"synthetic frame size in px (default: {d.render_size})")
+                        help=f"synthetic frame size, 64-2048 px (default: {d.render_size})")
     parser.add_argument("--batch-size", type=int, default=d.batch_size,
                         help=f"crops per step (default: {d.batch_size})")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default: {d.lr:g})")

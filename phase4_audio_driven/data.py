@@ -289,7 +289,7 @@ def add_data_args(parser: argparse.ArgumentParser, identities: int = 6, frames: 
         "--frames", type=int, default=frames, help=f"synthetic: frames per person (default {frames})"
     )
     group.add_argument(
-        "--frame-size", type=int, default=160, help="synthetic: rendered frame size (default 160)"
+        "--frame-size", type=int, default=160, help="synthetic: rendered frame size, 64-2048 px (default 160)"
     )
     group.add_argument(
         "--cache",
